@@ -1,0 +1,5 @@
+"""``python -m peregrine`` is the ``peregrine`` command."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,512 @@
+"""One asyncio protocol per HTTP connection.
+
+It owns the transport, the parser, the timers and flow control, and calls the handler. Three
+rules keep it correct:
+
+1. Responses leave in request order. Parsed requests (and parse errors, which become error
+   responses) wait in ``queue``; only one is handled at a time.
+2. Every close goes through ``_close`` or ``_abort``; ``connection_lost`` cancels every timer, so
+   none outlives the connection.
+3. One lazy timer serves all read timeouts (header, body, keep-alive): moving a deadline is an
+   attribute write, not a new timer per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from typing import Any, Optional, Union
+
+from ..http.errors import ProtocolError
+from ..http.parser import BODY, HEAD, IDLE, RequestParser
+from ..http.request import Request
+from ..http.response import Response, serialize_head
+from ..http.status import STATUS_LINES, has_no_body
+from .state import ServerState
+
+log = logging.getLogger("peregrine.error")
+access_log = logging.getLogger("peregrine.access")
+
+# what a read deadline means when it passes
+_KEEP_ALIVE, _HEADER, _BODY = 1, 2, 3
+_FILE_CHUNK = 256 * 1024
+
+
+def error_response(status: int, date_line: bytes, server_line: bytes, extra: bytes = b"") -> bytes:
+    """A complete, closing plain-text error response."""
+    body = STATUS_LINES[status][9:-2] + b"\n"
+    return b"".join((
+        STATUS_LINES[status], date_line, server_line, extra,
+        b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
+        b"Connection: close\r\n\r\n", body,
+    ))
+
+
+class HttpConnection(asyncio.Protocol):
+    """Serves HTTP/1.0 and HTTP/1.1 on one connection (see the module docstring)."""
+
+    __slots__ = (
+        "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
+        "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer",
+        "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused",
+    )
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.config = state.config
+        self.loop = state.loop
+        self.handle = state.handler.handle_request
+        self.transport: Optional[asyncio.Transport] = None
+        self.parser: Optional[RequestParser] = None
+        self.queue: deque[Union[Request, ProtocolError]] = deque()
+        #: a response is in progress outside data_received (async handler, stream, file)
+        self.busy = False
+        self.closed = False
+        self.client: Optional[tuple[str, int]] = None
+        self.scheme = "http"
+        self.trusted_proxy = False
+        self.write_paused = False
+        self.drain_waiter: Optional[asyncio.Future[None]] = None
+        self.send_timer: Optional[asyncio.TimerHandle] = None
+        self.deadline = 0.0
+        self.deadline_kind = 0
+        self.timer: Optional[asyncio.TimerHandle] = None
+        self.streaming_response: Optional[Response] = None
+        self.chunked = False
+        self.reading_paused = False
+
+    # --- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        state = self.state
+        state.connections.add(self)
+        config = self.config
+        if len(state.connections) > config.max_connections:
+            transport.write(error_response(503, state.date_line, state.server_line))
+            self._close()
+            return
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.client = (peer[0], peer[1])
+            if state.is_trusted_proxy is not None:
+                self.trusted_proxy = state.is_trusted_proxy(peer[0])
+        elif state.is_trusted_proxy is not None:
+            self.trusted_proxy = state.is_trusted_proxy("unix")
+        if transport.get_extra_info("sslcontext") is not None:
+            self.scheme = "https"
+        self.parser = self._new_parser()
+        transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
+        self._set_deadline(_HEADER, config.header_timeout)
+
+    def _new_parser(self) -> RequestParser:
+        config = self.config
+        return RequestParser(
+            config.max_request_line, config.max_header_size, config.max_header_count,
+            config.max_body_size, self.client, self.scheme,
+        )
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        assert parser is not None
+        begun = parser.begun
+        try:
+            parser.feed(data)
+        except ProtocolError as exc:
+            self.queue.extend(parser.requests)
+            parser.requests.clear()
+            self.queue.append(exc)
+            self._pause_reading()  # the stream is out of sync: nothing after this is read
+        else:
+            if parser.requests:
+                self.queue.extend(parser.requests)
+                parser.requests.clear()
+                if self.busy and len(self.queue) >= self.config.max_pipelined:
+                    self._pause_reading()  # the handler is behind: let TCP push back
+            if parser.upgrade_data is not None:
+                self._pause_reading()  # the rest belongs to the next protocol
+            state = parser.state
+            if state == BODY:
+                self._set_deadline(_BODY, self.config.body_timeout)
+                if parser.expect_continue and not self.busy and not self.queue:
+                    self._send_continue()
+            elif state == HEAD and parser.begun != begun:
+                self._set_deadline(_HEADER, self.config.header_timeout)
+        if self.queue and not self.busy:
+            self._process_queue()
+
+    def eof_received(self) -> Optional[bool]:
+        # A half-closed client may still read the responses to what it sent: keep writing them.
+        if self.busy or self.queue:
+            return True
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.closed = True
+        self.state.connections.discard(self)
+        self.deadline_kind = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        self.queue.clear()
+        self._wake_writer()
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.send_timer is None:
+            self.send_timer = self.loop.call_later(self.config.send_timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        self._wake_writer()
+
+    # --- the request queue ----------------------------------------------------------------------
+
+    def _process_queue(self) -> None:
+        queue = self.queue
+        while queue and not self.busy and not self.closed:
+            item = queue.popleft()
+            if isinstance(item, ProtocolError):
+                self._send_error(item.status)
+                return
+            self.deadline_kind = 0  # no read timeout while the handler runs
+            self._handle(item)
+        if self.busy or self.closed:
+            return
+        parser = self.parser
+        assert parser is not None
+        if parser.upgrade_data is not None:
+            # The handler did not take up the upgrade: go on speaking HTTP with what followed.
+            leftover = parser.upgrade_data
+            self.parser = self._new_parser()
+            self._resume_reading()
+            if leftover:
+                self.data_received(leftover)
+                return
+        if self.reading_paused:
+            self._resume_reading()
+        if parser.state == IDLE:
+            self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
+        elif parser.expect_continue:
+            self._send_continue()
+
+    def _handle(self, request: Request) -> None:
+        if self.trusted_proxy:
+            apply = getattr(self.state, "apply_proxy_headers", None)
+            if apply is not None:
+                apply(request)
+        response = Response(self)
+        response._request = request
+        start = self.loop.time() if self.config.access_log else 0.0
+        try:
+            result = self.handle(request, response)
+        except Exception:
+            self._handler_failed(request)
+            return
+        if result is not None or response.stream_source is not None or response.file is not None:
+            self.busy = True
+            task = self.loop.create_task(self._respond_later(request, response, result, start))
+            self.state.tasks.add(task)
+            task.add_done_callback(self.state.tasks.discard)
+            return
+        self._respond(request, response, start)
+
+    async def _respond_later(self, request: Request, response: Response, result: Any,
+                             start: float) -> None:
+        """Finish a response that needs awaiting: an async handler, a stream or a file."""
+        try:
+            if result is not None:
+                await result
+            if response.stream_source is not None:
+                async for chunk in response.stream_source:
+                    await self.write_stream_chunk(response, chunk)
+            if response.file is not None:
+                await self._send_file(request, response)
+            else:
+                self._respond(request, response, start)
+        except ConnectionError:
+            self._abort()
+        except asyncio.CancelledError:
+            self._abort()
+            raise
+        except Exception:
+            self._handler_failed(request)
+        finally:
+            if response.file is not None:
+                response.file[0].close()
+        self.busy = False
+        if not self.closed:
+            self._process_queue()
+
+    def _keep_alive(self, request: Request, response: Response) -> bool:
+        return request.keep_alive and not response.close_connection and not self.state.draining
+
+    def _respond(self, request: Request, response: Response, start: float) -> None:
+        """Send a response whose body is complete (bytes), or end a streamed one."""
+        if self.closed:
+            return
+        state = self.state
+        state.requests += 1
+        if self.streaming_response is response:
+            self._end_stream(request, response)
+        elif response.upgrade_factory is not None:
+            self._upgrade(response)
+            return
+        else:
+            keep_alive = self._keep_alive(request, response)
+            body = response.body
+            status = response.status
+            try:
+                head = serialize_head(
+                    response, len(body), keep_alive, request.version == "1.0",
+                    state.date_line, state.server_line,
+                )
+            except ValueError:
+                self._handler_failed(request)
+                return
+            transport = self.transport
+            assert transport is not None
+            if not body or request.method == "HEAD" or has_no_body(status):
+                transport.write(head)
+            elif len(body) < 65536:
+                transport.write(head + body)
+            else:
+                transport.writelines((head, body))
+            if not keep_alive:
+                self._close()
+        if self.config.access_log:
+            self._log_access(request, response, start)
+
+    def _log_access(self, request: Request, response: Response, start: float) -> None:
+        client = request.client
+        access_log.info(
+            '%s - "%s %s HTTP/%s" %d %.2fms', f"{client[0]}:{client[1]}" if client else "-",
+            request.method, request.url, request.version, response.status,
+            (self.loop.time() - start) * 1000,
+        )
+
+    # --- streamed and file bodies ---------------------------------------------------------------
+
+    async def write_stream_chunk(self, response: Response, chunk: Union[bytes, str]) -> None:
+        """Send one part of a streamed body (see :meth:`Response.write`)."""
+        if self.closed:
+            raise ConnectionResetError("the client has gone")
+        transport = self.transport
+        assert transport is not None
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        request_version, is_head = self._current_request_facts(response)
+        if self.streaming_response is not response:
+            # HTTP/1.0 has no chunked coding: the body ends when the connection does.
+            self.chunked = request_version == "1.1" and not has_no_body(response.status)
+            keep_alive = self.chunked and not response.close_connection and not self.state.draining
+            response.close_connection = not keep_alive
+            transport.write(serialize_head(
+                response, None, keep_alive, request_version == "1.0",
+                self.state.date_line, self.state.server_line, chunked=self.chunked,
+            ))
+            self.streaming_response = response
+        if chunk and not is_head and not has_no_body(response.status):
+            if self.chunked:
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            else:
+                transport.write(chunk)
+        if self.write_paused:
+            await self._drain()
+
+    def _current_request_facts(self, response: Response) -> tuple[str, bool]:
+        request = response._request
+        return ("1.1", False) if request is None else (request.version, request.method == "HEAD")
+
+    def _end_stream(self, request: Request, response: Response) -> None:
+        transport = self.transport
+        assert transport is not None
+        if self.chunked and request.method != "HEAD":
+            transport.write(b"0\r\n\r\n")
+        self.streaming_response = None
+        if response.close_connection or not request.keep_alive or self.state.draining:
+            self._close()
+
+    async def _send_file(self, request: Request, response: Response) -> None:
+        assert response.file is not None and self.transport is not None
+        file, offset, count = response.file
+        keep_alive = self._keep_alive(request, response)
+        self.transport.write(serialize_head(
+            response, count, keep_alive, request.version == "1.0",
+            self.state.date_line, self.state.server_line,
+        ))
+        if request.method != "HEAD" and not has_no_body(response.status) and count:
+            await self._copy_file(file, offset, count)
+        self.state.requests += 1
+        if self.config.access_log:
+            self._log_access(request, response, 0.0)
+        if not keep_alive:
+            self._close()
+
+    async def _copy_file(self, file: Any, offset: int, count: int) -> None:
+        transport = self.transport
+        assert transport is not None
+        try:
+            await self.loop.sendfile(transport, file, offset, count)
+            return
+        except (NotImplementedError, AttributeError):
+            pass  # uvloop has no sendfile: read and write in bounded pieces
+        fd = file.fileno()
+        while count > 0:
+            piece = os.pread(fd, min(_FILE_CHUNK, count), offset)
+            if not piece:
+                # The file shrank under us: Content-Length promised more, so the only honest
+                # end is to cut the connection.
+                raise ConnectionAbortedError("file shorter than announced")
+            transport.write(piece)
+            offset += len(piece)
+            count -= len(piece)
+            if self.write_paused:
+                await self._drain()
+            if self.closed:
+                raise ConnectionResetError("the client has gone")
+
+    async def _drain(self) -> None:
+        if self.closed:
+            raise ConnectionResetError("the client has gone")
+        waiter = self.drain_waiter
+        if waiter is None:
+            waiter = self.drain_waiter = self.loop.create_future()
+        await waiter
+
+    def _wake_writer(self) -> None:
+        waiter = self.drain_waiter
+        if waiter is not None:
+            self.drain_waiter = None
+            if not waiter.done():
+                if self.closed:
+                    waiter.set_exception(ConnectionResetError("the client has gone"))
+                else:
+                    waiter.set_result(None)
+
+    # --- upgrades -----------------------------------------------------------------------------
+
+    def _upgrade(self, response: Response) -> None:
+        transport = self.transport
+        parser = self.parser
+        assert transport is not None and parser is not None and response.upgrade_factory is not None
+        if response.status != 101:
+            log.error("Response.upgrade() needs status 101, got %s", response.status)
+            self._send_error(500)
+            return
+        transport.write(serialize_head(
+            response, None, True, False, self.state.date_line, self.state.server_line,
+        ))
+        leftover = parser.upgrade_data or b""
+        # Hand the socket over: from here on this object is out of the picture.
+        self.closed = True
+        self.state.connections.discard(self)
+        self.deadline_kind = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        protocol = response.upgrade_factory(transport, self.state)
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        transport.resume_reading()
+        if leftover:
+            protocol.data_received(leftover)
+
+    # --- errors and closing ----------------------------------------------------------------------
+
+    def _handler_failed(self, request: Request) -> None:
+        log.exception("handler failed on %s %s", request.method, request.url)
+        if self.streaming_response is not None:
+            self._abort()  # the head is out: a 500 can no longer be sent
+        else:
+            self._send_error(500)
+
+    def _send_error(self, status: int) -> None:
+        if self.closed:
+            return
+        assert self.transport is not None
+        self.state.requests += 1
+        self.transport.write(error_response(status, self.state.date_line, self.state.server_line))
+        self._close()
+
+    def _send_continue(self) -> None:
+        assert self.transport is not None and self.parser is not None
+        self.parser.expect_continue = False
+        self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _close(self) -> None:
+        """Close after what is buffered has been sent (the one orderly way out)."""
+        self.queue.clear()
+        self.deadline_kind = 0
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def _abort(self) -> None:
+        """Drop the connection now, discarding buffered output."""
+        self.queue.clear()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _send_timed_out(self) -> None:
+        self.send_timer = None
+        log.info("send timeout: closing a connection whose client stopped reading")
+        self._abort()
+
+    def _pause_reading(self) -> None:
+        if not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self.reading_paused and self.transport is not None and not self.closed:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    # --- read timeouts ------------------------------------------------------------------------
+
+    def _set_deadline(self, kind: int, seconds: float) -> None:
+        deadline = self.loop.time() + seconds
+        self.deadline = deadline
+        self.deadline_kind = kind
+        timer = self.timer
+        if timer is None or timer.when() > deadline:
+            if timer is not None:
+                timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._on_deadline)
+
+    def _on_deadline(self) -> None:
+        self.timer = None
+        kind = self.deadline_kind
+        if not kind or self.closed:
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._on_deadline)
+            return
+        self.deadline_kind = 0
+        if kind == _KEEP_ALIVE:
+            self._close()
+        else:
+            # A slow or stalled request (slowloris): 408 once earlier responses are out.
+            self.queue.append(ProtocolError(408, "request timeout"))
+            self._pause_reading()
+            if not self.busy:
+                self._process_queue()
+
+    # --- graceful shutdown ----------------------------------------------------------------------
+
+    def is_idle(self) -> bool:
+        """True when no request is in flight or partly received."""
+        return not self.busy and not self.queue and (self.parser is None or self.parser.state == IDLE)
+
+    def shutdown(self) -> None:
+        """Close now when idle; otherwise the response in flight closes the connection."""
+        if self.is_idle():
+            self._close()

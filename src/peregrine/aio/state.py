@@ -1,0 +1,44 @@
+"""What all the connections of one worker share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, Callable, Optional
+
+from ..config import Config
+from ..http.dates import date_line
+
+
+class ServerState:
+    """The per-worker context handed to every connection (see ``docs/internals.md``)."""
+
+    def __init__(self, config: Config, handler: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        #: the worker's handler instance
+        self.handler = handler
+        self.loop = loop
+        #: live connection protocols (HTTP and WebSocket)
+        self.connections: set[Any] = set()
+        #: tasks running async handlers and streamed bodies; shutdown waits for them
+        self.tasks: set[asyncio.Task[Any]] = set()
+        #: True once graceful shutdown began: responses then close their connection
+        self.draining = False
+        #: requests answered by this worker (for max_requests)
+        self.requests = 0
+        #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody
+        self.is_trusted_proxy: Optional[Callable[[str], bool]] = None
+        #: pre-formatted ``Date`` line, refreshed every second by :meth:`tick`
+        self.date_line = date_line(time.time())
+        self.server_line = b"Server: peregrine\r\n" if config.server_header else b""
+        self._ticker: Optional[asyncio.TimerHandle] = None
+
+    def start_clock(self) -> None:
+        """Refresh ``date_line`` every second (formatting a date per response would cost more)."""
+        self.date_line = date_line(time.time())
+        self._ticker = self.loop.call_at(self.loop.time() + 1.0, self.start_clock)
+
+    def stop_clock(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None

@@ -1,0 +1,205 @@
+"""Sans-IO HTTP/1.x request parser: bytes in, complete requests out.
+
+The byte-level grammar is llhttp's (through ``httptools``), run in its strict mode: it rejects
+obs-fold, bad tokens, CR/LF/NUL in values, conflicting or malformed Content-Length and
+Transfer-Encoding. On top of it this module adds what llhttp leaves to the server: size limits
+(414, 431, 413), the Host requirement, HTTP/0.9 and version checks (400, 505), ``Expect``.
+
+Every failure is a :class:`ProtocolError` carrying the status to answer with; the caller sends
+it and closes, since a stream that failed to parse cannot be trusted to stay in sync.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import httptools
+
+from .errors import ProtocolError
+from .headers import Headers
+from .request import Request
+
+#: parser states, readable by the connection to choose its timer
+IDLE, HEAD, BODY = 0, 1, 2
+
+_HEADER_OVERHEAD = 4  # ": " and CRLF around every field
+_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+
+
+class RequestParser:
+    """Feeds bytes to llhttp and collects the requests they complete.
+
+    After :meth:`feed`, ``requests`` holds every request completed so far (the caller pops them),
+    ``expect_continue`` is set when the request in progress waits for ``100 Continue``, and
+    ``upgrade_data`` holds the bytes that followed an upgrade request (the parser is finished then).
+    """
+
+    __slots__ = (
+        "requests", "state", "begun", "expect_continue", "upgrade_data",
+        "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
+        "_content_length", "_codings", "_error", "_request", "_client", "_scheme",
+        "_max_line", "_max_head", "_max_count", "_max_body",
+    )
+
+    def __init__(
+        self,
+        max_request_line: int = 8192,
+        max_header_size: int = 32768,
+        max_header_count: int = 100,
+        max_body_size: int = 1 << 20,
+        client: Optional[tuple[str, int]] = None,
+        scheme: str = "http",
+    ) -> None:
+        self.requests: list[Request] = []
+        #: IDLE between requests, HEAD while the head arrives, BODY while the body does
+        self.state = IDLE
+        #: how many requests have begun; lets the caller notice a new one within one feed
+        self.begun = 0
+        self.expect_continue = False
+        self.upgrade_data: Optional[bytes] = None
+        self._max_line = max_request_line
+        self._max_head = max_header_size
+        self._max_count = max_header_count
+        self._max_body = max_body_size
+        self._client = client
+        self._scheme = scheme
+        self._error: Optional[ProtocolError] = None
+        self._request: Optional[Request] = None
+        self._reset_message()
+        self._parser = httptools.HttpRequestParser(self)
+
+    def _reset_message(self) -> None:
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._body: list[bytes] = []
+        self._body_size = 0
+        self._has_host = False
+        self._content_length = 0
+        self._codings: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed."""
+        if self.upgrade_data is not None:
+            self.upgrade_data += data
+            return
+        head_before = self._head_size if self.state == HEAD else 0
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self.upgrade_data = data[exc.args[0]:]
+        except httptools.HttpParserError as exc:
+            if self._error is not None:
+                raise self._error from None
+            raise _classify(exc) from None
+        if self.state == HEAD and head_before + len(data) > self._max_head:
+            # llhttp buffers a header it has not finished: bound what a client can make it hold
+            self._fail(431, "request header fields too large")
+            raise self._error  # type: ignore[misc]
+
+    def _fail(self, status: int, detail: str) -> None:
+        # Raised inside a callback, the exception stops llhttp; feed() then re-raises this one.
+        self._error = ProtocolError(status, detail)
+        raise self._error
+
+    # --- llhttp callbacks ---------------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.state = HEAD
+        self.begun += 1
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self._max_line:
+            self._fail(414, "request target too long")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        headers = self._headers
+        headers.append((name, value))
+        self._head_size += len(name) + len(value) + _HEADER_OVERHEAD
+        if len(headers) > self._max_count:
+            self._fail(431, "too many header fields")
+        if self._head_size > self._max_head:
+            self._fail(431, "request header fields too large")
+        if len(name) == 4 and name.lower() == b"host":
+            if self._has_host:
+                self._fail(400, "more than one Host header")
+            self._has_host = True
+        elif len(name) == 14 and name.lower() == b"content-length":
+            # llhttp has checked the digits and rejected a second, different value
+            self._content_length = int(value)
+            if self._content_length > self._max_body:
+                self._fail(413, "request body larger than max_body_size")
+        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            self._codings += (c.strip().lower() for c in value.split(b","))
+        elif len(name) == 6 and name.lower() == b"expect":
+            if value.lower() != b"100-continue":
+                self._fail(417, "unsupported expectation")
+            self.expect_continue = True
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        version = _VERSIONS.get(parser.get_http_version())
+        if version is None:
+            if parser.get_http_version() == "0.9":
+                self._fail(400, "HTTP/0.9 request line")
+            self._fail(505, "HTTP version not supported")
+        if version == "1.1" and not self._has_host:
+            self._fail(400, "HTTP/1.1 request without Host")
+        codings = self._codings
+        if codings and codings != [b"chunked"]:
+            if codings[-1] != b"chunked":  # the body's length would be unknowable (RFC 9112 §6.3)
+                self._fail(400, "the last transfer coding is not chunked")
+            self._fail(501, "transfer coding not implemented")  # we decode no other coding
+        url = self._url
+        if url[:1] == b"/":
+            path, _, query = url.partition(b"?")
+        elif url == b"*":
+            path, query = url, b""
+        else:
+            path, query = _absolute_form(url)
+        if version == "1.0" and self.expect_continue:
+            self.expect_continue = False  # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1)
+        if self.expect_continue and self._content_length == 0 and not self._codings:
+            self.expect_continue = False
+        self._request = Request(
+            parser.get_method().decode("ascii"), path, query, version, Headers(self._headers),
+            b"", self._client, parser.should_keep_alive(), self._scheme,
+        )
+        self.state = BODY
+
+    def on_body(self, body: bytes) -> None:
+        self._body_size += len(body)
+        if self._body_size > self._max_body:
+            self._fail(413, "request body larger than max_body_size")
+        self._body.append(body)
+
+    def on_message_complete(self) -> None:
+        request = self._request
+        assert request is not None
+        if self._body:
+            body = self._body
+            request.body = body[0] if len(body) == 1 else b"".join(body)
+        self.requests.append(request)
+        self._request = None
+        self.expect_continue = False
+        self.state = IDLE
+        self._reset_message()
+
+
+def _absolute_form(url: bytes) -> tuple[bytes, bytes]:
+    """Split ``http://host/path?q`` (absolute-form, RFC 9112 §3.2.2) into path and query."""
+    try:
+        parsed = httptools.parse_url(url)
+    except httptools.HttpParserInvalidURLError:
+        raise ProtocolError(400, "invalid request target") from None
+    if not parsed.schema or parsed.schema.lower() not in (b"http", b"https"):
+        raise ProtocolError(400, "invalid request target")
+    return parsed.path or b"/", parsed.query or b""
+
+
+def _classify(exc: Exception) -> ProtocolError:
+    """Turn an llhttp error into the status a client should see."""
+    message = str(exc) or "malformed request"
+    # A well-formed "HTTP/x.y" that is not 1.0/1.1; a garbled one is a plain 400.
+    return ProtocolError(505 if message == "Invalid HTTP version" else 400, message)

@@ -1,0 +1,136 @@
+"""The request a handler receives."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+from urllib.parse import parse_qsl, unquote_to_bytes
+
+from .headers import Headers
+
+
+class QueryParams:
+    """Parsed query string: ``get`` gives the first value of a key, ``getall`` every value.
+
+    Keys and values are percent-decoded (``+`` is a space); blank values are kept.
+    """
+
+    __slots__ = ("_pairs",)
+
+    def __init__(self, query_string: str) -> None:
+        self._pairs = parse_qsl(query_string, keep_blank_values=True)
+
+    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
+        """The first value of ``key``, or ``default``."""
+        for k, v in self._pairs:
+            if k == key:
+                return v
+        return default
+
+    def getall(self, key: str) -> list[str]:
+        """Every value of ``key`` in order; ``[]`` when absent."""
+        return [v for k, v in self._pairs if k == key]
+
+    def __getitem__(self, key: str) -> str:
+        value = self.get(key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __contains__(self, key: object) -> bool:
+        return any(k == key for k, _ in self._pairs)
+
+    def __iter__(self) -> Any:
+        return iter(dict.fromkeys(k for k, _ in self._pairs))
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def items(self) -> list[tuple[str, str]]:
+        """All ``(key, value)`` pairs in order, repeated keys included."""
+        return list(self._pairs)
+
+    def __repr__(self) -> str:
+        return f"QueryParams({self._pairs!r})"
+
+
+def decode_path(raw_path: bytes) -> str:
+    """Percent-decode a request path to text (UTF-8; undecodable bytes become U+FFFD)."""
+    if b"%" not in raw_path:
+        return raw_path.decode("utf-8", "replace")
+    return unquote_to_bytes(raw_path).decode("utf-8", "replace")
+
+
+class Request:
+    """One HTTP request, complete (body included) when the handler sees it.
+
+    ``path`` and ``query`` are computed on first access: a handler that never reads them never
+    pays for decoding them.
+    """
+
+    __slots__ = (
+        "method", "raw_path", "query_bytes", "version", "headers", "body", "client",
+        "keep_alive", "scheme", "_path", "_query", "__weakref__",
+    )
+
+    def __init__(
+        self,
+        method: str,
+        raw_path: bytes,
+        query_bytes: bytes,
+        version: str,
+        headers: Headers,
+        body: bytes = b"",
+        client: Optional[tuple[str, int]] = None,
+        keep_alive: bool = True,
+        scheme: str = "http",
+    ) -> None:
+        #: request method as sent, e.g. ``"GET"``
+        self.method = method
+        #: the path as sent (still percent-encoded), without the query
+        self.raw_path = raw_path
+        #: the query string as sent, without the ``?``
+        self.query_bytes = query_bytes
+        #: ``"1.0"`` or ``"1.1"``
+        self.version = version
+        #: header fields, see :class:`Headers`
+        self.headers = headers
+        #: the whole request body (``b""`` when there is none)
+        self.body = body
+        #: ``(host, port)`` of the client (of the proxy's client when a trusted proxy says so)
+        self.client = client
+        #: whether the connection stays open after this request
+        self.keep_alive = keep_alive
+        #: ``"http"`` or ``"https"``
+        self.scheme = scheme
+        self._path: Optional[str] = None
+        self._query: Optional[QueryParams] = None
+
+    @property
+    def path(self) -> str:
+        """The percent-decoded path, without the query string."""
+        path = self._path
+        if path is None:
+            path = self._path = decode_path(self.raw_path)
+        return path
+
+    @property
+    def query_string(self) -> str:
+        """The raw query string (without ``?``), as text."""
+        return self.query_bytes.decode("latin-1")
+
+    @property
+    def query(self) -> QueryParams:
+        """The parsed query string (parsed on first access, then cached for this request)."""
+        query = self._query
+        if query is None:
+            query = self._query = QueryParams(self.query_string)
+        return query
+
+    @property
+    def url(self) -> str:
+        """The request target as sent: raw path plus ``?query`` when there is one."""
+        target = self.raw_path.decode("latin-1")
+        return f"{target}?{self.query_string}" if self.query_bytes else target
+
+    def __repr__(self) -> str:
+        return f"<Request {self.method} {self.url} HTTP/{self.version}>"

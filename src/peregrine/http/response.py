@@ -1,0 +1,196 @@
+"""The response a handler fills in, and its serialisation to bytes.
+
+A response has one of four kinds of body:
+- bytes (``set_body``), sent with ``Content-Length`` in the same write as the head;
+- a stream (``await write(chunk)`` or ``stream(async_iterable)``), sent chunked on HTTP/1.1 and
+  delimited by closing the connection on HTTP/1.0;
+- a file (``send_file``), sent with ``Content-Length`` straight from the file;
+- nothing, for 1xx/204/304.
+The connection (``peregrine.aio.connection``) does the sending; this module only builds bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import IO, TYPE_CHECKING, Any, AsyncIterable, Callable, Optional, Union
+
+from .status import STATUS_LINES, has_no_body
+
+if TYPE_CHECKING:
+    import asyncio
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
+
+# Header names the server computes itself: letting a handler set them could desynchronise the
+# connection (a wrong Content-Length is request smuggling waiting to happen).
+_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+
+
+def _encode(text: Union[str, bytes], what: str) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    try:
+        return text.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"header {what} {text!r} has characters outside ISO-8859-1") from None
+
+
+def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tuple[bytes, bytes]:
+    """Encode and validate one header field; raise ``ValueError`` on anything that could split it."""
+    bname = _encode(name, "name")
+    if not _TOKEN.fullmatch(bname):
+        raise ValueError(f"invalid header name {name!r}")
+    if isinstance(value, int):
+        value = str(value)
+    bvalue = _encode(value, "value")
+    if _FORBIDDEN_IN_VALUE.search(bvalue):
+        raise ValueError(f"header value for {name!r} contains CR, LF or NUL")
+    return bname, bvalue.strip(b" \t")
+
+
+class Response:
+    """What the handler answers. ``status`` defaults to 200."""
+
+    __slots__ = (
+        "status", "headers", "body", "file", "stream_source", "upgrade_factory",
+        "close_connection", "_has_date", "_has_server", "_conn", "_request",
+    )
+
+    def __init__(self, conn: Any = None) -> None:
+        #: the status code; the reason phrase comes from the standard table
+        self.status: int = 200
+        #: header fields set so far, as ``(name, value)`` bytes pairs
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: bytes = b""
+        self.file: Optional[tuple[Any, int, int]] = None
+        self.stream_source: Optional[AsyncIterable[Union[bytes, str]]] = None
+        self.upgrade_factory: Optional[Callable[..., "asyncio.Protocol"]] = None
+        #: True when the handler asked for ``Connection: close``
+        self.close_connection = False
+        self._has_date = False
+        self._has_server = False
+        self._conn = conn
+        self._request: Any = None
+
+    # --- headers ------------------------------------------------------------------------------
+
+    def set_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
+        """Set a header, replacing any field of the same name (case-insensitive)."""
+        bname, bvalue = check_header(name, value)
+        lname = self._note_special(bname, bvalue)
+        if self.headers:
+            self.headers = [h for h in self.headers if h[0].lower() != lname]
+        self.headers.append((bname, bvalue))
+
+    def add_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
+        """Add a header field, keeping any others of the same name (e.g. ``Set-Cookie``)."""
+        bname, bvalue = check_header(name, value)
+        self._note_special(bname, bvalue)
+        self.headers.append((bname, bvalue))
+
+    def get_header(self, name: str) -> Optional[str]:
+        """The first value set for ``name`` (case-insensitive), or None."""
+        lname = name.lower().encode("latin-1")
+        for n, v in self.headers:
+            if n.lower() == lname:
+                return v.decode("latin-1")
+        return None
+
+    def _note_special(self, bname: bytes, bvalue: bytes) -> bytes:
+        lname = bname.lower()
+        if lname in _FRAMING:
+            raise ValueError(
+                f"{bname.decode()} is set by the server from the body; use set_body, write or send_file"
+            )
+        if lname == b"connection" and b"close" in bvalue.lower():
+            self.close_connection = True
+        elif lname == b"date":
+            self._has_date = True
+        elif lname == b"server":
+            self._has_server = True
+        return lname
+
+    # --- bodies -------------------------------------------------------------------------------
+
+    def set_body(self, body: Union[bytes, bytearray, memoryview, str]) -> None:
+        """The whole body at once (``str`` is encoded as UTF-8). Content-Length follows from it."""
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        elif not isinstance(body, bytes):
+            body = bytes(body)
+        self.body = body
+
+    def stream(self, source: AsyncIterable[Union[bytes, str]]) -> None:
+        """Send the chunks of an async iterable as the body once the handler returns."""
+        self.stream_source = source
+
+    async def write(self, chunk: Union[bytes, str]) -> None:
+        """Send part of a streamed body now; waits while the client is not reading.
+
+        The first call sends the head (chunked on HTTP/1.1, close-delimited on HTTP/1.0).
+        """
+        if self._conn is None:
+            raise RuntimeError("this response is not attached to a connection")
+        await self._conn.write_stream_chunk(self, chunk)
+
+    @property
+    def streaming(self) -> bool:
+        """True once the head of a streamed body has been sent."""
+        return self._conn is not None and self._conn.streaming_response is self
+
+    def send_file(self, file: Union[str, "os.PathLike[str]", IO[bytes]], offset: int = 0,
+                  count: Optional[int] = None) -> None:
+        """Make the body ``count`` bytes of ``file`` from ``offset`` (to its end when None).
+
+        ``file`` is a path or a binary file object; the server closes it once sent. Content-Length
+        is set from ``count``. The bytes go straight from the file (``sendfile`` where possible).
+        """
+        if isinstance(file, (str, os.PathLike)):
+            file = open(file, "rb")
+        if count is None:
+            count = os.fstat(file.fileno()).st_size - offset
+        if offset < 0 or count < 0:
+            file.close()
+            raise ValueError("offset and count must not be negative")
+        self.file = (file, offset, count)
+
+    def upgrade(self, factory: Callable[..., "asyncio.Protocol"]) -> None:
+        """Switch protocols after this (101) response; see ``docs/internals.md``."""
+        self.upgrade_factory = factory
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status}>"
+
+
+def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bool,
+                   http10: bool, date_line: bytes, server_line: bytes, chunked: bool = False) -> bytes:
+    """The status line and header block of ``resp``, ending with the blank line.
+
+    ``content_length`` None means no Content-Length (streams, 1xx/204/304). ``date_line`` and
+    ``server_line`` are the pre-formatted ``Date``/``Server`` lines (``server_line`` may be empty);
+    a header of the same name set by the handler wins.
+    """
+    status = resp.status
+    line = STATUS_LINES.get(status)
+    if line is None:
+        raise ValueError(f"invalid status code {status!r}")
+    parts = [line]
+    if not resp._has_date:
+        parts.append(date_line)
+    if not resp._has_server:
+        parts.append(server_line)
+    for name, value in resp.headers:
+        parts += (name, b": ", value, b"\r\n")
+    if content_length is not None and not has_no_body(status):
+        parts.append(b"Content-Length: %d\r\n" % content_length)
+    if chunked:
+        parts.append(b"Transfer-Encoding: chunked\r\n")
+    if status != 101:
+        if not keep_alive:
+            parts.append(b"Connection: close\r\n")
+        elif http10:
+            parts.append(b"Connection: keep-alive\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)

@@ -1,0 +1,1 @@
+"""The process model: listening sockets, workers, the supervisor, TLS."""

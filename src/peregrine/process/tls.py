@@ -1,0 +1,24 @@
+"""The TLS context made from the ``ssl_*`` options."""
+
+from __future__ import annotations
+
+import ssl
+
+from ..config import Config
+
+_CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+
+
+def make_ssl_context(config: Config) -> ssl.SSLContext:
+    """A server context: TLS 1.2+ (or 1.3 only), ALPN ``http/1.1``, optional client certificates."""
+    assert config.ssl_certfile is not None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = (
+        ssl.TLSVersion.TLSv1_3 if config.ssl_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
+    )
+    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
+    if config.ssl_ca_certs:
+        context.load_verify_locations(config.ssl_ca_certs)
+    context.verify_mode = _CERT_REQS[config.ssl_cert_reqs]
+    context.set_alpn_protocols(["http/1.1"])
+    return context

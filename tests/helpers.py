@@ -1,0 +1,184 @@
+"""Starting real Peregrine servers for tests, and talking to them with raw sockets.
+
+Servers run as subprocesses (``python -m peregrine run ...``) exactly as users run them, on
+127.0.0.1 with port 0; the port is read from the startup line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Optional
+
+ROOT = Path(__file__).resolve().parent.parent
+_ADDRESS = re.compile(r"serving on (https?)://([^,\s]+):(\d+)")
+
+
+class ServerProcess:
+    """A Peregrine server in a child process; a context manager that stops it on exit.
+
+    ``args`` go to the command line after ``run TARGET`` (or replace it when ``command`` is
+    given, e.g. ``["static", DIR]``). ``workers`` defaults to 1.
+    """
+
+    def __init__(self, target: Optional[str] = None, *args: str, command: Optional[list[str]] = None,
+                 workers: int = 1, env: Optional[dict[str, str]] = None, cwd: Optional[str] = None,
+                 start_timeout: float = 15.0, script: Optional[list[str]] = None) -> None:
+        if script is not None:
+            argv = [sys.executable, *script]
+        else:
+            argv = [sys.executable, "-m", "peregrine", *(command or ["run", str(target)])]
+        argv += ["--host", "127.0.0.1", "--port", "0", "--workers", str(workers), *args]
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd or str(ROOT), env=full_env, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+        match = self.wait_for_line(_ADDRESS, start_timeout)
+        if match is None:
+            self.kill()
+            raise RuntimeError(f"server did not start: {' '.join(argv)}\n{self.output}")
+        m = _ADDRESS.search(match)
+        assert m is not None
+        self.scheme, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
+        self.url = f"{self.scheme}://{self.host}:{self.port}"
+
+    def _read_output(self) -> None:
+        assert self.proc.stdout is not None
+        for raw in self.proc.stdout:
+            with self._changed:
+                self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    @property
+    def output(self) -> str:
+        """Everything the server printed so far."""
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def wait_for_line(self, pattern: "re.Pattern[str] | str", timeout: float = 10.0,
+                      start: int = 0) -> Optional[str]:
+        """The first output line from index ``start`` on that matches ``pattern``, waiting up to ``timeout``."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self.lines[start:]:
+                    if regex.search(line):
+                        return line
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or (self.proc.poll() is not None and not self._reader.is_alive()):
+                    return None
+                self._changed.wait(min(remaining, 0.1))
+
+    def send_signal(self, sig: int) -> None:
+        self.proc.send_signal(sig)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Send ``sig`` and wait for the exit code (killing the process group after ``timeout``)."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+                raise
+        self._reader.join(5)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(10)
+
+    def connect(self, timeout: float = 10.0) -> socket.socket:
+        """A raw TCP connection to the server."""
+        sock = socket.create_connection((self.host, self.port), timeout=timeout)
+        return sock
+
+    def __enter__(self) -> "ServerProcess":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.stop()
+        finally:
+            if self.proc.poll() is None:
+                self.kill()
+
+
+def read_until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    """Everything the peer sends until it closes (or ``timeout`` passes: then fail loudly)."""
+    sock.settimeout(timeout)
+    chunks = []
+    while True:
+        try:
+            data = sock.recv(65536)
+        except ConnectionResetError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    return b"".join(chunks)
+
+
+def raw_exchange(server: ServerProcess, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` on a new connection, then read until the server closes it."""
+    with server.connect(timeout) as sock:
+        sock.sendall(data)
+        return read_until_closed(sock, timeout)
+
+
+def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
+    """Read one Content-Length- or chunked-framed response: (status, lower-cased headers, body)."""
+    sock.settimeout(timeout)
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError(f"closed before a complete head: {buf!r}")
+        buf += data
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ")[1])
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    if headers.get("transfer-encoding") == "chunked":
+        body = b""
+        while True:
+            while b"\r\n" not in rest:
+                rest += sock.recv(65536)
+            size_line, _, rest = rest.partition(b"\r\n")
+            size = int(size_line.split(b";")[0], 16)
+            while len(rest) < size + 2:
+                rest += sock.recv(65536)
+            body += rest[:size]
+            rest = rest[size + 2:]
+            if size == 0:
+                break
+        return status, headers, body
+    length = int(headers.get("content-length", "0"))
+    while len(rest) < length:
+        data = sock.recv(65536)
+        if not data:
+            break
+        rest += data
+    return status, headers, rest[:length]
