@@ -86,3 +86,57 @@ class Behaviours:
         for i in range(n):
             yield f"chunk {i}\n".encode()
             await asyncio.sleep(0)
+
+
+class Engine(Behaviours):
+    """``Behaviours`` plus the paths the HTTP engine's end-to-end tests need (tests/aio)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.echo = Echo()
+        #: chunks ``/produce`` managed to hand to the connection, and whether it finished
+        self.produced = 0
+        self.produce_done = False
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response):  # type: ignore[no-untyped-def]
+        path = req.path
+        if path == "/echo":
+            self.echo.handle_request(req, resp)
+            return None
+        if path == "/empty":
+            resp.set_body(b"")
+            return None
+        if path == "/produce":
+            return self.produce(req, resp)
+        if path == "/produced":
+            resp.set_body(f"{self.produced} {int(self.produce_done)}")
+            return None
+        if path == "/async-raise":
+            return self.async_raise()
+        if path == "/stream-raise":
+            return self.stream_raise(resp)
+        if path == "/headers":
+            resp.set_header("Content-Type", "text/x-test")
+            resp.add_header("X-Multi", "1")
+            resp.add_header("X-Multi", "2")
+            resp.set_body(b"0123456789")
+            return None
+        return super().handle_request(req, resp)
+
+    async def produce(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        """Stream ``n`` chunks of ``size`` bytes, counting each write that returned."""
+        self.produced = 0
+        self.produce_done = False
+        chunk = b"p" * int(req.query.get("size", "65536"))
+        for _ in range(int(req.query.get("n", "100"))):
+            await resp.write(chunk)
+            self.produced += 1
+        self.produce_done = True
+
+    async def async_raise(self) -> None:
+        await asyncio.sleep(0)
+        raise RuntimeError("boom from an async handler")
+
+    async def stream_raise(self, resp: peregrine.Response) -> None:
+        await resp.write(b"first part\n")
+        raise RuntimeError("boom in the middle of a stream")

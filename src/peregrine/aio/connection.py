@@ -120,22 +120,24 @@ class HttpConnection(asyncio.Protocol):
             self.queue.append(exc)
             self._pause_reading()  # the stream is out of sync: nothing after this is read
         else:
-            if parser.requests:
-                self.queue.extend(parser.requests)
-                parser.requests.clear()
-                if self.busy and len(self.queue) >= self.config.max_pipelined:
-                    self._pause_reading()  # the handler is behind: let TCP push back
+            requests = parser.requests
+            if requests:
+                parser.requests = []
+                if len(requests) == 1 and not self.busy and not self.queue:
+                    self._handle(requests[0])  # the common case: no queue needed
+                else:
+                    self.queue.extend(requests)
             if parser.upgrade_data is not None:
                 self._pause_reading()  # the rest belongs to the next protocol
-            state = parser.state
-            if state == BODY:
-                self._set_deadline(_BODY, self.config.body_timeout)
-                if parser.expect_continue and not self.busy and not self.queue:
-                    self._send_continue()
-            elif state == HEAD and parser.begun != begun:
-                self._set_deadline(_HEADER, self.config.header_timeout)
-        if self.queue and not self.busy:
-            self._process_queue()
+        new_message = parser.begun != begun
+        if self.busy:
+            if len(self.queue) >= self.config.max_pipelined:
+                self._pause_reading()  # the handler is behind: let TCP push back
+            self._arm_read_deadline(new_message)
+        elif self.queue or parser.upgrade_data is not None:
+            self._process_queue(new_message)
+        elif not self.closed:
+            self._arm_read_deadline(new_message)
 
     def eof_received(self) -> Optional[bool]:
         # A half-closed client may still read the responses to what it sent: keep writing them.
@@ -170,14 +172,13 @@ class HttpConnection(asyncio.Protocol):
 
     # --- the request queue ----------------------------------------------------------------------
 
-    def _process_queue(self) -> None:
+    def _process_queue(self, new_message: bool = False) -> None:
         queue = self.queue
         while queue and not self.busy and not self.closed:
             item = queue.popleft()
             if isinstance(item, ProtocolError):
                 self._send_error(item.status)
                 return
-            self.deadline_kind = 0  # no read timeout while the handler runs
             self._handle(item)
         if self.busy or self.closed:
             return
@@ -193,18 +194,33 @@ class HttpConnection(asyncio.Protocol):
                 return
         if self.reading_paused:
             self._resume_reading()
-        if parser.state == IDLE:
-            self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
-        elif parser.expect_continue:
-            self._send_continue()
+        self._arm_read_deadline(new_message)
+
+    def _arm_read_deadline(self, new_message: bool) -> None:
+        """Point the read timer at what the connection now waits for."""
+        parser = self.parser
+        assert parser is not None
+        state = parser.state
+        if state == IDLE:
+            if self.busy or self.queue:
+                self.deadline_kind = 0  # a handler is running: no read timeout meanwhile
+            else:
+                self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
+        elif state == HEAD:
+            # Measured from the first byte of the head, not reset by each packet (slowloris).
+            if new_message or self.deadline_kind != _HEADER:
+                self._set_deadline(_HEADER, self.config.header_timeout)
+        else:
+            self._set_deadline(_BODY, self.config.body_timeout)  # a gap between body packets
+            if parser.expect_continue and not self.busy and not self.queue:
+                self._send_continue()
 
     def _handle(self, request: Request) -> None:
         if self.trusted_proxy:
             apply = getattr(self.state, "apply_proxy_headers", None)
             if apply is not None:
                 apply(request)
-        response = Response(self)
-        response._request = request
+        response = Response(self, request)
         start = self.loop.time() if self.config.access_log else 0.0
         try:
             result = self.handle(request, response)

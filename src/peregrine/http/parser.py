@@ -24,6 +24,8 @@ IDLE, HEAD, BODY = 0, 1, 2
 
 _HEADER_OVERHEAD = 4  # ": " and CRLF around every field
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+# decoded once: most requests use one of these
+_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
 
 class RequestParser:
@@ -37,7 +39,7 @@ class RequestParser:
     __slots__ = (
         "requests", "state", "begun", "expect_continue", "upgrade_data",
         "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
-        "_content_length", "_codings", "_error", "_request", "_client", "_scheme",
+        "_content_length", "_codings", "_has_connection", "_head_fed", "_error", "_request", "_client", "_scheme",
         "_max_line", "_max_head", "_max_count", "_max_body",
     )
 
@@ -65,25 +67,17 @@ class RequestParser:
         self._scheme = scheme
         self._error: Optional[ProtocolError] = None
         self._request: Optional[Request] = None
-        self._reset_message()
+        self._begin_message()
+        self.state = IDLE
+        self.begun = 0
         self._parser = httptools.HttpRequestParser(self)
-
-    def _reset_message(self) -> None:
-        self._url = b""
-        self._headers: list[tuple[bytes, bytes]] = []
-        self._head_size = 0
-        self._body: list[bytes] = []
-        self._body_size = 0
-        self._has_host = False
-        self._content_length = 0
-        self._codings: list[bytes] = []
 
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed."""
         if self.upgrade_data is not None:
             self.upgrade_data += data
             return
-        head_before = self._head_size if self.state == HEAD else 0
+        in_head, begun = self.state == HEAD, self.begun
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -92,10 +86,13 @@ class RequestParser:
             if self._error is not None:
                 raise self._error from None
             raise _classify(exc) from None
-        if self.state == HEAD and head_before + len(data) > self._max_head:
-            # llhttp buffers a header it has not finished: bound what a client can make it hold
-            self._fail(431, "request header fields too large")
-            raise self._error  # type: ignore[misc]
+        if in_head and self.state == HEAD and self.begun == begun:
+            # llhttp buffers a header line it has not finished: bound what a client can make it
+            # hold by counting every byte fed while one head is in progress.
+            self._head_fed += len(data)
+            if self._head_fed > self._max_head:
+                self._error = ProtocolError(431, "request header fields too large")
+                raise self._error
 
     def _fail(self, status: int, detail: str) -> None:
         # Raised inside a callback, the exception stops llhttp; feed() then re-raises this one.
@@ -104,11 +101,25 @@ class RequestParser:
 
     # --- llhttp callbacks ---------------------------------------------------------------------
 
-    def on_message_begin(self) -> None:
+    def _begin_message(self) -> None:
+        # Per-message state starts here, once per request. (Called from on_url rather than
+        # llhttp's on_message_begin: one Python callback fewer per request.)
         self.state = HEAD
         self.begun += 1
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_size = 0
+        self._body: Optional[list[bytes]] = None
+        self._body_size = 0
+        self._has_host = False
+        self._content_length = 0
+        self._codings: Optional[list[bytes]] = None
+        self._has_connection = False
+        self._head_fed = 0
 
     def on_url(self, url: bytes) -> None:
+        if self.state != HEAD:
+            self._begin_message()
         self._url += url
         if len(self._url) > self._max_line:
             self._fail(414, "request target too long")
@@ -131,7 +142,11 @@ class RequestParser:
             if self._content_length > self._max_body:
                 self._fail(413, "request body larger than max_body_size")
         elif len(name) == 17 and name.lower() == b"transfer-encoding":
+            if self._codings is None:
+                self._codings = []
             self._codings += (c.strip().lower() for c in value.split(b","))
+        elif len(name) == 10 and name.lower() == b"connection":
+            self._has_connection = True
         elif len(name) == 6 and name.lower() == b"expect":
             if value.lower() != b"100-continue":
                 self._fail(417, "unsupported expectation")
@@ -139,7 +154,14 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         parser = self._parser
-        version = _VERSIONS.get(parser.get_http_version())
+        keep_alive = parser.should_keep_alive()
+        if keep_alive and not self._has_connection:
+            # llhttp keeps alive without a Connection header only for HTTP/x.y with x, y > 0, and
+            # its strict version check lets only 1.1 through of those: skip the costly
+            # get_http_version() on the common path.
+            version = "1.1"
+        else:
+            version = _VERSIONS.get(parser.get_http_version())
         if version is None:
             if parser.get_http_version() == "0.9":
                 self._fail(400, "HTTP/0.9 request line")
@@ -162,9 +184,10 @@ class RequestParser:
             self.expect_continue = False  # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1)
         if self.expect_continue and self._content_length == 0 and not self._codings:
             self.expect_continue = False
+        method = parser.get_method()
         self._request = Request(
-            parser.get_method().decode("ascii"), path, query, version, Headers(self._headers),
-            b"", self._client, parser.should_keep_alive(), self._scheme,
+            _METHODS.get(method) or method.decode("ascii"), path, query, version,
+            Headers(self._headers), b"", self._client, keep_alive, self._scheme,
         )
         self.state = BODY
 
@@ -172,19 +195,21 @@ class RequestParser:
         self._body_size += len(body)
         if self._body_size > self._max_body:
             self._fail(413, "request body larger than max_body_size")
-        self._body.append(body)
+        if self._body is None:
+            self._body = [body]
+        else:
+            self._body.append(body)
 
     def on_message_complete(self) -> None:
         request = self._request
         assert request is not None
-        if self._body:
-            body = self._body
+        body = self._body
+        if body is not None:
             request.body = body[0] if len(body) == 1 else b"".join(body)
         self.requests.append(request)
         self._request = None
         self.expect_continue = False
         self.state = IDLE
-        self._reset_message()
 
 
 def _absolute_form(url: bytes) -> tuple[bytes, bytes]:

@@ -26,6 +26,8 @@ _FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
 # Header names the server computes itself: letting a handler set them could desynchronise the
 # connection (a wrong Content-Length is request smuggling waiting to happen).
 _FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+# names set_header must look at: framing (refused), and the ones the server would add itself
+_SPECIAL = _FRAMING | {b"connection", b"date", b"server"}
 
 
 def _encode(text: Union[str, bytes], what: str) -> bytes:
@@ -37,8 +39,7 @@ def _encode(text: Union[str, bytes], what: str) -> bytes:
         raise ValueError(f"header {what} {text!r} has characters outside ISO-8859-1") from None
 
 
-def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tuple[bytes, bytes]:
-    """Encode and validate one header field; raise ``ValueError`` on anything that could split it."""
+def _check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tuple[bytes, bytes, bytes]:
     bname = _encode(name, "name")
     if not _TOKEN.fullmatch(bname):
         raise ValueError(f"invalid header name {name!r}")
@@ -47,47 +48,73 @@ def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tupl
     bvalue = _encode(value, "value")
     if _FORBIDDEN_IN_VALUE.search(bvalue):
         raise ValueError(f"header value for {name!r} contains CR, LF or NUL")
-    return bname, bvalue.strip(b" \t")
+    return bname, bvalue.strip(b" \t"), bname.lower()
+
+
+# Handlers set the same few headers on every response; validating each pair once, then looking it
+# up, takes most of the header cost off the hot path. Bounded so varying values cannot grow it.
+_checked: dict[tuple[object, object, type], tuple[bytes, bytes, bytes]] = {}
+_CHECKED_MAX = 4096
+
+
+def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tuple[bytes, bytes, bytes]:
+    """Encode and validate one header field: ``(name, value, lower-cased name)`` as bytes.
+
+    Raises ``ValueError`` on anything that could split the response (CR, LF, NUL), a name that is
+    not a token, or text outside ISO-8859-1.
+    """
+    key = (name, value, type(value))  # the type keeps True apart from 1
+    checked = _checked.get(key)
+    if checked is None:
+        checked = _check_header(name, value)
+        if len(_checked) < _CHECKED_MAX:
+            _checked[key] = checked
+    return checked
 
 
 class Response:
-    """What the handler answers. ``status`` defaults to 200."""
+    """What the handler answers. ``status`` defaults to 200.
 
-    __slots__ = (
-        "status", "headers", "body", "file", "stream_source", "upgrade_factory",
-        "close_connection", "_has_date", "_has_server", "_conn", "_request",
-    )
+    Attributes left at their class defaults cost nothing per response: only ``headers`` and the
+    connection links are set in ``__init__``.
+    """
 
-    def __init__(self, conn: Any = None) -> None:
-        #: the status code; the reason phrase comes from the standard table
-        self.status: int = 200
+    #: the status code; the reason phrase comes from the standard table
+    status: int = 200
+    #: the whole body, for responses that are not streamed or sent from a file
+    body: bytes = b""
+    #: ``(file object, offset, count)`` after :meth:`send_file`
+    file: Optional[tuple[Any, int, int]] = None
+    stream_source: Optional[AsyncIterable[Union[bytes, str]]] = None
+    upgrade_factory: Optional[Callable[..., "asyncio.Protocol"]] = None
+    #: True when the handler asked for ``Connection: close``
+    close_connection: bool = False
+    _has_date = False
+    _has_server = False
+
+    def __init__(self, conn: Any = None, request: Any = None) -> None:
         #: header fields set so far, as ``(name, value)`` bytes pairs
         self.headers: list[tuple[bytes, bytes]] = []
-        self.body: bytes = b""
-        self.file: Optional[tuple[Any, int, int]] = None
-        self.stream_source: Optional[AsyncIterable[Union[bytes, str]]] = None
-        self.upgrade_factory: Optional[Callable[..., "asyncio.Protocol"]] = None
-        #: True when the handler asked for ``Connection: close``
-        self.close_connection = False
-        self._has_date = False
-        self._has_server = False
         self._conn = conn
-        self._request: Any = None
+        self._request = request
 
     # --- headers ------------------------------------------------------------------------------
 
     def set_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
         """Set a header, replacing any field of the same name (case-insensitive)."""
-        bname, bvalue = check_header(name, value)
-        lname = self._note_special(bname, bvalue)
-        if self.headers:
-            self.headers = [h for h in self.headers if h[0].lower() != lname]
-        self.headers.append((bname, bvalue))
+        bname, bvalue, lname = check_header(name, value)
+        if lname in _SPECIAL:
+            self._note_special(lname, bvalue)
+        headers = self.headers
+        if headers:
+            self.headers = headers = [h for h in headers if h[0].lower() != lname]
+        headers.append((bname, bvalue))
 
     def add_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
         """Add a header field, keeping any others of the same name (e.g. ``Set-Cookie``)."""
-        bname, bvalue = check_header(name, value)
-        self._note_special(bname, bvalue)
+        bname, bvalue, lname = check_header(name, value)
+        if lname in _SPECIAL:
+            self._note_special(lname, bvalue)
         self.headers.append((bname, bvalue))
 
     def get_header(self, name: str) -> Optional[str]:
@@ -98,19 +125,18 @@ class Response:
                 return v.decode("latin-1")
         return None
 
-    def _note_special(self, bname: bytes, bvalue: bytes) -> bytes:
-        lname = bname.lower()
+    def _note_special(self, lname: bytes, bvalue: bytes) -> None:
         if lname in _FRAMING:
             raise ValueError(
-                f"{bname.decode()} is set by the server from the body; use set_body, write or send_file"
+                f"{lname.decode()} is set by the server from the body; use set_body, write or send_file"
             )
-        if lname == b"connection" and b"close" in bvalue.lower():
-            self.close_connection = True
+        if lname == b"connection":
+            if b"close" in bvalue.lower():
+                self.close_connection = True
         elif lname == b"date":
             self._has_date = True
         elif lname == b"server":
             self._has_server = True
-        return lname
 
     # --- bodies -------------------------------------------------------------------------------
 

@@ -1,17 +1,31 @@
 """One worker: an event loop serving the listening sockets with one handler instance.
 
 A worker runs in the server's own process (``workers=1``) or in a child of the supervisor. Its
-life: make the handler, serve, and on SIGINT/SIGTERM (or :meth:`Worker.stop`) shut down
+life: make the handler, start accepting, and on SIGINT/SIGTERM (or :meth:`Worker.stop`) shut down
 gracefully: stop accepting, close idle connections, let requests in flight finish within
 ``graceful_timeout``, then call the handler's ``close()``.
+
+The worker accepts connections itself (:class:`Acceptor`) instead of using
+``loop.create_server``, for two reasons measured on the loops Peregrine runs on:
+
+* out of file descriptors (EMFILE), uvloop's libuv silently accepts and drops the waiting
+  connections, and on other accept errors uvloop closes the listening socket for good; the
+  standard loop (Python 3.11) reschedules itself once per backlog slot per event, which snowballs
+  into thousands of log lines and timers a second. The acceptor logs the error, leaves the
+  connections waiting in the kernel's queue, and tries again after a growing pause.
+* at shutdown it takes what is already in the kernel's accept queue before closing the socket,
+  so a connection the kernel completed just before the stop is served rather than reset (this
+  matters with ``SO_REUSEPORT``, where a closed socket's queue is not passed to the others).
 """
 
 from __future__ import annotations
 
+import array
 import asyncio
 import errno
 import logging
 import os
+import random
 import signal
 import socket
 import ssl
@@ -23,14 +37,139 @@ from ..aio.loop import loop_factory
 from ..aio.state import ServerState
 from ..config import Config
 
+try:
+    import fcntl
+    import termios
+except ImportError:  # Windows: no FIONREAD peek; shutdown then closes idle connections blindly
+    fcntl = termios = None  # type: ignore[assignment]
+
 log = logging.getLogger("peregrine")
 
 # accept() failures that mean "out of resources for now", not "broken"
 _ACCEPT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+# connections taken per readiness event: enough to keep up with a burst, few enough that the
+# connections already open are not starved, and that one worker of several sharing a socket does
+# not swallow a whole burst alone
+_ACCEPT_BATCH = 16
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
+# connections taken from the kernel's queue when a worker stops accepting (bounded: under a flood
+# the queue could refill as fast as it is emptied)
+_DRAIN_MAX = 4096
+_LOG_EVERY = 5.0  # seconds between repeated accept-error log lines
+_PARENT_POLL = 1.0
+
+
+class Acceptor:
+    """Accepts connections on one listening socket and hands them to the event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
+                 protocol_factory: Callable[[], asyncio.Protocol],
+                 ssl_context: Optional[ssl.SSLContext], handshake_timeout: float) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.protocol_factory = protocol_factory
+        self.ssl_context = ssl_context
+        self.handshake_timeout = handshake_timeout
+        #: connections whose TLS handshake (or transport set-up) is still running
+        self.pending: set[asyncio.Task[Any]] = set()
+        self.accepting = False
+        self._fd = sock.fileno()
+        self._backoff = 0.0
+        self._retry: Optional[asyncio.TimerHandle] = None
+        self._errors = 0
+        self._last_log = -_LOG_EVERY
+
+    def start(self) -> None:
+        """Begin accepting."""
+        self.accepting = True
+        self.loop.add_reader(self._fd, self._on_readable)
+
+    def stop(self) -> None:
+        """Stop accepting for good: take what the kernel already queued, then close the socket."""
+        if not self.accepting:
+            return
+        self.accepting = False
+        if self._retry is not None:
+            self._retry.cancel()
+            self._retry = None
+        else:
+            self.loop.remove_reader(self._fd)
+        self._accept_batch(_DRAIN_MAX, closing=True)
+        self.sock.close()
+
+    def _on_readable(self) -> None:
+        self._accept_batch(_ACCEPT_BATCH)
+
+    def _accept_batch(self, limit: int, closing: bool = False) -> None:
+        accepted = 0
+        while accepted < limit:
+            try:
+                conn, _ = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                break
+            except ConnectionAbortedError:
+                continue  # the client gave up while queued: nothing to serve
+            except OSError as exc:
+                if not closing:  # while closing, there is nothing left to retry
+                    self._pause(exc)
+                break
+            accepted += 1
+            self._adopt(conn)
+        if accepted and self._errors:
+            log.warning("accepting connections again after %d failed attempts", self._errors)
+            self._errors = 0
+            self._backoff = 0.0
+
+    def _adopt(self, conn: socket.socket) -> None:
+        conn.setblocking(False)
+        task = self.loop.create_task(self._connect(conn))
+        self.pending.add(task)
+        task.add_done_callback(self.pending.discard)
+
+    async def _connect(self, conn: socket.socket) -> None:
+        try:
+            await self.loop.connect_accepted_socket(
+                self.protocol_factory, conn, ssl=self.ssl_context,
+                ssl_handshake_timeout=self.handshake_timeout if self.ssl_context else None,
+            )
+        except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+            # A failed or stalled TLS handshake, or a client that reset at once: its business,
+            # not the server's. The transport has closed the socket already.
+            log.debug("connection dropped before it started: %r", exc)
+        except Exception:
+            log.exception("could not set up an accepted connection")
+            conn.close()
+
+    def _pause(self, exc: OSError) -> None:
+        """Stop watching the socket for a while: accept() would fail again at once."""
+        self._errors += 1
+        now = self.loop.time()
+        if now - self._last_log >= _LOG_EVERY:
+            self._last_log = now
+            expected = exc.errno in _ACCEPT_ERRNOS
+            log.error(
+                "accept() failed: %s%s; connections wait in the listen queue, retrying in %.2fs",
+                exc, "" if expected else " (unexpected)", max(self._backoff * 2, _BACKOFF_FIRST),
+            )
+        self._backoff = min(max(self._backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
+        self.loop.remove_reader(self._fd)
+        self._retry = self.loop.call_later(self._backoff, self._resume)
+
+    def _resume(self) -> None:
+        self._retry = None
+        if self.accepting:
+            self.loop.add_reader(self._fd, self._on_readable)
 
 
 class Worker:
-    """Serves ``sockets`` on a new event loop until told to stop."""
+    """Serves ``sockets`` on a new event loop until told to stop.
+
+    ``on_ready`` is called once every socket is being accepted on; ``on_request_limit`` once
+    this worker has answered its share of ``max_requests`` (plus jitter): the supervisor then
+    starts a replacement and stops this worker when the replacement is ready, so no request
+    meets a closed door. ``parent_pid``: stop when that process is no longer our parent (the
+    supervisor died).
+    """
 
     def __init__(
         self,
@@ -39,17 +178,27 @@ class Worker:
         sockets: list[socket.socket],
         ssl_context: Optional[ssl.SSLContext] = None,
         on_request_limit: Optional[Callable[[], None]] = None,
+        on_ready: Optional[Callable[[], None]] = None,
+        parent_pid: Optional[int] = None,
     ) -> None:
         self.config = config
         self.handler_factory = handler_factory
         self.sockets = sockets
         self.ssl_context = ssl_context
         self.on_request_limit = on_request_limit
+        self.on_ready = on_ready
+        self.parent_pid = parent_pid
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.state: Optional[ServerState] = None
         self.stopping: Optional[asyncio.Event] = None
+        self.acceptors: list[Acceptor] = []
         self._interrupts = 0
-        self.request_limit = 0
+        #: requests after which this worker asks to be recycled (0 = never)
+        self.request_limit = (
+            config.max_requests + random.randint(0, config.max_requests_jitter)
+            if config.max_requests else 0
+        )
+        self._limit_reported = False
 
     # --- public -------------------------------------------------------------------------------
 
@@ -93,19 +242,21 @@ class Worker:
         if install_signals:
             self._install_signals(loop)
         loop.set_exception_handler(_exception_handler)
-        servers = []
         try:
             for sock in self.sockets:
-                servers.append(await loop.create_server(
-                    lambda: HttpConnection(state), sock=sock, ssl=self.ssl_context,
-                    backlog=self.config.backlog,
-                    ssl_handshake_timeout=self.config.tls_handshake_timeout if self.ssl_context else None,
-                ))
-            if self.config.max_requests:
+                acceptor = Acceptor(loop, sock, lambda: HttpConnection(state), self.ssl_context,
+                                    self.config.tls_handshake_timeout)
+                acceptor.start()
+                self.acceptors.append(acceptor)
+            if self.request_limit:
                 self._watch_request_count()
+            if self.parent_pid is not None:
+                self._watch_parent()
+            if self.on_ready is not None:
+                self.on_ready()
             await self.stopping.wait()
         finally:
-            await self._shutdown(servers)
+            await self._shutdown()
             state.stop_clock()
             close = getattr(handler, "close", None)
             if close is not None:
@@ -116,29 +267,40 @@ class Worker:
                 except Exception:
                     log.exception("handler close() failed")
 
-    async def _shutdown(self, servers: list[asyncio.AbstractServer]) -> None:
+    async def _shutdown(self) -> None:
+        """Stop accepting now; finish what is in flight within ``graceful_timeout``; close the rest."""
         state = self.state
         assert state is not None
         state.draining = True
-        for server in servers:
-            server.close()
-        for conn in list(state.connections):
-            conn.shutdown()
+        for acceptor in self.acceptors:
+            acceptor.stop()
+        handshakes = [a.pending for a in self.acceptors]
         deadline = state.loop.time() + self.config.graceful_timeout
-        while (state.tasks or any(not c.is_idle() for c in state.connections)) \
-                and state.loop.time() < deadline:
-            await asyncio.sleep(0.05)
+        while True:
             for conn in list(state.connections):
-                if conn.is_idle():
+                # Idle keep-alive connections go at once, unless the client's next request is
+                # already waiting in the socket: that one is served (closing would reset it).
+                if conn.is_idle() and not _has_unread_data(conn):
                     conn.shutdown()
+            busy = (state.tasks or any(handshakes)
+                    or any(not c.is_idle() or _has_unread_data(c) for c in state.connections))
+            if not busy or state.loop.time() >= deadline:
+                break
+            await asyncio.sleep(0.05)
+        if state.tasks or any(not c.is_idle() for c in state.connections):
+            log.warning("graceful_timeout (%ss) passed: cutting %d connection(s) short",
+                        self.config.graceful_timeout, len(state.connections))
+        for pending in handshakes:
+            for task in list(pending):
+                task.cancel()
         for task in list(state.tasks):
             task.cancel()
         for conn in list(state.connections):
             transport = getattr(conn, "transport", None)
             if transport is not None:
                 transport.abort()
-        for server in servers:
-            await server.wait_closed() if not state.connections else None
+        # let the aborted transports and cancelled tasks run their callbacks
+        await asyncio.sleep(0)
         await asyncio.sleep(0)
 
     def _begin_stop(self) -> None:
@@ -167,15 +329,42 @@ class Worker:
     def _watch_request_count(self) -> None:
         state = self.state
         assert state is not None and self.loop is not None
-        if self.request_limit == 0:
-            self.request_limit = self.config.max_requests
-        if state.requests >= self.request_limit:
-            log.info("served %d requests: recycling this worker", state.requests)
+        if state.requests >= self.request_limit and not self._limit_reported:
+            self._limit_reported = True
             if self.on_request_limit is not None:
+                log.info("served %d requests: asking for a replacement", state.requests)
                 self.on_request_limit()
+            else:
+                log.warning("max_requests reached, but recycling needs the supervisor: ignored")
+            return
+        if not self._limit_reported:
+            self.loop.call_later(0.2, self._watch_request_count)
+
+    def _watch_parent(self) -> None:
+        # PR_SET_PDEATHSIG covers Linux; this poll covers the rest (and a parent that died
+        # before the child could ask for the signal).
+        assert self.loop is not None
+        if os.getppid() != self.parent_pid:
+            log.warning("the supervisor is gone: shutting down")
             self._begin_stop()
             return
-        self.loop.call_later(0.2, self._watch_request_count)
+        self.loop.call_later(_PARENT_POLL, self._watch_parent)
+
+
+def _has_unread_data(conn: Any) -> bool:
+    """True when bytes from the client wait in the kernel for this connection to read."""
+    transport = getattr(conn, "transport", None)
+    if fcntl is None or transport is None or transport.is_closing():
+        return False
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return False
+    try:
+        buf = array.array("i", [0])
+        fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
+    except (OSError, ValueError):
+        return False
+    return buf[0] > 0
 
 
 def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
@@ -188,17 +377,26 @@ def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
 def _proxy_hooks(config: Config) -> Any:
     if not config.forwarded_allow_ips:
         return None
-    try:
-        from ..http.forwarded import make_proxy_hooks
-    except ImportError:
-        return None
+    from ..http.forwarded import make_proxy_hooks
+
     return make_proxy_hooks(config.forwarded_allow_ips)
 
 
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     exc = context.get("exception")
-    if isinstance(exc, OSError) and exc.errno in _ACCEPT_ERRNOS:
-        # Out of file descriptors and similar: the loop retries accepting; say so, don't die.
-        log.error("accept failed (%s); retrying", exc)
-        return
+    if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
+        return  # a client hanging up mid-way is routine, not an error of the server
     loop.default_exception_handler(context)
+
+
+def pin_to_core(index: int, cores: Optional[list[int]] = None) -> Optional[int]:
+    """Pin this process to the ``index``-th core it may run on (wrapping around); return it.
+
+    Does nothing (returns None) where the platform cannot set an affinity.
+    """
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    available = cores if cores is not None else sorted(os.sched_getaffinity(0))
+    core = available[index % len(available)]
+    os.sched_setaffinity(0, {core})
+    return core
