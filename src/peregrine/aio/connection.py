@@ -50,7 +50,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
         "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer",
-        "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused",
+        "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused", "eof",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -76,6 +76,7 @@ class HttpConnection(asyncio.Protocol):
         self.streaming_response: Optional[Response] = None
         self.chunked = False
         self.reading_paused = False
+        self.eof = False
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -87,6 +88,7 @@ class HttpConnection(asyncio.Protocol):
         if len(state.connections) > config.max_connections:
             transport.write(error_response(503, state.date_line, state.server_line))
             self._close()
+            self.closed = True
             return
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -110,7 +112,8 @@ class HttpConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser
-        assert parser is not None
+        if parser is None or self.closed:
+            return  # refused at connection_made, or handed over in an upgrade
         begun = parser.begun
         try:
             parser.feed(data)
@@ -140,7 +143,9 @@ class HttpConnection(asyncio.Protocol):
             self._arm_read_deadline(new_message)
 
     def eof_received(self) -> Optional[bool]:
-        # A half-closed client may still read the responses to what it sent: keep writing them.
+        # A half-closed client may still read the responses to what it sent: keep writing them,
+        # then close (see _arm_read_deadline).
+        self.eof = True
         if self.busy or self.queue:
             return True
         return None
@@ -204,6 +209,8 @@ class HttpConnection(asyncio.Protocol):
         if state == IDLE:
             if self.busy or self.queue:
                 self.deadline_kind = 0  # a handler is running: no read timeout meanwhile
+            elif self.eof:
+                self._close()  # the client sent all it will send and has its answers
             else:
                 self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
         elif state == HEAD:
@@ -371,10 +378,13 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         try:
-            await self.loop.sendfile(transport, file, offset, count)
-            return
+            sent = await self.loop.sendfile(transport, file, offset, count)
         except (NotImplementedError, AttributeError):
             pass  # uvloop has no sendfile: read and write in bounded pieces
+        else:
+            if sent < count:  # the file shrank: see below
+                raise ConnectionAbortedError("file shorter than announced")
+            return
         fd = file.fileno()
         while count > 0:
             piece = os.pread(fd, min(_FILE_CHUNK, count), offset)

@@ -24,6 +24,7 @@ IDLE, HEAD, BODY = 0, 1, 2
 
 _HEADER_OVERHEAD = 4  # ": " and CRLF around every field
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
+_OWS = (0x20, 0x09)
 # decoded once: most requests use one of these
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
@@ -39,7 +40,7 @@ class RequestParser:
     __slots__ = (
         "requests", "state", "begun", "expect_continue", "upgrade_data",
         "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
-        "_content_length", "_codings", "_has_connection", "_head_fed", "_error", "_request", "_client", "_scheme",
+        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_error", "_request", "_client", "_scheme",
         "_max_line", "_max_head", "_max_count", "_max_body",
     )
 
@@ -77,7 +78,7 @@ class RequestParser:
         if self.upgrade_data is not None:
             self.upgrade_data += data
             return
-        in_head, begun = self.state == HEAD, self.begun
+        in_head, begun, completed = self.state == HEAD, self.begun, len(self.requests)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -86,13 +87,32 @@ class RequestParser:
             if self._error is not None:
                 raise self._error from None
             raise _classify(exc) from None
-        if in_head and self.state == HEAD and self.begun == begun:
+        if self.state == HEAD:
+            self._check_partial_head(data, in_head and self.begun == begun,
+                                     self.begun != begun and len(self.requests) == completed)
+
+    def _check_partial_head(self, data: bytes, continued: bool, starts_here: bool) -> None:
+        """Limits on a head still incomplete after a feed (llhttp would just wait for more).
+
+        ``continued``: ``data`` continued a head begun earlier; ``starts_here``: the head began
+        in ``data`` with nothing before it, so all of ``data`` belongs to it.
+        """
+        if continued:
             # llhttp buffers a header line it has not finished: bound what a client can make it
             # hold by counting every byte fed while one head is in progress.
             self._head_fed += len(data)
-            if self._head_fed > self._max_head:
-                self._error = ProtocolError(431, "request header fields too large")
-                raise self._error
+        elif starts_here:
+            self._head_fed = len(data)
+            line = data.lstrip(b"\r\n").split(b"\n", 1)
+            if len(line) == 2 and b" HTTP/" not in line[0]:
+                # An HTTP/0.9 client waits for an answer to its bare line: refuse it now.
+                self._fail_now(400, "HTTP/0.9 request line")
+        if self._head_fed > self._max_head:
+            self._fail_now(431, "request header fields too large")
+
+    def _fail_now(self, status: int, detail: str) -> None:
+        self._error = ProtocolError(status, detail)
+        raise self._error
 
     def _fail(self, status: int, detail: str) -> None:
         # Raised inside a callback, the exception stops llhttp; feed() then re-raises this one.
@@ -116,6 +136,7 @@ class RequestParser:
         self._codings: Optional[list[bytes]] = None
         self._has_connection = False
         self._head_fed = 0
+        self._trailer_count = 0
 
     def on_url(self, url: bytes) -> None:
         if self.state != HEAD:
@@ -125,9 +146,17 @@ class RequestParser:
             self._fail(414, "request target too long")
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if value and value[-1] in _OWS:
+            value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace; it is not the value
+        self._head_size += len(name) + len(value) + _HEADER_OVERHEAD
+        if self.state == BODY:
+            # a chunked trailer field: bounded like headers, never merged into them (RFC 9110 §6.5.1)
+            self._trailer_count += 1
+            if self._trailer_count > self._max_count or self._head_size > self._max_head:
+                self._fail(431, "trailer fields too large")
+            return
         headers = self._headers
         headers.append((name, value))
-        self._head_size += len(name) + len(value) + _HEADER_OVERHEAD
         if len(headers) > self._max_count:
             self._fail(431, "too many header fields")
         if self._head_size > self._max_head:
@@ -184,6 +213,8 @@ class RequestParser:
             self.expect_continue = False  # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1)
         if self.expect_continue and self._content_length == 0 and not self._codings:
             self.expect_continue = False
+        if version == "1.0" and codings:
+            keep_alive = False  # chunked from an HTTP/1.0 client: faulty framing, close after it
         method = parser.get_method()
         self._request = Request(
             _METHODS.get(method) or method.decode("ascii"), path, query, version,
