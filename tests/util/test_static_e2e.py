@@ -792,11 +792,6 @@ def test_file_truncated_while_sending_closes_connection(
 ) -> None:
     """A file that shrinks mid-send cannot honour its Content-Length: the connection must be
     cut (so the client sees a short body), never left open with the stream out of step."""
-    if loop_server.loop_name == "asyncio":  # type: ignore[attr-defined]
-        # Engine bug (reported): Connection._copy_file ignores the byte count that
-        # loop.sendfile returns; asyncio's sendfile stops early at EOF, so the response is
-        # treated as complete and the connection stays open, out of step.
-        request.applymarker(pytest.mark.xfail(reason="engine: short loop.sendfile not detected", strict=False))
     path = site.root / f"shrinking-{loop_server.loop_name}.bin"  # type: ignore[attr-defined]
     _sparse_file(path, SPARSE_SIZE)
     with Conn(loop_server, rcvbuf=64 * 1024) as conn:

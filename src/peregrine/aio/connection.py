@@ -49,7 +49,7 @@ class HttpConnection(asyncio.Protocol):
 
     __slots__ = (
         "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
-        "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer",
+        "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer", "send_backlog",
         "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused", "eof",
     )
 
@@ -70,6 +70,7 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = False
         self.drain_waiter: Optional[asyncio.Future[None]] = None
         self.send_timer: Optional[asyncio.TimerHandle] = None
+        self.send_backlog = 0
         self.deadline = 0.0
         self.deadline_kind = 0
         self.timer: Optional[asyncio.TimerHandle] = None
@@ -126,16 +127,20 @@ class HttpConnection(asyncio.Protocol):
             requests = parser.requests
             if requests:
                 parser.requests = []
-                if len(requests) == 1 and not self.busy and not self.queue:
+                if len(requests) == 1 and not (self.busy or self.write_paused or self.queue):
                     self._handle(requests[0])  # the common case: no queue needed
                 else:
                     self.queue.extend(requests)
+            elif parser.state == IDLE and parser.begun == begun and parser.upgrade_data is None:
+                return  # empty lines only: no progress, so no fresh deadline either
             if parser.upgrade_data is not None:
                 self._pause_reading()  # the rest belongs to the next protocol
         new_message = parser.begun != begun
-        if self.busy:
-            if len(self.queue) >= self.config.max_pipelined:
-                self._pause_reading()  # the handler is behind: let TCP push back
+        if self.busy or (self.write_paused and self.queue):
+            # Behind: a handler is running, or the client is not reading our answers. Let TCP
+            # push back rather than parse (and answer) ever more requests into memory.
+            if self.write_paused or len(self.queue) >= self.config.max_pipelined:
+                self._pause_reading()
             self._arm_read_deadline(new_message)
         elif self.queue or parser.upgrade_data is not None:
             self._process_queue(new_message)
@@ -165,8 +170,9 @@ class HttpConnection(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self.send_timer is None:
-            self.send_timer = self.loop.call_later(self.config.send_timeout, self._send_timed_out)
+        if self.send_timer is None and self.transport is not None:
+            self.send_backlog = self.transport.get_write_buffer_size()
+            self.send_timer = self.loop.call_later(self.config.send_timeout, self._check_send_progress)
 
     def resume_writing(self) -> None:
         self.write_paused = False
@@ -174,18 +180,23 @@ class HttpConnection(asyncio.Protocol):
             self.send_timer.cancel()
             self.send_timer = None
         self._wake_writer()
+        if self.queue and not self.busy and not self.closed:
+            self._process_queue()  # requests held back while the client was not reading
 
     # --- the request queue ----------------------------------------------------------------------
 
     def _process_queue(self, new_message: bool = False) -> None:
         queue = self.queue
-        while queue and not self.busy and not self.closed:
+        while queue and not (self.busy or self.closed or self.write_paused):
             item = queue.popleft()
             if isinstance(item, ProtocolError):
                 self._send_error(item.status)
                 return
             self._handle(item)
         if self.busy or self.closed:
+            return
+        if queue:  # stopped because the client is not reading: resume_writing carries on
+            self._pause_reading()
             return
         parser = self.parser
         assert parser is not None
@@ -326,11 +337,12 @@ class HttpConnection(asyncio.Protocol):
         assert transport is not None
         if isinstance(chunk, str):
             chunk = chunk.encode("utf-8")
-        request_version, is_head = self._current_request_facts(response)
+        request = response._request
+        request_version, is_head = request.version, request.method == "HEAD"
         if self.streaming_response is not response:
             # HTTP/1.0 has no chunked coding: the body ends when the connection does.
             self.chunked = request_version == "1.1" and not has_no_body(response.status)
-            keep_alive = self.chunked and not response.close_connection and not self.state.draining
+            keep_alive = self.chunked and self._keep_alive(request, response)
             response.close_connection = not keep_alive
             transport.write(serialize_head(
                 response, None, keep_alive, request_version == "1.0",
@@ -344,10 +356,6 @@ class HttpConnection(asyncio.Protocol):
                 transport.write(chunk)
         if self.write_paused:
             await self._drain()
-
-    def _current_request_facts(self, response: Response) -> tuple[str, bool]:
-        request = response._request
-        return ("1.1", False) if request is None else (request.version, request.method == "HEAD")
 
     def _end_stream(self, request: Request, response: Response) -> None:
         transport = self.transport
@@ -481,13 +489,23 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _send_timed_out(self) -> None:
+    def _check_send_progress(self) -> None:
+        # The send timeout is about a client that reads nothing, not a slow one: as long as the
+        # backlog shrinks between two checks, the client is reading.
         self.send_timer = None
-        log.info("send timeout: closing a connection whose client stopped reading")
-        self._abort()
+        if self.closed or self.transport is None:
+            return
+        backlog = self.transport.get_write_buffer_size()
+        if backlog and backlog >= self.send_backlog:
+            log.info("send timeout: closing a connection whose client stopped reading")
+            self._abort()
+        elif backlog:
+            self.send_backlog = backlog
+            self.send_timer = self.loop.call_later(self.config.send_timeout, self._check_send_progress)
 
     def _pause_reading(self) -> None:
-        if not self.reading_paused and self.transport is not None:
+        # not once closed: after an upgrade the transport belongs to the new protocol
+        if not self.reading_paused and self.transport is not None and not self.closed:
             self.reading_paused = True
             self.transport.pause_reading()
 

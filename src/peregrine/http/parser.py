@@ -11,12 +11,12 @@ it and closes, since a stream that failed to parse cannot be trusted to stay in 
 
 from __future__ import annotations
 
+import re
 from typing import Optional
 
 import httptools
 
 from .errors import ProtocolError
-from .headers import Headers
 from .request import Request
 
 #: parser states, readable by the connection to choose its timer
@@ -40,7 +40,7 @@ class RequestParser:
     __slots__ = (
         "requests", "state", "begun", "expect_continue", "upgrade_data",
         "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
-        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_error", "_request", "_client", "_scheme",
+        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_upgrade_request", "_upgrade_length", "_upgrade_body", "_error", "_request", "_client", "_scheme",
         "_max_line", "_max_head", "_max_count", "_max_body",
     )
 
@@ -68,6 +68,9 @@ class RequestParser:
         self._scheme = scheme
         self._error: Optional[ProtocolError] = None
         self._request: Optional[Request] = None
+        self._upgrade_request: Optional[Request] = None
+        self._upgrade_length = 0
+        self._upgrade_body = b""
         self._begin_message()
         self.state = IDLE
         self.begun = 0
@@ -78,18 +81,39 @@ class RequestParser:
         if self.upgrade_data is not None:
             self.upgrade_data += data
             return
+        if self._upgrade_request is not None:
+            self._collect_upgrade_body(data)
+            return
         in_head, begun, completed = self.state == HEAD, self.begun, len(self.requests)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
-            self.upgrade_data = data[exc.args[0]:]
+            if self._upgrade_request is not None:
+                self._collect_upgrade_body(data[exc.args[0]:])
+            else:
+                self.upgrade_data = data[exc.args[0]:]
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
-            raise _classify(exc) from None
+            raise _classify(exc, data if self.state == IDLE else b"") from None
         if self.state == HEAD:
             self._check_partial_head(data, in_head and self.begun == begun,
                                      self.begun != begun and len(self.requests) == completed)
+
+    def _collect_upgrade_body(self, data: bytes) -> None:
+        # llhttp stops at the head of an upgrade request, body or not. Should the handler decline
+        # the upgrade, that body must not be parsed as requests (smuggling): read it here.
+        self._upgrade_body += data
+        request = self._upgrade_request
+        assert request is not None
+        need = self._upgrade_length
+        if len(self._upgrade_body) >= need:
+            request.body = self._upgrade_body[:need]
+            self.upgrade_data = self._upgrade_body[need:]
+            self._upgrade_body = b""
+            self._upgrade_request = None
+            self.requests.append(request)
+            self.state = IDLE
 
     def _check_partial_head(self, data: bytes, continued: bool, starts_here: bool) -> None:
         """Limits on a head still incomplete after a feed (llhttp would just wait for more).
@@ -213,12 +237,16 @@ class RequestParser:
             self.expect_continue = False  # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1)
         if self.expect_continue and self._content_length == 0 and not self._codings:
             self.expect_continue = False
+        if self._has_connection and (self._content_length or codings) and parser.should_upgrade():
+            if codings:
+                self._fail(400, "upgrade request with a chunked body")
+            self._upgrade_length = self._content_length  # see _collect_upgrade_body
         if version == "1.0" and codings:
             keep_alive = False  # chunked from an HTTP/1.0 client: faulty framing, close after it
         method = parser.get_method()
         self._request = Request(
             _METHODS.get(method) or method.decode("ascii"), path, query, version,
-            Headers(self._headers), b"", self._client, keep_alive, self._scheme,
+            self._headers, b"", self._client, keep_alive, self._scheme,
         )
         self.state = BODY
 
@@ -234,6 +262,10 @@ class RequestParser:
     def on_message_complete(self) -> None:
         request = self._request
         assert request is not None
+        if self._upgrade_length:
+            self._upgrade_request = request  # its body follows the upgrade; llhttp has stopped
+            self._request = None
+            return
         body = self._body
         if body is not None:
             request.body = body[0] if len(body) == 1 else b"".join(body)
@@ -254,8 +286,18 @@ def _absolute_form(url: bytes) -> tuple[bytes, bytes]:
     return parsed.path or b"/", parsed.query or b""
 
 
-def _classify(exc: Exception) -> ProtocolError:
-    """Turn an llhttp error into the status a client should see."""
+_METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ ")
+
+
+def _classify(exc: Exception, data: bytes) -> ProtocolError:
+    """Turn an llhttp error into the status a client should see.
+
+    ``data`` is what was fed when the request began in it (else empty).
+    """
     message = str(exc) or "malformed request"
-    # A well-formed "HTTP/x.y" that is not 1.0/1.1; a garbled one is a plain 400.
-    return ProtocolError(505 if message == "Invalid HTTP version" else 400, message)
+    if message == "Invalid HTTP version":
+        return ProtocolError(505, message)  # well-formed "HTTP/x.y", not 1.0/1.1
+    if message == "Invalid method encountered" and _METHOD_TOKEN.match(data.lstrip(b"\r\n")):
+        # a syntactically valid method llhttp does not know (RFC 9110 §9.1)
+        return ProtocolError(501, "method not implemented")
+    return ProtocolError(400, message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote_to_bytes
 
-from .headers import Headers
+from .headers import Headers, RawHeaders
 
 
 class QueryParams:
@@ -68,7 +68,7 @@ class Request:
     """
 
     __slots__ = (
-        "method", "raw_path", "query_bytes", "version", "headers", "body", "client",
+        "method", "raw_path", "query_bytes", "version", "_headers", "body", "client",
         "keep_alive", "scheme", "_path", "_query", "__weakref__",
     )
 
@@ -78,7 +78,7 @@ class Request:
         raw_path: bytes,
         query_bytes: bytes,
         version: str,
-        headers: Headers,
+        headers: "Headers | RawHeaders",
         body: bytes = b"",
         client: Optional[tuple[str, int]] = None,
         keep_alive: bool = True,
@@ -92,8 +92,7 @@ class Request:
         self.query_bytes = query_bytes
         #: ``"1.0"`` or ``"1.1"``
         self.version = version
-        #: header fields, see :class:`Headers`
-        self.headers = headers
+        self._headers = headers
         #: the whole request body (``b""`` when there is none)
         self.body = body
         #: ``(host, port)`` of the client (of the proxy's client when a trusted proxy says so)
@@ -104,6 +103,15 @@ class Request:
         self.scheme = scheme
         self._path: Optional[str] = None
         self._query: Optional[QueryParams] = None
+
+    @property
+    def headers(self) -> Headers:
+        """The header fields as sent, see :class:`Headers`."""
+        headers = self._headers
+        if headers.__class__ is not Headers:
+            # the parser hands over its raw list: wrapped on first use only
+            headers = self._headers = Headers(headers)  # type: ignore[arg-type]
+        return headers  # type: ignore[return-value]
 
     @property
     def path(self) -> str:

@@ -1,0 +1,933 @@
+"""The HTTP/1.x engine end to end: real servers, real sockets.
+
+Well-formed traffic goes through httpx; malformed input, pipelining, byte-by-byte delivery and
+misbehaving clients go through raw sockets. Servers run ``tests.apps:Engine`` in a subprocess,
+exactly as ``python -m peregrine run`` runs it. Timing assertions have generous bounds only: the
+suite must pass on a loaded 2-core machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import re
+import socket
+import time
+from typing import Iterator, Optional
+
+import httpx
+import pytest
+
+from ..helpers import ServerProcess, raw_exchange, read_until_closed
+
+APP = "tests.apps:Engine"
+
+
+# --- fixtures and a buffered response reader ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """Default settings (keep-alive 5 s), shared by the tests that do not change them."""
+    with ServerProcess(APP) as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def short() -> Iterator[ServerProcess]:
+    """Short timeouts, for the timeout tests."""
+    with ServerProcess(APP, "--keep-alive-timeout", "0.5", "--header-timeout", "1",
+                       "--body-timeout", "1", "--send-timeout", "1") as proc:
+        yield proc
+
+
+@pytest.fixture(scope="module")
+def misc() -> Iterator[ServerProcess]:
+    """No Server header, access log on."""
+    with ServerProcess(APP, "--server-header", "false", "--access-log") as proc:
+        yield proc
+
+
+def connect(server: ServerProcess, rcvbuf: Optional[int] = None, timeout: float = 10.0) -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if rcvbuf is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.settimeout(timeout)
+    sock.connect((server.host, server.port))
+    return sock
+
+
+class Response:
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes, head: bytes) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.head = head
+
+    def get(self, name: str) -> Optional[str]:
+        values = self.getall(name)
+        return values[0] if values else None
+
+    def getall(self, name: str) -> list[str]:
+        return [v for n, v in self.headers if n.lower() == name.lower()]
+
+    def __repr__(self) -> str:
+        return f"<Response {self.status} {self.headers} {self.body[:80]!r}>"
+
+
+class Reader:
+    """Reads successive responses off one socket, keeping what follows each one."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+
+    def _more(self) -> bool:
+        data = self.sock.recv(65536)
+        self.buf += data
+        return bool(data)
+
+    def _line(self) -> bytes:
+        while b"\r\n" not in self.buf:
+            if not self._more():
+                raise ConnectionError(f"closed mid-line: {self.buf!r}")
+        line, _, self.buf = self.buf.partition(b"\r\n")
+        return line
+
+    def _exactly(self, n: int) -> bytes:
+        while len(self.buf) < n:
+            if not self._more():
+                raise ConnectionError(f"closed after {len(self.buf)} of {n} bytes")
+        data, self.buf = self.buf[:n], self.buf[n:]
+        return data
+
+    def response(self, head_only: bool = False) -> Response:
+        """One response; ``head_only`` for answers to HEAD. A body without framing runs to the close."""
+        while b"\r\n\r\n" not in self.buf:
+            if not self._more():
+                raise ConnectionError(f"closed before a complete head: {self.buf!r}")
+        head, _, self.buf = self.buf.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ")[1])
+        headers = [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])]
+        resp = Response(status, headers, b"", head)
+        if head_only or status < 200 or status in (204, 304):
+            return resp
+        if (resp.get("transfer-encoding") or "").lower() == "chunked":
+            parts = []
+            while True:
+                size = int(self._line().split(b";")[0], 16)
+                if size == 0:
+                    while self._line():
+                        pass  # trailers
+                    break
+                parts.append(self._exactly(size))
+                assert self._exactly(2) == b"\r\n"
+            resp.body = b"".join(parts)
+        elif resp.get("content-length") is not None:
+            resp.body = self._exactly(int(resp.get("content-length")))  # type: ignore[arg-type]
+        else:
+            while self._more():
+                pass
+            resp.body, self.buf = self.buf, b""
+        return resp
+
+    def closed(self, timeout: float = 5.0) -> bool:
+        """True when the peer closes (EOF or reset) within ``timeout`` with nothing more to say."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(65536)
+        except ConnectionResetError:
+            return True
+        except socket.timeout:
+            return False
+        self.buf += data
+        return not data
+
+
+def exchange(server: ServerProcess, data: bytes, n: int = 1) -> tuple[list[Response], Reader]:
+    sock = connect(server)
+    sock.sendall(data)
+    reader = Reader(sock)
+    return [reader.response() for _ in range(n)], reader
+
+
+def get(path: str, version: str = "1.1", extra: str = "") -> bytes:
+    return f"GET {path} HTTP/{version}\r\nHost: test\r\n{extra}\r\n".encode()
+
+
+# --- persistence ------------------------------------------------------------------------------------
+
+
+class TestPersistence:
+    """RFC 9112 §9.3: HTTP/1.1 persists unless ``close``; HTTP/1.0 only with ``keep-alive``."""
+
+    def test_http11_persists(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            reader = Reader(sock)
+            for i in range(3):
+                sock.sendall(get(f"/status?code={200 + i}"))
+                resp = reader.response()
+                assert resp.status == 200 + i
+                assert (resp.get("connection") or "").lower() != "close"
+
+    def test_http11_connection_close(self, server: ServerProcess) -> None:
+        (resp,), reader = exchange(server, get("/", extra="Connection: close\r\n"))
+        assert resp.status == 200 and resp.body == b"ok"
+        assert resp.get("connection") == "close"
+        assert reader.closed()
+
+    def test_nothing_is_answered_after_close(self, server: ServerProcess) -> None:
+        (resp,), reader = exchange(server, get("/", extra="Connection: close\r\n") + get("/status?code=201"))
+        assert resp.body == b"ok"
+        assert reader.closed() and reader.buf == b""
+
+    def test_http10_closes_by_default(self, server: ServerProcess) -> None:
+        (resp,), reader = exchange(server, b"GET / HTTP/1.0\r\n\r\n")
+        assert resp.status == 200 and resp.body == b"ok"
+        assert resp.get("connection") == "close"
+        assert reader.closed()
+
+    def test_http10_keep_alive(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            reader = Reader(sock)
+            for _ in range(3):
+                sock.sendall(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+                resp = reader.response()
+                assert resp.status == 200 and resp.body == b"ok"
+                assert resp.get("connection") == "keep-alive"
+
+    def test_handler_connection_close(self, server: ServerProcess) -> None:
+        (resp,), reader = exchange(server, get("/close"))
+        assert resp.body == b"closing" and "close" in resp.getall("connection")
+        assert reader.closed()
+
+    def test_httpx_reuses_one_connection(self, server: ServerProcess) -> None:
+        with httpx.Client(base_url=server.url) as client:
+            ports = {tuple(client.get("/echo").json()["client"]) for _ in range(5)}
+        assert len(ports) == 1
+
+    def test_request_keep_alive_attribute(self, server: ServerProcess) -> None:
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/echo").json()["keep_alive"] is True
+            assert client.get("/echo", headers={"Connection": "close"}).json()["keep_alive"] is False
+
+    def test_http10_transfer_encoding_closes(self, server: ServerProcess) -> None:
+        (resp,), reader = exchange(server, b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n"
+                                           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        assert resp.status in (200, 400)
+        assert resp.get("connection") == "close"
+        assert reader.closed()
+
+    def test_half_closed_client_is_closed_after_its_response(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(get("/slow?s=0.2"))
+            sock.shutdown(socket.SHUT_WR)
+            reader = Reader(sock)
+            assert reader.response().status == 200
+            assert reader.closed(timeout=3.0)  # keep_alive_timeout is 5 s here
+
+    def test_half_closed_client_sync_handler(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(get("/"))
+            sock.shutdown(socket.SHUT_WR)
+            reader = Reader(sock)
+            assert reader.response().body == b"ok"
+            assert reader.closed(timeout=3.0)
+
+
+# --- pipelining and fragmentation ---------------------------------------------------------------------
+
+
+class TestPipelining:
+    """RFC 9112 §9.3.2: pipelined requests are answered in the order received."""
+
+    def test_in_order(self, server: ServerProcess) -> None:
+        codes = [200, 201, 202, 203, 404, 410, 418, 299] * 4
+        data = b"".join(get(f"/status?code={c}") for c in codes)
+        responses, _ = exchange(server, data, len(codes))
+        assert [r.status for r in responses] == codes
+
+    def test_slow_async_first(self, server: ServerProcess) -> None:
+        data = (get("/slow?s=0.5") + get("/status?code=201")
+                + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc" + get("/iter?n=2") + get("/"))
+        responses, _ = exchange(server, data, 5)
+        assert responses[0].body == b"slept 0.5\n"
+        assert responses[1].status == 201
+        assert '"body": "abc"' in responses[2].body.decode()
+        assert responses[3].body == b"chunk 0\nchunk 1\n"
+        assert responses[4].body == b"ok"
+
+    def test_many_async_in_order(self, server: ServerProcess) -> None:
+        delays = ["0.3", "0", "0.2", "0", "0.1", "0"]
+        data = b"".join(get(f"/slow?s={d}") for d in delays)
+        responses, _ = exchange(server, data, len(delays))
+        assert [r.body for r in responses] == [f"slept {d}\n".encode() for d in delays]
+
+    def test_more_than_max_pipelined(self, server: ServerProcess) -> None:
+        # reading pauses once 32 requests wait behind a busy handler; it must resume
+        data = get("/slow?s=0.2") + b"".join(get(f"/status?code={200 + i % 50}") for i in range(100))
+        responses, _ = exchange(server, data, 101)
+        assert [r.status for r in responses[1:]] == [200 + i % 50 for i in range(100)]
+
+
+class TestFragmentation:
+    """A request may arrive split anywhere, even one byte per packet."""
+
+    def test_byte_by_byte(self, server: ServerProcess) -> None:
+        data = (b"POST /echo?x=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nwxyz" + get("/status?code=202"))
+        with connect(server) as sock:
+            for i in range(len(data)):
+                sock.sendall(data[i:i + 1])
+                if i % 8 == 0:
+                    time.sleep(0.001)  # let bytes leave as separate segments
+            reader = Reader(sock)
+            first, second, third = reader.response(), reader.response(), reader.response()
+        assert '"body": "abcde"' in first.body.decode() and '"query_string": "x=1"' in first.body.decode()
+        assert '"body": "wxyz"' in second.body.decode()
+        assert third.status == 202
+
+    def test_split_in_the_middle_of_everything(self, server: ServerProcess) -> None:
+        data = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789" + get("/")
+        with connect(server) as sock:
+            pieces = [data[a:b] for a, b in zip((0, 3, 17, 30, 45, 52, 60, 70), (3, 17, 30, 45, 52, 60, 70, None))]
+            for piece in pieces:
+                sock.sendall(piece)
+                time.sleep(0.02)
+            reader = Reader(sock)
+            assert '"body": "0123456789"' in reader.response().body.decode()
+            assert reader.response().body == b"ok"
+
+
+# --- request bodies --------------------------------------------------------------------------------
+
+
+class TestBodies:
+    def test_content_length(self, server: ServerProcess) -> None:
+        body = bytes(range(256)) * 1000
+        with httpx.Client(base_url=server.url) as client:
+            echo = client.post("/echo", content=body).json()
+        assert echo["body_length"] == len(body)
+        assert echo["body"].encode("latin-1") == body
+
+    def test_chunked(self, server: ServerProcess) -> None:
+        def parts() -> Iterator[bytes]:
+            for i in range(50):
+                yield b"%d," % i
+
+        with httpx.Client(base_url=server.url) as client:
+            echo = client.post("/echo", content=parts()).json()
+        assert ["Transfer-Encoding", "chunked"] in echo["headers"]
+        assert echo["body"] == "".join(f"{i}," for i in range(50))
+
+    def test_chunked_with_extensions_and_trailers(self, server: ServerProcess) -> None:
+        data = (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5;name=value;flag\r\nhello\r\n1;q=\"quoted; ext\"\r\n \r\n5\r\nworld\r\n0;end\r\nX-Sum: 1\r\n\r\n"
+                + get("/"))
+        (echo, after), _ = exchange(server, data, 2)
+        assert '"body": "hello world"' in echo.body.decode()
+        assert after.body == b"ok"
+
+    def test_expect_100_continue(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            reader = Reader(sock)
+            interim = reader.response()  # must come before we send a single body byte
+            assert interim.status == 100 and interim.head.startswith(b"HTTP/1.1 100 Continue")
+            sock.sendall(b"hello")
+            final = reader.response()
+        assert final.status == 200 and '"body": "hello"' in final.body.decode()
+
+    def test_expect_100_continue_chunked(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n")
+            reader = Reader(sock)
+            assert reader.response().status == 100
+            sock.sendall(b"3\r\nabc\r\n0\r\n\r\n")
+            assert '"body": "abc"' in reader.response().body.decode()
+
+    def test_expect_100_continue_behind_a_slow_request(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(get("/slow?s=0.3") + b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                                               b"Content-Length: 2\r\n\r\n")
+            reader = Reader(sock)
+            assert reader.response().body == b"slept 0.3\n"
+            assert reader.response().status == 100
+            sock.sendall(b"hi")
+            assert '"body": "hi"' in reader.response().body.decode()
+
+    def test_expect_with_body_too_large_is_413_without_100(self, server: ServerProcess) -> None:
+        data = raw_exchange(server, b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                                    b"Content-Length: 100000000\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 413 ")
+        assert b"100 Continue" not in data
+
+    def test_no_100_for_http10(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            sock.settimeout(0.5)
+            with pytest.raises(socket.timeout):
+                sock.recv(100)  # nothing until the body comes
+            sock.settimeout(10)
+            sock.sendall(b"hi")
+            data = read_until_closed(sock)
+        assert data.startswith(b"HTTP/1.1 200 ") and b'"body": "hi"' in data
+
+    def test_ignored_body_is_consumed(self, server: ServerProcess) -> None:
+        # the body looks like a request: if it were not consumed, it would be answered as one
+        smuggled = get("/raise")
+        data = (b"POST /status?code=201 HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+                + smuggled + get("/status?code=202"))
+        (first, second), reader = exchange(server, data, 2)
+        assert (first.status, second.status) == (201, 202)
+        assert not reader.closed(timeout=0.3)
+
+    def test_ignored_chunked_body_is_consumed(self, server: ServerProcess) -> None:
+        smuggled = get("/raise")
+        data = (b"POST /status?code=201 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+                + b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled) + get("/status?code=202"))
+        (first, second), _ = exchange(server, data, 2)
+        assert (first.status, second.status) == (201, 202)
+
+    def test_ignored_upgrade_without_body(self, server: ServerProcess) -> None:
+        data = (b"GET /status?code=201 HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n" + get("/status?code=202"))
+        (first, second), _ = exchange(server, data, 2)
+        assert (first.status, second.status) == (201, 202)
+
+    def test_ignored_upgrade_with_body_is_consumed(self, server: ServerProcess) -> None:
+        smuggled = get("/raise")
+        data = (b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(smuggled) + smuggled + get("/status?code=202"))
+        (first, second), _ = exchange(server, data, 2)
+        assert '"body_length": %d' % len(smuggled) in first.body.decode()
+        assert second.status == 202
+
+    def test_ignored_large_body_is_consumed(self, server: ServerProcess) -> None:
+        body = b"z" * 900_000
+        data = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body + get("/status?code=203")
+        (first, second), _ = exchange(server, data, 2)
+        assert (first.body, second.status) == (b"ok", 203)
+
+
+# --- bad input ------------------------------------------------------------------------------------------
+
+H = b"Host: t\r\n"
+BAD_INPUT = [
+    ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400),
+    ("bad-request-line", b"GET\r\n\r\n", 400),
+    ("bad-method", b"G(T / HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("obs-fold", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n b\r\n\r\n", 400),
+    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400),
+    ("nul-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400),
+    ("cr-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400),
+    ("lf-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\nb\r\n\r\n", 400),
+    ("no-host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two-hosts", b"GET / HTTP/1.1\r\n" + H + H + b"\r\n", 400),
+    ("cl-and-te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    ("cl-differing", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+    ("cl-minus-1", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
+    ("cl-plus-3", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +3\r\n\r\nabc", 400),
+    ("cl-list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 2\r\n\r\nab", 400),
+    ("te-not-chunked-last", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    ("te-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 400),
+    ("chunk-size-bad", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nxyz\r\n", 400),
+    ("chunk-size-overflow", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\n", 400),
+    ("uri-too-long", b"GET /" + b"u" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
+    ("too-many-fields", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
+    ("head-too-large", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(40)) + b"\r\n", 431),
+    ("body-too-large", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413),
+    ("chunked-too-large", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+                          + b"100000\r\n" + b"c" * 0x100000 + b"\r\n100000\r\n" + b"c" * 0x100000 + b"\r\n0\r\n\r\n", 413),
+    ("version-2", b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
+    ("version-1.2", b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
+    ("http09-line", b"GET /\r\n\r\n", 400),
+    ("unknown-expectation", b"POST / HTTP/1.1\r\n" + H + b"Expect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417),
+]
+
+
+class TestBadInput:
+    """A clear status, then the connection closed: never a hang, a crash or a desynchronised stream."""
+
+    @pytest.mark.parametrize("data, status", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+    def test_status_then_close(self, server: ServerProcess, data: bytes, status: int) -> None:
+        with connect(server) as sock:
+            try:
+                sock.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server may refuse before reading everything
+            reader = Reader(sock)
+            resp = reader.response()
+            assert resp.status == status, resp
+            assert resp.get("connection") == "close"
+            assert resp.body.strip()  # a readable reason
+            assert reader.closed()
+            assert reader.buf == b""  # exactly one response
+
+    def test_error_after_good_requests(self, server: ServerProcess) -> None:
+        data = get("/status?code=201") + get("/status?code=202") + b"GET / HTTP/1.1\r\nHost : t\r\n\r\n" + get("/")
+        (first, second, third), reader = exchange(server, data, 3)
+        assert [first.status, second.status, third.status] == [201, 202, 400]
+        assert reader.closed() and reader.buf == b""
+
+    def test_error_behind_a_slow_request(self, server: ServerProcess) -> None:
+        data = get("/slow?s=0.3") + b"GET / HTTP/1.1\r\n\r\n"
+        (first, second), reader = exchange(server, data, 2)
+        assert first.body == b"slept 0.3\n" and second.status == 400
+        assert reader.closed()
+
+    def test_413_before_the_body_is_sent(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 50000000\r\n\r\n")
+            resp = Reader(sock).response()
+        assert resp.status == 413
+
+    def test_server_still_serves(self, server: ServerProcess) -> None:
+        for _, data, _ in BAD_INPUT[:5]:
+            raw_exchange(server, data)
+        with httpx.Client(base_url=server.url) as client:
+            assert client.get("/").text == "ok"
+        assert server.proc.poll() is None
+
+    def test_http09_request_line_alone(self, short: ServerProcess) -> None:
+        data = raw_exchange(short, b"GET /\r\n", timeout=5)
+        assert data.startswith(b"HTTP/1.1 400 ")
+
+
+# --- handler errors -------------------------------------------------------------------------------------
+
+
+class TestHandlerErrors:
+    def test_500_and_traceback_logged(self, server: ServerProcess) -> None:
+        start = len(server.lines)
+        (resp,), reader = exchange(server, get("/raise"))
+        assert resp.status == 500
+        assert b"boom" not in resp.body  # generic: no details leak
+        assert resp.body.strip()
+        assert server.wait_for_line("RuntimeError: boom from the handler", 5, start)
+        assert server.wait_for_line("Traceback", 5, start)
+        assert reader.closed()
+
+    def test_async_500(self, server: ServerProcess) -> None:
+        (resp,), _ = exchange(server, get("/async-raise"))
+        assert resp.status == 500 and b"boom" not in resp.body
+
+    def test_server_goes_on_serving(self, server: ServerProcess) -> None:
+        for _ in range(3):
+            exchange(server, get("/raise"))
+            exchange(server, get("/async-raise"))
+        with httpx.Client(base_url=server.url) as client:
+            assert [client.get("/").text for _ in range(3)] == ["ok"] * 3
+
+    def test_requests_before_the_failure_are_answered(self, server: ServerProcess) -> None:
+        (first, second), reader = exchange(server, get("/status?code=201") + get("/raise") + get("/"), 2)
+        assert (first.status, second.status) == (201, 500)
+        assert reader.closed()
+
+    def test_failure_mid_stream_cuts_the_connection(self, server: ServerProcess) -> None:
+        with connect(server) as sock:
+            sock.sendall(get("/stream-raise"))
+            data = read_until_closed(sock)
+        assert data.startswith(b"HTTP/1.1 200 ")
+        assert b"first part" in data
+        assert not data.endswith(b"0\r\n\r\n")  # no clean end: the client can tell it is truncated
+        assert exchange(server, get("/"))[0][0].body == b"ok"
+
+    def test_header_injection_refused_on_the_live_path(self, server: ServerProcess) -> None:
+        (resp,), _ = exchange(server, get("/header?v=a%0D%0ASet-Cookie:%20evil=1"))
+        assert resp.status == 400 and resp.body.startswith(b"refused")
+        assert resp.get("set-cookie") is None
+        (resp,), _ = exchange(server, get("/header?v=a%00b"))
+        assert resp.status == 400
+        (resp,), _ = exchange(server, get("/header?v=fine"))
+        assert resp.status == 200 and resp.get("x-test") == "fine"
+
+    def test_invalid_status_from_the_handler_is_500(self, server: ServerProcess) -> None:
+        (resp,), _ = exchange(server, get("/status?code=1000"))
+        assert resp.status == 500
+
+
+# --- timeouts -------------------------------------------------------------------------------------------
+
+
+class TestTimeouts:
+    """Each timer configurable (short here: keep-alive 0.5 s, head 1 s, body gap 1 s, send 1 s)."""
+
+    def test_idle_keep_alive_is_closed(self, short: ServerProcess) -> None:
+        with connect(short) as sock:
+            sock.sendall(get("/"))
+            reader = Reader(sock)
+            assert reader.response().body == b"ok"
+            start = time.monotonic()
+            assert reader.closed(timeout=5)
+            assert time.monotonic() - start >= 0.3  # not before the timeout
+
+    def test_keep_alive_timer_restarts_per_request(self, short: ServerProcess) -> None:
+        with connect(short) as sock:
+            reader = Reader(sock)
+            for _ in range(4):  # 4 x 0.2 s > 0.5 s, each gap below it
+                sock.sendall(get("/"))
+                assert reader.response().body == b"ok"
+                time.sleep(0.2)
+
+    def test_no_read_timeout_while_the_handler_runs(self, short: ServerProcess) -> None:
+        (resp,), _ = exchange(short, get("/slow?s=1.5"))  # longer than every read timeout
+        assert resp.body == b"slept 1.5\n"
+
+    def test_slowloris_gets_408(self, short: ServerProcess) -> None:
+        with connect(short) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: t\r\n")
+            start = time.monotonic()
+            data = b""
+            sock.settimeout(0.2)
+            while time.monotonic() - start < 8:
+                try:
+                    sock.sendall(b"X-Drip: 1\r\n")  # always some progress, never the end of the head
+                except (BrokenPipeError, ConnectionResetError):
+                    break
+                try:
+                    chunk = sock.recv(65536)
+                except socket.timeout:
+                    continue
+                except ConnectionResetError:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            elapsed = time.monotonic() - start
+        assert data.startswith(b"HTTP/1.1 408 "), data
+        assert elapsed < 8
+
+    def test_silent_connection_is_closed(self, short: ServerProcess) -> None:
+        with connect(short) as sock:
+            data = read_until_closed(sock, timeout=8)
+        assert data == b"" or data.startswith(b"HTTP/1.1 408 ")
+
+    @pytest.mark.parametrize("first", [b"", get("/")], ids=["fresh", "after-a-request"])
+    def test_empty_lines_do_not_keep_a_connection_open(self, short: ServerProcess, first: bytes) -> None:
+        with connect(short) as sock:
+            if first:
+                sock.sendall(first)
+                assert Reader(sock).response().body == b"ok"
+            sock.settimeout(0.2)
+            start, closed = time.monotonic(), False
+            while not closed and time.monotonic() - start < 4:
+                try:
+                    sock.sendall(b"\r\n")
+                    closed = sock.recv(65536) == b""
+                except socket.timeout:
+                    pass
+                except OSError:
+                    closed = True
+        assert closed, "still open after 4 s of empty lines (keep-alive 0.5 s, header timeout 1 s)"
+
+    def test_body_gap_gets_408(self, short: ServerProcess) -> None:
+        with connect(short) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc")
+            data = read_until_closed(sock, timeout=8)
+        assert data.startswith(b"HTTP/1.1 408 ")
+
+    def test_slow_body_with_short_gaps_is_accepted(self, short: ServerProcess) -> None:
+        with connect(short) as sock:
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n")
+            for piece in (b"ab", b"cd", b"ef", b"gh"):  # 1.2 s in all, gaps of 0.3 s
+                time.sleep(0.3)
+                sock.sendall(piece)
+            resp = Reader(sock).response()
+        assert resp.status == 200 and '"body": "abcdefgh"' in resp.body.decode()
+
+    def test_send_timeout_for_a_client_that_stops_reading(self, short: ServerProcess) -> None:
+        start = len(short.lines)
+        with connect(short, rcvbuf=4096) as sock:
+            sock.sendall(get("/big?n=30000000"))
+            assert short.wait_for_line("send timeout", 10, start), short.output[-2000:]
+            sock.settimeout(10)
+            total = 0
+            try:
+                while True:
+                    data = sock.recv(1 << 20)
+                    if not data:
+                        break
+                    total += len(data)
+            except ConnectionResetError:
+                pass
+        assert total < 30_000_000  # the rest was dropped, not kept for us
+
+    def test_send_timeout_spares_a_slow_but_reading_client(self, short: ServerProcess) -> None:
+        with connect(short, rcvbuf=65536) as sock:
+            sock.sendall(get("/big?n=20000000"))
+            total = 0
+            try:
+                while total < 20_000_000:
+                    data = sock.recv(262144)
+                    if not data:
+                        break
+                    total += len(data)
+                    time.sleep(0.03)  # reading all the time, just not instantly
+            except ConnectionResetError:
+                pass
+        assert total > 20_000_000
+
+    def test_send_timeout_for_a_stream(self, short: ServerProcess) -> None:
+        start = len(short.lines)
+        with connect(short, rcvbuf=4096) as sock:
+            sock.sendall(get("/produce?n=2000"))
+            assert short.wait_for_line("send timeout", 10, start)
+        with connect(short) as sock:
+            sock.sendall(get("/produced"))
+            produced, done = Reader(sock).response().body.split()
+        assert done == b"0" and int(produced) < 2000
+
+
+# --- flow control -------------------------------------------------------------------------------------
+
+
+def produced(server: ServerProcess) -> tuple[int, bool]:
+    (resp,), _ = exchange(server, get("/produced"))
+    count, done = resp.body.split()
+    return int(count), done == b"1"
+
+
+def rss_mb(server: ServerProcess) -> int:
+    with open(f"/proc/{server.proc.pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) // 1024
+    raise AssertionError("no VmRSS")
+
+
+class TestBackpressure:
+    """A client that does not read pauses the handler's streaming writes: memory stays bounded."""
+
+    def test_stream_writer_is_paused(self, server: ServerProcess) -> None:
+        n, size = 1000, 65536
+        with connect(server, rcvbuf=4096) as sock:
+            sock.sendall(get(f"/produce?n={n}&size={size}"))
+            # wait until the producer stops making progress
+            last, stable_since = -1, time.monotonic()
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                count, done = produced(server)
+                assert not done
+                if count != last:
+                    last, stable_since = count, time.monotonic()
+                elif time.monotonic() - stable_since > 0.5:
+                    break
+                time.sleep(0.1)
+            # kernel buffers plus the high-water mark: a few MB at most, not 64 MB
+            assert last < n // 4, f"{last} chunks of {size} bytes written to a client that reads nothing"
+            # reading resumes the producer, and every byte arrives
+            reader = Reader(sock)
+            resp = reader.response()
+        assert len(resp.body) == n * size
+        assert produced(server) == (n, True)
+
+    def test_non_reading_client_of_a_stream_does_not_block_others(self, server: ServerProcess) -> None:
+        with connect(server, rcvbuf=4096) as sock:
+            sock.sendall(get("/produce?n=1000"))
+            time.sleep(0.3)
+            with httpx.Client(base_url=server.url) as client:
+                assert client.get("/").text == "ok"
+
+    def test_pipelined_requests_for_a_non_reader_stay_bounded(self, server: ServerProcess) -> None:
+        before = rss_mb(server)
+        with connect(server, rcvbuf=4096) as sock:
+            sock.sendall(get("/big?n=1000000") * 150)  # 6 KB of requests asking for 150 MB
+            grown, deadline = 0, time.monotonic() + 2
+            while time.monotonic() < deadline and grown < 64:
+                time.sleep(0.1)
+                grown = rss_mb(server) - before
+        assert grown < 64, f"server grew by {grown} MB for a client that reads nothing"
+
+    def test_pipelined_flood_is_answered(self, server: ServerProcess) -> None:
+        # many pipelined requests, large responses, read only at the end: reading must pause and resume
+        n = 200
+        with connect(server) as sock:
+            sock.sendall(b"".join(get("/big?n=20000") for _ in range(n)))
+            reader = Reader(sock)
+            assert all(len(reader.response().body) == 20000 for _ in range(n))
+
+
+# --- streaming responses --------------------------------------------------------------------------------
+
+
+class TestStreaming:
+    def test_chunked_on_http11(self, server: ServerProcess) -> None:
+        with httpx.Client(base_url=server.url) as client:
+            resp = client.get("/stream?n=4")
+            assert resp.headers["transfer-encoding"] == "chunked"
+            assert "content-length" not in resp.headers
+            assert resp.text == "".join(f"part {i}\n" for i in range(4))
+            resp = client.get("/iter?n=3")
+            assert resp.text == "chunk 0\nchunk 1\nchunk 2\n"
+
+    def test_connection_persists_after_a_stream(self, server: ServerProcess) -> None:
+        (first, second, third), reader = exchange(server, get("/stream?n=2") + get("/iter?n=1") + get("/"), 3)
+        assert first.body == b"part 0\npart 1\n" and second.body == b"chunk 0\n" and third.body == b"ok"
+
+    @pytest.mark.parametrize("path, body", [("/stream?n=3", b"part 0\npart 1\npart 2\n"),
+                                            ("/iter?n=2", b"chunk 0\nchunk 1\n")])
+    def test_close_delimited_on_http10(self, server: ServerProcess, path: str, body: bytes) -> None:
+        for extra in (b"", b"Connection: keep-alive\r\n"):
+            data = raw_exchange(server, f"GET {path} HTTP/1.0\r\n".encode() + extra + b"\r\n")
+            head, _, rest = data.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+            assert b"connection: close" in head.lower()
+            assert rest == body
+
+    def test_stream_answers_connection_close(self, server: ServerProcess) -> None:
+        (resp,), reader = exchange(server, get("/stream?n=1", extra="Connection: close\r\n"))
+        assert resp.body == b"part 0\n"
+        assert reader.closed()
+        assert resp.get("connection") == "close"
+
+
+# --- HEAD, bodiless statuses, server headers ------------------------------------------------------------
+
+
+class TestResponseHeaders:
+    def test_head_gets_the_headers_of_get_and_no_body(self, server: ServerProcess) -> None:
+        data = b"HEAD /headers HTTP/1.1\r\nHost: t\r\n\r\n" + get("/headers")
+        with connect(server) as sock:
+            sock.sendall(data)
+            reader = Reader(sock)
+            head = reader.response(head_only=True)
+            full = reader.response()  # parses only if HEAD sent no body
+        assert full.body == b"0123456789"
+        without_date = lambda r: [(n, v) for n, v in r.headers if n.lower() != "date"]  # noqa: E731
+        assert without_date(head) == without_date(full)
+        assert head.get("content-length") == "10" and head.getall("x-multi") == ["1", "2"]
+
+    def test_head_of_a_stream(self, server: ServerProcess) -> None:
+        data = b"HEAD /stream HTTP/1.1\r\nHost: t\r\n\r\n" + get("/status?code=201")
+        with connect(server) as sock:
+            sock.sendall(data)
+            reader = Reader(sock)
+            head = reader.response(head_only=True)
+            assert head.status == 200
+            assert reader.response().status == 201
+
+    def test_head_of_a_large_body(self, server: ServerProcess) -> None:
+        with httpx.Client(base_url=server.url) as client:
+            resp = client.head("/big?n=500000")
+            assert resp.headers["content-length"] == "500000" and resp.content == b""
+            assert client.get("/").text == "ok"
+
+    def test_empty_body_has_content_length_zero(self, server: ServerProcess) -> None:
+        (resp,), _ = exchange(server, get("/empty"))
+        assert resp.getall("content-length") == ["0"] and resp.body == b""
+
+    @pytest.mark.parametrize("code", [204, 304])
+    def test_bodiless_statuses(self, server: ServerProcess, code: int) -> None:
+        # the handler set a body: it must not be sent, nor a Content-Length
+        (resp, after), reader = exchange(server, get(f"/status?code={code}") + get("/"), 2)
+        assert resp.status == code and resp.get("content-length") is None
+        assert after.body == b"ok"  # the stream stayed in sync
+
+    def test_date_and_server(self, server: ServerProcess) -> None:
+        (resp,), _ = exchange(server, get("/"))
+        assert resp.get("server") == "peregrine"
+        date = resp.get("date")
+        assert date and re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", date)
+        assert abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time()) < 60
+        assert len(resp.getall("date")) == 1 and len(resp.getall("server")) == 1
+
+    def test_error_responses_carry_date_and_server(self, server: ServerProcess) -> None:
+        data = raw_exchange(server, b"GET / HTTP/1.1\r\n\r\n")
+        assert b"\r\nDate: " in data and b"\r\nServer: peregrine\r\n" in data
+
+    def test_server_header_off(self, misc: ServerProcess) -> None:
+        (resp,), _ = exchange(misc, get("/"))
+        assert resp.get("server") is None and resp.get("date")
+        data = raw_exchange(misc, b"GET / HTTP/1.1\r\n\r\n")
+        assert data.startswith(b"HTTP/1.1 400 ") and b"\r\nServer:" not in data
+
+
+# --- limits, concurrency, logging ---------------------------------------------------------------------------
+
+
+class TestServer:
+    def test_max_connections_503(self, start_server: object) -> None:
+        srv = start_server(APP, "--max-connections", "2")  # type: ignore[operator]
+        held = [connect(srv) for _ in range(2)]
+        try:
+            for sock in held:  # make sure both are accepted and served
+                sock.sendall(get("/"))
+                assert Reader(sock).response().body == b"ok"
+            data = raw_exchange(srv, get("/"))
+            assert data.startswith(b"HTTP/1.1 503 ")
+            assert b"connection: close" in data.lower()
+        finally:
+            for sock in held:
+                sock.close()
+        deadline = time.monotonic() + 5
+        while True:  # the slots come back once the held connections are gone
+            data = raw_exchange(srv, get("/", extra="Connection: close\r\n"))
+            if data.startswith(b"HTTP/1.1 200 ") or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        assert data.startswith(b"HTTP/1.1 200 ")
+
+    def test_resets_in_every_phase_free_the_connection(self, start_server: object) -> None:
+        # every close path (resets included) must release the connection and its timers
+        srv = start_server(APP, "--max-connections", "3")  # type: ignore[operator]
+        start = len(srv.lines)
+        phases = [
+            b"GET / HT",                                                         # in the head
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc",   # in the body
+            get("/slow?s=0.5"),                                                  # handler running
+            get("/produce?n=500"),                                               # stream paused
+            get("/big?n=5000000"),                                               # large write pending
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+            get("/"),                                                            # idle keep-alive
+        ]
+        for _ in range(2):
+            for data in phases:
+                sock = connect(srv, rcvbuf=4096)
+                sock.sendall(data)
+                time.sleep(0.05)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.close()  # RST
+        time.sleep(0.7)  # the slow handlers finish on closed connections
+        held = [connect(srv) for _ in range(3)]  # all three slots are free again
+        try:
+            for sock in held:
+                sock.sendall(get("/"))
+                assert Reader(sock).response().body == b"ok"
+        finally:
+            for sock in held:
+                sock.close()
+        noise = [line for line in srv.lines[start:] if "Traceback" in line or "Exception" in line]
+        assert noise == [], srv.output
+
+    def test_slow_async_handlers_run_concurrently(self, server: ServerProcess) -> None:
+        async def main() -> list[str]:
+            limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+            async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
+                responses = await asyncio.gather(*(client.get("/slow?s=1") for _ in range(50)))
+            return [r.text for r in responses]
+
+        start = time.monotonic()
+        texts = asyncio.run(main())
+        elapsed = time.monotonic() - start
+        assert texts == ["slept 1\n"] * 50
+        assert elapsed < 15  # one after the other would take 50 s
+
+    def test_access_log(self, misc: ServerProcess) -> None:
+        start = len(misc.lines)
+        with httpx.Client(base_url=misc.url) as client:
+            client.get("/status?code=201")
+        line = misc.wait_for_line(r'"GET /status\?code=201 HTTP/1\.1" 201 \d+(\.\d+)?ms', 5, start)
+        assert line and "127.0.0.1" in line
+
+    def test_no_access_log_by_default(self, server: ServerProcess) -> None:
+        start = len(server.lines)
+        exchange(server, get("/status?code=202"))
+        exchange(server, get("/raise"))  # logs something, so the output is flushed
+        assert server.wait_for_line("boom", 5, start)
+        assert not any('"GET /status?code=202' in line for line in server.lines[start:])
