@@ -35,7 +35,10 @@ class Config:
     fd: Optional[int] = _opt(None, "serve on an inherited, already bound socket file descriptor", "listen")
     backlog: int = _opt(2048, "listen() backlog", "listen")
     reuse_port: bool = _opt(
-        True, "each worker binds its own SO_REUSEPORT socket (Linux/BSD); off = one shared socket", "listen"
+        False,
+        "one SO_REUSEPORT socket per worker, spread by the kernel (Linux/BSD); off = one socket all "
+        "workers share, taken by whichever worker is free (measured better here: docs/production.md)",
+        "listen",
     )
 
     # --- processes ---------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from . import __version__
 from .aio.loop import loop_factory
 from .config import Config
 from .log import configure_logging
-from .process.listeners import describe, make_listeners
-from .process.worker import Worker
+from .process.listeners import describe, make_listeners, remove_unix_socket, unix_paths
+from .process.worker import Worker, pin_to_core
 
 log = logging.getLogger("peregrine")
 
@@ -49,6 +49,7 @@ class Server:
     """
 
     def __init__(self, handler: Any, config: Optional[Config] = None, **options: Any) -> None:
+        self.handler = handler
         self.handler_factory = handler_factory(handler)
         self.config = config.replace(**options) if config is not None else Config(**options)
         self._worker: Optional[Worker] = None
@@ -62,16 +63,31 @@ class Server:
     def start(self) -> None:
         """Serve until SIGINT/SIGTERM or :meth:`shutdown`; returns after a graceful stop."""
         configure_logging(self.config.log_level)
-        if self.workers > 1:
+        # Recycling after max_requests needs someone to start the replacement: with one worker
+        # that is a supervisor too.
+        if (self.workers > 1 or self.config.max_requests) and not hasattr(os, "fork"):
+            log.warning("worker processes need fork(), which this platform lacks: serving in one process")
+        elif self.workers > 1 or self.config.max_requests:
             from .process.supervisor import Supervisor
 
-            self._supervisor = Supervisor(self.config, self.handler_factory, self.workers)
-            raise SystemExit(self._supervisor.run())
+            self._supervisor = Supervisor(self.config, self.handler_factory, self.workers,
+                                          handler=self.handler)
+            code = self._supervisor.run()
+            if code:
+                raise SystemExit(code)
+            return
         self._serve_here()
 
     def _serve_here(self) -> None:
         config = self.config
-        sockets = make_listeners(config)
+        try:
+            sockets = make_listeners(config)
+        except OSError as exc:
+            log.error("cannot start: %s", exc)
+            raise SystemExit(1) from None
+        paths = unix_paths(sockets)
+        if config.cpu_affinity:
+            pin_to_core(0)
         ssl_context = None
         if config.tls:
             from .process.tls import make_ssl_context
@@ -87,9 +103,9 @@ class Server:
             self._worker.run()
         finally:
             for sock in sockets:
-                sock.close()
-            if config.uds and os.path.exists(config.uds):
-                os.unlink(config.uds)
+                sock.close()  # already closed when the worker stopped accepting; harmless
+            for path in paths:
+                remove_unix_socket(path)
         log.info("stopped")
 
     def shutdown(self) -> None:

@@ -25,6 +25,15 @@ IDLE, HEAD, BODY = 0, 1, 2
 _HEADER_OVERHEAD = 4  # ": " and CRLF around every field
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 _OWS = (0x20, 0x09)
+# header fields the parser must act on, found by one dict lookup for the usual spellings
+_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT = range(5)
+_SPECIAL_HEADERS = {}
+for _name, _kind in ((b"host", _HOST), (b"content-length", _CONTENT_LENGTH),
+                     (b"transfer-encoding", _TRANSFER_ENCODING), (b"connection", _CONNECTION),
+                     (b"expect", _EXPECT)):
+    for _spelling in (_name, _name.title(), _name.upper()):
+        _SPECIAL_HEADERS[_spelling] = _kind
+_SPECIAL_LENGTHS = frozenset(len(n) for n in _SPECIAL_HEADERS)
 # decoded once: most requests use one of these
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 
@@ -40,7 +49,7 @@ class RequestParser:
     __slots__ = (
         "requests", "state", "begun", "expect_continue", "upgrade_data",
         "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
-        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_upgrade_request", "_upgrade_length", "_upgrade_body", "_error", "_request", "_client", "_scheme",
+        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_special", "_upgrade_request", "_upgrade_length", "_upgrade_body", "_error", "_request", "_client", "_scheme",
         "_max_line", "_max_head", "_max_count", "_max_body",
     )
 
@@ -71,6 +80,9 @@ class RequestParser:
         self._upgrade_request: Optional[Request] = None
         self._upgrade_length = 0
         self._upgrade_body = b""
+        self._special = True  # so that the first _begin_message sets every field
+        self._body: Optional[list[bytes]] = None
+        self._body_size = 0
         self._begin_message()
         self.state = IDLE
         self.begun = 0
@@ -153,14 +165,18 @@ class RequestParser:
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_size = 0
-        self._body: Optional[list[bytes]] = None
-        self._body_size = 0
         self._has_host = False
-        self._content_length = 0
-        self._codings: Optional[list[bytes]] = None
-        self._has_connection = False
         self._head_fed = 0
-        self._trailer_count = 0
+        if self._special:
+            # only requests with framing/connection headers dirtied these
+            self._special = False
+            self._content_length = 0
+            self._codings: Optional[list[bytes]] = None
+            self._has_connection = False
+            self._trailer_count = 0
+        if self._body is not None:
+            self._body = None
+            self._body_size = 0
 
     def on_url(self, url: bytes) -> None:
         if self.state != HEAD:
@@ -172,38 +188,53 @@ class RequestParser:
     def on_header(self, name: bytes, value: bytes) -> None:
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace; it is not the value
-        self._head_size += len(name) + len(value) + _HEADER_OVERHEAD
+        size = self._head_size = self._head_size + len(name) + len(value) + _HEADER_OVERHEAD
         if self.state == BODY:
-            # a chunked trailer field: bounded like headers, never merged into them (RFC 9110 §6.5.1)
-            self._trailer_count += 1
-            if self._trailer_count > self._max_count or self._head_size > self._max_head:
-                self._fail(431, "trailer fields too large")
+            self._on_trailer()
             return
         headers = self._headers
         headers.append((name, value))
-        if len(headers) > self._max_count:
-            self._fail(431, "too many header fields")
-        if self._head_size > self._max_head:
-            self._fail(431, "request header fields too large")
-        if len(name) == 4 and name.lower() == b"host":
+        if size > self._max_head or len(headers) > self._max_count:
+            self._fail(431, "request header fields too large" if size > self._max_head
+                       else "too many header fields")
+        kind = _SPECIAL_HEADERS.get(name)
+        if kind is None:
+            if len(name) not in _SPECIAL_LENGTHS:
+                return
+            kind = _SPECIAL_HEADERS.get(name.lower())
+            if kind is None:
+                return
+        if kind == _HOST:
             if self._has_host:
                 self._fail(400, "more than one Host header")
             self._has_host = True
-        elif len(name) == 14 and name.lower() == b"content-length":
+        else:
+            self._special = True
+            self._on_special_header(kind, value)
+
+    def _on_special_header(self, kind: int, value: bytes) -> None:
+        if kind == _CONTENT_LENGTH:
             # llhttp has checked the digits and rejected a second, different value
             self._content_length = int(value)
             if self._content_length > self._max_body:
                 self._fail(413, "request body larger than max_body_size")
-        elif len(name) == 17 and name.lower() == b"transfer-encoding":
+        elif kind == _TRANSFER_ENCODING:
             if self._codings is None:
                 self._codings = []
             self._codings += (c.strip().lower() for c in value.split(b","))
-        elif len(name) == 10 and name.lower() == b"connection":
+        elif kind == _CONNECTION:
             self._has_connection = True
-        elif len(name) == 6 and name.lower() == b"expect":
+        elif kind == _EXPECT:
             if value.lower() != b"100-continue":
                 self._fail(417, "unsupported expectation")
             self.expect_continue = True
+
+    def _on_trailer(self) -> None:
+        # a chunked trailer field: bounded like headers, never merged into them (RFC 9110 §6.5.1)
+        self._special = True
+        self._trailer_count += 1
+        if self._trailer_count > self._max_count or self._head_size > self._max_head:
+            self._fail(431, "trailer fields too large")
 
     def on_headers_complete(self) -> None:
         parser = self._parser
@@ -214,41 +245,51 @@ class RequestParser:
             # get_http_version() on the common path.
             version = "1.1"
         else:
-            version = _VERSIONS.get(parser.get_http_version())
-        if version is None:
-            if parser.get_http_version() == "0.9":
-                self._fail(400, "HTTP/0.9 request line")
-            self._fail(505, "HTTP version not supported")
-        if version == "1.1" and not self._has_host:
+            version = self._version()
+        if not self._has_host and version == "1.1":
             self._fail(400, "HTTP/1.1 request without Host")
-        codings = self._codings
-        if codings and codings != [b"chunked"]:
-            if codings[-1] != b"chunked":  # the body's length would be unknowable (RFC 9112 §6.3)
-                self._fail(400, "the last transfer coding is not chunked")
-            self._fail(501, "transfer coding not implemented")  # we decode no other coding
+        if self._special:
+            keep_alive = self._check_framing(version, keep_alive)
         url = self._url
-        if url[:1] == b"/":
+        if url[0] == 47:  # "/": origin-form, by far the commonest
             path, _, query = url.partition(b"?")
         elif url == b"*":
             path, query = url, b""
         else:
             path, query = _absolute_form(url)
-        if version == "1.0" and self.expect_continue:
-            self.expect_continue = False  # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1)
-        if self.expect_continue and self._content_length == 0 and not self._codings:
-            self.expect_continue = False
-        if self._has_connection and (self._content_length or codings) and parser.should_upgrade():
-            if codings:
-                self._fail(400, "upgrade request with a chunked body")
-            self._upgrade_length = self._content_length  # see _collect_upgrade_body
-        if version == "1.0" and codings:
-            keep_alive = False  # chunked from an HTTP/1.0 client: faulty framing, close after it
         method = parser.get_method()
         self._request = Request(
             _METHODS.get(method) or method.decode("ascii"), path, query, version,
             self._headers, b"", self._client, keep_alive, self._scheme,
         )
         self.state = BODY
+
+    def _version(self) -> str:
+        version = self._parser.get_http_version()
+        if version in _VERSIONS:
+            return _VERSIONS[version]
+        if version == "0.9":
+            self._fail(400, "HTTP/0.9 request line")
+        self._fail(505, "HTTP version not supported")
+        raise AssertionError  # unreachable: _fail raises
+
+    def _check_framing(self, version: str, keep_alive: bool) -> bool:
+        """Rules for requests with framing or connection headers; returns the final keep-alive."""
+        codings = self._codings
+        if codings and codings != [b"chunked"]:
+            if codings[-1] != b"chunked":  # the body's length would be unknowable (RFC 9112 §6.3)
+                self._fail(400, "the last transfer coding is not chunked")
+            self._fail(501, "transfer coding not implemented")  # we decode no other coding
+        if self.expect_continue and (version == "1.0" or (not self._content_length and not codings)):
+            # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1), and only for a body
+            self.expect_continue = False
+        if self._has_connection and (self._content_length or codings) and self._parser.should_upgrade():
+            if codings:
+                self._fail(400, "upgrade request with a chunked body")
+            self._upgrade_length = self._content_length  # see _collect_upgrade_body
+        if version == "1.0" and codings:
+            return False  # chunked from an HTTP/1.0 client: faulty framing, close after it
+        return keep_alive
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)

@@ -39,7 +39,10 @@ def _encode(text: Union[str, bytes], what: str) -> bytes:
         raise ValueError(f"header {what} {text!r} has characters outside ISO-8859-1") from None
 
 
-def _check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tuple[bytes, bytes, bytes]:
+Checked = tuple[bytes, bytes, bytes, bytes]  # name, value, lower-cased name, "name: value\r\n"
+
+
+def _check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> Checked:
     bname = _encode(name, "name")
     if not _TOKEN.fullmatch(bname):
         raise ValueError(f"invalid header name {name!r}")
@@ -48,17 +51,18 @@ def _check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tup
     bvalue = _encode(value, "value")
     if _FORBIDDEN_IN_VALUE.search(bvalue):
         raise ValueError(f"header value for {name!r} contains CR, LF or NUL")
-    return bname, bvalue.strip(b" \t"), bname.lower()
+    bvalue = bvalue.strip(b" \t")
+    return bname, bvalue, bname.lower(), bname + b": " + bvalue + b"\r\n"
 
 
 # Handlers set the same few headers on every response; validating each pair once, then looking it
 # up, takes most of the header cost off the hot path. Bounded so varying values cannot grow it.
-_checked: dict[tuple[object, object, type], tuple[bytes, bytes, bytes]] = {}
+_checked: dict[tuple[object, object, type], Checked] = {}
 _CHECKED_MAX = 4096
 
 
-def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> tuple[bytes, bytes, bytes]:
-    """Encode and validate one header field: ``(name, value, lower-cased name)`` as bytes.
+def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> Checked:
+    """Encode and validate one header field: ``(name, value, lower-cased name, line)`` as bytes.
 
     Raises ``ValueError`` on anything that could split the response (CR, LF, NUL), a name that is
     not a token, or text outside ISO-8859-1.
@@ -93,36 +97,49 @@ class Response:
     _has_server = False
 
     def __init__(self, conn: Any = None, request: Any = None) -> None:
-        #: header fields set so far, as ``(name, value)`` bytes pairs
-        self.headers: list[tuple[bytes, bytes]] = []
+        # The fields as checked (see check_header), and their lines joined: the head is then
+        # one join of a few pieces, however many headers were set.
+        self._fields: list[Checked] = []
+        self._block = b""
         self._conn = conn
         self._request = request
 
     # --- headers ------------------------------------------------------------------------------
 
+    @property
+    def headers(self) -> list[tuple[bytes, bytes]]:
+        """The header fields set so far, as ``(name, value)`` bytes pairs (a copy)."""
+        return [(f[0], f[1]) for f in self._fields]
+
     def set_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
         """Set a header, replacing any field of the same name (case-insensitive)."""
-        bname, bvalue, lname = check_header(name, value)
+        checked = _checked.get((name, value, type(value))) or check_header(name, value)
+        lname = checked[2]
         if lname in _SPECIAL:
-            self._note_special(lname, bvalue)
-        headers = self.headers
-        if headers:
-            self.headers = headers = [h for h in headers if h[0].lower() != lname]
-        headers.append((bname, bvalue))
+            self._note_special(lname, checked[1])
+        fields = self._fields
+        if fields and any(f[2] == lname for f in fields):
+            self._fields = fields = [f for f in fields if f[2] != lname]
+            fields.append(checked)
+            self._block = b"".join([f[3] for f in fields])
+        else:
+            fields.append(checked)
+            self._block += checked[3]
 
     def add_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
         """Add a header field, keeping any others of the same name (e.g. ``Set-Cookie``)."""
-        bname, bvalue, lname = check_header(name, value)
-        if lname in _SPECIAL:
-            self._note_special(lname, bvalue)
-        self.headers.append((bname, bvalue))
+        checked = _checked.get((name, value, type(value))) or check_header(name, value)
+        if checked[2] in _SPECIAL:
+            self._note_special(checked[2], checked[1])
+        self._fields.append(checked)
+        self._block += checked[3]
 
     def get_header(self, name: str) -> Optional[str]:
         """The first value set for ``name`` (case-insensitive), or None."""
         lname = name.lower().encode("latin-1")
-        for n, v in self.headers:
-            if n.lower() == lname:
-                return v.decode("latin-1")
+        for field in self._fields:
+            if field[2] == lname:
+                return field[1].decode("latin-1")
         return None
 
     def _note_special(self, lname: bytes, bvalue: bytes) -> None:
@@ -202,21 +219,30 @@ def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bo
     line = STATUS_LINES.get(status)
     if line is None:
         raise ValueError(f"invalid status code {status!r}")
-    parts = [line]
-    if not resp._has_date:
-        parts.append(date_line)
-    if not resp._has_server:
-        parts.append(server_line)
-    for name, value in resp.headers:
-        parts += (name, b": ", value, b"\r\n")
-    if content_length is not None and not has_no_body(status):
-        parts.append(b"Content-Length: %d\r\n" % content_length)
-    if chunked:
-        parts.append(b"Transfer-Encoding: chunked\r\n")
-    if status != 101:
-        if not keep_alive:
-            parts.append(b"Connection: close\r\n")
-        elif http10:
-            parts.append(b"Connection: keep-alive\r\n")
-    parts.append(b"\r\n")
-    return b"".join(parts)
+    if resp._has_date:
+        date_line = b""
+    if resp._has_server:
+        server_line = b""
+    if content_length is None or has_no_body(status):
+        length_line = b""
+    else:
+        length_line = _LENGTH_LINES.get(content_length) or _length_line(content_length)
+    if status == 101 or (keep_alive and not http10):
+        connection_line = b""
+    else:
+        connection_line = b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n"
+    return b"".join((
+        line, date_line, server_line, resp._block, length_line,
+        b"Transfer-Encoding: chunked\r\n" if chunked else b"", connection_line, b"\r\n",
+    ))
+
+
+# Bodies often have the same few sizes: their Content-Length lines are made once.
+_LENGTH_LINES: dict[int, bytes] = {}
+
+
+def _length_line(length: int) -> bytes:
+    line = b"Content-Length: %d\r\n" % length
+    if len(_LENGTH_LINES) < 4096:
+        _LENGTH_LINES[length] = line
+    return line

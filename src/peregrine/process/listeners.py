@@ -8,10 +8,10 @@ With several workers there are two ways to share a TCP port (see ``docs/producti
 
 * one listening socket bound by the supervisor and inherited by every worker through ``fork``
   (the default, and the only way for unix sockets, ``fd`` and systemd sockets);
-* ``reuse_port``: every worker binds and listens on its own ``SO_REUSEPORT`` socket and the kernel
-  hashes new connections across them. The supervisor then only *binds* (never listens) a socket of
-  its own: that learns the real port when ``port`` is 0 and keeps the port reserved while
-  workers come and go, without ever receiving connections itself.
+* ``reuse_port``: one ``SO_REUSEPORT`` listening socket per worker slot, and the kernel hashes
+  new connections across them. The supervisor binds them all (the first learns the real port
+  when ``port`` is 0) and keeps them, so a replacement worker inherits its slot's socket, queue
+  included.
 """
 
 from __future__ import annotations
@@ -43,15 +43,13 @@ def _tcp_socket(host: str, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False,
-             listen: bool = True) -> socket.socket:
-    """A non-blocking TCP socket bound to ``host:port``, listening unless ``listen`` is False."""
+def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking TCP socket listening on ``host:port`` (with SO_REUSEPORT if asked)."""
     reuse_port = reuse_port and has_reuse_port()
     sock = _tcp_socket(host, reuse_port)
     try:
         sock.bind((host, port))
-        if listen:
-            sock.listen(backlog)
+        sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -123,16 +121,15 @@ def uses_reuse_port(config: Config) -> bool:
     Only for a TCP address the server binds itself: a unix socket, an inherited fd and systemd's
     sockets are single sockets that every worker shares.
     """
-    return (config.reuse_port and has_reuse_port() and not config.uds and config.fd is None
-            and not os.environ.get("LISTEN_FDS"))
+    activated = os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS")
+    return bool(config.reuse_port and has_reuse_port() and not config.uds and config.fd is None
+                and not activated)
 
 
-def make_listeners(config: Config, port: Optional[int] = None, reuse_port: bool = False,
-                   listen: bool = True) -> list[socket.socket]:
+def make_listeners(config: Config) -> list[socket.socket]:
     """Bind the sockets ``config`` asks for: a unix socket, an inherited fd, systemd's, or TCP.
 
-    ``port`` overrides ``config.port`` (workers binding the port their supervisor learnt);
-    ``reuse_port`` and ``listen`` apply to a TCP socket only.
+    The TCP socket is a plain one (no SO_REUSEPORT): one socket that every worker shares.
     """
     if config.uds:
         return [bind_unix(config.uds, config.backlog, config.uds_permissions)]
@@ -141,8 +138,7 @@ def make_listeners(config: Config, port: Optional[int] = None, reuse_port: bool 
     activated = inherited_sockets(config.backlog)
     if activated:
         return activated
-    return [bind_tcp(config.host, config.port if port is None else port, config.backlog,
-                     reuse_port, listen)]
+    return [bind_tcp(config.host, config.port, config.backlog)]
 
 
 def describe(sock: socket.socket, tls: bool) -> str:
@@ -156,13 +152,19 @@ def describe(sock: socket.socket, tls: bool) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def remove_unix_socket(sock: socket.socket) -> None:
-    """Unlink the file of unix socket ``sock`` (call it before closing ``sock``)."""
-    if sock.family != socket.AF_UNIX:
-        return
-    path = sock.getsockname()
-    if not path or not isinstance(path, str) or path.startswith("\0"):
-        return
+def unix_paths(sockets: list[socket.socket]) -> list[str]:
+    """The file paths of the unix sockets among ``sockets`` (to remove them after closing)."""
+    paths = []
+    for sock in sockets:
+        if sock.family == socket.AF_UNIX:
+            name = sock.getsockname()
+            if isinstance(name, str) and name and not name.startswith("\0"):
+                paths.append(name)
+    return paths
+
+
+def remove_unix_socket(path: str) -> None:
+    """Unlink the unix socket file at ``path`` (a file of another kind is left alone)."""
     try:
         if stat.S_ISSOCK(os.stat(path).st_mode):
             os.unlink(path)

@@ -1,4 +1,4 @@
-"""The TLS context made from the ``ssl_*`` options."""
+"""The TLS context made from the ``ssl_*`` options (standard ``ssl`` module, OpenSSL underneath)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": 
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
-    """A server context: TLS 1.2+ (or 1.3 only), ALPN ``http/1.1``, optional client certificates."""
+    """A server context: TLS 1.2+ (or 1.3 only), ALPN ``http/1.1``, optional client certificates.
+
+    Raises ``OSError`` for a missing file and ``ssl.SSLError`` for a certificate, key or
+    password that does not load, so the server can refuse to start with the reason.
+    """
     assert config.ssl_certfile is not None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if config.ssl_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
     )
+    # No TLS compression (CRIME) and no client-initiated renegotiation (a cheap way for a client
+    # to make the server do expensive handshakes over and over on one connection).
+    context.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
     if config.ssl_ca_certs:
         context.load_verify_locations(config.ssl_ca_certs)
     context.verify_mode = _CERT_REQS[config.ssl_cert_reqs]
+    # Peregrine speaks HTTP/1.1 only: say so, so that clients offering h2 fall back cleanly.
     context.set_alpn_protocols(["http/1.1"])
     return context

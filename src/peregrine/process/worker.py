@@ -57,6 +57,8 @@ _BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
 _DRAIN_MAX = 4096
 _LOG_EVERY = 5.0  # seconds between repeated accept-error log lines
 _PARENT_POLL = 1.0
+# at shutdown, how long a connection that has not sent its first request yet may still send it
+_FIRST_REQUEST_GRACE = 1.0
 
 
 class Acceptor:
@@ -199,6 +201,7 @@ class Worker:
             if config.max_requests else 0
         )
         self._limit_reported = False
+        self._stop_requested = False
 
     # --- public -------------------------------------------------------------------------------
 
@@ -219,6 +222,7 @@ class Worker:
 
     def stop(self) -> None:
         """Begin a graceful shutdown; safe to call from any thread or a signal handler."""
+        self._stop_requested = True  # seen by _serve if the loop is not running yet
         loop = self.loop
         if loop is None or loop.is_closed():
             return
@@ -254,6 +258,8 @@ class Worker:
                 self._watch_parent()
             if self.on_ready is not None:
                 self.on_ready()
+            if self._stop_requested:
+                self.stopping.set()
             await self.stopping.wait()
         finally:
             await self._shutdown()
@@ -275,16 +281,19 @@ class Worker:
         for acceptor in self.acceptors:
             acceptor.stop()
         handshakes = [a.pending for a in self.acceptors]
-        deadline = state.loop.time() + self.config.graceful_timeout
+        now = state.loop.time()
+        deadline = now + self.config.graceful_timeout
+        first_request_deadline = min(now + _FIRST_REQUEST_GRACE, deadline)
         while True:
+            now = state.loop.time()
             for conn in list(state.connections):
-                # Idle keep-alive connections go at once, unless the client's next request is
-                # already waiting in the socket: that one is served (closing would reset it).
-                if conn.is_idle() and not _has_unread_data(conn):
+                if conn.is_idle() and not _waiting_for(conn, now < first_request_deadline):
                     conn.shutdown()
-            busy = (state.tasks or any(handshakes)
-                    or any(not c.is_idle() or _has_unread_data(c) for c in state.connections))
-            if not busy or state.loop.time() >= deadline:
+            busy = (state.tasks or any(handshakes) or any(
+                not c.is_idle() or _waiting_for(c, now < first_request_deadline)
+                for c in state.connections
+            ))
+            if not busy or now >= deadline:
                 break
             await asyncio.sleep(0.05)
         if state.tasks or any(not c.is_idle() for c in state.connections):
@@ -349,6 +358,20 @@ class Worker:
             self._begin_stop()
             return
         self.loop.call_later(_PARENT_POLL, self._watch_parent)
+
+
+def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
+    """Should an idle connection stay open a little longer during shutdown?
+
+    Idle keep-alive connections are closed at once, except when the client's next request is
+    already in the socket (it is served: closing would reset it), or when the connection has not
+    carried a request yet and the grace for a first request is still running: the client
+    connected before the stop, and its request may still be on its way.
+    """
+    if _has_unread_data(conn):
+        return True
+    parser = getattr(conn, "parser", None)
+    return first_request_grace and parser is not None and getattr(parser, "begun", 1) == 0
 
 
 def _has_unread_data(conn: Any) -> bool:

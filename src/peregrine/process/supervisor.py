@@ -1,0 +1,759 @@
+"""The supervisor: forks the workers, keeps them alive, and turns signals into lifecycle.
+
+It is a small single-threaded loop in the server's main process, doing no HTTP itself:
+
+* it binds the listening socket(s) once (learning the real port when ``port`` is 0), then forks
+  ``workers`` children; each makes its own handler instance and serves with :class:`Worker`;
+* every child has a pipe back to it and says ``ready`` once accepting, ``limit`` when it has
+  served its ``max_requests``, or ``error <text>`` when it could not start;
+* signals arrive through ``signal.set_wakeup_fd`` on a pipe, so they are handled in the loop,
+  never in the middle of something else.
+
+Vocabulary: a *slot* is one of the ``workers`` places; it has an ``active`` child (ready and
+serving) and sometimes an ``incoming`` one (started, not ready yet). An incoming child takes the
+slot over when it says ``ready``, and only then is the previous one told to stop. That single
+rule gives rolling restarts (SIGHUP) and max-requests recycling without a moment where the slot
+serves nobody.
+
+Signals: SIGINT/SIGTERM stop gracefully (a second SIGINT kills at once); SIGHUP restarts the
+workers one at a time with freshly imported application code; SIGTTIN/SIGTTOU add/remove a
+worker; SIGCHLD means a child exited.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import os
+import runpy
+import selectors
+import signal
+import site
+import ssl
+import sys
+import sysconfig
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from .. import __version__
+from ..aio.loop import loop_factory
+from ..config import Config
+from .listeners import (
+    bind_tcp, describe, make_listeners, remove_unix_socket, unix_paths, uses_reuse_port,
+)
+from .worker import Worker, pin_to_core
+
+log = logging.getLogger("peregrine")
+
+#: exit status of a child that could not start (bad handler, bad new code, bind failure)
+BOOT_FAILURE = 3
+# A worker that dies sooner than this after starting counts as crash-looping.
+_MIN_UPTIME = 1.0
+_BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 10.0
+# Time a stopping worker gets beyond graceful_timeout to run close() hooks and exit.
+_EXIT_GRACE = 5.0
+_TICK = 1.0
+
+_HANDLED_SIGNALS = (
+    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD,
+)
+_PR_SET_PDEATHSIG = 1
+
+
+@dataclass(eq=False)
+class _Child:
+    pid: int
+    slot: int
+    fd: int
+    generation: int
+    started: float
+    ready: bool = False
+    stopping: bool = False
+    kill_at: float = 0.0
+    error: Optional[str] = None
+    buffer: bytes = b""
+
+
+@dataclass(eq=False)
+class _Slot:
+    index: int
+    active: Optional[_Child] = None
+    incoming: Optional[_Child] = None
+    #: consecutive crashes at or soon after start
+    failures: int = 0
+    #: when to start a child for this slot (monotonic), None = not planned
+    start_at: Optional[float] = None
+    #: the active child asked to be replaced (max_requests)
+    wants_successor: bool = False
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            name = signal.Signals(number).name
+        except ValueError:
+            name = f"signal {number}"
+        return f"was killed by {name}"
+    code = os.WEXITSTATUS(status) if os.WIFEXITED(status) else status
+    if code == 0:
+        return "exited"
+    if code == BOOT_FAILURE:
+        return "failed to start"
+    return f"exited with status {code}"
+
+
+def _backoff(failures: int) -> float:
+    """Delay before restarting a slot: at once after one crash, then doubling up to a cap."""
+    if failures <= 1:
+        return 0.0
+    return min(_BACKOFF_FIRST * 2 ** (failures - 2), _BACKOFF_MAX)
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # the parent poll in Worker still covers it
+
+
+class Supervisor:
+    """Runs ``workers`` worker processes over shared listening sockets (see the module docstring).
+
+    ``handler`` is what the user gave :class:`peregrine.Server` (a class or function); it is
+    needed to import the application afresh on SIGHUP. :meth:`run` must be called from the main
+    thread; it returns the process exit status.
+    """
+
+    def __init__(self, config: Config, handler_factory: Callable[[], Any], workers: int,
+                 handler: Any = None) -> None:
+        self.config = config
+        self.handler_factory = handler_factory
+        self.handler = handler
+        self.target = workers
+        self.slots: dict[int, _Slot] = {}
+        self.children: dict[int, _Child] = {}
+        #: the shared listening sockets (every worker serves all of them)
+        self.sockets: list[Any] = []
+        #: with reuse_port, one SO_REUSEPORT listening socket per slot instead
+        self.slot_sockets: dict[int, Any] = {}
+        self._unix_paths: list[str] = []
+        self.reuse_port = uses_reuse_port(config)
+        self.port = config.port
+        self.pid = os.getpid()
+        self.generation = 0
+        #: spawn workers with freshly imported application code (after the first SIGHUP)
+        self.reload = False
+        #: slots left in the current rolling restart
+        self.rolling: Optional[list[int]] = None
+        self.booted = False
+        self.stopping = False
+        self.exit_code = 0
+        self.cores: Optional[list[int]] = (
+            sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
+        )
+        #: the last reason a worker gave for failing to start
+        self.last_error: Optional[str] = None
+        self._interrupts = 0
+        self._stop_requested = False
+        self._wake_r = -1
+        self._wake_w = -1
+        self._selector: Optional[selectors.BaseSelector] = None
+        self._old_handlers: dict[int, Any] = {}
+        self._old_wakeup = -1
+
+    # --- public -------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Start the workers and supervise them until stopped; return the exit status."""
+        try:
+            self._open_listeners()
+            if self.config.tls:
+                from .tls import make_ssl_context
+
+                make_ssl_context(self.config)  # fail now, once, rather than in every worker
+        except (OSError, ValueError, ssl.SSLError) as exc:
+            log.error("cannot start: %s", exc)
+            self._close_listeners()
+            return 1
+        self._selector = selectors.DefaultSelector()
+        self._install_signals()
+        if self._stop_requested:
+            self.stop()
+        try:
+            for index in range(self.target):
+                self.slots[index] = _Slot(index)
+                self._spawn(self.slots[index])
+            while self.children or not self.stopping:
+                self._step()
+        finally:
+            self._kill_all()
+            self._restore_signals()
+            self._close_listeners()
+            self._selector.close()
+        if self.booted or self.exit_code:
+            log.info("stopped")
+        return self.exit_code
+
+    def stop(self) -> None:
+        """Begin a graceful stop; safe from any thread (it only writes to the wake-up pipe)."""
+        self._stop_requested = True  # seen by run() if it has not set up its pipe yet
+        if self._wake_w >= 0:
+            try:
+                os.write(self._wake_w, bytes([signal.SIGTERM]))
+            except OSError:
+                pass
+
+    # --- sockets and signals ------------------------------------------------------------------
+
+    def _open_listeners(self) -> None:
+        config = self.config
+        if self.reuse_port:
+            for index in range(self.target):
+                self._open_slot_socket(index)
+        else:
+            self.sockets = make_listeners(config)
+        self._unix_paths = unix_paths(self.sockets)
+
+    def _open_slot_socket(self, index: int) -> None:
+        """Bind slot ``index``'s SO_REUSEPORT socket (the first one learns the port if it is 0).
+
+        The supervisor keeps each slot's socket, and each worker of the slot inherits it. So
+        when a worker is replaced the socket lives on with its queue of accepted connections:
+        closing a SO_REUSEPORT socket would reset the connections waiting in it (the kernel does
+        not pass them on unless net.ipv4.tcp_migrate_req is set).
+        """
+        config = self.config
+        sock = bind_tcp(config.host, self.port, config.backlog, reuse_port=True)
+        self.port = sock.getsockname()[1]
+        self.slot_sockets[index] = sock
+
+    def _close_listeners(self) -> None:
+        for sock in [*self.sockets, *self.slot_sockets.values()]:
+            sock.close()
+        for path in self._unix_paths:
+            remove_unix_socket(path)
+        self._unix_paths = []
+
+    def _install_signals(self) -> None:
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._old_wakeup = signal.set_wakeup_fd(self._wake_w)
+        for sig in _HANDLED_SIGNALS:
+            # The C-level handler writes the signal number to the wake-up pipe; the Python
+            # handler has nothing left to do.
+            self._old_handlers[sig] = signal.signal(sig, _ignore)
+        assert self._selector is not None
+        self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+
+    def _restore_signals(self) -> None:
+        for sig, handler in self._old_handlers.items():
+            signal.signal(sig, handler)
+        signal.set_wakeup_fd(self._old_wakeup)
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        assert self._selector is not None
+        for key, _ in self._selector.select(self._timeout()):
+            if key.data is None:
+                self._read_signals()
+            else:
+                self._read_child(key.data)
+        self._reap()
+        self._run_timers()
+
+    def _timeout(self) -> float:
+        now = time.monotonic()
+        moments = [slot.start_at for slot in self.slots.values() if slot.start_at is not None]
+        moments += [c.kill_at for c in self.children.values() if c.kill_at]
+        if not moments:
+            return _TICK
+        return max(0.0, min(min(moments) - now, _TICK))
+
+    def _read_signals(self) -> None:
+        try:
+            data = os.read(self._wake_r, 512)
+        except BlockingIOError:
+            return
+        for number in data:
+            self._on_signal(number)
+
+    def _on_signal(self, number: int) -> None:
+        if number == signal.SIGCHLD:
+            return  # reaping happens on every step
+        if number == signal.SIGINT:
+            self._interrupts += 1
+            if self._interrupts > 1:
+                log.warning("second interrupt: killing the workers and exiting at once")
+                self.exit_code = 1
+                self._kill_all()
+                self.stopping = True
+                return
+            self._begin_stop("interrupt: shutting down gracefully (Ctrl+C again to force)")
+        elif number == signal.SIGTERM:
+            self._begin_stop("shutting down gracefully")
+        elif number == signal.SIGHUP:
+            self._begin_reload()
+        elif number == signal.SIGTTIN:
+            self._add_worker()
+        elif number == signal.SIGTTOU:
+            self._remove_worker()
+
+    def _read_child(self, child: _Child) -> None:
+        try:
+            data = os.read(child.fd, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._forget_fd(child)
+            return
+        child.buffer += data
+        while b"\n" in child.buffer:
+            line, _, child.buffer = child.buffer.partition(b"\n")
+            message = line.decode("utf-8", "replace")
+            if message == "ready":
+                self._on_ready(child)
+            elif message == "limit":
+                self._on_limit(child)
+            elif message.startswith("error "):
+                child.error = message[6:]
+
+    def _forget_fd(self, child: _Child) -> None:
+        if child.fd >= 0:
+            assert self._selector is not None
+            self._selector.unregister(child.fd)
+            os.close(child.fd)
+            child.fd = -1
+
+    def _reap(self) -> None:
+        while self.children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            child = self.children.pop(pid, None)
+            if child is None:
+                continue  # not one of ours (a process the application started)
+            if child.fd >= 0:
+                self._read_child(child)  # a last "error ..." may still be in the pipe
+                self._forget_fd(child)
+            self._on_exit(child, status)
+
+    def _run_timers(self) -> None:
+        now = time.monotonic()
+        for child in list(self.children.values()):
+            if child.kill_at and now >= child.kill_at:
+                log.warning("worker %d (pid %d) did not stop in time: killing it",
+                            child.slot, child.pid)
+                child.kill_at = 0.0
+                _kill(child.pid, signal.SIGKILL)
+        if self.stopping:
+            return
+        for slot in list(self.slots.values()):
+            if slot.start_at is not None and now >= slot.start_at:
+                slot.start_at = None
+                if slot.incoming is None and (slot.active is None or slot.wants_successor):
+                    self._spawn(slot)
+        self._continue_reload()
+
+    # --- children ------------------------------------------------------------------------------
+
+    def _spawn(self, slot: _Slot) -> None:
+        """Fork a child for ``slot``; it becomes the slot's ``incoming`` until it says ready."""
+        assert self._selector is not None
+        read_fd, write_fd = os.pipe()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        # Signals stay blocked across fork so that the child never runs the supervisor's
+        # handlers (they would write into the supervisor's wake-up pipe).
+        old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HANDLED_SIGNALS)
+        try:
+            pid = os.fork()
+        except OSError as exc:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+            os.close(read_fd)
+            os.close(write_fd)
+            slot.failures += 1
+            slot.start_at = time.monotonic() + max(_backoff(slot.failures), _BACKOFF_FIRST)
+            log.error("cannot start worker %d: %s", slot.index, exc)
+            return
+        if pid == 0:  # the child: never returns into the supervisor's code
+            status = 1
+            try:
+                os.close(read_fd)
+                status = self._child_main(slot.index, write_fd, old_mask)
+            except BaseException:
+                traceback.print_exc()
+            finally:
+                try:
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                finally:
+                    os._exit(status)
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        child = _Child(pid, slot.index, read_fd, self.generation, time.monotonic())
+        self.children[pid] = child
+        slot.incoming = child
+        self._selector.register(read_fd, selectors.EVENT_READ, child)
+
+    def _on_ready(self, child: _Child) -> None:
+        child.ready = True
+        slot = self.slots.get(child.slot)
+        if slot is None or slot.incoming is not child or self.stopping:
+            return
+        previous = slot.active
+        slot.active, slot.incoming = child, None
+        slot.wants_successor = False
+        if previous is not None:
+            self._retire(previous)
+        if not self.booted:
+            self._check_boot()
+        self._continue_reload()
+
+    def _on_limit(self, child: _Child) -> None:
+        slot = self.slots.get(child.slot)
+        if slot is None or slot.active is not child or self.stopping:
+            return
+        log.info("worker %d (pid %d) reached max_requests: starting its replacement",
+                 child.slot, child.pid)
+        slot.wants_successor = True
+        if slot.incoming is None:
+            self._spawn(slot)
+
+    def _retire(self, child: _Child) -> None:
+        """Tell ``child`` to stop gracefully; kill it if it takes too long."""
+        if child.stopping:
+            return
+        child.stopping = True
+        child.kill_at = time.monotonic() + self.config.graceful_timeout + _EXIT_GRACE
+        _kill(child.pid, signal.SIGTERM)
+
+    def _on_exit(self, child: _Child, status: int) -> None:
+        how = _describe_status(status)
+        if child.stopping or self.stopping:
+            log.info("worker %d (pid %d) %s", child.slot, child.pid, how)
+            return
+        slot = self.slots.get(child.slot)
+        if slot is None:
+            return
+        uptime = time.monotonic() - child.started
+        failed_start = not child.ready
+        why = f": {child.error}" if child.error else ""
+        if child.error:
+            self.last_error = child.error
+        if failed_start or uptime < _MIN_UPTIME:
+            slot.failures += 1
+        else:
+            slot.failures = 0
+        if slot.active is child:
+            slot.active = None
+            delay = _backoff(slot.failures)
+            if slot.incoming is None:
+                slot.start_at = time.monotonic() + delay
+            log.warning(
+                "worker %d (pid %d) %s after %.1fs%s; %s", child.slot, child.pid, how, uptime, why,
+                "its replacement is starting" if slot.incoming is not None
+                else f"restarting it in {delay:.1f}s" if delay else "restarting it",
+            )
+            return
+        if slot.incoming is child:
+            slot.incoming = None
+            if not self.booted:
+                log.error("worker %d (pid %d) %s%s", child.slot, child.pid, how, why)
+                self._check_boot()
+                return
+            if self.rolling is not None and child.generation == self.generation:
+                log.error(
+                    "reload failed: the new worker %d (pid %d) %s%s; the running workers keep "
+                    "serving the code they have", child.slot, child.pid, how, why,
+                )
+                self.rolling = None
+            delay = max(_backoff(slot.failures), _BACKOFF_FIRST)
+            if slot.active is None or slot.wants_successor:
+                slot.start_at = time.monotonic() + delay
+            log.warning("worker %d (pid %d) %s%s; trying again in %.1fs",
+                        child.slot, child.pid, how, why, delay)
+
+    def _check_boot(self) -> None:
+        """After the first start: report serving once every slot is settled, or give up."""
+        if any(slot.incoming is not None for slot in self.slots.values()):
+            return  # someone is still starting
+        ready = [slot for slot in self.slots.values() if slot.active is not None]
+        if not ready:
+            log.error("no worker could start%s; exiting",
+                      f": {self.last_error}" if self.last_error else "")
+            self.exit_code = 1
+            self.stopping = True
+            return
+        self.booted = True
+        for slot in self.slots.values():
+            if slot.active is None:
+                slot.start_at = time.monotonic() + _backoff(max(slot.failures, 2))
+        _, loop_name = loop_factory(self.config.loop)
+        log.info(
+            "peregrine %s serving on %s (%d workers, supervisor pid %d, %s%s)", __version__,
+            ", ".join(describe(s, self.config.tls) for s in self._listening()), len(self.slots),
+            self.pid, loop_name, ", SO_REUSEPORT" if self.reuse_port else "",
+        )
+
+    # --- lifecycle -------------------------------------------------------------------------------
+
+    def _begin_stop(self, message: str) -> None:
+        if self.stopping:
+            return
+        log.info(message)
+        self.stopping = True
+        self.rolling = None
+        # Stop accepting at once: our copy of a shared socket would otherwise keep it open (and
+        # queueing connections nobody takes) until the last worker has finished.
+        self._close_listeners()
+        for child in self.children.values():
+            self._retire(child)
+
+    def _kill_all(self) -> None:
+        for child in list(self.children.values()):
+            _kill(child.pid, signal.SIGKILL)
+        deadline = time.monotonic() + 5.0
+        while self.children and time.monotonic() < deadline:
+            try:
+                pid, _ = os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+            child = self.children.pop(pid, None)
+            if child is not None:
+                self._forget_fd(child)
+        self.children.clear()
+
+    def _begin_reload(self) -> None:
+        if self.stopping:
+            return
+        if not self.booted:
+            log.warning("SIGHUP before the workers are up: ignored")
+            return
+        self.generation += 1
+        self.reload = True
+        self.rolling = sorted(self.slots)
+        log.info("reloading: restarting %d workers one at a time", len(self.rolling))
+        self._continue_reload()
+
+    def _continue_reload(self) -> None:
+        """Move the rolling restart on: one slot at a time, the next once the new child is ready."""
+        while self.rolling:
+            slot = self.slots.get(self.rolling[0])
+            if slot is None or (slot.active is not None and slot.active.generation == self.generation):
+                self.rolling.pop(0)
+                continue
+            if slot.incoming is None and slot.start_at is None:
+                self._spawn(slot)
+            return
+        if self.rolling is not None:
+            self.rolling = None
+            log.info("reload complete")
+
+    def _add_worker(self) -> None:
+        if self.stopping:
+            return
+        index = max(self.slots, default=-1) + 1
+        if self.reuse_port:
+            try:
+                self._open_slot_socket(index)
+            except OSError as exc:
+                log.error("SIGTTIN: cannot add a worker: %s", exc)
+                return
+        self.slots[index] = _Slot(index)
+        self.target += 1
+        log.info("SIGTTIN: adding worker %d (%d workers)", index, self.target)
+        self._spawn(self.slots[index])
+
+    def _remove_worker(self) -> None:
+        if self.stopping:
+            return
+        if len(self.slots) <= 1:
+            log.warning("SIGTTOU: one worker is the minimum")
+            return
+        index = max(self.slots)
+        slot = self.slots.pop(index)
+        self.target -= 1
+        log.info("SIGTTOU: stopping worker %d (%d workers)", index, self.target)
+        for child in (slot.active, slot.incoming):
+            if child is not None:
+                self._retire(child)
+        sock = self.slot_sockets.pop(index, None)
+        if sock is not None:
+            sock.close()  # the retiring worker takes what is queued on it before closing its copy
+
+    # --- inside the child ------------------------------------------------------------------------
+
+    def _child_main(self, slot: int, pipe: int, old_mask: Any) -> int:
+        """Become worker ``slot``: reset the supervisor's state, then serve. Returns the exit status."""
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
+            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
+        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
+            signal.signal(sig, signal.SIG_IGN)  # the supervisor's business, not a worker's
+        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
+        for fd in [self._wake_r, self._wake_w] + [c.fd for c in self.children.values()]:
+            if fd >= 0:
+                os.close(fd)
+        if self._selector is not None:
+            try:
+                self._selector.close()
+            except OSError:
+                pass
+        die_with_parent(signal.SIGTERM)
+        if os.getppid() != self.pid:
+            return 0  # the supervisor died while we were being born
+        from ..util.shared import mark_worker_process
+
+        mark_worker_process()
+
+        def send(message: str) -> None:
+            try:
+                os.write(pipe, message.encode("utf-8", "replace") + b"\n")
+            except OSError:
+                pass  # the supervisor is gone; the parent watch will stop us
+
+        config = self.config
+        try:
+            if config.cpu_affinity and self.cores:
+                pin_to_core(slot, self.cores)
+            sockets = self._worker_sockets(slot)
+            ssl_context = None
+            if config.tls:
+                from .tls import make_ssl_context
+
+                ssl_context = make_ssl_context(config)
+            factory = self._fresh_factory() if self.reload else self.handler_factory
+        except BaseException as exc:
+            log.exception("worker %d could not start", slot)
+            send("error " + _one_line(exc))
+            return BOOT_FAILURE
+        ready = False
+
+        def on_ready() -> None:
+            nonlocal ready
+            ready = True
+            send("ready")
+
+        worker = Worker(config, factory, sockets, ssl_context, on_request_limit=lambda: send("limit"),
+                        on_ready=on_ready, parent_pid=self.pid)
+        try:
+            worker.run()
+        except BaseException as exc:
+            if ready:
+                raise
+            log.exception("worker %d could not start", slot)
+            send("error " + _one_line(exc))
+            return BOOT_FAILURE
+        return 0
+
+    def _worker_sockets(self, slot: int) -> list[Any]:
+        if not self.reuse_port:
+            return self.sockets  # the inherited copies of the shared sockets
+        for index, sock in self.slot_sockets.items():
+            if index != slot:
+                sock.close()  # the other slots' sockets are the other workers' business
+        return [self.slot_sockets[slot]]
+
+    def _listening(self) -> list[Any]:
+        """The sockets to name in the startup line (one per address)."""
+        if self.reuse_port:
+            return [next(iter(self.slot_sockets.values()))]
+        return self.sockets
+
+    def _fresh_factory(self) -> Callable[[], Any]:
+        """Import the application again (new code on disk) and return its handler factory."""
+        from ..server import handler_factory
+
+        handler = self.handler
+        module_name = getattr(handler, "__module__", None)
+        qualname = getattr(handler, "__qualname__", None)
+        if not isinstance(handler, type) and not callable(handler) or not module_name or not qualname \
+                or "<" in qualname:
+            log.warning("the handler is an instance or a local object: reloading keeps its old code")
+            return self.handler_factory
+        purge_application_modules()
+        importlib.invalidate_caches()
+        if module_name == "__main__":
+            # A script: run it again under another name, so its `if __name__ == "__main__"`
+            # block (which starts the server) stays quiet.
+            path = getattr(sys.modules["__main__"], "__file__", None)
+            if path is None:
+                log.warning("the handler lives in an interactive __main__: not reloadable")
+                return self.handler_factory
+            namespace: Any = runpy.run_path(path, run_name="__peregrine_reload__")
+            target: Any = namespace[qualname.split(".")[0]]
+            parts = qualname.split(".")[1:]
+        else:
+            target = importlib.import_module(module_name)
+            parts = qualname.split(".")
+        for part in parts:
+            target = getattr(target, part)
+        return handler_factory(target)
+
+
+def purge_application_modules() -> list[str]:
+    """Forget the application's modules so that importing them again reads the files anew.
+
+    The application is every module loaded from outside the standard library, the
+    site-packages directories and Peregrine itself; extension modules stay (they cannot be
+    loaded twice). Returns the names removed.
+    """
+    import peregrine
+
+    keep = {os.path.dirname(os.path.realpath(peregrine.__file__))}
+    paths = sysconfig.get_paths()
+    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
+        if key in paths:
+            keep.add(os.path.realpath(paths[key]))
+    try:
+        keep.update(os.path.realpath(p) for p in site.getsitepackages())
+        keep.add(os.path.realpath(site.getusersitepackages()))
+    except AttributeError:
+        pass  # old virtualenv's site module
+    roots = tuple(root.rstrip(os.sep) + os.sep for root in keep)
+    removed = []
+    for name, module in list(sys.modules.items()):
+        path = getattr(module, "__file__", None)
+        if not path or name == "__main__" or not path.endswith(".py") and not path.endswith(".pyc"):
+            continue
+        if os.path.realpath(path).startswith(roots):
+            continue
+        del sys.modules[name]
+        removed.append(name)
+    return removed
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]
+
+
+def _kill(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _ignore(number: int, frame: Any) -> None:
+    """Python-level signal handler: the wake-up pipe already carries the signal."""

@@ -1,0 +1,143 @@
+"""Helpers for tests of the process model: process trees, ports, polling."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable, Optional
+
+import httpx
+
+from ..helpers import ROOT, ServerProcess
+
+SERVING = re.compile(r"serving on ")
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (Linux ``/proc``)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie."""
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
+        return False
+    return status != "Z"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> bool:
+    """Poll ``predicate`` until it is true (return True) or ``timeout`` passes (return False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
+
+
+def refuses(host: str, port: int) -> bool:
+    """True when nothing listens on ``host:port`` (the connection is refused)."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+    except OSError:
+        return False
+
+
+# One client for the whole run (making one costs a TLS context), keeping no connection alive:
+# every request opens a new connection, so the kernel picks a worker for each.
+_client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def get(url: str, timeout: float = 10.0, **kwargs: object) -> httpx.Response:
+    """One request on a new connection (``Connection: close``), so the kernel picks a worker."""
+    headers = {"Connection": "close", **kwargs.pop("headers", {})}  # type: ignore[dict-item]
+    return _client.get(url, timeout=timeout, headers=headers, **kwargs)  # type: ignore[arg-type]
+
+
+def raw_get(host: str, port: int, path: str = "/", timeout: float = 10.0) -> bytes:
+    """One request on a new raw connection, returning everything until the server closes it."""
+    with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        chunks = []
+        while True:
+            data = sock.recv(65536)
+            if not data:
+                break
+            chunks.append(data)
+    return b"".join(chunks)
+
+
+class Hammer:
+    """Sends requests on new connections from a thread until stopped, recording every failure."""
+
+    def __init__(self, host: str, port: int, path: str = "/") -> None:
+        self.host, self.port, self.path = host, port, path
+        self.ok = 0
+        self.failures: list[str] = []
+        self.bodies: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                response = raw_get(self.host, self.port, self.path, timeout=10)
+            except OSError as exc:
+                self.failures.append(repr(exc))
+                continue
+            if response.startswith(b"HTTP/1.1 200"):
+                self.ok += 1
+                self.bodies.append(response.partition(b"\r\n\r\n")[2])
+            else:
+                self.failures.append(repr(response[:200]))
+
+    def __enter__(self) -> "Hammer":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+
+class LaunchedServer(ServerProcess):
+    """A server started from an arbitrary command line, ready once ``ready`` matches a line.
+
+    For listeners whose startup line does not carry ``host:port`` (unix sockets).
+    """
+
+    def __init__(self, argv: list[str], ready: str = r"serving on ", env: Optional[dict[str, str]] = None,
+                 cwd: Optional[str] = None, start_timeout: float = 15.0) -> None:
+        self.argv = argv
+        self.proc = subprocess.Popen(
+            argv, cwd=cwd or str(ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.lines = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read_output, daemon=True)
+        self._reader.start()
+        if self.wait_for_line(ready, start_timeout) is None:
+            self.kill()
+            raise RuntimeError(f"server did not start: {' '.join(argv)}\n{self.output}")
+
+
+def peregrine_argv(*args: str) -> list[str]:
+    """``python -m peregrine ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "peregrine", *args]

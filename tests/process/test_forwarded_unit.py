@@ -1,0 +1,149 @@
+"""Proxy headers, sans-IO: which client and scheme a request gets (peregrine.http.forwarded)."""
+
+from __future__ import annotations
+
+import pytest
+
+from peregrine.http.forwarded import (
+    TrustedProxies, make_proxy_hooks, parse_forwarded, split_node,
+)
+from peregrine.http.headers import Headers
+from peregrine.http.request import Request
+
+
+def request(*headers: tuple[str, str], client: tuple[str, int] = ("10.0.0.1", 5000)) -> Request:
+    raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers]
+    return Request("GET", b"/", b"", "1.1", Headers(raw), client=client)
+
+
+def apply(allow: str, req: Request) -> Request:
+    is_trusted, hook = make_proxy_hooks(allow)
+    assert req.client is not None
+    if is_trusted(req.client[0]):
+        hook(req)
+    return req
+
+
+class TestTrustedProxies:
+    @pytest.mark.parametrize("allow, host, expected", [
+        ("127.0.0.1", "127.0.0.1", True),
+        ("127.0.0.1", "127.0.0.2", False),
+        ("10.0.0.0/8, 192.168.1.1", "10.200.3.4", True),
+        ("10.0.0.0/8, 192.168.1.1", "192.168.1.1", True),
+        ("10.0.0.0/8, 192.168.1.1", "192.168.1.2", False),
+        ("::1", "::1", True),
+        ("2001:db8::/32", "2001:db8::42", True),
+        ("10.0.0.0/8", "::ffff:10.1.2.3", True),  # IPv4-mapped peer on a dual-stack socket
+        ("fe80::/10", "fe80::1%eth0", True),
+        ("*", "203.0.113.9", True),
+        ("*", "unix", True),
+        ("unix", "unix", True),
+        ("127.0.0.1", "unix", False),
+        ("127.0.0.1", "not-an-ip", False),
+        ("", "127.0.0.1", False),
+    ])
+    def test_membership(self, allow: str, host: str, expected: bool) -> None:
+        assert TrustedProxies(allow)(host) is expected
+
+    def test_bad_entry_is_refused_with_its_name(self) -> None:
+        with pytest.raises(ValueError, match="nonsense"):
+            TrustedProxies("127.0.0.1, nonsense")
+
+
+class TestXForwarded:
+    def test_trusted_peer_sets_client_and_scheme(self) -> None:
+        req = apply("10.0.0.1", request(("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https")))
+        assert req.client == ("203.0.113.7", 0)
+        assert req.scheme == "https"
+
+    def test_untrusted_peer_is_ignored(self) -> None:
+        req = apply("10.9.9.9", request(("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "https")))
+        assert req.client == ("10.0.0.1", 5000)
+        assert req.scheme == "http"
+
+    def test_rightmost_untrusted_address_is_the_client(self) -> None:
+        # the client forged the first entry; our trusted proxies appended the rest
+        req = apply("10.0.0.0/8", request(("X-Forwarded-For", "1.2.3.4, 198.51.100.2, 10.0.0.5")))
+        assert req.client == ("198.51.100.2", 0)
+
+    def test_all_trusted_gives_the_leftmost(self) -> None:
+        req = apply("*", request(("X-Forwarded-For", "198.51.100.2, 10.0.0.5")))
+        assert req.client == ("198.51.100.2", 0)
+
+    def test_repeated_header_lines_are_one_list(self) -> None:
+        req = apply("10.0.0.0/8", request(("X-Forwarded-For", "198.51.100.2"), ("X-Forwarded-For", "10.0.0.7")))
+        assert req.client == ("198.51.100.2", 0)
+
+    def test_ipv6_client(self) -> None:
+        req = apply("10.0.0.1", request(("X-Forwarded-For", "2001:db8::7")))
+        assert req.client == ("2001:db8::7", 0)
+
+    def test_garbage_address_keeps_the_peer(self) -> None:
+        req = apply("10.0.0.1", request(("X-Forwarded-For", "<script>")))
+        assert req.client == ("10.0.0.1", 5000)
+
+    def test_unknown_proto_is_ignored(self) -> None:
+        req = apply("10.0.0.1", request(("X-Forwarded-Proto", "gopher")))
+        assert req.scheme == "http"
+
+    def test_proto_case_and_ws(self) -> None:
+        assert apply("10.0.0.1", request(("X-Forwarded-Proto", "HTTPS"))).scheme == "https"
+        assert apply("10.0.0.1", request(("X-Forwarded-Proto", "wss"))).scheme == "https"
+
+    def test_proto_list_lines_up_with_the_chosen_hop(self) -> None:
+        req = apply("10.0.0.0/8", request(
+            ("X-Forwarded-For", "198.51.100.2, 10.0.0.5"), ("X-Forwarded-Proto", "https, http"),
+        ))
+        assert (req.client, req.scheme) == (("198.51.100.2", 0), "https")
+
+
+class TestForwarded:
+    def test_rfc7239_element(self) -> None:
+        req = apply("10.0.0.1", request(("Forwarded", 'for="203.0.113.43:4711";proto=https;by=10.0.0.1')))
+        assert req.client == ("203.0.113.43", 4711)
+        assert req.scheme == "https"
+
+    def test_ipv6_node_with_port(self) -> None:
+        req = apply("10.0.0.1", request(("Forwarded", 'For="[2001:db8:cafe::17]:4711"')))
+        assert req.client == ("2001:db8:cafe::17", 4711)
+
+    def test_chain_picks_rightmost_untrusted(self) -> None:
+        req = apply("10.0.0.0/8", request(
+            ("Forwarded", "for=192.0.2.60;proto=http, for=198.51.100.17;proto=https"),
+            ("Forwarded", "for=10.0.0.3"),
+        ))
+        assert (req.client, req.scheme) == (("198.51.100.17", 0), "https")
+
+    def test_wins_over_x_forwarded(self) -> None:
+        req = apply("10.0.0.1", request(("X-Forwarded-For", "1.1.1.1"), ("Forwarded", "for=2.2.2.2")))
+        assert req.client == ("2.2.2.2", 0)
+
+    def test_obfuscated_and_unknown_nodes_keep_the_peer(self) -> None:
+        assert apply("10.0.0.1", request(("Forwarded", "for=_hidden"))).client == ("10.0.0.1", 5000)
+        assert apply("10.0.0.1", request(("Forwarded", "for=unknown"))).client == ("10.0.0.1", 5000)
+
+    def test_proto_without_for(self) -> None:
+        assert apply("10.0.0.1", request(("Forwarded", "proto=https"))).scheme == "https"
+
+    def test_untrusted_ignored(self) -> None:
+        req = apply("10.0.0.2", request(("Forwarded", "for=2.2.2.2;proto=https")))
+        assert (req.client, req.scheme) == (("10.0.0.1", 5000), "http")
+
+    def test_parse_quoted_separators(self) -> None:
+        assert parse_forwarded(['for="a,b;c";proto=https, for=x']) == [
+            {"for": "a,b;c", "proto": "https"}, {"for": "x"},
+        ]
+
+    def test_malformed_pairs_are_skipped(self) -> None:
+        assert parse_forwarded(["for, =x; proto=https"]) == [{}, {"proto": "https"}]
+
+    @pytest.mark.parametrize("node, expected", [
+        ("192.0.2.43:47011", ("192.0.2.43", 47011)),
+        ("192.0.2.43", ("192.0.2.43", 0)),
+        ("[2001:db8::1]:80", ("2001:db8::1", 80)),
+        ("[2001:db8::1]", ("2001:db8::1", 0)),
+        ("2001:db8::1", ("2001:db8::1", 0)),
+        ("192.0.2.43:_port", ("192.0.2.43", 0)),
+    ])
+    def test_split_node(self, node: str, expected: tuple[str, int]) -> None:
+        assert split_node(node) == expected

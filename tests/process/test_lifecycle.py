@@ -1,0 +1,136 @@
+"""Graceful shutdown: in-flight requests finish, idle connections close, nothing is left behind."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from ..helpers import ROOT, read_response
+from .support import alive, children, get, refuses, wait_until
+
+APP = "tests.process.apps:Pid"
+
+
+class SlowRequests:
+    """``count`` slow requests in flight on their own connections, answered or not."""
+
+    def __init__(self, host: str, port: int, count: int, seconds: float) -> None:
+        self.results: list[object] = [None] * count
+        self.sent = threading.Barrier(count + 1)
+        self.threads = [threading.Thread(target=self._one, args=(host, port, i, seconds), daemon=True)
+                        for i in range(count)]
+        for thread in self.threads:
+            thread.start()
+        self.sent.wait(10)
+
+    def _one(self, host: str, port: int, index: int, seconds: float) -> None:
+        try:
+            with socket.create_connection((host, port), timeout=20) as sock:
+                sock.sendall(f"GET /slow?s={seconds} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+                self.sent.wait(10)
+                self.results[index] = read_response(sock, timeout=20)
+        except Exception as exc:  # recorded for the assertion message
+            self.results[index] = exc
+
+    def join(self) -> list[object]:
+        for thread in self.threads:
+            thread.join(20)
+        return self.results
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_in_flight_requests_finish_then_exit_0(start_server, workers: int, sig: int) -> None:
+    server = start_server(APP, workers=workers)
+    worker_pids = children(server.proc.pid)
+    slow = SlowRequests(server.host, server.port, 4, 1.5)
+    time.sleep(0.3)  # let the server read them
+    server.send_signal(sig)
+    # stop accepting at once, even though requests are still running
+    assert wait_until(lambda: refuses(server.host, server.port), timeout=1.0), "still accepting"
+    results = slow.join()
+    for result in results:
+        assert isinstance(result, tuple), result
+        status, headers, body = result
+        assert status == 200 and body.startswith(b"slept"), result
+        assert headers.get("connection") == "close"
+    assert server.proc.wait(10) == 0, server.output
+    assert refuses(server.host, server.port)
+    assert not any(alive(pid) for pid in worker_pids)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_idle_keep_alive_connections_close_at_once(start_server, workers: int) -> None:
+    server = start_server(APP, "--keep-alive-timeout", "30", workers=workers)
+    sock = server.connect()
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    status, headers, _ = read_response(sock)
+    assert status == 200 and headers.get("connection") != "close"
+    started = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    sock.settimeout(5)
+    assert sock.recv(100) == b""  # closed by the server, without waiting for keep-alive to end
+    assert server.proc.wait(5) == 0
+    assert time.monotonic() - started < 3
+    sock.close()
+
+
+def test_graceful_timeout_cuts_long_requests(start_server) -> None:
+    server = start_server(APP, "--graceful-timeout", "0.5", workers=2)
+    slow = SlowRequests(server.host, server.port, 2, 30)
+    time.sleep(0.3)
+    started = time.monotonic()
+    server.send_signal(signal.SIGTERM)
+    assert server.proc.wait(10) == 0
+    assert time.monotonic() - started < 5
+    assert all(not isinstance(r, tuple) for r in slow.join())
+    assert "graceful_timeout" in server.output
+
+
+def test_second_interrupt_forces_exit(start_server) -> None:
+    server = start_server(APP, workers=2)
+    worker_pids = children(server.proc.pid)
+    slow = SlowRequests(server.host, server.port, 2, 30)
+    time.sleep(0.3)
+    server.send_signal(signal.SIGINT)
+    assert server.wait_for_line("Ctrl\\+C again", 5)
+    started = time.monotonic()
+    server.send_signal(signal.SIGINT)
+    code = server.proc.wait(5)
+    assert code != 0
+    assert time.monotonic() - started < 3
+    assert wait_until(lambda: not any(alive(pid) for pid in worker_pids), timeout=3)
+    slow.join()
+    assert refuses(server.host, server.port)
+
+
+SHUTDOWN_SCRIPT = """
+import sys, threading, peregrine
+from tests.process.apps import Pid
+server = peregrine.Server(Pid, host="127.0.0.1", port=0, workers=int(sys.argv[1]))
+threading.Timer(1.0, server.shutdown).start()
+server.start()
+print("start returned", flush=True)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_server_shutdown_method(workers: int) -> None:
+    proc = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT, str(workers)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "start returned" in proc.stdout
+    assert "serving on" in proc.stderr and "stopped" in proc.stderr
+
+
+def test_requests_keep_working_until_the_signal(start_server) -> None:
+    server = start_server(APP, workers=2)
+    for _ in range(10):
+        assert get(server.url + "/").status_code == 200
+    assert server.stop() == 0

@@ -1,0 +1,92 @@
+"""Where a server listens: unix sockets, IPv6, inherited descriptors, systemd, proxies."""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+
+import httpx
+import pytest
+
+from ..helpers import ROOT
+from .support import LaunchedServer, children, get, peregrine_argv, refuses
+
+APP = "tests.process.apps:Pid"
+FDWRAP = str(ROOT / "tests" / "process" / "fdwrap.py")
+
+
+def has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+            sock.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_unix_socket_with_permissions(launched, tmp_path, workers: int) -> None:
+    path = str(tmp_path / "peregrine.sock")
+    server = LaunchedServer(peregrine_argv("run", APP, "--uds", path, "--uds-permissions", "0o660",
+                                           "--workers", str(workers)), ready=r"serving on http\+unix://")
+    launched.append(server)
+    assert path in server.output
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
+    with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
+        seen = {client.get("http://peregrine/", headers={"Connection": "close"}).text for _ in range(30)}
+    assert all(text.startswith("pid=") for text in seen)
+    assert server.stop() == 0
+    assert not os.path.exists(path)
+
+
+@pytest.mark.skipif(not has_ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ipv6(start_server, workers: int) -> None:
+    server = start_server(APP, "--host", "::1", workers=workers)
+    assert server.url.startswith("http://[::1]:")
+    assert get(server.url + "/").text.startswith("pid=")
+    assert server.stop() == 0
+    assert refuses("::1", server.port)
+
+
+@pytest.mark.parametrize("mode", ["fd", "systemd"])
+@pytest.mark.parametrize("workers", [1, 2])
+def test_inherited_socket(start_server, mode: str, workers: int) -> None:
+    server = start_server(script=[FDWRAP, mode, APP], workers=workers)
+    if workers > 1:
+        assert len(children(server.proc.pid)) == workers
+    seen = {get(server.url + "/").text for _ in range(40)}
+    assert all(text.startswith("pid=") for text in seen)
+    assert server.stop() == 0
+    assert refuses(server.host, server.port)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_forwarded_headers_from_a_trusted_proxy(start_server, workers: int) -> None:
+    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1, 10.0.0.0/8",
+                          workers=workers)
+    data = get(server.url + "/", headers={
+        "X-Forwarded-For": "203.0.113.9, 10.1.1.1", "X-Forwarded-Proto": "https",
+    }).json()
+    assert data["client"] == ["203.0.113.9", 0]
+    assert data["scheme"] == "https"
+    data = get(server.url + "/", headers={"Forwarded": 'for="[2001:db8::5]:4711";proto=https'}).json()
+    assert data["client"] == ["2001:db8::5", 4711]
+    assert data["scheme"] == "https"
+
+
+def test_forwarded_headers_from_an_untrusted_peer_are_ignored(start_server) -> None:
+    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "10.0.0.0/8", workers=2)
+    data = get(server.url + "/", headers={
+        "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "Forwarded": "for=1.2.3.4",
+    }).json()
+    assert data["client"][0] == "127.0.0.1"
+    assert data["scheme"] == "http"
+
+
+def test_no_proxy_trusted_by_default(start_server) -> None:
+    server = start_server("tests.apps:Echo", workers=1)
+    data = get(server.url + "/", headers={"X-Forwarded-For": "203.0.113.9"}).json()
+    assert data["client"][0] == "127.0.0.1"

@@ -1,0 +1,50 @@
+"""SharedCounter: one count across forked processes (peregrine.util.shared)."""
+
+from __future__ import annotations
+
+import os
+
+from peregrine.util.shared import SharedCounter, get_counter
+
+
+def test_counts_from_start() -> None:
+    counter = SharedCounter(5)
+    assert [counter.next() for _ in range(3)] == [5, 6, 7]
+    assert counter.value == 8
+    assert counter.add(-3) == 5
+    counter.reset()
+    assert counter.value == 0
+
+
+def test_named_counters_are_kept() -> None:
+    first = SharedCounter.named("tests.process.shared")
+    assert SharedCounter.named("tests.process.shared") is first
+    assert get_counter("tests.process.shared") is first
+    assert get_counter("tests.process.none") is None
+
+
+def test_forked_processes_never_get_the_same_value() -> None:
+    counter = SharedCounter()
+    processes, per_process = 4, 500
+    read_fd, write_fd = os.pipe()
+    pids = []
+    for _ in range(processes):
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the child
+            try:
+                os.close(read_fd)
+                values = [counter.next() for _ in range(per_process)]
+                os.write(write_fd, (" ".join(map(str, values)) + "\n").encode())
+            finally:
+                os._exit(0)
+        pids.append(pid)
+    os.close(write_fd)
+    data = b""
+    while chunk := os.read(read_fd, 1 << 16):
+        data += chunk
+    os.close(read_fd)
+    for pid in pids:
+        assert os.waitpid(pid, 0)[1] == 0
+    values = [int(v) for v in data.split()]
+    assert sorted(values) == list(range(processes * per_process))
+    assert counter.value == processes * per_process

@@ -1,0 +1,158 @@
+"""Worker processes under the supervisor: real processes, real signals, real sockets."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ..helpers import ROOT, ServerProcess
+from .support import alive, children, get, refuses, wait_until
+
+APP = "tests.process.apps:Pid"
+
+
+def pids_seen(server: ServerProcess, want: int, attempts: int = 400) -> set[int]:
+    """Distinct worker pids answering new connections, until ``want`` are seen."""
+    seen: set[int] = set()
+    for _ in range(attempts):
+        seen.add(int(get(server.url + "/").text.split("=")[1]))
+        if len(seen) >= want:
+            break
+    return seen
+
+
+@pytest.mark.parametrize("reuse_port", ["true", "false"])
+def test_every_worker_serves(start_server, reuse_port: str) -> None:
+    server = start_server(APP, "--reuse-port", reuse_port, workers=3)
+    assert "3 workers" in server.output
+    workers = set(children(server.proc.pid))
+    assert len(workers) == 3
+    assert pids_seen(server, 3) == workers
+
+
+def test_workers_zero_means_one_per_core(start_server) -> None:
+    server = start_server(APP, workers=0)
+    cores = len(os.sched_getaffinity(0))
+    if cores == 1:
+        assert "1 worker" in server.output
+    else:
+        assert f"{cores} workers" in server.output
+        assert len(children(server.proc.pid)) == cores
+
+
+def test_killed_worker_is_replaced_quickly(start_server) -> None:
+    server = start_server(APP, workers=2)
+    before = children(server.proc.pid)
+    victim = before[0]
+    os.kill(victim, signal.SIGKILL)
+    assert wait_until(lambda: len(children(server.proc.pid)) == 2 and victim not in children(server.proc.pid),
+                      timeout=3), server.output
+    assert server.wait_for_line(rf"pid {victim}\) was killed by SIGKILL", 2), server.output
+    assert set(children(server.proc.pid)) - set(before), "no new worker"
+    assert pids_seen(server, 2) == set(children(server.proc.pid))
+
+
+def test_counter_never_repeats_across_workers(start_server) -> None:
+    server = start_server("examples.counter:Handler", workers=3)
+    values = [get(server.url + "/").text for _ in range(120)]
+    assert all(v.startswith("counter=") and v.endswith("\n") for v in values)
+    numbers = [int(v.strip().split("=")[1]) for v in values]
+    assert numbers == list(range(120))  # sequential requests: strictly counting up from 0
+
+
+def test_counter_script_runs_standalone(start_server) -> None:
+    server = start_server(script=["examples/counter.py"], workers=2)
+    assert get(server.url + "/").text == "counter=0\n"
+    assert get(server.url + "/").text == "counter=1\n"
+
+
+def test_every_worker_failing_at_start_exits_non_zero() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "peregrine", "run", "tests.process.apps:Broken", "--port", "0",
+         "--workers", "3"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode != 0
+    assert "no worker could start" in proc.stderr
+    assert "this handler cannot be built" in proc.stderr
+    assert proc.stderr.count("could not start") <= 4, "workers were restarted"
+
+
+def test_bind_failure_exits_non_zero(start_server) -> None:
+    server = start_server(APP, workers=1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "peregrine", "run", APP, "--port", str(server.port), "--workers", "2",
+         "--reuse-port", "false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 1
+    assert "Address already in use" in proc.stderr
+
+
+def test_ttin_adds_and_ttou_removes_a_worker(start_server) -> None:
+    server = start_server(APP, workers=2)
+    server.send_signal(signal.SIGTTIN)
+    assert wait_until(lambda: len(children(server.proc.pid)) == 3, timeout=5), server.output
+    assert pids_seen(server, 3) == set(children(server.proc.pid))
+    server.send_signal(signal.SIGTTOU)
+    assert wait_until(lambda: len(children(server.proc.pid)) == 2, timeout=5), server.output
+    assert len(pids_seen(server, 2)) == 2
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_cpu_affinity_pins_worker_i_to_core_i(start_server) -> None:
+    server = start_server(APP, "--cpu-affinity", workers=2)
+    cores = sorted(os.sched_getaffinity(0))
+    assert wait_until(lambda: len(children(server.proc.pid)) == 2)
+    pinned = sorted(tuple(os.sched_getaffinity(pid)) for pid in children(server.proc.pid))
+    assert pinned == [(cores[0],), (cores[1],)]
+    assert os.sched_getaffinity(server.proc.pid) == set(cores)  # the supervisor is not pinned
+
+
+def test_workers_exit_when_the_supervisor_dies(start_server) -> None:
+    server = start_server(APP, workers=2)
+    workers = children(server.proc.pid)
+    os.kill(server.proc.pid, signal.SIGKILL)
+    server.proc.wait(5)
+    assert wait_until(lambda: not any(alive(pid) for pid in workers), timeout=8)
+    assert refuses(server.host, server.port)
+
+
+def test_close_hook_runs_in_every_worker(start_server, tmp_path) -> None:
+    server = start_server("tests.process.apps:Closing", workers=2,
+                          env={"PEREGRINE_TEST_CLOSE_DIR": str(tmp_path)})
+    workers = children(server.proc.pid)
+    assert server.stop() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"closed-{pid}" for pid in workers)
+
+
+def test_crash_looping_worker_is_backed_off_then_recovers(start_server, tmp_path) -> None:
+    flag = tmp_path / "crash"
+    server = start_server("tests.process.apps:FailsWhenFlagged", workers=2,
+                          env={"PEREGRINE_TEST_CRASH_FLAG": str(flag)})
+    flag.write_text("on")
+    victim = children(server.proc.pid)[0]
+    os.kill(victim, signal.SIGKILL)
+    time.sleep(2.5)
+    failures = server.output.count("failed to start: RuntimeError: crash flag is set;")
+    # attempts at about 0, 0.5, 1 and 2 seconds: a handful, not a storm
+    assert 2 <= failures <= 6, server.output
+    assert "trying again in 1.0s" in server.output
+    assert get(server.url + "/").status_code == 200  # the other worker serves throughout
+    flag.unlink()
+    assert wait_until(lambda: len(children(server.proc.pid)) == 2, timeout=6), server.output
+    assert server.stop() == 0
+
+
+def test_counter_goes_on_across_a_reload(start_server) -> None:
+    server = start_server("examples.counter:Handler", workers=2)
+    assert [get(server.url + "/").text for _ in range(5)] == [f"counter={i}\n" for i in range(5)]
+    mark = len(server.lines)
+    server.send_signal(signal.SIGHUP)
+    assert server.wait_for_line("reload complete", 10, start=mark), server.output
+    assert [get(server.url + "/").text for _ in range(5)] == [f"counter={i}\n" for i in range(5, 10)]
