@@ -1,8 +1,7 @@
-"""Review of the HTTP engine (issue 2): proven defects, each an xfail(strict) until fixed.
+"""Regressions found by a review of the HTTP engine (issue 2), each fixed since.
 
 Every test runs a real server and speaks raw bytes. Each docstring says what is sent, what the
-issue (or the RFC) expects and what happens instead. When a fix lands the test passes, the strict
-xfail turns it into a failure, and the marker must go: that is the point.
+issue (or the RFC) expects, and what used to happen instead.
 
 Timing margins are at least 0.4 s either side of every deadline involved, for a loaded 2-core box.
 """
@@ -91,9 +90,6 @@ def statuses(data: bytes) -> list[int]:
 
 
 class TestStreamSync:
-    @pytest.mark.xfail(strict=True, reason="BUG: after a declined upgrade whose response closes the "
-                       "connection, _process_queue still re-parses the bytes after the upgrade and runs "
-                       "their handlers (_close() does not set closed)")
     def test_declined_upgrade_then_close_runs_no_further_handler(self, server: ServerProcess) -> None:
         """Upgrade request answered with ``Connection: close``, a ``/count`` pipelined behind it.
 
@@ -106,9 +102,6 @@ class TestStreamSync:
         assert statuses(data) == [200]
         assert count(server) == before + 1  # only the call just made
 
-    @pytest.mark.xfail(strict=True, reason="BUG: CONNECT (origin-form, no Connection header) with a "
-                       "Content-Length body: llhttp stops at the head, the parser only collects upgrade "
-                       "bodies when a Connection header is present, so the body is parsed as requests")
     def test_connect_body_is_not_parsed_as_a_request(self, server: ServerProcess) -> None:
         """``CONNECT /x`` with ``Content-Length: N`` whose N bytes are ``GET /count ...``.
 
@@ -127,9 +120,6 @@ class TestStreamSync:
 
 
 class TestDeadlines:
-    @pytest.mark.xfail(strict=True, reason="BUG: _process_queue returns as soon as a handler goes async "
-                       "without re-arming the read deadline, so the keep-alive deadline of the previous "
-                       "idle period fires while the handler runs and _on_deadline closes the connection")
     def test_stale_keep_alive_deadline_does_not_cut_pipelined_async_work(self, short: ServerProcess) -> None:
         """keep-alive 0.5 s. ``GET /`` answered; then ``/slow?s=1.5`` + ``/`` pipelined in one packet.
 
@@ -142,8 +132,6 @@ class TestDeadlines:
         sock.sendall(get("/slow?s=1.5") + get("/"))
         assert [reader.response().body for _ in range(2)] == [b"slept 1.5\n", b"ok"]
 
-    @pytest.mark.xfail(strict=True, reason="BUG: same stale deadline on a fresh connection: the header "
-                       "deadline armed by connection_made fires during the async handler and queues a 408")
     def test_stale_header_deadline_gives_no_408_after_pipelined_async_work(self, short: ServerProcess) -> None:
         """header timeout 1 s. Fresh connection, ``/slow?s=1.5`` + ``/`` in one packet, then ``/``.
 
@@ -156,8 +144,6 @@ class TestDeadlines:
         sock.sendall(get("/"))
         assert reader.response().status == 200
 
-    @pytest.mark.xfail(strict=True, reason="BUG: a head waiting for 100 Continue behind a busy handler "
-                       "has its body timer running although the server withholds the 100: 408")
     def test_no_408_while_the_client_waits_for_100_continue(self, short: ServerProcess) -> None:
         """body timeout 1 s. ``/slow?s=2`` + ``POST`` head with ``Expect: 100-continue`` pipelined.
 
@@ -172,9 +158,6 @@ class TestDeadlines:
         sock.sendall(b"hello")
         assert reader.response().status == 200
 
-    @pytest.mark.xfail(strict=True, reason="BUG: the header timer keeps running while the server itself "
-                       "has paused reading (max_pipelined reached behind a busy handler): 408 for a request "
-                       "the client sent in full, on time")
     def test_no_408_for_a_request_the_server_did_not_read(self, start_server: object) -> None:
         """header timeout 1 s, max_pipelined 1. ``/slow?s=2``; at 0.2 s ``/`` + half a head; at 0.4 s
         the rest of the head.
@@ -191,9 +174,6 @@ class TestDeadlines:
         data = read_until_closed(sock, 8)
         assert statuses(data) == [200, 200, 200], data
 
-    @pytest.mark.xfail(strict=True, reason="BUG: bytes before the request target (method) neither count "
-                       "as the start of the head nor refresh anything, and the first on_url re-arms the "
-                       "header deadline from then: a head may take up to ~2x header_timeout")
     def test_header_timeout_counts_from_the_first_byte(self, start_server: object) -> None:
         """header timeout 1.5 s. ``G`` at 0 s, ``ET / HTTP/1.1`` at 1 s, the rest at 2 s.
 
@@ -216,9 +196,6 @@ class TestDeadlines:
 
 
 class TestSending:
-    @pytest.mark.xfail(strict=True, reason="BUG: the send timeout is armed only by pause_writing; a "
-                       "backlog under write_buffer_high never times out, and _close() then waits forever "
-                       "for it to drain: the connection (and its max_connections slot) leaks")
     def test_send_timeout_applies_under_the_high_water_mark(self, start_server: object) -> None:
         """send/keep-alive timeouts 0.5 s, write_buffer_high 64 MiB, max_connections 1. A client that
         never reads asks for 20 MB.
@@ -237,9 +214,6 @@ class TestSending:
         finally:
             stalled.close()
 
-    @pytest.mark.xfail(strict=True, reason="BUG: Worker._shutdown counts a connection whose response is "
-                       "fully handed to the transport as idle, then aborts every remaining transport: the "
-                       "unsent part of a large response is discarded")
     def test_graceful_shutdown_finishes_a_large_response(self, start_server: object) -> None:
         """SIGTERM while a reading client downloads a 20 MB body (sync handler).
 
@@ -256,9 +230,6 @@ class TestSending:
         data = first + read_until_closed(sock, 20)
         assert len(data.partition(b"\r\n\r\n")[2]) == n
 
-    @pytest.mark.xfail(strict=True, reason="BUG: _respond_later calls _send_file without checking closed; "
-                       "transport.write / loop.sendfile on the gone transport raise RuntimeError, logged as "
-                       "'handler failed' with a traceback")
     @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
     def test_reset_before_send_file_is_not_a_handler_failure(self, start_server: object, loop: str) -> None:
         """The client resets while an async handler sleeps, then the handler calls ``send_file``.
@@ -283,9 +254,6 @@ class TestSending:
 
 
 class TestHandlerErrors:
-    @pytest.mark.xfail(strict=True, reason="BUG: _respond_later treats every ConnectionError as the client "
-                       "going away, including one the handler raises itself (e.g. its backend refused a "
-                       "connection): no 500, no traceback, the client's connection is aborted")
     def test_async_handler_raising_connection_error_is_a_500(self, start_server: object) -> None:
         """An async handler raises ``ConnectionRefusedError`` (its own outbound call failed).
 
@@ -303,8 +271,6 @@ class TestHandlerErrors:
 
 
 class TestResponseDetails:
-    @pytest.mark.xfail(strict=True, reason="BUG: _send_file logs with start=0.0, so the duration is the "
-                       "loop clock (machine uptime), e.g. '1736809.00ms'")
     def test_access_log_duration_of_a_file_response(self, start_server: object) -> None:
         srv = start_server(REVIEW_APP, "--access-log")  # type: ignore[operator]
         start = len(srv.lines)
@@ -316,8 +282,6 @@ class TestResponseDetails:
         duration = float(re.search(r" ([\d.]+)ms", line).group(1))  # type: ignore[union-attr]
         assert duration < 10_000, line
 
-    @pytest.mark.xfail(strict=True, reason="BUG: serialize_head appends 'Connection: close' even when the "
-                       "handler set that header itself: two Connection fields")
     def test_handler_connection_close_is_sent_once(self, server: ServerProcess) -> None:
         data = raw_exchange(server, get("/close"))
         head = data.partition(b"\r\n\r\n")[0].lower()

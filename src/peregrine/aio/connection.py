@@ -50,7 +50,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
         "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer", "send_backlog",
-        "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused", "eof",
+        "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused", "eof", "upgraded",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -78,6 +78,7 @@ class HttpConnection(asyncio.Protocol):
         self.chunked = False
         self.reading_paused = False
         self.eof = False
+        self.upgraded = False
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -193,7 +194,10 @@ class HttpConnection(asyncio.Protocol):
                 self._send_error(item.status)
                 return
             self._handle(item)
-        if self.busy or self.closed:
+        if self.closed:
+            return
+        if self.busy:
+            self._arm_read_deadline(new_message)  # drops a deadline meant for the idle connection
             return
         if queue:  # stopped because the client is not reading: resume_writing carries on
             self._pause_reading()
@@ -217,7 +221,9 @@ class HttpConnection(asyncio.Protocol):
         parser = self.parser
         assert parser is not None
         state = parser.state
-        if state == IDLE:
+        if self.reading_paused:
+            self.deadline_kind = 0  # we are not reading: the client cannot be late
+        elif state == IDLE:
             if self.busy or self.queue:
                 self.deadline_kind = 0  # a handler is running: no read timeout meanwhile
             elif self.eof:
@@ -228,10 +234,14 @@ class HttpConnection(asyncio.Protocol):
             # Measured from the first byte of the head, not reset by each packet (slowloris).
             if new_message or self.deadline_kind != _HEADER:
                 self._set_deadline(_HEADER, self.config.header_timeout)
+        elif parser.expect_continue:
+            if self.busy or self.queue:
+                self.deadline_kind = 0  # the client waits for our 100 Continue, held back for now
+            else:
+                self._send_continue()
+                self._set_deadline(_BODY, self.config.body_timeout)
         else:
             self._set_deadline(_BODY, self.config.body_timeout)  # a gap between body packets
-            if parser.expect_continue and not self.busy and not self.queue:
-                self._send_continue()
 
     def _handle(self, request: Request) -> None:
         if self.trusted_proxy:
@@ -245,6 +255,8 @@ class HttpConnection(asyncio.Protocol):
         except Exception:
             self._handler_failed(request)
             return
+        if result is not None and not hasattr(result, "__await__"):
+            result = None  # e.g. "return resp": nothing to wait for
         if result is not None or response.stream_source is not None or response.file is not None:
             self.busy = True
             task = self.loop.create_task(self._respond_later(request, response, result, start))
@@ -262,11 +274,15 @@ class HttpConnection(asyncio.Protocol):
             if response.stream_source is not None:
                 async for chunk in response.stream_source:
                     await self.write_stream_chunk(response, chunk)
-            if response.file is not None:
-                await self._send_file(request, response)
+            if self.closed:
+                pass  # the client left while the handler ran: nothing to send it
+            elif response.file is not None:
+                await self._send_file(request, response, start)
             else:
                 self._respond(request, response, start)
         except ConnectionError:
+            if not self.closed:  # the handler's own connection failed, not the client's
+                self._handler_failed(request)
             self._abort()
         except asyncio.CancelledError:
             self._abort()
@@ -366,7 +382,7 @@ class HttpConnection(asyncio.Protocol):
         if response.close_connection or not request.keep_alive or self.state.draining:
             self._close()
 
-    async def _send_file(self, request: Request, response: Response) -> None:
+    async def _send_file(self, request: Request, response: Response, start: float) -> None:
         assert response.file is not None and self.transport is not None
         file, offset, count = response.file
         keep_alive = self._keep_alive(request, response)
@@ -378,7 +394,7 @@ class HttpConnection(asyncio.Protocol):
             await self._copy_file(file, offset, count)
         self.state.requests += 1
         if self.config.access_log:
-            self._log_access(request, response, 0.0)
+            self._log_access(request, response, start)
         if not keep_alive:
             self._close()
 
@@ -441,7 +457,10 @@ class HttpConnection(asyncio.Protocol):
         ))
         leftover = parser.upgrade_data or b""
         # Hand the socket over: from here on this object is out of the picture.
-        self.closed = True
+        self.closed = self.upgraded = True
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
         self.state.connections.discard(self)
         self.deadline_kind = 0
         if self.timer is not None:
@@ -478,13 +497,21 @@ class HttpConnection(asyncio.Protocol):
 
     def _close(self) -> None:
         """Close after what is buffered has been sent (the one orderly way out)."""
+        self.closed = True  # nothing more is handled or written on this connection
         self.queue.clear()
         self.deadline_kind = 0
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            if transport.get_write_buffer_size() and self.send_timer is None:
+                # the flush must not wait forever on a client that reads nothing
+                self.send_backlog = transport.get_write_buffer_size()
+                self.send_timer = self.loop.call_later(self.config.send_timeout,
+                                                       self._check_send_progress)
+            transport.close()
 
     def _abort(self) -> None:
         """Drop the connection now, discarding buffered output."""
+        self.closed = True
         self.queue.clear()
         if self.transport is not None:
             self.transport.abort()
@@ -493,7 +520,7 @@ class HttpConnection(asyncio.Protocol):
         # The send timeout is about a client that reads nothing, not a slow one: as long as the
         # backlog shrinks between two checks, the client is reading.
         self.send_timer = None
-        if self.closed or self.transport is None:
+        if self.transport is None or self.upgraded:
             return
         backlog = self.transport.get_write_buffer_size()
         if backlog and backlog >= self.send_backlog:
@@ -507,6 +534,7 @@ class HttpConnection(asyncio.Protocol):
         # not once closed: after an upgrade the transport belongs to the new protocol
         if not self.reading_paused and self.transport is not None and not self.closed:
             self.reading_paused = True
+            self.deadline_kind = 0  # unread data cannot be late; deadlines restart on resume
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
@@ -547,8 +575,16 @@ class HttpConnection(asyncio.Protocol):
     # --- graceful shutdown ----------------------------------------------------------------------
 
     def is_idle(self) -> bool:
-        """True when no request is in flight or partly received."""
-        return not self.busy and not self.queue and (self.parser is None or self.parser.state == IDLE)
+        """True when no request is in flight, partly received, or still being flushed."""
+        return (
+            not self.busy and not self.queue
+            and (self.parser is None or self.parser.state == IDLE)
+            and (self.transport is None or not self.transport.get_write_buffer_size())
+        )
+
+    def has_begun(self) -> bool:
+        """True once the first request has started to arrive."""
+        return self.parser is not None and self.parser.begun > 0
 
     def shutdown(self) -> None:
         """Close now when idle; otherwise the response in flight closes the connection."""

@@ -49,7 +49,7 @@ class RequestParser:
     __slots__ = (
         "requests", "state", "begun", "expect_continue", "upgrade_data",
         "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
-        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_special", "_upgrade_request", "_upgrade_length", "_upgrade_body", "_error", "_request", "_client", "_scheme",
+        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_special", "_line_tail", "_chunks", "_body_fed", "_upgrade_request", "_upgrade_length", "_upgrade_body", "_error", "_request", "_client", "_scheme",
         "_max_line", "_max_head", "_max_count", "_max_body",
     )
 
@@ -96,7 +96,7 @@ class RequestParser:
         if self._upgrade_request is not None:
             self._collect_upgrade_body(data)
             return
-        in_head, begun, completed = self.state == HEAD, self.begun, len(self.requests)
+        state, begun, completed = self.state, self.begun, len(self.requests)
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -107,10 +107,21 @@ class RequestParser:
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
-            raise _classify(exc, data if self.state == IDLE else b"") from None
-        if self.state == HEAD:
-            self._check_partial_head(data, in_head and self.begun == begun,
-                                     self.begun != begun and len(self.requests) == completed)
+            alone = state == IDLE and self.begun == begun and len(self.requests) == completed
+            raise _classify(exc, data if alone else b"") from None
+        if self.state != IDLE:
+            same = self.begun == begun
+            if self.state == HEAD:
+                self._check_partial_head(data, state == HEAD and same,
+                                         not same and len(self.requests) == completed)
+            elif state == BODY and same and self._codings is not None:
+                self._check_chunk_overhead(len(data))
+        elif self.begun == begun and len(self.requests) == completed and data.strip(b"\r\n") \
+                and self.upgrade_data is None and self._upgrade_request is None:
+            # llhttp is inside a request line it reports only at the target: the request (and
+            # its header timeout) starts now, at its first byte.
+            self._begin_message()
+            self._check_partial_head(data, False, True)
 
     def _collect_upgrade_body(self, data: bytes) -> None:
         # llhttp stops at the head of an upgrade request, body or not. Should the handler decline
@@ -130,21 +141,38 @@ class RequestParser:
     def _check_partial_head(self, data: bytes, continued: bool, starts_here: bool) -> None:
         """Limits on a head still incomplete after a feed (llhttp would just wait for more).
 
-        ``continued``: ``data`` continued a head begun earlier; ``starts_here``: the head began
-        in ``data`` with nothing before it, so all of ``data`` belongs to it.
+        ``continued``: all of ``data`` went to a head begun in an earlier feed; ``starts_here``:
+        the head began in ``data`` with no request before it, so all of ``data`` is its own.
         """
-        if continued:
+        if continued or starts_here:
             # llhttp buffers a header line it has not finished: bound what a client can make it
             # hold by counting every byte fed while one head is in progress.
-            self._head_fed += len(data)
-        elif starts_here:
-            self._head_fed = len(data)
-            line = data.lstrip(b"\r\n").split(b"\n", 1)
-            if len(line) == 2 and b" HTTP/" not in line[0]:
-                # An HTTP/0.9 client waits for an answer to its bare line: refuse it now.
-                self._fail_now(400, "HTTP/0.9 request line")
-        if self._head_fed > self._max_head:
-            self._fail_now(431, "request header fields too large")
+            self._head_fed = self._head_fed + len(data) if continued else len(data)
+            if self._head_fed > self._max_head:
+                self._fail_now(431, "request header fields too large")
+        if not self._headers:
+            self._check_http09(data)
+
+    def _check_http09(self, data: bytes) -> None:
+        # "GET /" + CRLF is a whole HTTP/0.9 request: its client waits for an answer rather than
+        # sending headers, so refuse it as soon as the line ends, not at the header timeout.
+        text = self._line_tail + data
+        lines = text.split(b"\n")
+        self._line_tail = lines[-1][-(self._max_line + 32):]
+        if len(lines) > 1 and self._url and lines[-2].rstrip(b"\r") == (
+            self._parser.get_method() + b" " + self._url
+        ):
+            self._fail_now(400, "HTTP/0.9 request line")
+
+    def _check_chunk_overhead(self, fed: int) -> None:
+        # Chunk sizes, extensions and trailer fields are all "framing": llhttp keeps no limit on
+        # them, so bound them like a head (plus a little per chunk for the size lines).
+        self._body_fed += fed
+        if self._body_fed - self._body_size > self._max_head + 32 * self._chunks:
+            self._fail_now(431, "chunk extensions or trailer fields too large")
+
+    def on_chunk_header(self) -> None:
+        self._chunks += 1
 
     def _fail_now(self, status: int, detail: str) -> None:
         self._error = ProtocolError(status, detail)
@@ -167,6 +195,7 @@ class RequestParser:
         self._head_size = 0
         self._has_host = False
         self._head_fed = 0
+        self._line_tail = b""
         if self._special:
             # only requests with framing/connection headers dirtied these
             self._special = False
@@ -174,6 +203,8 @@ class RequestParser:
             self._codings: Optional[list[bytes]] = None
             self._has_connection = False
             self._trailer_count = 0
+            self._chunks = 0
+            self._body_fed = 0
         if self._body is not None:
             self._body = None
             self._body_size = 0
@@ -258,11 +289,20 @@ class RequestParser:
         else:
             path, query = _absolute_form(url)
         method = parser.get_method()
+        if method == b"CONNECT":
+            keep_alive = self._check_connect()
         self._request = Request(
             _METHODS.get(method) or method.decode("ascii"), path, query, version,
             self._headers, b"", self._client, keep_alive, self._scheme,
         )
         self.state = BODY
+
+    def _check_connect(self) -> bool:
+        # llhttp hands everything after a CONNECT head over as tunnel data. A CONNECT has no
+        # content (RFC 9110 §9.3.6), and we tunnel nothing: answer it, then close.
+        if self._content_length or self._codings:
+            self._fail(400, "CONNECT with a body")
+        return False
 
     def _version(self) -> str:
         version = self._parser.get_http_version()

@@ -95,6 +95,7 @@ class Response:
     close_connection: bool = False
     _has_date = False
     _has_server = False
+    _has_connection = False
 
     def __init__(self, conn: Any = None, request: Any = None) -> None:
         # The fields as checked (see check_header), and their lines joined: the head is then
@@ -148,6 +149,7 @@ class Response:
                 f"{lname.decode()} is set by the server from the body; use set_body, write or send_file"
             )
         if lname == b"connection":
+            self._has_connection = True
             if b"close" in bvalue.lower():
                 self.close_connection = True
         elif lname == b"date":
@@ -227,8 +229,10 @@ def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bo
         length_line = b""
     else:
         length_line = _LENGTH_LINES.get(content_length) or _length_line(content_length)
-    if status == 101 or (keep_alive and not http10):
-        connection_line = b""
+    if status == 101 or (keep_alive and not http10) or (
+        resp._has_connection and (keep_alive or resp.close_connection)
+    ):
+        connection_line = b""  # nothing to say, or the handler's own Connection field says it
     else:
         connection_line = b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n"
     return b"".join((
