@@ -50,7 +50,7 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
         "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer", "send_backlog",
-        "deadline", "deadline_kind", "timer", "streaming_response", "chunked", "reading_paused", "eof", "upgraded",
+        "deadline", "deadline_kind", "timer", "timer_at", "streaming_response", "chunked", "reading_paused", "eof", "upgraded",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -74,6 +74,7 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = 0.0
         self.deadline_kind = 0
         self.timer: Optional[asyncio.TimerHandle] = None
+        self.timer_at = 0.0  # when self.timer fires (TimerHandle.when() is a call)
         self.streaming_response: Optional[Response] = None
         self.chunked = False
         self.reading_paused = False
@@ -257,7 +258,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if result is not None and not hasattr(result, "__await__"):
             result = None  # e.g. "return resp": nothing to wait for
-        if result is not None or response.stream_source is not None or response.file is not None:
+        if result is not None or (response._unusual and response.upgrade_factory is None):
             self.busy = True
             task = self.loop.create_task(self._respond_later(request, response, result, start))
             self.state.tasks.add(task)
@@ -307,11 +308,11 @@ class HttpConnection(asyncio.Protocol):
         state.requests += 1
         if self.streaming_response is response:
             self._end_stream(request, response)
-        elif response.upgrade_factory is not None:
+        elif response._unusual and response.upgrade_factory is not None:
             self._upgrade(response)
             return
         else:
-            keep_alive = self._keep_alive(request, response)
+            keep_alive = request.keep_alive and not response.close_connection and not state.draining
             body = response.body
             status = response.status
             try:
@@ -324,8 +325,8 @@ class HttpConnection(asyncio.Protocol):
                 return
             transport = self.transport
             assert transport is not None
-            if not body or request.method == "HEAD" or has_no_body(status):
-                transport.write(head)
+            if not body or request.method == "HEAD" or status < 200 or status == 204 or status == 304:
+                transport.write(head)  # no body: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1)
             elif len(body) < 65536:
                 transport.write(head + body)
             else:
@@ -549,10 +550,11 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = deadline
         self.deadline_kind = kind
         timer = self.timer
-        if timer is None or timer.when() > deadline:
+        if timer is None or self.timer_at > deadline:
             if timer is not None:
                 timer.cancel()
             self.timer = self.loop.call_at(deadline, self._on_deadline)
+            self.timer_at = deadline
 
     def _on_deadline(self) -> None:
         self.timer = None
@@ -561,6 +563,7 @@ class HttpConnection(asyncio.Protocol):
             return
         if self.loop.time() < self.deadline:
             self.timer = self.loop.call_at(self.deadline, self._on_deadline)
+            self.timer_at = self.deadline
             return
         self.deadline_kind = 0
         if kind == _KEEP_ALIVE:

@@ -96,6 +96,9 @@ class Response:
     _has_date = False
     _has_server = False
     _has_connection = False
+    #: set by stream(), send_file() and upgrade(): the body is more than bytes, which the
+    #: connection checks once instead of three times
+    _unusual = False
 
     def __init__(self, conn: Any = None, request: Any = None) -> None:
         # The fields as checked (see check_header), and their lines joined: the head is then
@@ -170,6 +173,7 @@ class Response:
     def stream(self, source: AsyncIterable[Union[bytes, str]]) -> None:
         """Send the chunks of an async iterable as the body once the handler returns."""
         self.stream_source = source
+        self._unusual = True
 
     async def write(self, chunk: Union[bytes, str]) -> None:
         """Send part of a streamed body now; waits while the client is not reading.
@@ -200,10 +204,12 @@ class Response:
             file.close()
             raise ValueError("offset and count must not be negative")
         self.file = (file, offset, count)
+        self._unusual = True
 
     def upgrade(self, factory: Callable[..., "asyncio.Protocol"]) -> None:
         """Switch protocols after this (101) response; see ``docs/internals.md``."""
         self.upgrade_factory = factory
+        self._unusual = True
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"
