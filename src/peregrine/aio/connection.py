@@ -44,6 +44,10 @@ def error_response(status: int, date_line: bytes, server_line: bytes, extra: byt
     ))
 
 
+class _FileShrank(Exception):
+    """A file sent with ``send_file`` ended before the announced Content-Length."""
+
+
 class HttpConnection(asyncio.Protocol):
     """Serves HTTP/1.0 and HTTP/1.1 on one connection (see the module docstring)."""
 
@@ -281,6 +285,11 @@ class HttpConnection(asyncio.Protocol):
                 await self._send_file(request, response, start)
             else:
                 self._respond(request, response, start)
+        except _FileShrank:
+            # Content-Length promised more than the file now has: the only honest end is to cut
+            # the connection, so the client sees a short body rather than a desynchronised one.
+            log.warning("file shrank while being sent for %s %s", request.method, request.url)
+            self._abort()
         except ConnectionError:
             if not self.closed:  # the handler's own connection failed, not the client's
                 self._handler_failed(request)
@@ -408,15 +417,13 @@ class HttpConnection(asyncio.Protocol):
             pass  # uvloop has no sendfile: read and write in bounded pieces
         else:
             if sent < count:  # the file shrank: see below
-                raise ConnectionAbortedError("file shorter than announced")
+                raise _FileShrank()
             return
         fd = file.fileno()
         while count > 0:
             piece = os.pread(fd, min(_FILE_CHUNK, count), offset)
             if not piece:
-                # The file shrank under us: Content-Length promised more, so the only honest
-                # end is to cut the connection.
-                raise ConnectionAbortedError("file shorter than announced")
+                raise _FileShrank()
             transport.write(piece)
             offset += len(piece)
             count -= len(piece)
