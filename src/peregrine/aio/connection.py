@@ -414,23 +414,76 @@ class HttpConnection(asyncio.Protocol):
         try:
             sent = await self.loop.sendfile(transport, file, offset, count)
         except (NotImplementedError, AttributeError):
-            pass  # uvloop has no sendfile: read and write in bounded pieces
+            pass  # uvloop has no loop.sendfile
         else:
-            if sent < count:  # the file shrank: see below
+            if sent < count:
                 raise _FileShrank()
             return
-        fd = file.fileno()
+        sock = transport.get_extra_info("socket")
+        if sock is not None and transport.get_extra_info("sslcontext") is None \
+                and hasattr(os, "sendfile"):
+            await self._sendfile(sock.fileno(), file.fileno(), offset, count)
+        else:
+            await self._copy_through_transport(file.fileno(), offset, count)
+
+    async def _sendfile(self, sock_fd: int, file_fd: int, offset: int, count: int) -> None:
+        """``os.sendfile`` straight into the socket whenever the transport has nothing queued.
+
+        The socket belongs to the transport, so sendfile may only write while the transport's
+        buffer is empty (else bytes would overtake each other). When the socket is full, one
+        piece goes through the transport, which waits for the socket; a low-water mark of 0
+        wakes us only once that piece has gone, and sendfile takes over again.
+        """
+        transport = self.transport
+        assert transport is not None
+        config = self.config
+        transport.set_write_buffer_limits(config.write_buffer_high, 0)
+        try:
+            while count > 0:
+                if self.write_paused:
+                    await self._drain()
+                elif not transport.get_write_buffer_size():
+                    try:
+                        sent = os.sendfile(sock_fd, file_fd, offset, count)
+                    except (BlockingIOError, InterruptedError):
+                        sent = -1
+                    except OSError as exc:  # reset, broken pipe: the client has gone
+                        self._abort()
+                        raise ConnectionResetError(str(exc)) from None
+                    if sent == 0:
+                        raise _FileShrank()
+                    if sent > 0:
+                        offset += sent
+                        count -= sent
+                        continue
+                if count > 0 and not self.write_paused:
+                    sent = self._write_file_piece(file_fd, offset, count)
+                    offset += sent
+                    count -= sent
+                if self.closed:
+                    raise ConnectionResetError("the client has gone")
+        finally:
+            if not self.closed:
+                transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
+
+    async def _copy_through_transport(self, file_fd: int, offset: int, count: int) -> None:
+        """Read and write in bounded pieces (TLS, or no sendfile): memory stays bounded."""
         while count > 0:
-            piece = os.pread(fd, min(_FILE_CHUNK, count), offset)
-            if not piece:
-                raise _FileShrank()
-            transport.write(piece)
-            offset += len(piece)
-            count -= len(piece)
+            sent = self._write_file_piece(file_fd, offset, count)
+            offset += sent
+            count -= sent
             if self.write_paused:
                 await self._drain()
             if self.closed:
                 raise ConnectionResetError("the client has gone")
+
+    def _write_file_piece(self, file_fd: int, offset: int, count: int) -> int:
+        piece = os.pread(file_fd, min(_FILE_CHUNK, count), offset)
+        if not piece:
+            raise _FileShrank()
+        assert self.transport is not None
+        self.transport.write(piece)
+        return len(piece)
 
     async def _drain(self) -> None:
         if self.closed:
