@@ -1,0 +1,83 @@
+"""Drive one Peregrine connection in-process, without sockets, to count the hot path's cost.
+
+Feeds N keep-alive GET requests (the seed benchmark's: 6150-byte body) to an HttpConnection whose
+transport only counts writes, so what is measured is Peregrine's own Python work per request:
+parsing, the handler, building and "writing" the response, timers. Run it under callgrind for
+instruction counts that do not depend on how busy the machine is (``bench/hotpath.sh``), or
+plainly for a rough time per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+
+from peregrine.aio.connection import HttpConnection
+from peregrine.aio.state import ServerState
+from peregrine.config import Config
+
+BODY = b"x" * 6150
+REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n"
+
+
+class Handler:
+    def handle_request(self, req, resp):  # type: ignore[no-untyped-def]
+        resp.set_header("Content-Type", "text/plain")
+        resp.set_body(BODY)
+
+
+class CountingTransport:
+    """Just enough of a transport for a connection that never has to wait."""
+
+    def __init__(self) -> None:
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+
+    writelines = write
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int, low: int) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+def main() -> None:
+    count = int(os.environ.get("N", "100000"))
+    try:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    connection = HttpConnection(ServerState(Config(), Handler(), loop))
+    transport = CountingTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    feed = connection.data_received
+    start = time.process_time()
+    for _ in range(count):
+        feed(REQUEST)
+    elapsed = time.process_time() - start
+    assert transport.writes == count, transport.writes
+    print(f"{count} requests, {elapsed / count * 1e6:.2f} us CPU each (noisy; see hotpath.sh)")
+
+
+if __name__ == "__main__":
+    main()
