@@ -1,0 +1,421 @@
+"""One asyncio protocol per upgraded WebSocket connection.
+
+It owns the transport, the sans-IO `ServerConnection`, the timers and flow control, and
+calls the handler's hooks. The rules that keep it correct:
+
+1. Hooks run in order, one at a time: `handle_ws_conn`, then each message, then
+   `handle_ws_disconn` exactly once. A hook that returns an awaitable holds back the
+   ones after it until it finishes; while too much waits, reading pauses.
+2. The transport ends in one place, `connection_lost`, which cancels every timer and
+   queues `handle_ws_disconn`. Every other path (close handshake done, close timeout,
+   send buffer over its limit, handler error) only asks the transport to close.
+3. At most four timers exist, each with one job: keepalive (next ping, or the pong
+   deadline), close (the peer's answer to our close frame, or a transport that does not
+   finish closing), send (a client that reads nothing for `send_timeout`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from typing import Any, Callable, Optional, Union
+
+from ..ws.deflate import DeflateParams, PerMessageDeflate
+from ..ws.events import Message, Pong
+from ..ws.protocol import ServerConnection, State
+from .state import ServerState
+
+log = logging.getLogger("peregrine.error")
+
+__all__ = ["WebSocket", "WebSocketConnection", "make_factory"]
+
+# Queue items: what the next hook call is.
+_MESSAGE, _DISCONN = 0, 1
+
+
+class WebSocket:
+    """The application's handle on one WebSocket connection (passed to every hook)."""
+
+    __slots__ = ("_conn", "request", "subprotocol", "__weakref__")
+
+    def __init__(self, conn: "WebSocketConnection", request: Any, subprotocol: Optional[str]) -> None:
+        self._conn = conn
+        #: The upgrade request (path, headers, query, client).
+        self.request = request
+        #: The negotiated subprotocol, or None.
+        self.subprotocol = subprotocol
+
+    def send(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+        """Send a message: text for `str`, binary for bytes-like data.
+
+        Does nothing once the connection is closing or closed (see `closed`). Use
+        `await drain()` to wait while the client reads more slowly than you send.
+        """
+        conn = self._conn
+        if isinstance(data, str):
+            conn.write(conn.protocol.send_text(data))
+        elif isinstance(data, (bytes, bytearray, memoryview)):
+            conn.write(conn.protocol.send_binary(data))
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(data).__name__}")
+
+    def ping(self, data: bytes = b"") -> None:
+        """Send a ping with up to 125 bytes of data (the pong is handled by the server)."""
+        conn = self._conn
+        conn.write(conn.protocol.ping(data))
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the close handshake (no-op if it has already started).
+
+        Raises ValueError for a code that may not be sent or a reason over 123 bytes.
+        """
+        self._conn.close(code, reason)
+
+    async def drain(self) -> None:
+        """Wait until the send buffer is below its high-water mark.
+
+        Raises ConnectionResetError when the connection is gone.
+        """
+        await self._conn.drain()
+
+    @property
+    def closed(self) -> bool:
+        """True once the close handshake has started or the connection is gone."""
+        conn = self._conn
+        return conn.lost or conn.protocol.state is not State.OPEN
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The code the connection closed with (1006 without a close frame), else None."""
+        return self._conn.protocol.close_code
+
+    @property
+    def client(self) -> Optional[tuple[str, int]]:
+        """(host, port) of the client."""
+        return getattr(self.request, "client", None)
+
+    def __repr__(self) -> str:
+        path = getattr(self.request, "path", "?")
+        return f"<WebSocket {path} {'closed' if self.closed else 'open'}>"
+
+
+def make_factory(
+    request: Any, subprotocol: Optional[str], deflate: Optional[DeflateParams]
+) -> Callable[[asyncio.Transport, ServerState], "WebSocketConnection"]:
+    """The `factory(transport, state)` that `Response.upgrade` expects (docs/internals.md)."""
+
+    def factory(transport: asyncio.Transport, state: ServerState) -> WebSocketConnection:
+        return WebSocketConnection(state, request, subprotocol, deflate)
+
+    return factory
+
+
+class WebSocketConnection(asyncio.Protocol):
+    """Serves one WebSocket connection (see the module docstring)."""
+
+    # Slots: thousands of mostly idle connections are the normal case for WebSocket.
+    __slots__ = (
+        "state", "config", "loop", "protocol", "ws", "on_conn", "on_message", "on_disconn",
+        "transport", "lost", "queue", "queued_bytes", "busy", "reading_paused", "eof_sent",
+        "write_paused", "drain_waiters", "keepalive_timer", "awaiting_pong", "ping_count",
+        "close_timer", "send_timer",
+    )
+
+    def __init__(
+        self,
+        state: ServerState,
+        request: Any,
+        subprotocol: Optional[str] = None,
+        deflate: Optional[DeflateParams] = None,
+    ) -> None:
+        self.state = state
+        config = self.config = state.config
+        self.loop = state.loop
+        codec = None
+        if deflate is not None:
+            codec = PerMessageDeflate(deflate, level=config.ws_compression_level)
+        #: The sans-IO protocol state.
+        self.protocol = ServerConnection(max_message_size=config.ws_max_message_size, deflate=codec)
+        self.ws = WebSocket(self, request, subprotocol)
+        handler = state.handler
+        self.on_conn = getattr(handler, "handle_ws_conn", None)
+        self.on_message = getattr(handler, "handle_ws_message", None)
+        self.on_disconn = getattr(handler, "handle_ws_disconn", None)
+        self.transport: Optional[asyncio.Transport] = None
+        #: True once the transport is gone (connection_lost ran).
+        self.lost = False
+        # Hook calls waiting for an awaitable hook before them to finish.
+        self.queue: deque[tuple[int, Any]] = deque()
+        self.queued_bytes = 0
+        self.busy = False
+        self.reading_paused = False
+        self.eof_sent = False
+        self.write_paused = False
+        self.drain_waiters: list[asyncio.Future[None]] = []
+        self.keepalive_timer: Optional[asyncio.TimerHandle] = None
+        self.awaiting_pong: Optional[bytes] = None
+        self.ping_count = 0
+        self.close_timer: Optional[asyncio.TimerHandle] = None
+        self.send_timer: Optional[asyncio.TimerHandle] = None
+
+    # --- asyncio callbacks --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not asyncio.Transport subclasses: no isinstance check.
+        self.transport = transport  # type: ignore[assignment]
+        self.state.connections.add(self)
+        config = self.config
+        transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
+        self._schedule_ping()
+        if self.on_conn is not None:
+            self._call(self.on_conn, (self.ws,))
+        if self.state.draining:
+            self.shutdown()
+
+    def data_received(self, data: bytes) -> None:
+        protocol = self.protocol
+        protocol.feed(data)
+        # One event at a time: a sync hook answers a message before a bad frame after it
+        # fails the connection (whose close frame must come after that answer).
+        while True:
+            event = protocol.next_event()
+            out = protocol.data_to_send()
+            if out:
+                self.write(out)
+            if event is None:
+                break
+            if type(event) is Message:
+                self._message(event.data)
+            elif type(event) is Pong:
+                self._pong(event.data)
+        self._check_state()
+
+    def eof_received(self) -> Optional[bool]:
+        # The peer will send nothing more: after its close frame this is the normal end,
+        # otherwise the connection ended abnormally (1006). Either way close our side.
+        self.protocol.receive_eof()
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        self.protocol.receive_eof()
+        self.state.connections.discard(self)
+        for name in ("keepalive_timer", "close_timer", "send_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                timer.cancel()
+                setattr(self, name, None)
+        self._wake_drainers()
+        if self.on_disconn is not None:
+            self._enqueue(_DISCONN, self.protocol.close_code or 1006)
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self.send_timer is None and not self.lost:
+            self.send_timer = self.loop.call_later(self.config.send_timeout, self._send_timed_out)
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.send_timer is not None:
+            self.send_timer.cancel()
+            self.send_timer = None
+        self._wake_drainers()
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        """Write protocol output, closing a client whose unread output passed the limit."""
+        transport = self.transport
+        if not data or transport is None or self.lost or transport.is_closing():
+            return
+        # Checked before adding: one large message may exceed the limit, but a client
+        # still sitting on more than the limit when the next one comes is not reading.
+        if transport.get_write_buffer_size() > self.config.ws_write_limit:
+            log.info("WebSocket send buffer over ws_write_limit: closing a client that does not read")
+            self._abort()
+            return
+        transport.write(data)
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Send a close frame (if still open) and wait for the peer's answer."""
+        self.write(self.protocol.close(code, reason))
+        self._check_state()
+
+    async def drain(self) -> None:
+        """Wait while writing is paused; raise ConnectionResetError once the connection is gone."""
+        if self.lost:
+            raise ConnectionResetError("the WebSocket connection is closed")
+        if not self.write_paused:
+            return
+        waiter = self.loop.create_future()
+        self.drain_waiters.append(waiter)
+        await waiter
+
+    def _wake_drainers(self) -> None:
+        waiters = self.drain_waiters
+        if not waiters:
+            return
+        self.drain_waiters = []
+        for waiter in waiters:
+            if not waiter.done():
+                if self.lost:
+                    waiter.set_exception(ConnectionResetError("the WebSocket connection is closed"))
+                else:
+                    waiter.set_result(None)
+
+    # --- the close paths ----------------------------------------------------------------------
+
+    def _check_state(self) -> None:
+        """Act on the protocol's state after anything that may have changed it."""
+        state = self.protocol.state
+        if state is State.OPEN or self.lost:
+            return
+        transport = self.transport
+        assert transport is not None
+        if self.keepalive_timer is not None:
+            self.keepalive_timer.cancel()
+            self.keepalive_timer = None
+        if self.close_timer is None:
+            # Bounds both waits: for the peer's close frame, and for a transport that
+            # cannot finish closing because the peer reads nothing.
+            self.close_timer = self.loop.call_later(self.config.ws_close_timeout, self._close_timed_out)
+        if state is State.CLOSED:
+            # Handshake done: the server closes the TCP connection first (RFC 6455 7.1.1).
+            if not transport.is_closing():
+                transport.close()
+        elif self.protocol.failed and not self.eof_sent:
+            # We failed the connection: half-close so the peer sees our close frame and EOF,
+            # and read (discarding) until it closes too; closing outright while its bytes
+            # are still arriving would reset the connection and could destroy our frame.
+            self.eof_sent = True
+            if transport.can_write_eof():
+                transport.write_eof()
+            else:
+                transport.close()
+
+    def _close_timed_out(self) -> None:
+        self.close_timer = None
+        self._abort()
+
+    def _send_timed_out(self) -> None:
+        self.send_timer = None
+        log.info("send timeout: closing a WebSocket client that stopped reading")
+        self._abort()
+
+    def _abort(self) -> None:
+        if self.transport is not None and not self.lost:
+            self.transport.abort()
+
+    # --- keepalive ----------------------------------------------------------------------------
+
+    def _schedule_ping(self) -> None:
+        interval = self.config.ws_ping_interval
+        if interval > 0:
+            self.keepalive_timer = self.loop.call_later(interval, self._send_keepalive)
+
+    def _send_keepalive(self) -> None:
+        self.keepalive_timer = None
+        if self.lost or self.protocol.state is not State.OPEN:
+            return
+        self.ping_count += 1
+        data = self.ping_count.to_bytes(4, "big")
+        self.awaiting_pong = data
+        self.write(self.protocol.ping(data))
+        self.keepalive_timer = self.loop.call_later(self.config.ws_ping_timeout, self._pong_timed_out)
+
+    def _pong(self, data: bytes) -> None:
+        if self.awaiting_pong is not None and data == self.awaiting_pong:
+            self.awaiting_pong = None
+            if self.keepalive_timer is not None:
+                self.keepalive_timer.cancel()
+            self._schedule_ping()
+
+    def _pong_timed_out(self) -> None:
+        self.keepalive_timer = None
+        log.info("WebSocket keepalive: no pong within ws_ping_timeout, closing")
+        self.close(1011, "keepalive ping timeout")
+
+    # --- calling the handler --------------------------------------------------------------------
+
+    def _message(self, data: Union[str, bytes]) -> None:
+        hook = self.on_message
+        if hook is None:
+            return
+        if not self.busy and not self.queue:
+            self._call(hook, (self.ws, data))  # the fast path: nothing waits before it
+            return
+        self._enqueue(_MESSAGE, data)
+
+    def _enqueue(self, kind: int, arg: Any) -> None:
+        self.queue.append((kind, arg))
+        if kind == _MESSAGE:
+            self.queued_bytes += len(arg)
+            config = self.config
+            if (len(self.queue) >= config.max_pipelined or self.queued_bytes > config.ws_max_message_size) \
+                    and not self.reading_paused and not self.lost and self.transport is not None:
+                self.reading_paused = True
+                self.transport.pause_reading()
+        if not self.busy:
+            self._run_queue()
+
+    def _run_queue(self) -> None:
+        queue = self.queue
+        while queue and not self.busy:
+            kind, arg = queue.popleft()
+            if kind == _MESSAGE:
+                self.queued_bytes -= len(arg)
+                self._call(self.on_message, (self.ws, arg))  # type: ignore[arg-type]
+            else:
+                self._call(self.on_disconn, (self.ws, arg))  # type: ignore[arg-type]
+        if self.reading_paused and not queue and not self.lost and self.transport is not None:
+            self.reading_paused = False
+            self.transport.resume_reading()
+
+    def _call(self, hook: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        try:
+            result = hook(*args)
+        except Exception:
+            self._hook_failed(hook)
+            return
+        if result is not None and hasattr(result, "__await__"):
+            self.busy = True
+            task = self.loop.create_task(self._await_hook(hook, result))
+            self.state.tasks.add(task)
+            task.add_done_callback(self.state.tasks.discard)
+
+    async def _await_hook(self, hook: Callable[..., Any], awaitable: Any) -> None:
+        try:
+            await awaitable
+        except ConnectionError:
+            pass  # the client went away mid-send (e.g. drain()): connection_lost handles it
+        except asyncio.CancelledError:
+            # Shutdown gave up waiting: drop the messages still queued, keep the disconn call.
+            self.queue = deque(item for item in self.queue if item[0] == _DISCONN)
+            self.queued_bytes = 0
+            self._abort()
+            self.busy = False
+            self._run_queue()
+            raise
+        except Exception:
+            self._hook_failed(hook)
+        self.busy = False
+        self._run_queue()
+
+    def _hook_failed(self, hook: Callable[..., Any]) -> None:
+        log.exception("WebSocket handler %s failed", getattr(hook, "__name__", hook))
+        if not self.lost and self.protocol.state is State.OPEN:
+            self.close(1011)
+
+    # --- graceful shutdown ----------------------------------------------------------------------
+
+    def is_idle(self) -> bool:
+        """True when open with no hook running or waiting; a closing connection is not idle."""
+        return not self.lost and self.protocol.state is State.OPEN and not self.busy and not self.queue
+
+    def shutdown(self) -> None:
+        """Server shutdown: close with 1001 Going Away (once)."""
+        if not self.lost and self.protocol.state is State.OPEN:
+            self.close(1001, "server shutting down")

@@ -1,0 +1,34 @@
+"""A fast subset of the Autobahn|Testsuite (via kosoku) in CI; `tests/ws/autobahn.py` runs all."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import Callable
+
+import pytest
+
+from ..helpers import ServerProcess
+from .autobahn import SERVER_ARGS, report, run_cases
+
+pytest.importorskip("kosoku")
+
+# Every case of the framing, pings, reserved bits, opcodes, fragmentation, UTF-8, close and
+# auto-fragmentation sections (a few seconds), plus a small sample of the large-message (9)
+# and compression (12, 13) sections, whose full runs take minutes.
+FAST = [
+    "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*",
+    "9.1.1", "9.2.1", "9.7.1", "9.8.1",
+    "12.1.1", "12.2.3", "12.5.11",
+    "13.1.1", "13.2.2", "13.3.1", "13.4.1", "13.5.2", "13.6.1", "13.7.12",
+]
+
+
+@pytest.mark.timeout(240)
+def test_autobahn_fast_subset(start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server("tests.ws.apps:Echo", *SERVER_ARGS)
+    results = asyncio.run(run_cases(f"ws://{server.host}:{server.port}/ws", FAST, concurrency=2))
+    out = io.StringIO()
+    ok = report(results, out)
+    assert len(results) > 250, out.getvalue()
+    assert ok, out.getvalue()
