@@ -319,7 +319,6 @@ class HttpConnection(asyncio.Protocol):
             self._end_stream(request, response)
         elif response._unusual and response.upgrade_factory is not None:
             self._upgrade(response)
-            return
         else:
             keep_alive = request.keep_alive and not response.close_connection and not state.draining
             body = response.body
