@@ -408,16 +408,10 @@ class HttpConnection(asyncio.Protocol):
             self._close()
 
     async def _copy_file(self, file: Any, offset: int, count: int) -> None:
+        # Not loop.sendfile: uvloop lacks it, and the standard loop's bypasses pause_writing, so
+        # the send timeout would never notice a client that stopped reading.
         transport = self.transport
         assert transport is not None
-        try:
-            sent = await self.loop.sendfile(transport, file, offset, count)
-        except (NotImplementedError, AttributeError):
-            pass  # uvloop has no loop.sendfile
-        else:
-            if sent < count:
-                raise _FileShrank()
-            return
         sock = transport.get_extra_info("socket")
         if sock is not None and transport.get_extra_info("sslcontext") is None \
                 and hasattr(os, "sendfile"):

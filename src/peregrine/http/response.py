@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from typing import IO, TYPE_CHECKING, Any, AsyncIterable, Callable, Optional, Union
 
 from .status import STATUS_LINES, has_no_body
@@ -74,6 +75,19 @@ def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> Chec
         if len(_checked) < _CHECKED_MAX:
             _checked[key] = checked
     return checked
+
+
+def open_regular_file(path: Union[str, "os.PathLike[str]"]) -> IO[bytes]:
+    """Open ``path`` for reading, refusing anything but a regular file with ``ValueError``.
+
+    O_NONBLOCK: opening a FIFO or a device must not block the event loop (a FIFO's open waits
+    for a writer); the check after opening then refuses it.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ValueError(f"{os.fspath(path)!r} is not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 class Response:
@@ -197,7 +211,7 @@ class Response:
         is set from ``count``. The bytes go straight from the file (``sendfile`` where possible).
         """
         if isinstance(file, (str, os.PathLike)):
-            file = open(file, "rb")
+            file = open_regular_file(file)
         if count is None:
             count = os.fstat(file.fileno()).st_size - offset
         if offset < 0 or count < 0:
