@@ -27,21 +27,6 @@ APP = "tests.apps:Engine"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    """Default settings (keep-alive 5 s), shared by the tests that do not change them."""
-    with ServerProcess(APP) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def short() -> Iterator[ServerProcess]:
-    """Short timeouts, for the timeout tests."""
-    with ServerProcess(APP, "--keep-alive-timeout", "0.5", "--header-timeout", "1",
-                       "--body-timeout", "1", "--send-timeout", "1") as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
 def misc() -> Iterator[ServerProcess]:
     """No Server header, access log on."""
     with ServerProcess(APP, "--server-header", "false", "--access-log") as proc:

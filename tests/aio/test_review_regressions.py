@@ -63,19 +63,6 @@ def _review_file() -> str:
     return path
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess(APP) as proc:
-        yield proc
-
-
-@pytest.fixture(scope="module")
-def short() -> Iterator[ServerProcess]:
-    with ServerProcess(APP, "--keep-alive-timeout", "0.5", "--header-timeout", "1",
-                       "--body-timeout", "1", "--send-timeout", "1") as proc:
-        yield proc
-
-
 def count(server: ServerProcess) -> int:
     """Engine's ``/count`` side effect: how many times its handler has run (this call included)."""
     data = raw_exchange(server, get("/count", extra="Connection: close\r\n"))

@@ -24,6 +24,7 @@ from ..http.parser import BODY, HEAD, IDLE, RequestParser
 from ..http.request import Request
 from ..http.response import Response, serialize_head
 from ..http.status import STATUS_LINES, has_no_body
+from .send_watchdog import SendWatchdog
 from .state import ServerState
 
 log = logging.getLogger("peregrine.error")
@@ -53,7 +54,7 @@ class HttpConnection(asyncio.Protocol):
 
     __slots__ = (
         "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
-        "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_timer", "send_backlog",
+        "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_watchdog",
         "deadline", "deadline_kind", "timer", "timer_at", "streaming_response", "chunked", "reading_paused", "eof", "upgraded",
     )
 
@@ -73,8 +74,7 @@ class HttpConnection(asyncio.Protocol):
         self.trusted_proxy = False
         self.write_paused = False
         self.drain_waiter: Optional[asyncio.Future[None]] = None
-        self.send_timer: Optional[asyncio.TimerHandle] = None
-        self.send_backlog = 0
+        self.send_watchdog: Optional[SendWatchdog] = None
         self.deadline = 0.0
         self.deadline_kind = 0
         self.timer: Optional[asyncio.TimerHandle] = None
@@ -168,23 +168,19 @@ class HttpConnection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.send_timer is not None:
-            self.send_timer.cancel()
-            self.send_timer = None
+        if self.send_watchdog is not None:
+            self.send_watchdog.stop()
         self.queue.clear()
         self._wake_writer()
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self.send_timer is None and self.transport is not None:
-            self.send_backlog = self.transport.get_write_buffer_size()
-            self.send_timer = self.loop.call_later(self.config.send_timeout, self._check_send_progress)
+        self._watch_sending()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.send_timer is not None:
-            self.send_timer.cancel()
-            self.send_timer = None
+        if self.send_watchdog is not None:
+            self.send_watchdog.stop()
         self._wake_writer()
         if self.queue and not self.busy and not self.closed:
             self._process_queue()  # requests held back while the client was not reading
@@ -512,9 +508,8 @@ class HttpConnection(asyncio.Protocol):
         leftover = parser.upgrade_data or b""
         # Hand the socket over: from here on this object is out of the picture.
         self.closed = self.upgraded = True
-        if self.send_timer is not None:
-            self.send_timer.cancel()
-            self.send_timer = None
+        if self.send_watchdog is not None:
+            self.send_watchdog.stop()
         self.state.connections.discard(self)
         self.deadline_kind = 0
         if self.timer is not None:
@@ -556,11 +551,8 @@ class HttpConnection(asyncio.Protocol):
         self.deadline_kind = 0
         transport = self.transport
         if transport is not None and not transport.is_closing():
-            if transport.get_write_buffer_size() and self.send_timer is None:
-                # the flush must not wait forever on a client that reads nothing
-                self.send_backlog = transport.get_write_buffer_size()
-                self.send_timer = self.loop.call_later(self.config.send_timeout,
-                                                       self._check_send_progress)
+            if transport.get_write_buffer_size():
+                self._watch_sending()  # the flush must not wait forever on a non-reader
             transport.close()
 
     def _abort(self) -> None:
@@ -570,19 +562,12 @@ class HttpConnection(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def _check_send_progress(self) -> None:
-        # The send timeout is about a client that reads nothing, not a slow one: as long as the
-        # backlog shrinks between two checks, the client is reading.
-        self.send_timer = None
-        if self.transport is None or self.upgraded:
-            return
-        backlog = self.transport.get_write_buffer_size()
-        if backlog and backlog >= self.send_backlog:
-            log.info("send timeout: closing a connection whose client stopped reading")
-            self._abort()
-        elif backlog:
-            self.send_backlog = backlog
-            self.send_timer = self.loop.call_later(self.config.send_timeout, self._check_send_progress)
+    def _watch_sending(self) -> None:
+        watchdog = self.send_watchdog
+        if watchdog is None:
+            watchdog = self.send_watchdog = SendWatchdog(
+                self.loop, self.transport, self.config.send_timeout, self._abort)
+        watchdog.start()
 
     def _pause_reading(self) -> None:
         # not once closed: after an upgrade the transport belongs to the new protocol

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Union
 from ..ws.deflate import DeflateParams, PerMessageDeflate
 from ..ws.events import Message, Pong
 from ..ws.protocol import ServerConnection, State
+from .send_watchdog import SendWatchdog
 from .state import ServerState
 
 log = logging.getLogger("peregrine.error")
@@ -119,7 +120,7 @@ class WebSocketConnection(asyncio.Protocol):
         "state", "config", "loop", "protocol", "ws", "on_conn", "on_message", "on_disconn",
         "transport", "lost", "queue", "queued_bytes", "busy", "reading_paused", "eof_sent",
         "write_paused", "drain_waiters", "keepalive_timer", "awaiting_pong", "ping_count",
-        "close_timer", "send_timer",
+        "close_timer", "send_watchdog",
     )
 
     def __init__(
@@ -157,7 +158,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.awaiting_pong: Optional[bytes] = None
         self.ping_count = 0
         self.close_timer: Optional[asyncio.TimerHandle] = None
-        self.send_timer: Optional[asyncio.TimerHandle] = None
+        self.send_watchdog: Optional[SendWatchdog] = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -203,25 +204,29 @@ class WebSocketConnection(asyncio.Protocol):
         self.lost = True
         self.protocol.receive_eof()
         self.state.connections.discard(self)
-        for name in ("keepalive_timer", "close_timer", "send_timer"):
+        for name in ("keepalive_timer", "close_timer"):
             timer = getattr(self, name)
             if timer is not None:
                 timer.cancel()
                 setattr(self, name, None)
+        if self.send_watchdog is not None:
+            self.send_watchdog.stop()
         self._wake_drainers()
         if self.on_disconn is not None:
             self._enqueue(_DISCONN, self.protocol.close_code or 1006)
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self.send_timer is None and not self.lost:
-            self.send_timer = self.loop.call_later(self.config.send_timeout, self._send_timed_out)
+        if not self.lost:
+            if self.send_watchdog is None:
+                self.send_watchdog = SendWatchdog(
+                    self.loop, self.transport, self.config.send_timeout, self._abort)
+            self.send_watchdog.start()
 
     def resume_writing(self) -> None:
         self.write_paused = False
-        if self.send_timer is not None:
-            self.send_timer.cancel()
-            self.send_timer = None
+        if self.send_watchdog is not None:
+            self.send_watchdog.stop()
         self._wake_drainers()
 
     # --- sending ------------------------------------------------------------------------------
@@ -298,11 +303,6 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _close_timed_out(self) -> None:
         self.close_timer = None
-        self._abort()
-
-    def _send_timed_out(self) -> None:
-        self.send_timer = None
-        log.info("send timeout: closing a WebSocket client that stopped reading")
         self._abort()
 
     def _abort(self) -> None:
