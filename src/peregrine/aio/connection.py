@@ -55,7 +55,8 @@ class HttpConnection(asyncio.Protocol):
     __slots__ = (
         "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
         "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_watchdog",
-        "deadline", "deadline_kind", "timer", "timer_at", "streaming_response", "chunked", "reading_paused", "eof", "upgraded",
+        "deadline", "deadline_kind", "timer", "timer_at", "streaming_response", "chunked",
+        "reading_paused", "eof", "upgraded",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -95,7 +96,6 @@ class HttpConnection(asyncio.Protocol):
         if len(state.connections) > config.max_connections:
             transport.write(error_response(503, state.date_line, state.server_line))
             self._close()
-            self.closed = True
             return
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -245,10 +245,8 @@ class HttpConnection(asyncio.Protocol):
             self._set_deadline(_BODY, self.config.body_timeout)  # a gap between body packets
 
     def _handle(self, request: Request) -> None:
-        if self.trusted_proxy:
-            apply = getattr(self.state, "apply_proxy_headers", None)
-            if apply is not None:
-                apply(request)
+        if self.trusted_proxy and self.state.apply_proxy_headers is not None:
+            self.state.apply_proxy_headers(request)
         response = Response(self, request)
         start = self.loop.time() if self.config.access_log else 0.0
         try:

@@ -28,6 +28,8 @@ class ServerState:
         self.requests = 0
         #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody
         self.is_trusted_proxy: Optional[Callable[[str], bool]] = None
+        #: rewrites ``client``/``scheme`` of a request from a trusted proxy's headers
+        self.apply_proxy_headers: Optional[Callable[[Any], None]] = None
         #: pre-formatted ``Date`` line, refreshed every second by :meth:`tick`
         self.date_line = date_line(time.time())
         self.server_line = b"Server: peregrine\r\n" if config.server_header else b""
