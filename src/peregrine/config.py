@@ -148,6 +148,17 @@ class Config:
             raise ValueError("Config.ssl_cert_reqs needs Config.ssl_ca_certs to verify clients against")
         if self.uds is not None and self.fd is not None:
             raise ValueError("Config.uds and Config.fd are exclusive: pick one listener")
+        if self.forwarded_allow_ips is not None:
+            if not isinstance(self.forwarded_allow_ips, str):
+                raise ValueError(
+                    f"Config.forwarded_allow_ips must be a string, got {self.forwarded_allow_ips!r}"
+                )
+            from .http.forwarded import TrustedProxies
+
+            try:
+                TrustedProxies(self.forwarded_allow_ips)
+            except ValueError as exc:  # names the bad entry
+                raise ValueError(f"Config.{exc}") from None
 
     def _check_choice(self, name: str, choices: tuple[str, ...]) -> None:
         if getattr(self, name) not in choices:

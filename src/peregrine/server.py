@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Callable, Optional, Union
+import ssl
+from typing import Any, Callable, Optional
 
-from . import __version__
-from .aio.loop import loop_factory
 from .config import Config
 from .log import configure_logging
-from .process.listeners import describe, make_listeners, remove_unix_socket, unix_paths
-from .process.worker import Worker, pin_to_core
+from .process.listeners import created_socket_files, make_listeners
+from .process.worker import SignalGuard, Worker, build_worker, startup_line
 
 log = logging.getLogger("peregrine")
 
@@ -54,6 +53,8 @@ class Server:
         self.config = config.replace(**options) if config is not None else Config(**options)
         self._worker: Optional[Worker] = None
         self._supervisor: Any = None
+        #: shutdown() was called: seen by a start() that has not made its worker/supervisor yet
+        self._stop_requested = False
 
     @property
     def workers(self) -> int:
@@ -61,59 +62,90 @@ class Server:
         return self.config.workers or available_cores()
 
     def start(self) -> None:
-        """Serve until SIGINT/SIGTERM or :meth:`shutdown`; returns after a graceful stop."""
-        configure_logging(self.config.log_level)
-        # Recycling after max_requests needs someone to start the replacement: with one worker
-        # that is a supervisor too.
-        if (self.workers > 1 or self.config.max_requests) and not hasattr(os, "fork"):
-            log.warning("worker processes need fork(), which this platform lacks: serving in one process")
-        elif self.workers > 1 or self.config.max_requests:
-            from .process.supervisor import Supervisor
+        """Serve until SIGINT/SIGTERM or :meth:`shutdown`; returns after a graceful stop.
 
-            self._supervisor = Supervisor(self.config, self.handler_factory, self.workers,
-                                          handler=self.handler)
-            code = self._supervisor.run()
-            if code:
-                raise SystemExit(code)
-            return
-        self._serve_here()
+        ``workers=1`` serves in this process; any other count (0 included, even on one core)
+        runs the supervisor, which is what restarts crashed workers and reloads on SIGHUP.
+        Recycling after ``max_requests`` needs someone to start the replacement: with one
+        worker that is a supervisor too.
+        """
+        configure_logging(self.config.log_level)
+        try:
+            if self._stop_requested:
+                log.info("shutdown() was called before start(): not starting")
+                return
+            supervised = self.config.workers != 1 or self.config.max_requests
+            if supervised and not hasattr(os, "fork"):
+                if self.workers > 1 or self.config.max_requests:
+                    log.warning("worker processes need fork(), which this platform lacks: "
+                                "serving in one process")
+            elif supervised:
+                self._supervise()
+                return
+            self._serve_here()
+        finally:
+            self._worker = self._supervisor = None
+            self._stop_requested = False
+
+    def shutdown(self) -> None:
+        """Stop gracefully: from another thread, from a handler (in any worker), or before start()."""
+        self._stop_requested = True
+        worker, supervisor = self._worker, self._supervisor
+        if worker is not None:
+            worker.stop()
+        if supervisor is not None:
+            supervisor.stop()  # from a worker process, that signals the supervisor
+
+    def _supervise(self) -> None:
+        from .process.supervisor import Supervisor
+
+        supervisor = Supervisor(self.config, self.handler_factory, self.workers, handler=self.handler)
+        self._supervisor = supervisor
+        if self._stop_requested:  # shutdown() ran between the check in start() and now
+            supervisor.stop()
+        code = supervisor.run()
+        if code:
+            raise SystemExit(code)
 
     def _serve_here(self) -> None:
         config = self.config
+        guard = SignalGuard(self._request_stop)
+        guard.install()
         try:
-            sockets = make_listeners(config)
-        except OSError as exc:
-            log.error("cannot start: %s", exc)
-            raise SystemExit(1) from None
-        paths = unix_paths(sockets)
-        if config.cpu_affinity:
-            pin_to_core(0)
-        ssl_context = None
-        if config.tls:
-            from .process.tls import make_ssl_context
-
-            ssl_context = make_ssl_context(config)
-        _, loop_name = loop_factory(config.loop)
-        log.info(
-            "peregrine %s serving on %s (1 worker, pid %d, %s)", __version__,
-            ", ".join(describe(s, config.tls) for s in sockets), os.getpid(), loop_name,
-        )
-        self._worker = Worker(config, self.handler_factory, sockets, ssl_context)
-        try:
-            self._worker.run()
+            try:
+                sockets = make_listeners(config)
+            except (OSError, ValueError) as exc:
+                log.error("cannot start: %s", exc)
+                raise SystemExit(1) from None
+            files = created_socket_files(config)
+            try:
+                try:
+                    worker = build_worker(config, self.handler_factory, sockets)
+                except (OSError, ValueError, ssl.SSLError) as exc:
+                    log.error("cannot start: %s", exc)
+                    raise SystemExit(1) from None
+                self._worker = worker
+                if self._stop_requested:
+                    worker.stop()
+                log.info(startup_line(config, sockets, f"1 worker, pid {os.getpid()}"))
+                try:
+                    worker.run()
+                finally:
+                    guard.install()  # the loop reset the handlers as it closed
+            finally:
+                for sock in sockets:
+                    sock.close()  # already closed when the worker stopped accepting; harmless
+                for file in files:
+                    file.remove()
         finally:
-            for sock in sockets:
-                sock.close()  # already closed when the worker stopped accepting; harmless
-            for path in paths:
-                remove_unix_socket(path)
+            guard.restore()
         log.info("stopped")
 
-    def shutdown(self) -> None:
-        """Stop gracefully (from another thread, or from a handler)."""
+    def _request_stop(self) -> None:
+        """A SIGINT/SIGTERM while no event loop runs: stop as soon as the worker can."""
+        self._stop_requested = True
         if self._worker is not None:
             self._worker.stop()
-        if self._supervisor is not None:
-            self._supervisor.stop()
 
 
 def run(handler: Any, **options: Any) -> None:

@@ -90,6 +90,25 @@ class TestXForwarded:
         assert apply("10.0.0.1", request(("X-Forwarded-Proto", "HTTPS"))).scheme == "https"
         assert apply("10.0.0.1", request(("X-Forwarded-Proto", "wss"))).scheme == "https"
 
+    def test_proto_of_different_length_is_the_right_most(self) -> None:
+        # the client wrote the first X-Forwarded-Proto, the proxy appended the second
+        req = apply("10.0.0.1", request(
+            ("X-Forwarded-Proto", "https"), ("X-Forwarded-For", "203.0.113.7"), ("X-Forwarded-Proto", "http"),
+        ))
+        assert (req.client, req.scheme) == (("203.0.113.7", 0), "http")
+
+    @pytest.mark.parametrize("value, expected", [
+        ("203.0.113.7:5678", ("203.0.113.7", 5678)),
+        ("[2001:db8::7]:80", ("2001:db8::7", 80)),
+        ("[2001:db8::7]", ("2001:db8::7", 0)),
+    ])
+    def test_entries_with_ports(self, value: str, expected: tuple[str, int]) -> None:
+        assert apply("10.0.0.1", request(("X-Forwarded-For", value))).client == expected
+
+    def test_trust_is_judged_without_the_port(self) -> None:
+        req = apply("10.0.0.0/8", request(("X-Forwarded-For", "198.51.100.2:1234, 10.0.0.5:80")))
+        assert req.client == ("198.51.100.2", 1234)
+
     def test_proto_list_lines_up_with_the_chosen_hop(self) -> None:
         req = apply("10.0.0.0/8", request(
             ("X-Forwarded-For", "198.51.100.2, 10.0.0.5"), ("X-Forwarded-Proto", "https, http"),
@@ -114,9 +133,26 @@ class TestForwarded:
         ))
         assert (req.client, req.scheme) == (("198.51.100.17", 0), "https")
 
-    def test_wins_over_x_forwarded(self) -> None:
-        req = apply("10.0.0.1", request(("X-Forwarded-For", "1.1.1.1"), ("Forwarded", "for=2.2.2.2")))
-        assert req.client == ("2.2.2.2", 0)
+    def test_x_forwarded_wins_over_it(self) -> None:
+        # a proxy setting X-Forwarded-* passes the client's own Forwarded through
+        req = apply("10.0.0.1", request(
+            ("Forwarded", "for=2.2.2.2;proto=https"), ("X-Forwarded-For", "1.1.1.1"), ("X-Forwarded-Proto", "http"),
+        ))
+        assert (req.client, req.scheme) == (("1.1.1.1", 0), "http")
+
+    def test_x_forwarded_proto_alone_also_wins(self) -> None:
+        req = apply("10.0.0.1", request(("Forwarded", "for=2.2.2.2;proto=https"), ("X-Forwarded-Proto", "http")))
+        assert (req.client, req.scheme) == (("10.0.0.1", 5000), "http")
+
+    @pytest.mark.parametrize("value", [
+        'for=6.6.6.6;x=", for=203.0.113.7;proto=http',  # unterminated quote
+        "for=6.6.6.6;for, for=203.0.113.7",  # pair without "="
+        "for=6.6.6.6;for=7.7.7.7, for=203.0.113.7",  # a parameter twice
+        'for="6.6.6.6"x, for=203.0.113.7',  # text after a quoted value
+    ])
+    def test_malformed_header_is_ignored_as_a_whole(self, value: str) -> None:
+        req = apply("10.0.0.1", request(("Forwarded", value)))
+        assert (req.client, req.scheme) == (("10.0.0.1", 5000), "http")
 
     def test_obfuscated_and_unknown_nodes_keep_the_peer(self) -> None:
         assert apply("10.0.0.1", request(("Forwarded", "for=_hidden"))).client == ("10.0.0.1", 5000)
@@ -134,8 +170,15 @@ class TestForwarded:
             {"for": "a,b;c", "proto": "https"}, {"for": "x"},
         ]
 
-    def test_malformed_pairs_are_skipped(self) -> None:
-        assert parse_forwarded(["for, =x; proto=https"]) == [{}, {"proto": "https"}]
+    def test_parse_escapes_and_empty_elements(self) -> None:
+        assert parse_forwarded([r'for="a\"b" ; proto=https,, for=x', "for=[::1]"]) == [
+            {"for": 'a"b', "proto": "https"}, {"for": "x"}, {"for": "[::1]"},
+        ]
+
+    @pytest.mark.parametrize("value", ["for, =x; proto=https", 'for="x', "=x", "for=", "for=a b"])
+    def test_parse_refuses_malformed(self, value: str) -> None:
+        with pytest.raises(ValueError):
+            parse_forwarded([value])
 
     @pytest.mark.parametrize("node, expected", [
         ("192.0.2.43:47011", ("192.0.2.43", 47011)),

@@ -48,3 +48,22 @@ def test_forked_processes_never_get_the_same_value() -> None:
     values = [int(v) for v in data.split()]
     assert sorted(values) == list(range(processes * per_process))
     assert counter.value == processes * per_process
+
+
+def test_threads_of_one_process_never_get_the_same_value() -> None:
+    # the record lock belongs to the process: the threads of one process need the thread lock too
+    import threading
+
+    counter = SharedCounter()
+    results: list[list[int]] = [[] for _ in range(4)]
+
+    def count(into: list[int]) -> None:
+        into.extend(counter.next() for _ in range(2000))
+
+    threads = [threading.Thread(target=count, args=(into,)) for into in results]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    values = sorted(v for into in results for v in into)
+    assert values == list(range(8000))

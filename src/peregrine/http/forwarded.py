@@ -10,8 +10,19 @@ Every proxy on the way appends the address it received the request from, so the 
 is therefore the right-most address that is *not* a trusted proxy; if every address is trusted,
 the left-most one.
 
-``Forwarded`` wins over the ``X-Forwarded-*`` pair when both are present: it is the standard, and
-a proxy that speaks it is deliberate about it.
+One family of headers is believed per request, never a mix: ``X-Forwarded-For`` /
+``X-Forwarded-Proto`` when either is present, else ``Forwarded``. Most proxies (nginx, HAProxy's
+``option forwardfor``, cloud load balancers) set the ``X-Forwarded-*`` pair and pass any other
+header through untouched, so a ``Forwarded`` header next to them was written by the client and
+must not override what the proxy appended. A proxy that sets only ``Forwarded`` must therefore
+drop ``X-Forwarded-*`` headers from clients (see ``docs/production.md``).
+
+``X-Forwarded-Proto`` is read like ``X-Forwarded-For``: when both lists have the same length the
+protocol of the chosen hop, otherwise the right-most value, the one the last proxy wrote.
+
+A ``Forwarded`` header that does not parse (an unterminated quote, a pair without ``=``...) is
+ignored as a whole: where one element ends and the next begins can no longer be told, and a
+client's broken element must not swallow the one a proxy appended after it.
 """
 
 from __future__ import annotations
@@ -114,54 +125,85 @@ def split_node(node: str) -> tuple[str, int]:
 def parse_forwarded(values: list[str]) -> list[dict[str, str]]:
     """Parse ``Forwarded`` header values into one dict per element, in order (RFC 7239 §4).
 
-    Parameter names are lower-cased; quoted-string values are unquoted. A malformed pair is
-    skipped rather than failing the whole header.
+    Parameter names are lower-cased; quoted-string values are unquoted; empty elements are
+    dropped. Raises ``ValueError`` on anything malformed: an unterminated quote, a pair without
+    ``=`` or a name that is not a token, a parameter given twice in one element, or text after a
+    value that is not ``;`` or ``,``. The caller then ignores the whole header.
     """
     elements: list[dict[str, str]] = []
     for value in values:
-        for element_text in _split_quoted(value, ","):
-            element: dict[str, str] = {}
-            for pair in _split_quoted(element_text, ";"):
-                name, eq, raw = pair.partition("=")
-                name = name.strip().lower()
-                if not eq or not name:
-                    continue
-                element.setdefault(name, _unquote(raw.strip()))
+        elements += _parse_forwarded_value(value)
+    return [element for element in elements if element]
+
+
+_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_OWS = " \t"
+# An unquoted value is a token by the RFC; anything but whitespace and the separators is taken
+# (unquoted IPv6 nodes are seen in the wild), which still cannot hide a separator.
+_VALUE_STOP = frozenset(' \t,;"')
+
+
+def _parse_forwarded_value(text: str) -> list[dict[str, str]]:
+    elements: list[dict[str, str]] = []
+    element: dict[str, str] = {}
+    i, n = 0, len(text)
+    while True:
+        while i < n and text[i] in _OWS:
+            i += 1
+        if i == n:
+            break
+        if text[i] == ",":
             elements.append(element)
+            element = {}
+            i += 1
+            continue
+        if text[i] == ";":
+            i += 1
+            continue
+        start = i
+        while i < n and text[i] in _TCHAR:
+            i += 1
+        name = text[start:i].lower()
+        if not name or i == n or text[i] != "=":
+            raise ValueError(f"Forwarded: expected name=value at {text[start:start + 20]!r}")
+        i += 1
+        if i < n and text[i] == '"':
+            value, i = _quoted_string(text, i)
+        else:
+            start = i
+            while i < n and text[i] not in _VALUE_STOP:
+                i += 1
+            value = text[start:i]
+            if not value:
+                raise ValueError(f"Forwarded: {name}= without a value")
+        if name in element:
+            raise ValueError(f"Forwarded: {name}= twice in one element")
+        element[name] = value
+        while i < n and text[i] in _OWS:
+            i += 1
+        if i < n and text[i] not in ",;":
+            raise ValueError(f"Forwarded: unexpected {text[i:i + 20]!r} after {name}=")
+    elements.append(element)
     return elements
 
 
-def _split_quoted(text: str, separator: str) -> list[str]:
-    """Split on ``separator`` outside double quotes (a quoted value may contain , and ;)."""
-    parts, current, quoted, escaped = [], [], False, False
-    for char in text:
-        if escaped:
-            escaped = False
-        elif char == "\\" and quoted:
-            escaped = True
-        elif char == '"':
-            quoted = not quoted
-        elif char == separator and not quoted:
-            parts.append("".join(current))
-            current = []
+def _quoted_string(text: str, i: int) -> tuple[str, int]:
+    """The unquoted content of the quoted-string opening at ``text[i]``, and the index after it."""
+    out = []
+    i += 1
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            if i + 1 == len(text):
+                break
+            out.append(text[i + 1])
+            i += 2
             continue
-        current.append(char)
-    parts.append("".join(current))
-    return [part for part in (p.strip() for p in parts) if part]
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        inner = value[1:-1]
-        out, escaped = [], False
-        for char in inner:
-            if char == "\\" and not escaped:
-                escaped = True
-                continue
-            escaped = False
-            out.append(char)
-        return "".join(out)
-    return value
+        if char == '"':
+            return "".join(out), i + 1
+        out.append(char)
+        i += 1
+    raise ValueError("Forwarded: unterminated quoted string")
 
 
 def _split_list(values: list[str]) -> list[str]:
@@ -179,41 +221,59 @@ def _pick(hops: list[str], is_trusted: Callable[[str], bool]) -> int:
 def resolve(request: Request, is_trusted: Callable[[str], bool]) -> None:
     """Set ``request.client`` and ``request.scheme`` from the proxy headers it carries.
 
-    Call it only for requests whose peer is a trusted proxy. Values that are not IP addresses
+    Call it only for requests whose peer is a trusted proxy. ``X-Forwarded-*`` are read when
+    present, else ``Forwarded`` (see the module docstring). Values that are not IP addresses
     (``unknown``, obfuscated ``_hidden`` nodes) leave ``client`` as it was: a made-up host would
     be worse than the proxy's address.
     """
     headers = request.headers
+    x_for = headers.getall("x-forwarded-for")
+    x_proto = headers.getall("x-forwarded-proto")
+    if x_for or x_proto:
+        _resolve_x_forwarded(request, _split_list(x_for), _split_list(x_proto), is_trusted)
+        return
     forwarded = headers.getall("forwarded")
     if forwarded:
-        elements = [e for e in parse_forwarded(forwarded) if "for" in e]
-        if not elements:
-            # Forwarded without "for" may still say the protocol
-            protos = [e["proto"] for e in parse_forwarded(forwarded) if "proto" in e]
-            if protos:
-                _set_scheme(request, protos[-1])
-            return
-        nodes = [split_node(e["for"]) for e in elements]
-        index = _pick([host for host, _ in nodes], is_trusted)
-        host, port = nodes[index]
-        if parse_ip(host) is not None:
-            request.client = (str(parse_ip(host)), port)
-        proto = elements[index].get("proto")
-        if proto is not None:
-            _set_scheme(request, proto)
-        return
-    hops = _split_list(headers.getall("x-forwarded-for"))
+        _resolve_forwarded(request, forwarded, is_trusted)
+
+
+def _resolve_x_forwarded(request: Request, hops_text: list[str], protos: list[str],
+                         is_trusted: Callable[[str], bool]) -> None:
+    hops = [split_node(hop) for hop in hops_text]  # "1.2.3.4:5678" and "[::1]:80" are seen too
     index = 0
     if hops:
-        index = _pick(hops, is_trusted)
-        address = parse_ip(hops[index])
+        index = _pick([host for host, _ in hops], is_trusted)
+        host, port = hops[index]
+        address = parse_ip(host)
         if address is not None:
-            request.client = (str(address), 0)
-    protos = _split_list(headers.getall("x-forwarded-proto"))
+            request.client = (str(address), port)
     if protos:
-        # One value is the usual case; a list that lines up with X-Forwarded-For gives the
-        # protocol of the very hop we chose; otherwise the first proxy's word.
-        proto = protos[index] if len(protos) == len(hops) and hops else protos[0]
+        # A list that lines up with X-Forwarded-For gives the protocol of the very hop chosen;
+        # otherwise the right-most value: the one the proxy wrote, not the client.
+        proto = protos[index] if hops and len(protos) == len(hops) else protos[-1]
+        _set_scheme(request, proto)
+
+
+def _resolve_forwarded(request: Request, values: list[str], is_trusted: Callable[[str], bool]) -> None:
+    try:
+        elements = parse_forwarded(values)
+    except ValueError:
+        return  # malformed: believe none of it (see the module docstring)
+    with_for = [e for e in elements if "for" in e]
+    if not with_for:
+        # Forwarded without "for" may still say the protocol
+        protos = [e["proto"] for e in elements if "proto" in e]
+        if protos:
+            _set_scheme(request, protos[-1])
+        return
+    nodes = [split_node(e["for"]) for e in with_for]
+    index = _pick([host for host, _ in nodes], is_trusted)
+    host, port = nodes[index]
+    address = parse_ip(host)
+    if address is not None:
+        request.client = (str(address), port)
+    proto = with_for[index].get("proto")
+    if proto is not None:
         _set_scheme(request, proto)
 
 

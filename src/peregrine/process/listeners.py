@@ -16,15 +16,19 @@ With several workers there are two ways to share a TCP port (see ``docs/producti
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import stat
+from dataclasses import dataclass
 from typing import Optional
 
 from ..config import Config
 
 # systemd passes activated sockets starting at this descriptor (sd_listen_fds(3))
 SD_LISTEN_FDS_START = 3
+# how long a connect() to an existing unix socket file may take to tell a live server from a stale file
+_PROBE_TIMEOUT = 1.0
 
 
 def _tcp_socket(host: str, reuse_port: bool) -> socket.socket:
@@ -43,13 +47,19 @@ def _tcp_socket(host: str, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> socket.socket:
-    """A non-blocking TCP socket listening on ``host:port`` (with SO_REUSEPORT if asked)."""
+def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False,
+             listen: bool = True) -> socket.socket:
+    """A non-blocking TCP socket bound to ``host:port`` (with SO_REUSEPORT if asked).
+
+    It listens unless ``listen`` is false: a SO_REUSEPORT socket that does not listen yet gets
+    no share of the connections.
+    """
     reuse_port = reuse_port and has_reuse_port()
     sock = _tcp_socket(host, reuse_port)
     try:
         sock.bind((host, port))
-        sock.listen(backlog)
+        if listen:
+            sock.listen(backlog)
     except BaseException:
         sock.close()
         raise
@@ -58,9 +68,12 @@ def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False) -> so
 
 
 def bind_unix(path: str, backlog: int, permissions: Optional[int] = None) -> socket.socket:
-    """A non-blocking unix socket at ``path`` (a stale socket file there is replaced)."""
-    if os.path.exists(path) and stat.S_ISSOCK(os.stat(path).st_mode):
-        os.unlink(path)  # a stale socket from an earlier run
+    """A non-blocking unix socket at ``path``.
+
+    A socket file already there is replaced only when it is stale (nothing answers a connect()
+    to it); a live one raises ``OSError(EADDRINUSE)``, as binding a TCP port in use does.
+    """
+    _remove_if_stale(path)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The file exists from bind() on: narrowing the umask makes it appear with the requested mode
     # instead of being world-connectable until a later chmod.
@@ -78,6 +91,31 @@ def bind_unix(path: str, backlog: int, permissions: Optional[int] = None) -> soc
             os.umask(old_umask)
     sock.setblocking(False)
     return sock
+
+
+def _remove_if_stale(path: str) -> None:
+    """Unlink the socket file at ``path`` if no server listens on it; refuse if one does."""
+    if path.startswith("\0"):
+        return  # Linux abstract namespace: no file
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return  # not a socket: bind() fails with the right error
+    except FileNotFoundError:
+        return
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_PROBE_TIMEOUT)
+        try:
+            probe.connect(path)
+        except ConnectionRefusedError:
+            pass  # stale: left by a server that is gone
+        except FileNotFoundError:
+            return  # removed meanwhile
+        except OSError as exc:
+            # a full backlog (timeout), no permission...: someone else's business either way
+            raise OSError(errno.EADDRINUSE, f"{path}: socket file in use ({exc})") from None
+        else:
+            raise OSError(errno.EADDRINUSE, f"{path}: address already in use (a server answers on it)")
+    os.unlink(path)
 
 
 def adopt_fd(fd: int, backlog: int) -> socket.socket:
@@ -152,21 +190,41 @@ def describe(sock: socket.socket, tls: bool) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def unix_paths(sockets: list[socket.socket]) -> list[str]:
-    """The file paths of the unix sockets among ``sockets`` (to remove them after closing)."""
-    paths = []
-    for sock in sockets:
-        if sock.family == socket.AF_UNIX:
-            name = sock.getsockname()
-            if isinstance(name, str) and name and not name.startswith("\0"):
-                paths.append(name)
-    return paths
+@dataclass(frozen=True)
+class SocketFile:
+    """A unix socket file this server created, removed at exit only if it is still the same file.
+
+    Another server may have replaced the file since (after someone removed ours): its socket is
+    then not ours to remove.
+    """
+
+    path: str
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, path: str) -> "SocketFile":
+        info = os.stat(path)
+        return cls(path, info.st_dev, info.st_ino)
+
+    def remove(self) -> None:
+        try:
+            info = os.stat(self.path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISSOCK(info.st_mode) and (info.st_dev, info.st_ino) == (self.device, self.inode):
+            os.unlink(self.path)
 
 
-def remove_unix_socket(path: str) -> None:
-    """Unlink the unix socket file at ``path`` (a file of another kind is left alone)."""
+def created_socket_files(config: Config) -> list[SocketFile]:
+    """The socket files to remove at exit: the one bound for ``uds``, never an inherited one.
+
+    Call it right after :func:`make_listeners`. A unix socket passed with ``fd`` or by systemd
+    belongs to whoever made it (systemd keeps listening on it for the next start).
+    """
+    if not config.uds or config.uds.startswith("\0"):
+        return []
     try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.unlink(path)
+        return [SocketFile.of(config.uds)]
     except FileNotFoundError:
-        pass
+        return []

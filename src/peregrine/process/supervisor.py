@@ -3,64 +3,69 @@
 It is a small single-threaded loop in the server's main process, doing no HTTP itself:
 
 * it binds the listening socket(s) once (learning the real port when ``port`` is 0), then forks
-  ``workers`` children; each makes its own handler instance and serves with :class:`Worker`;
+  ``workers`` children; each runs :func:`~peregrine.process.worker.run_child`, which makes its
+  own handler instance and serves with :class:`~peregrine.process.worker.Worker`;
 * every child has a pipe back to it and says ``ready`` once accepting, ``limit`` when it has
-  served its ``max_requests``, or ``error <text>`` when it could not start;
+  served its ``max_requests``, ``draining`` once it has stopped accepting, or ``error <text>``
+  when it could not start;
 * signals arrive through ``signal.set_wakeup_fd`` on a pipe, so they are handled in the loop,
-  never in the middle of something else.
+  never in the middle of something else. The handlers are in place before anything is bound.
 
 Vocabulary: a *slot* is one of the ``workers`` places; it has an ``active`` child (ready and
 serving) and sometimes an ``incoming`` one (started, not ready yet). An incoming child takes the
 slot over when it says ``ready``, and only then is the previous one told to stop. That single
 rule gives rolling restarts (SIGHUP) and max-requests recycling without a moment where the slot
-serves nobody.
+serves nobody. A slot *needs a child* when none is starting and it has none serving, or its
+serving one asked for a successor.
+
+A slot's ``failures`` counts its consecutive failed starts (a child that never got ready or
+died within ``_MIN_UPTIME``); it sets the back-off before the next attempt, and goes back to 0
+once a child of the slot has served for ``_MIN_UPTIME``.
+
+With ``reuse_port`` every slot has its own ``SO_REUSEPORT`` socket, kept across its workers. A
+slot left without any worker for a while (waiting out a back-off) closes its socket meanwhile,
+or the kernel would keep handing it a share of the connections that nobody accepts; the next
+attempt binds a new one but does not ``listen()`` on it: the new worker does, once its handler
+is built, so a failing attempt never holds connections.
 
 Signals: SIGINT/SIGTERM stop gracefully (a second SIGINT kills at once); SIGHUP restarts the
-workers one at a time with freshly imported application code; SIGTTIN/SIGTTOU add/remove a
-worker; SIGCHLD means a child exited.
+workers one at a time with freshly imported application code (:mod:`.reload`); SIGTTIN/SIGTTOU
+add/remove a worker; SIGCHLD means a child exited. :meth:`Supervisor.stop` called in a worker
+(``Server.shutdown()`` from a handler) sends the supervisor SIGTERM.
 """
 
 from __future__ import annotations
 
-import ctypes
-import importlib
 import logging
 import os
-import runpy
 import selectors
 import signal
-import site
 import ssl
 import sys
-import sysconfig
 import time
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from .. import __version__
-from ..aio.loop import loop_factory
 from ..config import Config
-from .listeners import (
-    bind_tcp, describe, make_listeners, remove_unix_socket, unix_paths, uses_reuse_port,
-)
-from .worker import Worker, pin_to_core
+from .listeners import SocketFile, bind_tcp, created_socket_files, make_listeners, uses_reuse_port
+from .reload import find_reload_target, load_fresh
+from .worker import BOOT_FAILURE, run_child, startup_line
 
 log = logging.getLogger("peregrine")
 
-#: exit status of a child that could not start (bad handler, bad new code, bind failure)
-BOOT_FAILURE = 3
 # A worker that dies sooner than this after starting counts as crash-looping.
 _MIN_UPTIME = 1.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.5, 10.0
 # Time a stopping worker gets beyond graceful_timeout to run close() hooks and exit.
 _EXIT_GRACE = 5.0
 _TICK = 1.0
+# how long the final SIGKILL of every worker may take to be reaped
+_KILL_WAIT = 5.0
 
 _HANDLED_SIGNALS = (
     signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD,
 )
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(eq=False)
@@ -71,6 +76,9 @@ class _Child:
     generation: int
     started: float
     ready: bool = False
+    ready_at: float = 0.0
+    #: has stopped accepting new connections (said "draining")
+    draining: bool = False
     stopping: bool = False
     kill_at: float = 0.0
     error: Optional[str] = None
@@ -88,6 +96,11 @@ class _Slot:
     start_at: Optional[float] = None
     #: the active child asked to be replaced (max_requests)
     wants_successor: bool = False
+
+    @property
+    def needs_child(self) -> bool:
+        """No child is starting, and none serves or the serving one asked for a successor."""
+        return self.incoming is None and (self.active is None or self.wants_successor)
 
 
 def _describe_status(status: int) -> str:
@@ -113,30 +126,19 @@ def _backoff(failures: int) -> float:
     return min(_BACKOFF_FIRST * 2 ** (failures - 2), _BACKOFF_MAX)
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # the parent poll in Worker still covers it
-
-
 class Supervisor:
     """Runs ``workers`` worker processes over shared listening sockets (see the module docstring).
 
-    ``handler`` is what the user gave :class:`peregrine.Server` (a class or function); it is
-    needed to import the application afresh on SIGHUP. :meth:`run` must be called from the main
-    thread; it returns the process exit status.
+    ``handler`` is what the user gave :class:`peregrine.Server`; where it lives is noted at once
+    (:func:`~peregrine.process.reload.find_reload_target`) so that SIGHUP can import it afresh.
+    :meth:`run` must be called from the main thread; it returns the process exit status.
     """
 
     def __init__(self, config: Config, handler_factory: Callable[[], Any], workers: int,
                  handler: Any = None) -> None:
         self.config = config
         self.handler_factory = handler_factory
-        self.handler = handler
+        self.reload_target = find_reload_target(handler) if handler is not None else None
         self.target = workers
         self.slots: dict[int, _Slot] = {}
         self.children: dict[int, _Child] = {}
@@ -144,7 +146,7 @@ class Supervisor:
         self.sockets: list[Any] = []
         #: with reuse_port, one SO_REUSEPORT listening socket per slot instead
         self.slot_sockets: dict[int, Any] = {}
-        self._unix_paths: list[str] = []
+        self._socket_files: list[SocketFile] = []
         self.reuse_port = uses_reuse_port(config)
         self.port = config.port
         self.pid = os.getpid()
@@ -173,24 +175,26 @@ class Supervisor:
 
     def run(self) -> int:
         """Start the workers and supervise them until stopped; return the exit status."""
-        try:
-            self._open_listeners()
-            if self.config.tls:
-                from .tls import make_ssl_context
-
-                make_ssl_context(self.config)  # fail now, once, rather than in every worker
-        except (OSError, ValueError, ssl.SSLError) as exc:
-            log.error("cannot start: %s", exc)
-            self._close_listeners()
-            return 1
         self._selector = selectors.DefaultSelector()
+        # Signals first: a SIGTERM while binding is then a stop, not a death leaving a socket file.
         self._install_signals()
-        if self._stop_requested:
-            self.stop()
         try:
-            for index in range(self.target):
-                self.slots[index] = _Slot(index)
-                self._spawn(self.slots[index])
+            try:
+                self._open_listeners()
+                if self.config.tls:
+                    from .tls import make_ssl_context
+
+                    make_ssl_context(self.config)  # fail now, once, rather than in every worker
+            except (OSError, ValueError, ssl.SSLError) as exc:
+                log.error("cannot start: %s", exc)
+                return 1
+            self._read_signals()  # any that came while binding
+            if self._stop_requested:
+                self._begin_stop("shutting down")
+            if not self.stopping:
+                for index in range(self.target):
+                    self.slots[index] = _Slot(index)
+                    self._spawn(self.slots[index])
             while self.children or not self.stopping:
                 self._step()
         finally:
@@ -203,7 +207,16 @@ class Supervisor:
         return self.exit_code
 
     def stop(self) -> None:
-        """Begin a graceful stop; safe from any thread (it only writes to the wake-up pipe)."""
+        """Begin a graceful stop; safe from any thread, and from a worker process.
+
+        In the supervisor it only writes to the wake-up pipe. In a worker (``Server.shutdown()``
+        called by a handler runs there, on the forked copy of this object) it sends the
+        supervisor SIGTERM: the whole server stops, not just this worker.
+        """
+        if os.getpid() != self.pid:
+            if os.getppid() == self.pid:
+                _kill(self.pid, signal.SIGTERM)
+            return
         self._stop_requested = True  # seen by run() if it has not set up its pipe yet
         if self._wake_w >= 0:
             try:
@@ -214,33 +227,39 @@ class Supervisor:
     # --- sockets and signals ------------------------------------------------------------------
 
     def _open_listeners(self) -> None:
-        config = self.config
         if self.reuse_port:
             for index in range(self.target):
                 self._open_slot_socket(index)
         else:
-            self.sockets = make_listeners(config)
-        self._unix_paths = unix_paths(self.sockets)
+            self.sockets = make_listeners(self.config)
+            self._socket_files = created_socket_files(self.config)
 
-    def _open_slot_socket(self, index: int) -> None:
+    def _open_slot_socket(self, index: int, listen: bool = True) -> None:
         """Bind slot ``index``'s SO_REUSEPORT socket (the first one learns the port if it is 0).
 
         The supervisor keeps each slot's socket, and each worker of the slot inherits it. So
         when a worker is replaced the socket lives on with its queue of accepted connections:
         closing a SO_REUSEPORT socket would reset the connections waiting in it (the kernel does
-        not pass them on unless net.ipv4.tcp_migrate_req is set).
+        not pass them on unless net.ipv4.tcp_migrate_req is set). Without ``listen`` the socket
+        gets no connections until its worker calls ``listen()``, ready to accept them.
         """
         config = self.config
-        sock = bind_tcp(config.host, self.port, config.backlog, reuse_port=True)
+        sock = bind_tcp(config.host, self.port, config.backlog, reuse_port=True, listen=listen)
         self.port = sock.getsockname()[1]
         self.slot_sockets[index] = sock
+
+    def _close_slot_socket(self, index: int) -> None:
+        sock = self.slot_sockets.pop(index, None)
+        if sock is not None:
+            sock.close()
 
     def _close_listeners(self) -> None:
         for sock in [*self.sockets, *self.slot_sockets.values()]:
             sock.close()
-        for path in self._unix_paths:
-            remove_unix_socket(path)
-        self._unix_paths = []
+        self.slot_sockets.clear()
+        for file in self._socket_files:
+            file.remove()
+        self._socket_files = []
 
     def _install_signals(self) -> None:
         self._wake_r, self._wake_w = os.pipe()
@@ -257,6 +276,7 @@ class Supervisor:
     def _restore_signals(self) -> None:
         for sig, handler in self._old_handlers.items():
             signal.signal(sig, handler)
+        self._old_handlers.clear()
         signal.set_wakeup_fd(self._old_wakeup)
         for fd in (self._wake_r, self._wake_w):
             if fd >= 0:
@@ -330,6 +350,8 @@ class Supervisor:
                 self._on_ready(child)
             elif message == "limit":
                 self._on_limit(child)
+            elif message == "draining":
+                child.draining = True
             elif message.startswith("error "):
                 child.error = message[6:]
 
@@ -369,7 +391,7 @@ class Supervisor:
         for slot in list(self.slots.values()):
             if slot.start_at is not None and now >= slot.start_at:
                 slot.start_at = None
-                if slot.incoming is None and (slot.active is None or slot.wants_successor):
+                if slot.needs_child:
                     self._spawn(slot)
         self._continue_reload()
 
@@ -378,6 +400,12 @@ class Supervisor:
     def _spawn(self, slot: _Slot) -> None:
         """Fork a child for ``slot``; it becomes the slot's ``incoming`` until it says ready."""
         assert self._selector is not None
+        if self.reuse_port and slot.index not in self.slot_sockets:
+            try:
+                self._open_slot_socket(slot.index, listen=False)  # the worker listens when ready
+            except OSError as exc:
+                self._start_failed(slot, f"cannot start worker {slot.index}: {exc}")
+                return
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -390,15 +418,16 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             os.close(read_fd)
             os.close(write_fd)
-            slot.failures += 1
-            slot.start_at = time.monotonic() + max(_backoff(slot.failures), _BACKOFF_FIRST)
-            log.error("cannot start worker %d: %s", slot.index, exc)
+            self._start_failed(slot, f"cannot start worker {slot.index}: {exc}")
             return
         if pid == 0:  # the child: never returns into the supervisor's code
             status = 1
             try:
                 os.close(read_fd)
-                status = self._child_main(slot.index, write_fd, old_mask)
+                sockets = self._leave_to_worker(slot.index)
+                status = run_child(self.config, self._child_factory, sockets, index=slot.index,
+                                   cores=self.cores, pipe=write_fd, parent_pid=self.pid,
+                                   signal_mask=old_mask)
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -415,8 +444,42 @@ class Supervisor:
         slot.incoming = child
         self._selector.register(read_fd, selectors.EVENT_READ, child)
 
+    def _start_failed(self, slot: _Slot, message: str) -> None:
+        """No child could even be forked for ``slot``: log it and try again later."""
+        log.error("%s", message)
+        self._count_failure(slot)
+        self._schedule(slot, max(_backoff(slot.failures), _BACKOFF_FIRST))
+
+    def _leave_to_worker(self, index: int) -> list[Any]:
+        """In a newly forked child: drop the supervisor's state; return worker ``index``'s sockets."""
+        signal.set_wakeup_fd(-1)
+        for fd in [self._wake_r, self._wake_w] + [c.fd for c in self.children.values()]:
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
+        if self._selector is not None:
+            try:
+                self._selector.close()
+            except OSError:
+                pass
+        if not self.reuse_port:
+            return self.sockets  # the inherited copies of the shared sockets
+        for other, sock in self.slot_sockets.items():
+            if other != index:
+                sock.close()  # the other slots' sockets are the other workers' business
+        return [self.slot_sockets[index]]
+
+    def _child_factory(self) -> Callable[[], Any]:
+        """The handler factory of a new worker (runs in it): after a SIGHUP, the code on disk."""
+        if not self.reload or self.reload_target is None:
+            return self.handler_factory
+        from ..server import handler_factory
+
+        return handler_factory(load_fresh(self.reload_target))
+
     def _on_ready(self, child: _Child) -> None:
         child.ready = True
+        child.ready_at = time.monotonic()
         slot = self.slots.get(child.slot)
         if slot is None or slot.incoming is not child or self.stopping:
             return
@@ -447,6 +510,23 @@ class Supervisor:
         child.kill_at = time.monotonic() + self.config.graceful_timeout + _EXIT_GRACE
         _kill(child.pid, signal.SIGTERM)
 
+    def _count_failure(self, slot: _Slot) -> None:
+        """One more failed start for ``slot``, after forgetting those a good run has made up for."""
+        active = slot.active
+        if active is not None and active.ready and time.monotonic() - active.ready_at >= _MIN_UPTIME:
+            slot.failures = 0
+        slot.failures += 1
+
+    def _schedule(self, slot: _Slot, delay: float) -> None:
+        """Start a child for ``slot`` in ``delay`` seconds.
+
+        With reuse_port, a slot that has no worker at all meanwhile closes its socket: the kernel
+        would go on handing it a share of the new connections, which nobody would accept.
+        """
+        slot.start_at = time.monotonic() + delay
+        if delay > 0 and slot.active is None and slot.incoming is None and self.reuse_port:
+            self._close_slot_socket(slot.index)
+
     def _on_exit(self, child: _Child, status: int) -> None:
         how = _describe_status(status)
         if child.stopping or self.stopping:
@@ -456,19 +536,18 @@ class Supervisor:
         if slot is None:
             return
         uptime = time.monotonic() - child.started
-        failed_start = not child.ready
         why = f": {child.error}" if child.error else ""
         if child.error:
             self.last_error = child.error
-        if failed_start or uptime < _MIN_UPTIME:
-            slot.failures += 1
+        if not child.ready or uptime < _MIN_UPTIME:
+            self._count_failure(slot)
         else:
             slot.failures = 0
         if slot.active is child:
             slot.active = None
             delay = _backoff(slot.failures)
             if slot.incoming is None:
-                slot.start_at = time.monotonic() + delay
+                self._schedule(slot, delay)
             log.warning(
                 "worker %d (pid %d) %s after %.1fs%s; %s", child.slot, child.pid, how, uptime, why,
                 "its replacement is starting" if slot.incoming is not None
@@ -488,8 +567,8 @@ class Supervisor:
                 )
                 self.rolling = None
             delay = max(_backoff(slot.failures), _BACKOFF_FIRST)
-            if slot.active is None or slot.wants_successor:
-                slot.start_at = time.monotonic() + delay
+            if slot.needs_child:
+                self._schedule(slot, delay)
             log.warning("worker %d (pid %d) %s%s; trying again in %.1fs",
                         child.slot, child.pid, how, why, delay)
 
@@ -507,13 +586,19 @@ class Supervisor:
         self.booted = True
         for slot in self.slots.values():
             if slot.active is None:
-                slot.start_at = time.monotonic() + _backoff(max(slot.failures, 2))
-        _, loop_name = loop_factory(self.config.loop)
-        log.info(
-            "peregrine %s serving on %s (%d workers, supervisor pid %d, %s%s)", __version__,
-            ", ".join(describe(s, self.config.tls) for s in self._listening()), len(self.slots),
-            self.pid, loop_name, ", SO_REUSEPORT" if self.reuse_port else "",
-        )
+                self._schedule(slot, _backoff(max(slot.failures, 2)))
+        count = len(self.slots)
+        log.info(startup_line(
+            self.config, self._listening(),
+            f"{count} worker{'s' if count != 1 else ''}, supervisor pid {self.pid}",
+            ", SO_REUSEPORT" if self.reuse_port else "",
+        ))
+
+    def _listening(self) -> list[Any]:
+        """The sockets to name in the startup line (one per address)."""
+        if self.reuse_port:
+            return list(self.slot_sockets.values())[:1]
+        return self.sockets
 
     # --- lifecycle -------------------------------------------------------------------------------
 
@@ -530,17 +615,24 @@ class Supervisor:
             self._retire(child)
 
     def _kill_all(self) -> None:
+        """Kill every child still there and reap them (waiting at most ``_KILL_WAIT``)."""
         for child in list(self.children.values()):
             _kill(child.pid, signal.SIGKILL)
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + _KILL_WAIT
         while self.children and time.monotonic() < deadline:
-            try:
-                pid, _ = os.waitpid(-1, 0)
-            except ChildProcessError:
-                break
-            child = self.children.pop(pid, None)
-            if child is not None:
-                self._forget_fd(child)
+            for pid in list(self.children):
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid  # reaped elsewhere
+                if done:
+                    self._forget_fd(self.children.pop(pid))
+            if self.children:
+                time.sleep(0.01)
+        for child in self.children.values():
+            log.error("worker %d (pid %d) survived SIGKILL for %.0fs: leaving it",
+                      child.slot, child.pid, _KILL_WAIT)
+            self._forget_fd(child)
         self.children.clear()
 
     def _begin_reload(self) -> None:
@@ -549,14 +641,21 @@ class Supervisor:
         if not self.booted:
             log.warning("SIGHUP before the workers are up: ignored")
             return
+        if self.reload_target is None:
+            log.warning("the handler was made inside a function (or is a lambda): the new "
+                        "workers keep its old code")
         self.generation += 1
         self.reload = True
         self.rolling = sorted(self.slots)
-        log.info("reloading: restarting %d workers one at a time", len(self.rolling))
+        log.info("reloading: restarting the workers one at a time (%d)", len(self.rolling))
         self._continue_reload()
 
     def _continue_reload(self) -> None:
-        """Move the rolling restart on: one slot at a time, the next once the new child is ready."""
+        """Move the rolling restart on: one slot at a time, the next once the new child is ready.
+
+        The restart is complete when every slot serves the new code and no older worker accepts
+        connections any more: from then on, every new connection meets the new code.
+        """
         while self.rolling:
             slot = self.slots.get(self.rolling[0])
             if slot is None or (slot.active is not None and slot.active.generation == self.generation):
@@ -565,12 +664,18 @@ class Supervisor:
             if slot.incoming is None and slot.start_at is None:
                 self._spawn(slot)
             return
-        if self.rolling is not None:
-            self.rolling = None
-            log.info("reload complete")
+        if self.rolling is None:
+            return
+        if any(c.generation < self.generation and not c.draining for c in self.children.values()):
+            return  # an old worker has been told to stop but may still accept for a moment
+        self.rolling = None
+        log.info("reload complete")
 
     def _add_worker(self) -> None:
         if self.stopping:
+            return
+        if not self.slots:
+            log.warning("SIGTTIN before the workers are started: ignored")
             return
         index = max(self.slots, default=-1) + 1
         if self.reuse_port:
@@ -597,155 +702,8 @@ class Supervisor:
         for child in (slot.active, slot.incoming):
             if child is not None:
                 self._retire(child)
-        sock = self.slot_sockets.pop(index, None)
-        if sock is not None:
-            sock.close()  # the retiring worker takes what is queued on it before closing its copy
-
-    # --- inside the child ------------------------------------------------------------------------
-
-    def _child_main(self, slot: int, pipe: int, old_mask: Any) -> int:
-        """Become worker ``slot``: reset the supervisor's state, then serve. Returns the exit status."""
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGCHLD):
-            signal.signal(sig, signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL)
-        for sig in (signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU):
-            signal.signal(sig, signal.SIG_IGN)  # the supervisor's business, not a worker's
-        signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
-        for fd in [self._wake_r, self._wake_w] + [c.fd for c in self.children.values()]:
-            if fd >= 0:
-                os.close(fd)
-        if self._selector is not None:
-            try:
-                self._selector.close()
-            except OSError:
-                pass
-        die_with_parent(signal.SIGTERM)
-        if os.getppid() != self.pid:
-            return 0  # the supervisor died while we were being born
-        from ..util.shared import mark_worker_process
-
-        mark_worker_process()
-
-        def send(message: str) -> None:
-            try:
-                os.write(pipe, message.encode("utf-8", "replace") + b"\n")
-            except OSError:
-                pass  # the supervisor is gone; the parent watch will stop us
-
-        config = self.config
-        try:
-            if config.cpu_affinity and self.cores:
-                pin_to_core(slot, self.cores)
-            sockets = self._worker_sockets(slot)
-            ssl_context = None
-            if config.tls:
-                from .tls import make_ssl_context
-
-                ssl_context = make_ssl_context(config)
-            factory = self._fresh_factory() if self.reload else self.handler_factory
-        except BaseException as exc:
-            log.exception("worker %d could not start", slot)
-            send("error " + _one_line(exc))
-            return BOOT_FAILURE
-        ready = False
-
-        def on_ready() -> None:
-            nonlocal ready
-            ready = True
-            send("ready")
-
-        worker = Worker(config, factory, sockets, ssl_context, on_request_limit=lambda: send("limit"),
-                        on_ready=on_ready, parent_pid=self.pid)
-        try:
-            worker.run()
-        except BaseException as exc:
-            if ready:
-                raise
-            log.exception("worker %d could not start", slot)
-            send("error " + _one_line(exc))
-            return BOOT_FAILURE
-        return 0
-
-    def _worker_sockets(self, slot: int) -> list[Any]:
-        if not self.reuse_port:
-            return self.sockets  # the inherited copies of the shared sockets
-        for index, sock in self.slot_sockets.items():
-            if index != slot:
-                sock.close()  # the other slots' sockets are the other workers' business
-        return [self.slot_sockets[slot]]
-
-    def _listening(self) -> list[Any]:
-        """The sockets to name in the startup line (one per address)."""
-        if self.reuse_port:
-            return [next(iter(self.slot_sockets.values()))]
-        return self.sockets
-
-    def _fresh_factory(self) -> Callable[[], Any]:
-        """Import the application again (new code on disk) and return its handler factory."""
-        from ..server import handler_factory
-
-        handler = self.handler
-        module_name = getattr(handler, "__module__", None)
-        qualname = getattr(handler, "__qualname__", None)
-        if not isinstance(handler, type) and not callable(handler) or not module_name or not qualname \
-                or "<" in qualname:
-            log.warning("the handler is an instance or a local object: reloading keeps its old code")
-            return self.handler_factory
-        purge_application_modules()
-        importlib.invalidate_caches()
-        if module_name == "__main__":
-            # A script: run it again under another name, so its `if __name__ == "__main__"`
-            # block (which starts the server) stays quiet.
-            path = getattr(sys.modules["__main__"], "__file__", None)
-            if path is None:
-                log.warning("the handler lives in an interactive __main__: not reloadable")
-                return self.handler_factory
-            namespace: Any = runpy.run_path(path, run_name="__peregrine_reload__")
-            target: Any = namespace[qualname.split(".")[0]]
-            parts = qualname.split(".")[1:]
-        else:
-            target = importlib.import_module(module_name)
-            parts = qualname.split(".")
-        for part in parts:
-            target = getattr(target, part)
-        return handler_factory(target)
-
-
-def purge_application_modules() -> list[str]:
-    """Forget the application's modules so that importing them again reads the files anew.
-
-    The application is every module loaded from outside the standard library, the
-    site-packages directories and Peregrine itself; extension modules stay (they cannot be
-    loaded twice). Returns the names removed.
-    """
-    import peregrine
-
-    keep = {os.path.dirname(os.path.realpath(peregrine.__file__))}
-    paths = sysconfig.get_paths()
-    for key in ("stdlib", "platstdlib", "purelib", "platlib"):
-        if key in paths:
-            keep.add(os.path.realpath(paths[key]))
-    try:
-        keep.update(os.path.realpath(p) for p in site.getsitepackages())
-        keep.add(os.path.realpath(site.getusersitepackages()))
-    except AttributeError:
-        pass  # old virtualenv's site module
-    roots = tuple(root.rstrip(os.sep) + os.sep for root in keep)
-    removed = []
-    for name, module in list(sys.modules.items()):
-        path = getattr(module, "__file__", None)
-        if not path or name == "__main__" or not path.endswith(".py") and not path.endswith(".pyc"):
-            continue
-        if os.path.realpath(path).startswith(roots):
-            continue
-        del sys.modules[name]
-        removed.append(name)
-    return removed
-
-
-def _one_line(exc: BaseException) -> str:
-    text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())[:500]
+        # the retiring worker takes what is queued on it before closing its copy
+        self._close_slot_socket(index)
 
 
 def _kill(pid: int, sig: int) -> None:

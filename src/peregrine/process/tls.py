@@ -12,8 +12,9 @@ _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
     """A server context: TLS 1.2+ (or 1.3 only), ALPN ``http/1.1``, optional client certificates.
 
-    Raises ``OSError`` for a missing file and ``ssl.SSLError`` for a certificate, key or
-    password that does not load, so the server can refuse to start with the reason.
+    Raises ``OSError`` for a missing file, ``ssl.SSLError`` for a certificate, key or password
+    that does not load, and ``ValueError`` for an encrypted key without a password, so the
+    server can refuse to start with the reason.
     """
     assert config.ssl_certfile is not None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -23,10 +24,18 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     # No TLS compression (CRIME) and no client-initiated renegotiation (a cheap way for a client
     # to make the server do expensive handshakes over and over on one connection).
     context.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
-    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, config.ssl_keyfile_password)
+    # Without a password, OpenSSL would prompt on the terminal (and hang a server with none):
+    # a callback that refuses makes an encrypted key fail to load with the reason instead.
+    password = config.ssl_keyfile_password if config.ssl_keyfile_password is not None else _no_password
+    context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password)
     if config.ssl_ca_certs:
         context.load_verify_locations(config.ssl_ca_certs)
     context.verify_mode = _CERT_REQS[config.ssl_cert_reqs]
     # Peregrine speaks HTTP/1.1 only: say so, so that clients offering h2 fall back cleanly.
     context.set_alpn_protocols(["http/1.1"])
     return context
+
+
+def _no_password() -> str:
+    raise ValueError("the private key is encrypted: give its password with ssl_keyfile_password "
+                     "(--ssl-keyfile-password)")

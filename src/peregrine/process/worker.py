@@ -3,7 +3,12 @@
 A worker runs in the server's own process (``workers=1``) or in a child of the supervisor. Its
 life: make the handler, start accepting, and on SIGINT/SIGTERM (or :meth:`Worker.stop`) shut down
 gracefully: stop accepting, close idle connections, let requests in flight finish within
-``graceful_timeout``, then call the handler's ``close()``.
+``graceful_timeout``, then call the handler's ``close()``. The signal handlers are in place before
+the handler is made, so a stop asked for while it is being built is not lost.
+
+Both ways of running share :func:`build_worker` (pinning, TLS context, the Worker) and
+:func:`startup_line`; :func:`run_child` is the whole life of a supervised worker process after the
+fork, and :class:`SignalGuard` covers a standalone server's moments without an event loop.
 
 The worker accepts connections itself (:class:`Acceptor`) instead of using
 ``loop.create_server``, for two reasons measured on the loops Peregrine runs on:
@@ -22,6 +27,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import ctypes
 import errno
 import logging
 import os
@@ -29,13 +35,16 @@ import random
 import signal
 import socket
 import ssl
+import sys
 import threading
 from typing import Any, Callable, Optional
 
+from .. import __version__
 from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
 from ..aio.state import ServerState
 from ..config import Config
+from .listeners import describe
 
 try:
     import fcntl
@@ -60,6 +69,18 @@ _PARENT_POLL = 1.0
 # at shutdown, how long a connection that has not sent its first request yet may still send it
 _FIRST_REQUEST_GRACE = 1.0
 
+#: exit status of a supervised worker that could not start (bad handler, bad new code, TLS...)
+BOOT_FAILURE = 3
+_PR_SET_PDEATHSIG = 1
+
+#: what the supervisor's own signals do to a server running without one (workers=1)
+_STANDALONE_NOTES = {
+    getattr(signal, name): f"{name}: {what} needs the supervisor (workers 0 or 2+); ignored"
+    for name, what in (("SIGHUP", "reloading"), ("SIGTTIN", "adding a worker"),
+                       ("SIGTTOU", "removing a worker"))
+    if hasattr(signal, name)
+}
+
 
 class Acceptor:
     """Accepts connections on one listening socket and hands them to the event loop."""
@@ -81,8 +102,10 @@ class Acceptor:
         self._errors = 0
         self._last_log = -_LOG_EVERY
 
-    def start(self) -> None:
-        """Begin accepting."""
+    def start(self, backlog: int) -> None:
+        """Begin accepting (listening first on a socket that is bound but not listening yet)."""
+        if not self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+            self.sock.listen(backlog)
         self.accepting = True
         self.loop.add_reader(self._fd, self._on_readable)
 
@@ -182,6 +205,7 @@ class Worker:
         on_request_limit: Optional[Callable[[], None]] = None,
         on_ready: Optional[Callable[[], None]] = None,
         parent_pid: Optional[int] = None,
+        on_draining: Optional[Callable[[], None]] = None,
     ) -> None:
         self.config = config
         self.handler_factory = handler_factory
@@ -189,6 +213,7 @@ class Worker:
         self.ssl_context = ssl_context
         self.on_request_limit = on_request_limit
         self.on_ready = on_ready
+        self.on_draining = on_draining
         self.parent_pid = parent_pid
         self.loop: Optional[asyncio.AbstractEventLoop] = None
         self.state: Optional[ServerState] = None
@@ -235,22 +260,24 @@ class Worker:
 
     async def _serve(self, install_signals: bool) -> None:
         loop = asyncio.get_running_loop()
+        self.stopping = asyncio.Event()
+        if install_signals:
+            # before the handler is made (that may take long): a SIGTERM meanwhile is then a
+            # graceful stop, not a death that leaves sockets behind
+            self._install_signals(loop)
         handler = self.handler_factory()
         state = ServerState(self.config, handler, loop)
         self.state = state
-        self.stopping = asyncio.Event()
         proxy_hook = _proxy_hooks(self.config)
         if proxy_hook is not None:
             state.is_trusted_proxy, state.apply_proxy_headers = proxy_hook  # type: ignore[attr-defined]
         state.start_clock()
-        if install_signals:
-            self._install_signals(loop)
         loop.set_exception_handler(_exception_handler)
         try:
             for sock in self.sockets:
                 acceptor = Acceptor(loop, sock, lambda: HttpConnection(state), self.ssl_context,
                                     self.config.tls_handshake_timeout)
-                acceptor.start()
+                acceptor.start(self.config.backlog)
                 self.acceptors.append(acceptor)
             if self.request_limit:
                 self._watch_request_count()
@@ -280,6 +307,8 @@ class Worker:
         state.draining = True
         for acceptor in self.acceptors:
             acceptor.stop()
+        if self.on_draining is not None:
+            self.on_draining()
         handshakes = [a.pending for a in self.acceptors]
         now = state.loop.time()
         deadline = now + self.config.graceful_timeout
@@ -332,7 +361,10 @@ class Worker:
         try:
             loop.add_signal_handler(signal.SIGINT, on_interrupt)
             loop.add_signal_handler(signal.SIGTERM, on_term)
-        except (NotImplementedError, RuntimeError):
+            if self.parent_pid is None:  # no supervisor: its signals must not kill or stop us
+                for sig, note in _STANDALONE_NOTES.items():
+                    loop.add_signal_handler(sig, log.warning, note)
+        except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or a platform without loop signal handlers
 
     def _watch_request_count(self) -> None:
@@ -423,3 +455,141 @@ def pin_to_core(index: int, cores: Optional[list[int]] = None) -> Optional[int]:
     core = available[index % len(available)]
     os.sched_setaffinity(0, {core})
     return core
+
+
+# --- starting a worker, with or without a supervisor -------------------------------------------
+
+
+def build_worker(config: Config, handler_factory: Callable[[], Any], sockets: list[socket.socket],
+                 index: int = 0, cores: Optional[list[int]] = None, **hooks: Any) -> Worker:
+    """What a worker needs before it runs, the same in both process models.
+
+    Pins the process to its core (``cpu_affinity``), makes the TLS context (raising ``OSError``,
+    ``ssl.SSLError`` or ``ValueError`` when it cannot) and returns the :class:`Worker`; ``hooks``
+    are its keyword arguments (``on_ready``...).
+    """
+    if config.cpu_affinity:
+        pin_to_core(index, cores)
+    ssl_context = None
+    if config.tls:
+        from .tls import make_ssl_context
+
+        ssl_context = make_ssl_context(config)
+    return Worker(config, handler_factory, sockets, ssl_context, **hooks)
+
+
+def startup_line(config: Config, sockets: list[socket.socket], who: str, extra: str = "") -> str:
+    """``peregrine X serving on ADDRESSES (WHO, LOOP EXTRA)``: the line a server starts with."""
+    _, loop_name = loop_factory(config.loop)
+    addresses = ", ".join(describe(sock, config.tls) for sock in sockets)
+    return f"peregrine {__version__} serving on {addresses} ({who}, {loop_name}{extra})"
+
+
+class SignalGuard:
+    """Signal handlers for a standalone server's moments without an event loop.
+
+    Before the worker's loop runs (binding, TLS, building the worker) and after it has stopped
+    (closing sockets, removing the unix socket file), the default actions of SIGTERM and SIGHUP
+    would kill the process half-way and SIGTTIN/SIGTTOU would stop it. Here SIGINT/SIGTERM call
+    ``on_stop`` (a second SIGINT raises KeyboardInterrupt, as usual) and the others are logged
+    and ignored. The loop's own handlers take over while it runs. Main thread only; elsewhere
+    (``signal`` refuses) it does nothing.
+    """
+
+    def __init__(self, on_stop: Callable[[], None]) -> None:
+        self.on_stop = on_stop
+        self._saved: dict[int, Any] = {}
+        self._interrupts = 0
+
+    def install(self) -> None:
+        """Put the guard's handlers in place (again: the loop resets them when it closes)."""
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM, *_STANDALONE_NOTES):
+            previous = signal.signal(sig, self._handle)
+            self._saved.setdefault(sig, previous)
+
+    def restore(self) -> None:
+        """Put back the handlers found at the first :meth:`install`."""
+        for sig, handler in self._saved.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        self._saved.clear()
+
+    def _handle(self, number: int, frame: Any) -> None:
+        if number in _STANDALONE_NOTES:
+            log.warning(_STANDALONE_NOTES[number])
+            return
+        if number == signal.SIGINT:
+            self._interrupts += 1
+            if self._interrupts > 1:
+                raise KeyboardInterrupt
+        log.info("shutting down gracefully")
+        self.on_stop()
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass  # the parent poll in Worker still covers it
+
+
+def run_child(config: Config, make_factory: Callable[[], Callable[[], Any]],
+              sockets: list[socket.socket], *, index: int, cores: Optional[list[int]], pipe: int,
+              parent_pid: int, signal_mask: Any) -> int:
+    """The life of a supervised worker process, from just after the fork; returns its exit status.
+
+    The supervisor forked with its signals blocked (``signal_mask`` is the mask to return to):
+    the child resets them first. It reports to the supervisor on ``pipe``, one line each:
+    ``ready`` once accepting, ``limit`` at its ``max_requests``, ``draining`` once it has
+    stopped accepting (it finishes what it has), ``error TEXT`` when it could not start (then it exits with :data:`BOOT_FAILURE`). ``make_factory`` gives the handler
+    factory (importing the application afresh after a SIGHUP).
+    """
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    for sig in (signal.SIGTERM, signal.SIGCHLD):
+        signal.signal(sig, signal.SIG_DFL)
+    for sig in _STANDALONE_NOTES:
+        signal.signal(sig, signal.SIG_IGN)  # the supervisor's business, not a worker's
+    signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
+    die_with_parent(signal.SIGTERM)
+    if os.getppid() != parent_pid:
+        return 0  # the supervisor died while we were being born
+    from ..util.shared import mark_worker_process
+
+    mark_worker_process()
+
+    def send(message: str) -> None:
+        try:
+            os.write(pipe, message.encode("utf-8", "replace") + b"\n")
+        except OSError:
+            pass  # the supervisor is gone; the parent watch will stop us
+
+    ready = False
+
+    def on_ready() -> None:
+        nonlocal ready
+        ready = True
+        send("ready")
+
+    try:
+        worker = build_worker(config, make_factory(), sockets, index, cores,
+                              on_request_limit=lambda: send("limit"), on_ready=on_ready,
+                              on_draining=lambda: send("draining"), parent_pid=parent_pid)
+        worker.run()
+    except BaseException as exc:
+        if ready:
+            raise
+        log.exception("worker %d could not start", index)
+        send("error " + _one_line(exc))
+        return BOOT_FAILURE
+    return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())[:500]

@@ -5,6 +5,12 @@ Workers are separate processes, so a plain Python ``int`` in a handler counts pe
 process-shared lock, both made *before* the workers fork: every worker then maps the same page,
 and an increment under the lock is atomic across all of them.
 
+The lock is a POSIX record lock (``fcntl.lockf``) on one byte of an unlinked temporary file,
+plus a thread lock for the threads of one process (record locks belong to a process, not to a
+thread). The kernel releases a record lock when its process dies: a worker killed in the middle
+of ``next()`` (SIGKILL, the OOM killer) cannot leave the others waiting forever, as a semaphore
+would. Each counter locks its own byte of one file, so counters cost no file descriptor each.
+
 Make counters at module level (import time): the supervisor imports the handler's module before
 forking, so the memory is created once and inherited. A counter made in ``Handler.__init__`` runs
 in each worker and would be private to it.
@@ -18,10 +24,17 @@ from __future__ import annotations
 
 import logging
 import mmap
-import multiprocessing
+import os
 import struct
+import tempfile
 import threading
-from typing import Optional
+import weakref
+from typing import Any, Optional
+
+try:
+    import fcntl
+except ImportError:  # Windows: no fork, so one process; the thread lock alone is enough
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger("peregrine")
 
@@ -31,6 +44,59 @@ _registry_lock = threading.Lock()
 
 #: set by the supervisor in each worker process; counters made after it are not shared
 _forked_worker = False
+
+# The file whose bytes are the counters' record locks (made with the first counter).
+_lock_file: Optional[int] = None
+_next_byte = 0
+_lock_file_lock = threading.Lock()
+_locks: "weakref.WeakSet[_ProcessLock]" = weakref.WeakSet()
+
+
+class _ProcessLock:
+    """Excludes every thread of every process sharing it; released by the kernel on death."""
+
+    def __init__(self) -> None:
+        global _lock_file, _next_byte
+        self._thread_lock = threading.Lock()
+        with _lock_file_lock:
+            if fcntl is None:
+                self._file: Optional[int] = None
+            else:
+                if _lock_file is None:
+                    with tempfile.TemporaryFile() as file:
+                        _lock_file = os.dup(file.fileno())  # the file is unlinked already
+                self._file = _lock_file
+            self._byte, _next_byte = _next_byte, _next_byte + 1
+        _locks.add(self)
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        if self._file is not None:
+            try:
+                fcntl.lockf(self._file, fcntl.LOCK_EX, 1, self._byte)
+            except BaseException:
+                self._thread_lock.release()
+                raise
+
+    def __exit__(self, *exc: Any) -> None:
+        try:
+            if self._file is not None:
+                fcntl.lockf(self._file, fcntl.LOCK_UN, 1, self._byte)
+        finally:
+            self._thread_lock.release()
+
+
+def _after_fork_in_child() -> None:
+    # Another thread of the parent may have held a thread lock at fork: it does not exist here.
+    # (Record locks are not inherited: the child starts holding none.)
+    global _lock_file_lock
+    _lock_file_lock = threading.Lock()
+    for lock in list(_locks):
+        lock._thread_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def mark_worker_process() -> None:
@@ -49,12 +115,7 @@ class SharedCounter:
                 "workers; make it at module level, before the workers start"
             )
         self._memory = mmap.mmap(-1, _INT.size)  # anonymous + MAP_SHARED: survives fork shared
-        # A fork-context lock is a POSIX semaphore in shared memory: inherited by fork, taken by
-        # whichever process increments. It works whatever start method the application chose.
-        try:
-            self._lock = multiprocessing.get_context("fork").Lock()
-        except ValueError:  # no fork on this platform (Windows): one process, any lock will do
-            self._lock = multiprocessing.Lock()
+        self._lock = _ProcessLock()
         _INT.pack_into(self._memory, 0, start)
 
     @classmethod
