@@ -53,6 +53,8 @@ from common import (  # noqa: E402
     SMALL_BODY,
     STATIC_NAME,
     STATIC_SIZE,
+    STATIC_SMALL_NAME,
+    STATIC_SMALL_SIZE,
 )
 
 HOST = "127.0.0.1"  # the only target this suite ever talks to
@@ -105,6 +107,7 @@ class Case:
     conns: int = 100
     body: bytes | None = None  # expected response body (checked before measuring)
     content_type: str = "text/plain"
+    size: int | None = None  # expected body length, when `body` is not known in advance
 
 
 CASES = [
@@ -118,8 +121,18 @@ CASES = [
         "http",
         f"/static/{STATIC_NAME}",
         conns=100,
-        body=None,  # checked by length and a prefix (the file is made at start-up)
+        body=None,  # checked by length (the file is made at start-up)
         content_type="application/octet-stream",
+        size=STATIC_SIZE,
+    ),
+    Case(
+        "static6k-100",
+        "GET static 6 KB file, 100 conns",
+        "http",
+        f"/static/{STATIC_SMALL_NAME}",
+        conns=100,
+        content_type="application/octet-stream",
+        size=STATIC_SMALL_SIZE,
     ),
     Case("ws-echo", "WebSocket echo, 32 B text, 100 conns", "ws", "/ws", conns=100),
     Case("idle-mem", "RSS per idle keep-alive connection", "mem", "/small"),
@@ -244,9 +257,10 @@ def h2o_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
 
 
 HTTP_BASIC = {"seed-100", "seed-1000", "small-100", "post4k-100"}
+STATIC = {"static1mb-100", "static6k-100"}
 SERVERS = [
     Server(
-        "peregrine", "Peregrine (native)", HTTP_BASIC | {"static1mb-100", "ws-echo", "idle-mem"},
+        "peregrine", "Peregrine (native)", HTTP_BASIC | STATIC | {"ws-echo", "idle-mem"},
         peregrine_cmd, peregrine_available,
     ),
     Server("uvicorn", "uvicorn (httptools, uvloop)", HTTP_BASIC | {"ws-echo", "idle-mem"}, uvicorn_cmd),
@@ -262,12 +276,12 @@ SERVERS = [
         lambda ctx, case, port: [PY, "aiohttp_app.py", str(port)],
     ),
     Server(
-        "nginx", "nginx", HTTP_BASIC | {"static1mb-100", "idle-mem"}, nginx_cmd, nginx_available,
+        "nginx", "nginx", HTTP_BASIC | STATIC | {"idle-mem"}, nginx_cmd, nginx_available,
         native=True,
     ),
     # h2o serves files only without mruby scripting, so it sits out the POST case.
     Server(
-        "h2o", "h2o", {"seed-100", "seed-1000", "small-100", "static1mb-100", "idle-mem"},
+        "h2o", "h2o", {"seed-100", "seed-1000", "small-100", "idle-mem"} | STATIC,
         h2o_cmd, h2o_available, native=True,
     ),
     Server("floor", "floor (bare uvloop)", HTTP_BASIC | {"idle-mem"}, floor_cmd),
@@ -515,8 +529,8 @@ def check_answer(port: int, case: Case) -> str | None:
         return f"Content-Type {ctype!r}, expected {case.content_type!r}"
     if case.body is not None and body != case.body:
         return f"body differs ({len(body)} bytes, expected {len(case.body)})"
-    if case.id.startswith("static") and len(body) != STATIC_SIZE:
-        return f"static body is {len(body)} bytes, expected {STATIC_SIZE}"
+    if case.size is not None and len(body) != case.size:
+        return f"body is {len(body)} bytes, expected {case.size}"
     return None
 
 
@@ -952,15 +966,18 @@ def main() -> int:
     feature_missing: dict[str, str] = {}
     if "peregrine" not in unavailable:
         if why := _py_has("peregrine.util", "DirServer"):
-            feature_missing["static1mb-100"] = "peregrine.util.DirServer does not exist yet"
+            for cid in STATIC:
+                feature_missing[cid] = "peregrine.util.DirServer does not exist yet"
         if why := _py_has("peregrine.ws"):
             feature_missing["ws-echo"] = "peregrine.ws is not importable yet"
 
     tmp = Path(tempfile.mkdtemp(prefix="peregrine-bench-"))
     static_dir = tmp / "static"
     static_dir.mkdir()
-    # Incompressible-looking but deterministic 1 MiB file.
-    (static_dir / STATIC_NAME).write_bytes(bytes((i * 131 + (i >> 8)) & 0xFF for i in range(STATIC_SIZE)))
+    # Incompressible-looking but deterministic files: 1 MiB, and its first 6150 bytes.
+    data = bytes((i * 131 + (i >> 8)) & 0xFF for i in range(STATIC_SIZE))
+    (static_dir / STATIC_NAME).write_bytes(data)
+    (static_dir / STATIC_SMALL_NAME).write_bytes(data[:STATIC_SMALL_SIZE])
     os.chmod(tmp, 0o755)
     ctx = Ctx(tmp=tmp, static_dir=static_dir)
     if "peregrine" not in unavailable:

@@ -6,6 +6,7 @@ Routes every app implements (the orchestrator in bench/run.py relies on them):
     GET  /small            -> SMALL_BODY  (6 bytes)
     POST /upload           -> reads the whole request body, answers SMALL_BODY
     GET  /static/1mb.bin   -> the 1 MiB file in $BENCH_STATIC_DIR (only servers with file serving)
+    GET  /static/6k.bin    -> a 6150-byte file there (the seed body's size, from a file)
     GET  /ws               -> WebSocket echo (only servers with WebSocket support)
 
 All bodies are sent with "Content-Type: text/plain" (the static file is
@@ -38,6 +39,8 @@ SMALL_BODY = b"Kawww\n"  # 6 bytes, the same greeting as examples/basic.py
 POST_SIZE = 4096
 STATIC_NAME = "1mb.bin"
 STATIC_SIZE = 1024 * 1024
+STATIC_SMALL_NAME = "6k.bin"
+STATIC_SMALL_SIZE = 6150
 CONTENT_TYPE = "text/plain"
 
 # Where the orchestrator put the static file (a temp dir); None when the case is not run.

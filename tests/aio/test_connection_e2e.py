@@ -182,6 +182,7 @@ class TestPersistence:
                 resp = reader.response()
                 assert resp.status == 200 and resp.body == b"ok"
                 assert resp.get("connection") == "keep-alive"
+                assert resp.get("keep-alive") == "timeout=5"  # the default keep_alive_timeout
 
     def test_handler_connection_close(self, server: ServerProcess) -> None:
         (resp,), reader = exchange(server, get("/close"))

@@ -13,6 +13,7 @@ import hashlib
 import os
 import random
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -284,6 +285,18 @@ class TestLookup:
         assert r.status == 200 and r.body == b"hello world\n"
         r = get(server, "/async/big.bin", {"Range": "bytes=10-19"})
         assert r.status == 206 and r.body == get(server, "/big.bin").body[10:20]
+
+    def test_file_server_from_async_handler(self, server: ServerProcess, site: Site) -> None:
+        with Conn(server) as conn:
+            r = conn.request("GET", "/async-one/whatever")
+            assert r.status == 200 and r.body == site.big  # large: sent from the file
+            r = conn.request("GET", "/async-one/", {"Range": "bytes=-100"})
+            assert r.status == 206 and r.body == site.big[-100:]
+            r = conn.request("GET", "/async-one/", {"If-None-Match": r.h("etag") or ""})
+            assert r.status == 304 and r.body == b""
+            r = conn.request("HEAD", "/async-one/")
+            assert r.status == 200 and r.h("content-length") == str(BIG_SIZE)
+            assert conn.request("POST", "/async-one/").status == 405
 
     def test_file_server(self, server: ServerProcess) -> None:
         for target in ("/one/", "/one/anything", "/one/../../secret.txt"):
@@ -712,6 +725,37 @@ def test_big_file_byte_for_byte(loop_server: ServerProcess, site: Site) -> None:
     assert r.status == 200
     assert r.h("content-length") == str(BIG_SIZE)
     assert hashlib.sha256(r.body).hexdigest() == hashlib.sha256(site.big).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """(server certificate and key, CA) made with trustme, for 127.0.0.1."""
+    trustme = pytest.importorskip("trustme")
+    directory = tmp_path_factory.mktemp("pki")
+    ca = trustme.CA()
+    cert, ca_file = directory / "server.pem", directory / "ca.pem"
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(str(cert))
+    ca.cert_pem.write_to_path(str(ca_file))
+    return str(cert), str(ca_file)
+
+
+@pytest.mark.parametrize("loop", _loops())
+def test_file_bodies_over_tls(site: Site, tls_files: tuple[str, str], loop: str) -> None:
+    # sendfile cannot encrypt: over TLS the engine must fall back to reads, byte for byte.
+    cert, ca_file = tls_files
+    with _start(site, "--loop", loop, "--ssl-certfile", cert) as proc:
+        assert proc.url.startswith("https://")
+        context = ssl.create_default_context(cafile=ca_file)
+        with httpx.Client(base_url=proc.url, verify=context, timeout=30) as client:
+            r = client.get("/big.bin")
+            assert r.status_code == 200 and r.headers["content-length"] == str(BIG_SIZE)
+            assert hashlib.sha256(r.content).digest() == hashlib.sha256(site.big).digest()
+            r = client.get("/big.bin", headers={"Range": "bytes=1000-2000999"})  # large range: from the file
+            assert r.status_code == 206 and r.content == site.big[1000:2001000]
+            r = client.get("/hello.txt")  # small: read at once, sent with the head
+            assert r.status_code == 200 and r.content == b"hello world\n"
+            r = client.get("/app.js", headers={"Accept-Encoding": "gzip"})
+            assert r.headers["content-encoding"] == "gzip" and r.content == JS  # httpx decodes
 
 
 def test_big_file_with_httpx_streaming(loop_server: ServerProcess, site: Site) -> None:

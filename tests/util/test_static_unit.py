@@ -99,6 +99,12 @@ class TestRange:
         # Python ints do not overflow, but the answer must still be sane.
         assert evaluate_range("bytes=0-" + "9" * 40, 10) == ByteRange(0, 9)
         assert evaluate_range("bytes=" + "9" * 40 + "-", 10) == UNSATISFIABLE
+        # int() refuses more than 4300 digits: such numbers never reach it
+        assert evaluate_range("bytes=-" + "9" * 5000, 10) == ByteRange(0, 9)
+
+    def test_leading_zeros_do_not_make_a_number_huge(self):
+        assert evaluate_range("bytes=" + "0" * 5000 + "5-" + "0" * 5000 + "7", 10) == ByteRange(5, 7)
+        assert evaluate_range("bytes=0-" + "0" * 30, 10) == ByteRange(0, 0)
 
     def test_content_range(self):
         assert content_range(ByteRange(0, 9), 100) == "bytes 0-9/100"
@@ -132,6 +138,10 @@ class TestDates:
             ("yesterday", None),
             ("", None),
             (f"{LM_DATE}, {LM_DATE}", None),
+            ("Sun, 06 Nov 0000 08:49:37 GMT", None),  # year 0: no such year
+            ("Sun Nov  6 08:49:37 0000", None),
+            ("Mon, 01 Jan 0001 00:00:00 GMT", -62135596800),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", 253402300799),
         ],
     )
     def test_parse(self, text, expected):
@@ -142,6 +152,10 @@ class TestDates:
         assert http_date(LM) == LM_DATE
         for ts in (0, 951782400, 2_000_000_000):  # includes a leap day
             assert parse_http_date(http_date(ts)) == ts
+
+    def test_format_clamps_to_four_digit_years(self):
+        assert http_date(10**17) == "Fri, 31 Dec 9999 23:59:59 GMT"
+        assert http_date(-(10**13)) == "Mon, 01 Jan 0001 00:00:00 GMT"
 
 
 class TestEtag:
@@ -260,6 +274,18 @@ class TestAcceptEncoding:
             ("br;q=abc, gzip", False, True),
             ("br ; q=1.0", True, False),
             ("br, br;q=0", False, False),  # repeated: most restrictive wins
+            # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ), nothing looser
+            ("br;q=0.001", True, False),
+            ("br;q=1.000", True, False),
+            ("br;q=1., gzip;q=0.", True, False),
+            ("br;q=0.1234", False, False),
+            ("br;q=1.001", False, False),
+            ("br;q=.5", False, False),
+            ("br;q=1e-3", False, False),
+            ("br;q=0.5_0", False, False),
+            ("br;q=+0.5", False, False),
+            ("br;q=", False, False),
+            ("br;q", False, False),
         ],
     )
     def test_accepts(self, header, br, gzip):
@@ -303,8 +329,9 @@ class TestSplitTarget:
         assert target.segments == segments
         assert target.trailing_slash is trailing
 
-    def test_query_kept_for_redirects(self):
-        assert split_target(b"/docs?a=1&b=2").query == "a=1&b=2"
+    def test_query_dropped(self):
+        assert split_target(b"/docs?a=1&b=/../x") == split_target(b"/docs")
+        assert split_target(b"/d%2e?x").segments == ("d.",)
 
     @pytest.mark.parametrize(
         "raw, status",
@@ -516,7 +543,21 @@ def dirserver(tree):
     return DirServer(tree.root)
 
 
+def _lookup_modes():
+    from peregrine.util import beneath
+
+    return ["race-free", "paths"] if beneath.RACE_FREE else ["paths"]
+
+
 class TestDirServerInProcess:
+    @pytest.fixture(autouse=True, params=_lookup_modes())
+    def lookup_mode(self, request, monkeypatch):
+        """Every test twice: files opened descriptor by descriptor, and by path (as on Windows)."""
+        from peregrine.util import beneath
+
+        monkeypatch.setattr(beneath, "RACE_FREE", request.param == "race-free")
+        return request.param
+
     def test_index(self, dirserver):
         resp = _call(dirserver)
         assert resp.status == 200
@@ -741,6 +782,93 @@ class TestDirServerInProcess:
     def test_removed_file(self, dirserver, tree):
         (tree.root / "hello.txt").unlink()
         assert _call(dirserver, target=b"/hello.txt").status == 404
+
+    @pytest.mark.parametrize(
+        "target, victim", [(b"/hello.txt", "hello.txt"), (b"/sub/", "sub/index.html"), (b"/app.js", "app.js.br")]
+    )
+    def test_file_removed_between_lookup_and_open(self, tree, target, victim):
+        # The race made certain: the directories on the way have been looked up
+        # (and opened) when the file goes, just before it is opened itself.
+        from peregrine.util import DirServer
+        from peregrine.util.beneath import Tree
+
+        class Vanishing(Tree):
+            def open(self, parent, name, *args):
+                if "/".join(parent.segments + (name,)) == victim and (tree.root / victim).exists():
+                    (tree.root / victim).unlink()
+                return super().open(parent, name, *args)
+
+        server = DirServer(tree.root)
+        server._tree = Vanishing(server.root)
+        resp = _call(server, target=target, headers=[("Accept-Encoding", "br")])
+        if victim == "app.js.br":  # a sibling gone: the file itself is sent instead
+            assert resp.status == 200 and _h(resp, "Content-Encoding") is None
+            assert _body(resp) == b"console.log('plain');\n"
+        else:
+            assert resp.status == 404 and resp.file is None
+
+    def test_file_removed_while_retried_gives_404(self, dirserver, tree, monkeypatch):
+        from peregrine.util import static
+
+        def short_then_gone(file, count, offset):
+            (tree.root / "hello.txt").unlink()  # changed, then removed before the second look
+            return b""
+
+        monkeypatch.setattr(static, "_read_at", short_then_gone)
+        assert _call(dirserver, target=b"/hello.txt").status == 404
+
+    @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
+    def test_symlinks_inside_the_root(self, dirserver, tree):
+        os.symlink("sub", tree.root / "sub-link")
+        os.symlink(".", tree.root / "self")
+        os.symlink("app.js.br", tree.root / "linked.js.br")
+        (tree.root / "linked.js").write_bytes(b"plain\n")
+        assert _body(_call(dirserver, target=b"/sub-link/")) == b"sub index\n"
+        assert _body(_call(dirserver, target=b"/sub-link/index.html")) == b"sub index\n"
+        assert _body(_call(dirserver, target=b"/self/")) == b"<h1>home</h1>\n"
+        assert _body(_call(dirserver, target=b"/self/self/hello.txt")) == b"hello world\n"
+        resp = _call(dirserver, target=b"/sub-link?q=1")
+        assert resp.status == 301 and _h(resp, "Location") == "/sub-link/?q=1"
+        resp = _call(dirserver, target=b"/linked.js", headers=[("Accept-Encoding", "br")])
+        assert _h(resp, "Content-Encoding") == "br" and _body(resp) == b"BR-BYTES"
+
+    @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
+    def test_no_descriptor_leaks(self, dirserver, tree):
+        requests = [
+            ("GET", b"/hello.txt", []), ("GET", b"/", []), ("GET", b"/sub", []), ("GET", b"/sub/", []),
+            ("GET", b"/noindex/", []), ("GET", b"/nope", []), ("GET", b"/hello.txt/", []),
+            ("GET", b"/link-out.txt", []), ("GET", b"/dir-out/secret.txt", []), ("GET", b"/link-in.txt", []),
+            ("GET", b"/app.js", [("Accept-Encoding", "gzip")]), ("GET", b"/only.css", [("Accept-Encoding", "br")]),
+            ("GET", b"/hello.txt", [("Range", "bytes=50-")]), ("GET", b"/hello.txt", [("If-None-Match", "*")]),
+            ("HEAD", b"/hello.txt", []), ("POST", b"/hello.txt", []),
+        ]
+
+        def run_all():
+            for method, target, headers in requests:
+                _body(_call(dirserver, method, target, headers))
+
+        run_all()  # warm up
+        before = len(os.listdir("/proc/self/fd"))
+        for _ in range(5):
+            run_all()
+        assert len(os.listdir("/proc/self/fd")) == before
+
+    def test_future_mtime(self, dirserver, tree):
+        future = time.time() + 86400 * 400
+        os.utime(tree.root / "hello.txt", (future, future))
+        resp = _call(dirserver, target=b"/hello.txt")
+        assert resp.status == 200
+        last_modified = parse_http_date(_h(resp, "Last-Modified"))
+        assert last_modified == parse_http_date(_h(resp, "Date"))
+        assert abs(last_modified - time.time()) < 5
+        # comparisons use the replaced date too
+        resp = _call(dirserver, target=b"/hello.txt", headers=[("If-Modified-Since", _h(resp, "Date"))])
+        assert resp.status == 304
+
+    def test_old_file_leaves_date_to_the_server(self, dirserver, tree):
+        os.utime(tree.root / "hello.txt", (LM, LM))
+        resp = _call(dirserver, target=b"/hello.txt")
+        assert _h(resp, "Last-Modified") == LM_DATE and _h(resp, "Date") is None
 
     def test_make_static_handler(self, tree):
         from peregrine.util import make_static_handler

@@ -320,7 +320,7 @@ class HttpConnection(asyncio.Protocol):
             try:
                 head = serialize_head(
                     response, len(body), keep_alive, request.version == "1.0",
-                    state.date_line, state.server_line,
+                    state.date_line, state.server_line, keep_alive_line=state.keep_alive_line,
                 )
             except ValueError:
                 self._handler_failed(request)
@@ -391,7 +391,7 @@ class HttpConnection(asyncio.Protocol):
         keep_alive = self._keep_alive(request, response)
         self.transport.write(serialize_head(
             response, count, keep_alive, request.version == "1.0",
-            self.state.date_line, self.state.server_line,
+            self.state.date_line, self.state.server_line, keep_alive_line=self.state.keep_alive_line,
         ))
         if request.method != "HEAD" and not has_no_body(response.status) and count:
             await self._copy_file(file, offset, count)

@@ -230,12 +230,14 @@ class Response:
 
 
 def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bool,
-                   http10: bool, date_line: bytes, server_line: bytes, chunked: bool = False) -> bytes:
+                   http10: bool, date_line: bytes, server_line: bytes, chunked: bool = False,
+                   keep_alive_line: bytes = b"Connection: keep-alive\r\n") -> bytes:
     """The status line and header block of ``resp``, ending with the blank line.
 
     ``content_length`` None means no Content-Length (streams, 1xx/204/304). ``date_line`` and
     ``server_line`` are the pre-formatted ``Date``/``Server`` lines (``server_line`` may be empty);
-    a header of the same name set by the handler wins.
+    a header of the same name set by the handler wins. ``keep_alive_line`` is what tells an
+    HTTP/1.0 client its connection stays open (``Keep-Alive: timeout=N`` may follow).
     """
     status = resp.status
     line = STATUS_LINES.get(status)
@@ -254,7 +256,7 @@ def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bo
     ):
         connection_line = b""  # nothing to say, or the handler's own Connection field says it
     else:
-        connection_line = b"Connection: keep-alive\r\n" if keep_alive else b"Connection: close\r\n"
+        connection_line = keep_alive_line if keep_alive else b"Connection: close\r\n"
     return b"".join((
         line, date_line, server_line, resp._block, length_line,
         b"Transfer-Encoding: chunked\r\n" if chunked else b"", connection_line, b"\r\n",

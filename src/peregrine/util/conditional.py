@@ -42,11 +42,21 @@ def make_etag(st: os.stat_result, suffix: str = "") -> str:
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}{suffix}"'
 
 
+#: The range of timestamps an IMF-fixdate (four-digit years) can show:
+#: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+MIN_TIMESTAMP = -62135596800
+MAX_TIMESTAMP = 253402300799
+
+
 # Cached: the same files' modification times are formatted over and over.
 @functools.lru_cache(maxsize=1024)
 def http_date(timestamp: float) -> str:
-    """Format a Unix timestamp as an IMF-fixdate: ``Sun, 06 Nov 1994 08:49:37 GMT``."""
-    t = time.gmtime(timestamp)
+    """Format a Unix timestamp as an IMF-fixdate: ``Sun, 06 Nov 1994 08:49:37 GMT``.
+
+    Timestamps outside the years 1 to 9999 (a file's mtime can be anything)
+    are clamped to that range.
+    """
+    t = time.gmtime(min(max(timestamp, MIN_TIMESTAMP), MAX_TIMESTAMP))
     return (
         f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
@@ -90,8 +100,9 @@ def parse_http_date(text: str) -> int | None:
     if month is None:
         return None
     d, y, h, mi, s = int(day), int(year), int(hh), int(mm), int(ss)
-    # Reject impossible values rather than let timegm() roll them over.
-    if not (1 <= d <= calendar.monthrange(y, month)[1] and h < 24 and mi < 60 and s < 61):
+    # Reject impossible values rather than let timegm() roll them over; year 0
+    # is a valid match of 4DIGIT, but no year of the calendar (timegm raises).
+    if not (y >= 1 and 1 <= d <= calendar.monthrange(y, month)[1] and h < 24 and mi < 60 and s < 61):
         return None
     return calendar.timegm((y, month, d, h, mi, min(s, 59)))
 
@@ -133,27 +144,21 @@ def _opaque(etag: str) -> str:
     return etag[2:] if etag.startswith("W/") else etag
 
 
-def _weak_match(value: str, etag: str) -> bool:
-    """If-None-Match: true if any listed tag matches ``etag`` with the weak comparison."""
+def _matches(value: str, etag: str, strong: bool) -> bool:
+    """True if the list ``value`` (If-Match, If-None-Match) is ``*`` or has a tag matching ``etag``.
+
+    The strong comparison (If-Match) needs both tags strong and equal; the
+    weak one (If-None-Match) compares the opaque tags alone (RFC 9110 section 8.8.3.2).
+    """
     if value.strip() == "*":
         return True
     tags = parse_etags(value)
     if not tags:
         return False
+    if strong:
+        return not etag.startswith("W/") and any(not weak and tag == etag for weak, tag in tags)
     mine = _opaque(etag)
-    return any(opaque == mine for _, opaque in tags)
-
-
-def _strong_match(value: str, etag: str) -> bool:
-    """If-Match: true if any listed tag matches ``etag`` with the strong comparison."""
-    if value.strip() == "*":
-        return True
-    if etag.startswith("W/"):
-        return False
-    tags = parse_etags(value)
-    if not tags:
-        return False
-    return any(not weak and opaque == etag for weak, opaque in tags)
+    return any(tag == mine for _, tag in tags)
 
 
 def evaluate_preconditions(
@@ -176,7 +181,7 @@ def evaluate_preconditions(
     safe = method in ("GET", "HEAD")
     # Step 1: If-Match, else step 2: If-Unmodified-Since (ignored when If-Match is present).
     if if_match is not None:
-        if not _strong_match(if_match, etag):
+        if not _matches(if_match, etag, strong=True):
             return 412
     elif if_unmodified_since is not None:
         date = parse_http_date(if_unmodified_since)
@@ -184,7 +189,7 @@ def evaluate_preconditions(
             return 412
     # Step 3: If-None-Match, else step 4: If-Modified-Since (GET/HEAD only).
     if if_none_match is not None:
-        if _weak_match(if_none_match, etag):
+        if _matches(if_none_match, etag, strong=False):
             return 304 if safe else 412
     elif if_modified_since is not None and safe:
         date = parse_http_date(if_modified_since)

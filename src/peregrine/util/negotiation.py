@@ -2,24 +2,28 @@
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["accepts_encoding", "parse_accept_encoding"]
+
+# qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
+_QVALUE = re.compile(r"0(?:\.[0-9]{0,3})?|1(?:\.0{0,3})?", re.ASCII)
 
 
 def _qvalue(params: list[str]) -> float | None:
-    """The q parameter of one list element (1.0 if absent); None if it is malformed."""
+    """The q parameter of one list element (1.0 if absent); None if it is malformed.
+
+    Whitespace around the parameter is tolerated; the value itself must follow
+    the grammar exactly (no ``0.1234``, ``1e-3``, ``0.5_0`` or ``.5``).
+    """
     for param in params:
         name, eq, value = param.partition("=")
         if name.strip().lower() != "q":
             continue
         value = value.strip()
-        try:
-            q = float(value)
-        except ValueError:
+        if not eq or not _QVALUE.fullmatch(value):
             return None
-        # qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] )
-        if not (0.0 <= q <= 1.0) or not eq or value[:1] not in ("0", "1"):
-            return None
-        return q
+        return float(value)
     return 1.0
 
 

@@ -12,9 +12,8 @@ from one it smuggled in. A segment is rejected if, once decoded, it
 - is not valid UTF-8, or (on Windows) contains ``:`` or ends in ``.`` or space,
   which Windows would silently reinterpret.
 
-Whatever survives is joined under the root and resolved with
-``os.path.realpath``; :func:`is_within` then checks the result (symlinks
-followed) is still inside the root.
+Whatever survives is opened beneath the root by :mod:`.beneath`, which uses
+:func:`is_within` to check where a symlink inside the tree leads.
 """
 
 from __future__ import annotations
@@ -46,13 +45,12 @@ class RequestPath:
     """A request target split into decoded segments.
 
     ``segments`` has no empty entries (repeated slashes collapse, as in nginx);
-    ``trailing_slash`` records whether the path ended with ``/``; ``query`` is
-    the raw query string (without ``?``), kept for redirects.
+    ``trailing_slash`` records whether the path ended with ``/``. A query
+    string, if the target has one, is dropped (``req.query_string`` has it).
     """
 
     segments: tuple[str, ...]
     trailing_slash: bool
-    query: str
 
 
 def _percent_decode(segment: bytes) -> bytes:
@@ -85,7 +83,7 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
     Raises :class:`BadPath` (400 for malformed input, 404 for anything that
     could only name something outside the served tree or hidden).
     """
-    target, _, query = _strip_absolute_form(raw_target).partition(b"?")
+    target = _strip_absolute_form(raw_target).partition(b"?")[0]
     target = target.partition(b"#")[0]
     if not target.startswith(b"/"):
         raise BadPath(400, "request target is not an absolute path")
@@ -103,7 +101,7 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
             names = [s.decode("utf-8") for s in target.split(b"/") if s]
         except UnicodeDecodeError:
             raise BadPath(404, "path is not UTF-8") from None
-        return RequestPath(tuple(names), target.endswith(b"/"), query.decode("latin-1"))
+        return RequestPath(tuple(names), target.endswith(b"/"))
     segments: list[str] = []
     for raw_segment in target.split(b"/"):
         if not raw_segment:
@@ -128,11 +126,7 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
         ):
             raise BadPath(404, "name Windows would reinterpret")
         segments.append(name)
-    return RequestPath(
-        segments=tuple(segments),
-        trailing_slash=target.endswith(b"/"),
-        query=query.decode("latin-1"),
-    )
+    return RequestPath(tuple(segments), target.endswith(b"/"))
 
 
 def parse_prefix(prefix: str) -> tuple[str, ...]:

@@ -16,6 +16,9 @@ matters:
   remains it is answered with 206, otherwise the server uses its freedom to
   ignore the header and sends the whole representation (200) instead of a
   multipart body.
+- A number of more than 18 digits is taken as larger than any file (it is
+  one), so ``bytes=0-99999...`` is the whole file and ``bytes=99999...-`` is
+  unsatisfiable, however many digits are sent.
 - A zero-length representation has no byte to point at: a non-zero suffix range
   is satisfiable there but selects nothing, so it gets the (empty) full 200.
 """
@@ -73,12 +76,22 @@ RangeResult = Union[ByteRange, Full, Unsatisfiable]
 
 _DIGITS = frozenset("0123456789")
 
+#: Numbers with more digits than this (leading zeros aside) stand for
+#: :data:`_HUGE`: larger than any file, and never handed to ``int()``, which
+#: refuses strings of more than 4300 digits.
+_MAX_DIGITS = 18
+_HUGE = 10**_MAX_DIGITS
+
 
 def _parse_int(text: str) -> int | None:
     # int() alone would accept "+5", " 5", "5_0" and non-ASCII digits; the
     # grammar is 1*DIGIT.
     if not text or not _DIGITS.issuperset(text):
         return None
+    if len(text) > _MAX_DIGITS:
+        text = text.lstrip("0") or "0"
+        if len(text) > _MAX_DIGITS:
+            return _HUGE
     return int(text)
 
 

@@ -20,10 +20,12 @@ the file is replaced meanwhile. Small bodies (up to :data:`SMALL_FILE`) are
 read from that descriptor at once and sent with the head in one write; larger
 ones go out with ``resp.send_file``, which streams them with bounded memory.
 
-The pure parts live in sibling modules and are unit-tested on their own:
-:mod:`.paths` (request target to safe segments), :mod:`.ranges`,
-:mod:`.conditional` (ETag, dates, 304/412), :mod:`.negotiation`
-(Accept-Encoding) and :mod:`.mimetypes`.
+Files are found by :mod:`.beneath`, which walks the tree one descriptor at a
+time (``openat``-style, ``O_NOFOLLOW``), so a symlink swapped in during the
+lookup cannot lead out of the root. The pure parts live in sibling modules and
+are unit-tested on their own: :mod:`.paths` (request target to safe
+segments), :mod:`.ranges`, :mod:`.conditional` (ETag, dates, 304/412),
+:mod:`.negotiation` (Accept-Encoding) and :mod:`.mimetypes`.
 """
 
 from __future__ import annotations
@@ -31,12 +33,15 @@ from __future__ import annotations
 import os
 import stat
 import time
+from dataclasses import dataclass
 from typing import IO, Any, Callable, Optional, Sequence, Union
 
+from ..http.status import REASONS
+from .beneath import FILE_FLAGS, Dir, Entry, Tree
 from .conditional import evaluate_preconditions, http_date, if_range_allows, make_etag
 from .mimetypes import guess_type
 from .negotiation import accepts_encoding, parse_accept_encoding
-from .paths import BadPath, is_within, parse_prefix, quote_segments, split_target
+from .paths import BadPath, RequestPath, parse_prefix, quote_segments, split_target
 from .ranges import ByteRange, Unsatisfiable, content_range, evaluate_range, unsatisfied_content_range
 
 __all__ = ["DirServer", "FileServer", "make_static_handler", "CacheControl"]
@@ -57,30 +62,6 @@ _PRECOMPRESSED = (("br", ".br"), ("gzip", ".gz"))
 
 _ALLOW = "GET, HEAD"
 
-_WINDOWS = os.name == "nt"
-
-_REASONS = {
-    301: "Moved Permanently",
-    400: "Bad Request",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    416: "Range Not Satisfiable",
-    503: "Service Unavailable",
-}
-
-# O_NONBLOCK: if a FIFO takes the place of a file between stat and open, open()
-# must not block the event loop waiting for a writer (the fstat check then
-# rejects it). It has no effect on reads of regular files. O_NOCTTY: a terminal
-# device must never become our controlling terminal.
-_OPEN_FLAGS = (
-    os.O_RDONLY
-    | getattr(os, "O_BINARY", 0)
-    | getattr(os, "O_CLOEXEC", 0)
-    | getattr(os, "O_NONBLOCK", 0)
-    | getattr(os, "O_NOCTTY", 0)
-)
-
-
 #: Bodies up to this size are read into memory and handed over as bytes: the
 #: server then writes head and body at once, which beats streaming a file for
 #: small files. Larger ones go through ``resp.send_file`` (bounded memory).
@@ -89,9 +70,32 @@ SMALL_FILE = 64 * 1024
 # How often to reopen a small file that changed between fstat and read.
 _ATTEMPTS = 3
 
+# An open regular file and its fstat.
+_Opened = tuple[IO[bytes], os.stat_result]
 
-class _NotFound(Exception):
-    """The file vanished or is not a regular file: answer 404."""
+
+@dataclass(frozen=True)
+class _Named:
+    """A file as the request named it.
+
+    ``open(suffix)`` opens it (``""``) or a precompressed sibling (``".br"``)
+    afresh, returning None unless that is a regular file; ``relpath`` is the
+    name given to the Cache-Control policy.
+    """
+
+    open: Callable[[str], Optional[_Opened]]
+    relpath: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """The representation chosen for a request: the file's bytes, or a precompressed sibling's."""
+
+    file: IO[bytes]
+    st: os.stat_result
+    coding: Optional[str]  # Content-Encoding, None for the file itself
+    vary: bool  # the choice depended on Accept-Encoding
 
 
 class _Changed(Exception):
@@ -116,24 +120,32 @@ def _plain(resp: Any, status: int, extra: Sequence[tuple[str, str]] = ()) -> Non
     for name, value in extra:
         resp.set_header(name, value)
     resp.set_header("Content-Type", "text/plain; charset=utf-8")
-    resp.set_body(f"{status} {_REASONS.get(status, '')}\n")
+    resp.set_body(f"{status} {REASONS.get(status, '')}\n")
 
 
-def _open_regular(path: str) -> tuple[IO[bytes], os.stat_result]:
-    """Open ``path`` for reading and fstat the open descriptor; _NotFound unless a regular file."""
+def _regular(entry: Optional[Entry]) -> Optional[_Opened]:
+    """``entry`` as an open file if it is a regular file; anything else is closed and None."""
+    if entry is None or entry.fd is None:
+        return None
+    if not stat.S_ISREG(entry.st.st_mode):
+        os.close(entry.fd)  # FIFOs, sockets, devices, directories are never served
+        return None
+    return open(entry.fd, "rb", buffering=0), entry.st
+
+
+def _open_regular(path: str) -> Optional[_Opened]:
+    """Open ``path`` (symlinks followed) and fstat it; None unless a regular file."""
     try:
-        fd = os.open(path, _OPEN_FLAGS)
-    except OSError:
-        # Removed since lookup, permissions, a dangling link, ...: nothing to serve.
-        raise _NotFound(path) from None
+        fd = os.open(path, FILE_FLAGS)
+    except (OSError, ValueError):
+        # Removed, permissions, a dangling link, ...: nothing to serve.
+        return None
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise _NotFound(path)
-        return open(fd, "rb", buffering=0), st
     except BaseException:
         os.close(fd)
         raise
+    return _regular(Entry(fd, st, ()))
 
 
 def _read_at(file: IO[bytes], count: int, offset: int) -> bytes:
@@ -144,45 +156,44 @@ def _read_at(file: IO[bytes], count: int, offset: int) -> bytes:
     return file.read(count) or b""
 
 
-def _stat_regular(path: str) -> bool:
-    try:
-        return stat.S_ISREG(os.stat(path).st_mode)
-    except (OSError, ValueError):
-        return False
-
-
 class _Responder:
-    """What DirServer and FileServer share: answering with one file's representation."""
+    """What DirServer and FileServer share: GET/HEAD only, and answering with one file."""
 
     def __init__(self, cache_control: CacheControl, precompressed: bool) -> None:
         self.cache_control = cache_control
         self.precompressed = precompressed
 
+    def serve(self, req: Any, resp: Any) -> None:
+        """Answer ``req``, filling in ``resp``: 405 unless GET or HEAD."""
+        if req.method not in ("GET", "HEAD"):
+            _plain(resp, 405, (("Allow", _ALLOW),))
+            return
+        self._serve(req, resp)
+
+    #: Each is a handler too: ``peregrine.Server(DirServer("public"))``.
+    handle_request = serve
+
+    def _serve(self, req: Any, resp: Any) -> None:
+        raise NotImplementedError
+
     def _cache_control_for(self, relpath: str) -> Optional[str]:
         policy = self.cache_control
         return policy(relpath) if callable(policy) else policy
 
-    def _resolve_sibling(self, path: str) -> Optional[str]:
-        """The path to open for a precompressed sibling ``path``, or None if it may not be used."""
-        return path if _stat_regular(path) else None
+    def _respond_file(self, req: Any, resp: Any, named: _Named, opened: Optional[_Opened] = None) -> None:
+        """Answer ``req`` with a file: 200, 206, 304, 412 or 416 (404 if it is gone, 503 if never still).
 
-    def _respond_file(
-        self, req: Any, resp: Any, path: str, name_path: str, relpath: str, content_type: str
-    ) -> None:
-        """Answer ``req`` with a file: 200, 206, 304, 412 or 416 (or 404 if it vanished).
-
-        ``path`` is what to open; ``name_path`` is the file as the URL named it,
-        which precompressed siblings are looked up next to (as nginx does);
-        ``relpath`` is the name given to the Cache-Control policy.
+        ``opened`` is the file itself when the caller has opened it already.
+        Precompressed siblings are looked up next to the file as the URL named
+        it (as nginx does), whatever a symlink there points to.
         """
-        chosen, coding = path, None
-        vary = False
+        suffix, coding, vary = "", None, False
         if self.precompressed:
-            # Look for siblings first (cheap stats that usually fail), and
-            # parse Accept-Encoding only when there is something to choose.
+            # Siblings first (opens that usually fail at once), and parse
+            # Accept-Encoding only when there is something to choose.
             accepted: Optional[dict[str, float]] = None
-            for enc, suffix in _PRECOMPRESSED:
-                sibling = self._resolve_sibling(name_path + suffix)
+            for enc, sibling_suffix in _PRECOMPRESSED:
+                sibling = named.open(sibling_suffix)
                 if sibling is None:
                     continue
                 # The answer now depends on Accept-Encoding, whichever we pick.
@@ -190,40 +201,44 @@ class _Responder:
                 if accepted is None:
                     accepted = parse_accept_encoding(_header(req, "Accept-Encoding"))
                 if accepts_encoding(accepted, enc):
-                    chosen, coding = sibling, enc
+                    if opened is not None:
+                        opened[0].close()
+                    opened, suffix, coding = sibling, sibling_suffix, enc
                     break
+                sibling[0].close()
 
         for _ in range(_ATTEMPTS):
+            if opened is None:
+                opened = named.open(suffix)
+                if opened is None:  # removed since it was looked up
+                    _plain(resp, 404)
+                    return
+            file, st = opened
             try:
-                file, st = _open_regular(chosen)
-            except _NotFound:
-                _plain(resp, 404)
-                return
-            try:
-                self._respond_open_file(req, resp, file, st, content_type, coding, vary, relpath)
+                self._respond_variant(req, resp, named, _Variant(file, st, coding, vary))
                 return
             except _Changed:
                 file.close()
+                opened = None
             except BaseException:
                 file.close()
                 raise
         # Rewritten on every look: a file in the middle of being written.
         _plain(resp, 503)
 
-    def _respond_open_file(
-        self,
-        req: Any,
-        resp: Any,
-        file: IO[bytes],
-        st: os.stat_result,
-        content_type: str,
-        coding: Optional[str],
-        vary: bool,
-        relpath: str,
-    ) -> None:
+    def _respond_variant(self, req: Any, resp: Any, named: _Named, variant: _Variant) -> None:
+        file, st = variant.file, variant.st
         size = st.st_size
-        etag = make_etag(st, "-" + coding if coding else "")
+        etag = make_etag(st, "-" + variant.coding if variant.coding else "")
+        now = time.time()
         last_modified = int(st.st_mtime)
+        # RFC 9110 section 8.8.2.1: a Last-Modified later than the Date sent
+        # with it must be replaced by that Date (a future mtime: clock skew, a
+        # copied file). The server's Date is refreshed once a second, so for a
+        # file changed this last second we send our own Date, taken now.
+        recent = last_modified >= int(now) - 1
+        if recent:
+            last_modified = min(last_modified, int(now))
 
         # Decide the status first, so that each header is set exactly once.
         status = evaluate_preconditions(
@@ -240,7 +255,7 @@ class _Responder:
             status = 200
             range_header = _header(req, "Range")
             if range_header is not None and if_range_allows(
-                _header(req, "If-Range"), etag, last_modified, time.time()
+                _header(req, "If-Range"), etag, last_modified, now
             ):
                 result = evaluate_range(range_header, size)
                 if isinstance(result, ByteRange):
@@ -256,20 +271,22 @@ class _Responder:
             if count <= SMALL_FILE:
                 data = _read_at(file, count, offset) if count else b""
                 if len(data) != count:
-                    raise _Changed(relpath)
+                    raise _Changed(named.relpath)
 
         # add_header is enough on a fresh response and skips set_header's search
         # for an earlier value; if the caller set headers already, replace them.
         put = resp.set_header if resp.headers else resp.add_header
         resp.status = status
+        if recent:
+            put("Date", http_date(int(now)))
         # Validators and caching headers go on every answer about this file,
         # 304 included (RFC 9110 section 15.4.5).
         put("ETag", etag)
         put("Last-Modified", http_date(last_modified))
-        cache_control = self._cache_control_for(relpath)
+        cache_control = self._cache_control_for(named.relpath)
         if cache_control is not None:
             put("Cache-Control", cache_control)
-        if vary:
+        if variant.vary:
             put("Vary", "Accept-Encoding")
 
         if status in (304, 412):
@@ -282,9 +299,9 @@ class _Responder:
             resp.set_body("416 Range Not Satisfiable\n")
             return
 
-        put("Content-Type", content_type)
-        if coding is not None:
-            put("Content-Encoding", coding)
+        put("Content-Type", named.content_type)
+        if variant.coding is not None:
+            put("Content-Encoding", variant.coding)
         put("Accept-Ranges", "bytes")
         if byte_range is not None:
             put("Content-Range", content_range(byte_range, size))
@@ -318,6 +335,9 @@ class DirServer(_Responder):
     sync handler, or from an async one (it does not await: the body is sent by
     the server after the handler returns). ``handle_request`` is the same
     method, so an instance can also be given to ``Server`` as the handler.
+
+    Files are opened beneath the root without following symlinks out of it,
+    even when the tree changes during the lookup (see :mod:`.beneath`).
     """
 
     def __init__(
@@ -334,6 +354,7 @@ class DirServer(_Responder):
         if not os.path.isdir(real_root):
             raise ValueError(f"static root is not a directory: {os.fspath(root)!r}")
         self.root = real_root
+        self._tree = Tree(real_root)
         self.prefix = prefix
         self._prefix_segments = parse_prefix(prefix)
         if index is None:
@@ -347,108 +368,72 @@ class DirServer(_Responder):
                 raise ValueError(f"index must be a plain file name: {name!r}")
         self.show_hidden = show_hidden
 
-    def _checked(self, path: str) -> Optional[tuple[str, int]]:
-        """Look at ``path``, whose parent is a real directory inside the root.
-
-        Returns the path to use (free of symlinks, inside the root) and its
-        ``st_mode``, or None if it does not exist or resolves outside the root.
-        A plain ``lstat`` settles the common case in one system call; only a
-        symlink (or, on Windows, anything: junctions do not show as links)
-        costs a full ``realpath`` and a containment check.
-        """
-        try:
-            st = os.lstat(path)
-        except (OSError, ValueError):
-            return None
-        mode = st.st_mode
-        if stat.S_ISLNK(mode) or _WINDOWS:
-            real = os.path.realpath(path)
-            if not is_within(real, self.root):
-                return None
-            try:
-                mode = os.stat(real).st_mode
-            except (OSError, ValueError):
-                return None
-            path = real
-        return path, mode
-
-    def _resolve_sibling(self, path: str) -> Optional[str]:
-        # A precompressed sibling is a file like any other: it could be a
-        # symlink pointing out of the root.
-        found = self._checked(path)
-        if found is None or not stat.S_ISREG(found[1]):
-            return None
-        return found[0]
-
-    def serve(self, req: Any, resp: Any) -> None:
-        """Answer ``req`` from the directory, filling in ``resp``."""
-        if req.method not in ("GET", "HEAD"):
-            _plain(resp, 405, (("Allow", _ALLOW),))
-            return
+    def _serve(self, req: Any, resp: Any) -> None:
         try:
             target = split_target(req.raw_path, self.show_hidden)
         except BadPath as exc:
             _plain(resp, exc.status)
             return
-
-        segments = target.segments
         n = len(self._prefix_segments)
-        if segments[:n] != self._prefix_segments:
+        if target.segments[:n] != self._prefix_segments:
             _plain(resp, 404)
             return
-        rest = segments[n:]
-
-        # Walk down from the root one segment at a time, so every directory on
-        # the way is known to be real and inside the root before it is entered.
-        sep = os.sep
-        directory = path = self.root
-        mode = stat.S_IFDIR  # the root was checked to be a directory
-        for segment in rest:
-            if not stat.S_ISDIR(mode):
-                _plain(resp, 404)  # "file.txt/more" names nothing
+        rest = target.segments[n:]
+        parent = self._tree.open_dir(rest[:-1])
+        if parent is None:
+            _plain(resp, 404)
+            return
+        try:
+            if not rest:
+                self._serve_directory(req, resp, target, parent, rest)
                 return
-            directory = path
-            found = self._checked(directory + segment if directory.endswith(sep) else directory + sep + segment)
-            if found is None:
+            entry = self._tree.open(parent, rest[-1])
+            if entry is not None and stat.S_ISDIR(entry.st.st_mode):
+                directory = entry.as_dir()
+                try:
+                    self._serve_directory(req, resp, target, directory, rest)
+                finally:
+                    directory.close()
+                return
+            opened = _regular(entry)
+            if opened is None or target.trailing_slash:
+                # Missing, outside the root, not a regular file, or "file.txt/".
+                if opened is not None:
+                    opened[0].close()
                 _plain(resp, 404)
                 return
-            path, mode = found
+            # Siblings and Content-Type follow the name in the URL, not a symlink target's.
+            self._respond_file(req, resp, self._named(parent, rest[-1], rest), opened)
+        finally:
+            parent.close()
 
-        if stat.S_ISDIR(mode):
-            if not target.trailing_slash and (rest or self._prefix_segments):
-                # Relative links in the index page resolve against the URL, so
-                # it must end with "/". The Location is rebuilt from validated
-                # segments: echoing the request could turn "//evil.example"
-                # into an open redirect.
-                location = quote_segments(segments) + "/"
-                query = req.query_string
-                if query:
-                    location += "?" + query
-                _plain(resp, 301, (("Location", location),))
+    def _serve_directory(self, req: Any, resp: Any, target: RequestPath, directory: Dir, rest: tuple[str, ...]) -> None:
+        if not target.trailing_slash and (rest or self._prefix_segments):
+            # Relative links in the index page resolve against the URL, so it
+            # must end with "/". The Location is rebuilt from validated
+            # segments: echoing the request could turn "//evil.example" into
+            # an open redirect.
+            location = quote_segments(target.segments) + "/"
+            query = req.query_string
+            if query:
+                location += "?" + query
+            _plain(resp, 301, (("Location", location),))
+            return
+        for name in self.index:
+            opened = _regular(self._tree.open(directory, name))
+            if opened is not None:
+                self._respond_file(req, resp, self._named(directory, name, rest + (name,)), opened)
                 return
-            base = path if path.endswith(sep) else path + sep
-            for name in self.index:
-                found = self._checked(base + name)
-                if found is not None and stat.S_ISREG(found[1]):
-                    relpath = "/".join(rest + (name,))
-                    self._respond_file(req, resp, found[0], base + name, relpath, guess_type(name))
-                    return
-            _plain(resp, 404)
-            return
+        _plain(resp, 404)  # no listings
 
-        if not stat.S_ISREG(mode) or target.trailing_slash:
-            # FIFOs, sockets, devices are never served; "file.txt/" names nothing.
-            _plain(resp, 404)
-            return
-        # Open the resolved path (the one checked to be inside); siblings and
-        # Content-Type follow the name in the URL, not a symlink target's.
-        name = rest[-1]
-        url_path = directory + name if directory.endswith(sep) else directory + sep + name
-        relpath = "/".join(rest)
-        self._respond_file(req, resp, path, url_path, relpath, guess_type(name))
+    def _named(self, parent: Dir, name: str, segments: tuple[str, ...]) -> _Named:
+        tree = self._tree
 
-    #: A DirServer is a handler too: ``peregrine.Server(DirServer("public"))``.
-    handle_request = serve
+        def open_variant(suffix: str) -> Optional[_Opened]:
+            # A sibling is a file like any other: it could be a symlink out of the root.
+            return _regular(tree.open(parent, name + suffix))
+
+        return _Named(open_variant, "/".join(segments), guess_type(name))
 
     def __repr__(self) -> str:
         return f"DirServer({self.root!r}, prefix={self.prefix!r})"
@@ -475,18 +460,14 @@ class FileServer(_Responder):
         super().__init__(cache_control, precompressed)
         self.path = os.path.abspath(os.fspath(path))
         self.content_type = content_type
-
-    def serve(self, req: Any, resp: Any) -> None:
-        """Answer ``req`` with the file, filling in ``resp``."""
-        if req.method not in ("GET", "HEAD"):
-            _plain(resp, 405, (("Allow", _ALLOW),))
-            return
         name = os.path.basename(self.path)
-        content_type = self.content_type or guess_type(name)
-        self._respond_file(req, resp, self.path, self.path, name, content_type)
+        self._file = _Named(self._open_variant, name, content_type or guess_type(name))
 
-    #: A FileServer is a handler too: ``peregrine.Server(FileServer("app.html"))``.
-    handle_request = serve
+    def _open_variant(self, suffix: str) -> Optional[_Opened]:
+        return _open_regular(self.path + suffix)
+
+    def _serve(self, req: Any, resp: Any) -> None:
+        self._respond_file(req, resp, self._file)
 
     def __repr__(self) -> str:
         return f"FileServer({self.path!r})"
