@@ -100,10 +100,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_static_command(commands: Any) -> None:
-    try:
-        from .util.static import make_static_handler  # noqa: F401
-    except ImportError:
-        return
     static = commands.add_parser("static", help="serve a directory: peregrine static DIR [options]")
     static.add_argument("directory", metavar="DIR", help="the directory to serve")
     files = static.add_argument_group("static files")

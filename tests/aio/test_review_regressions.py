@@ -16,7 +16,6 @@ import signal
 import socket
 import tempfile
 import time
-from typing import Iterator
 
 import pytest
 

@@ -15,13 +15,12 @@ import signal
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from ..helpers import ROOT, ServerProcess, read_response
+from ..helpers import ROOT, read_response
 from .support import LaunchedServer, children, get, peregrine_argv, wait_until
 
 PID_APP = "tests.process.apps:Pid"

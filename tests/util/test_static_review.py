@@ -24,7 +24,7 @@ from peregrine.util.conditional import parse_http_date
 from peregrine.util.ranges import FULL, UNSATISFIABLE, ByteRange, evaluate_range
 
 from ..helpers import ServerProcess
-from .test_static_e2e import Conn, get
+from .test_static_e2e import Conn
 from .test_static_unit import _body, _request, _response
 
 APP = "tests.util.static_app:Handler"

@@ -20,7 +20,7 @@ from collections import deque
 from typing import Any, Optional, Union
 
 from ..http.errors import ProtocolError
-from ..http.parser import BODY, HEAD, IDLE, RequestParser
+from ..http.parser import HEAD, IDLE, RequestParser
 from ..http.request import Request
 from ..http.response import Response, serialize_head
 from ..http.status import STATUS_LINES, has_no_body

@@ -10,17 +10,8 @@ Both ways of running share :func:`build_worker` (pinning, TLS context, the Worke
 :func:`startup_line`; :func:`run_child` is the whole life of a supervised worker process after the
 fork, and :class:`SignalGuard` covers a standalone server's moments without an event loop.
 
-The worker accepts connections itself (:class:`Acceptor`) instead of using
-``loop.create_server``, for two reasons measured on the loops Peregrine runs on:
-
-* out of file descriptors (EMFILE), uvloop's libuv silently accepts and drops the waiting
-  connections, and on other accept errors uvloop closes the listening socket for good; the
-  standard loop (Python 3.11) reschedules itself once per backlog slot per event, which snowballs
-  into thousands of log lines and timers a second. The acceptor logs the error, leaves the
-  connections waiting in the kernel's queue, and tries again after a growing pause.
-* at shutdown it takes what is already in the kernel's accept queue before closing the socket,
-  so a connection the kernel completed just before the stop is served rather than reset (this
-  matters with ``SO_REUSEPORT``, where a closed socket's queue is not passed to the others).
+Connections are accepted by :class:`~peregrine.process.acceptor.Acceptor` (why not
+``loop.create_server``: see that module).
 """
 
 from __future__ import annotations
@@ -28,7 +19,6 @@ from __future__ import annotations
 import array
 import asyncio
 import ctypes
-import errno
 import logging
 import os
 import random
@@ -44,6 +34,7 @@ from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
 from ..aio.state import ServerState
 from ..config import Config
+from .acceptor import Acceptor
 from .listeners import describe
 
 try:
@@ -54,17 +45,6 @@ except ImportError:  # Windows: no FIONREAD peek; shutdown then closes idle conn
 
 log = logging.getLogger("peregrine")
 
-# accept() failures that mean "out of resources for now", not "broken"
-_ACCEPT_ERRNOS = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
-# connections taken per readiness event: enough to keep up with a burst, few enough that the
-# connections already open are not starved, and that one worker of several sharing a socket does
-# not swallow a whole burst alone
-_ACCEPT_BATCH = 16
-_BACKOFF_FIRST, _BACKOFF_MAX = 0.05, 1.0
-# connections taken from the kernel's queue when a worker stops accepting (bounded: under a flood
-# the queue could refill as fast as it is emptied)
-_DRAIN_MAX = 4096
-_LOG_EVERY = 5.0  # seconds between repeated accept-error log lines
 _PARENT_POLL = 1.0
 # at shutdown, how long a connection that has not sent its first request yet may still send it
 _FIRST_REQUEST_GRACE = 1.0
@@ -80,110 +60,6 @@ _STANDALONE_NOTES = {
                        ("SIGTTOU", "removing a worker"))
     if hasattr(signal, name)
 }
-
-
-class Acceptor:
-    """Accepts connections on one listening socket and hands them to the event loop."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol_factory: Callable[[], asyncio.Protocol],
-                 ssl_context: Optional[ssl.SSLContext], handshake_timeout: float) -> None:
-        self.loop = loop
-        self.sock = sock
-        self.protocol_factory = protocol_factory
-        self.ssl_context = ssl_context
-        self.handshake_timeout = handshake_timeout
-        #: connections whose TLS handshake (or transport set-up) is still running
-        self.pending: set[asyncio.Task[Any]] = set()
-        self.accepting = False
-        self._fd = sock.fileno()
-        self._backoff = 0.0
-        self._retry: Optional[asyncio.TimerHandle] = None
-        self._errors = 0
-        self._last_log = -_LOG_EVERY
-
-    def start(self, backlog: int) -> None:
-        """Begin accepting (listening first on a socket that is bound but not listening yet)."""
-        if not self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
-            self.sock.listen(backlog)
-        self.accepting = True
-        self.loop.add_reader(self._fd, self._on_readable)
-
-    def stop(self) -> None:
-        """Stop accepting for good: take what the kernel already queued, then close the socket."""
-        if not self.accepting:
-            return
-        self.accepting = False
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
-        else:
-            self.loop.remove_reader(self._fd)
-        self._accept_batch(_DRAIN_MAX, closing=True)
-        self.sock.close()
-
-    def _on_readable(self) -> None:
-        self._accept_batch(_ACCEPT_BATCH)
-
-    def _accept_batch(self, limit: int, closing: bool = False) -> None:
-        accepted = 0
-        while accepted < limit:
-            try:
-                conn, _ = self.sock.accept()
-            except (BlockingIOError, InterruptedError):
-                break
-            except ConnectionAbortedError:
-                continue  # the client gave up while queued: nothing to serve
-            except OSError as exc:
-                if not closing:  # while closing, there is nothing left to retry
-                    self._pause(exc)
-                break
-            accepted += 1
-            self._adopt(conn)
-        if accepted and self._errors:
-            log.warning("accepting connections again after %d failed attempts", self._errors)
-            self._errors = 0
-            self._backoff = 0.0
-
-    def _adopt(self, conn: socket.socket) -> None:
-        conn.setblocking(False)
-        task = self.loop.create_task(self._connect(conn))
-        self.pending.add(task)
-        task.add_done_callback(self.pending.discard)
-
-    async def _connect(self, conn: socket.socket) -> None:
-        try:
-            await self.loop.connect_accepted_socket(
-                self.protocol_factory, conn, ssl=self.ssl_context,
-                ssl_handshake_timeout=self.handshake_timeout if self.ssl_context else None,
-            )
-        except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
-            # A failed or stalled TLS handshake, or a client that reset at once: its business,
-            # not the server's. The transport has closed the socket already.
-            log.debug("connection dropped before it started: %r", exc)
-        except Exception:
-            log.exception("could not set up an accepted connection")
-            conn.close()
-
-    def _pause(self, exc: OSError) -> None:
-        """Stop watching the socket for a while: accept() would fail again at once."""
-        self._errors += 1
-        now = self.loop.time()
-        if now - self._last_log >= _LOG_EVERY:
-            self._last_log = now
-            expected = exc.errno in _ACCEPT_ERRNOS
-            log.error(
-                "accept() failed: %s%s; connections wait in the listen queue, retrying in %.2fs",
-                exc, "" if expected else " (unexpected)", max(self._backoff * 2, _BACKOFF_FIRST),
-            )
-        self._backoff = min(max(self._backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
-        self.loop.remove_reader(self._fd)
-        self._retry = self.loop.call_later(self._backoff, self._resume)
-
-    def _resume(self) -> None:
-        self._retry = None
-        if self.accepting:
-            self.loop.add_reader(self._fd, self._on_readable)
 
 
 class Worker:
