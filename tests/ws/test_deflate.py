@@ -100,6 +100,23 @@ class TestRFC7692Section7_2_3_Examples:
         codec = PerMessageDeflate(DeflateParams())
         assert codec.decompress(data[:-4], fin=True, max_length=100) == b"Hello"
 
+    @pytest.mark.parametrize("trailer", [b"hello", b"\x00"])
+    def test_data_after_a_final_block_is_invalid(self, trailer: bytes) -> None:
+        comp = zlib.compressobj(6, zlib.DEFLATED, -15)
+        extra = zlib.compressobj(6, zlib.DEFLATED, -15)
+        data = comp.compress(b"Hello") + comp.flush(zlib.Z_FINISH)
+        data += (extra.compress(trailer) + extra.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        codec = PerMessageDeflate(DeflateParams())
+        with pytest.raises(InvalidPayload):
+            codec.decompress(data, fin=True, max_length=100)
+        # the codec starts afresh after the failure
+        assert codec.decompress(bytes.fromhex("f248cdc9c90700"), fin=True, max_length=100) == b"Hello"
+
+    def test_empty_blocks_after_a_final_block_are_fine(self) -> None:
+        codec = PerMessageDeflate(DeflateParams())
+        final = bytes.fromhex("f348cdc9c90700")
+        assert codec.decompress(final + b"\x00\x00\x00\xff\xff\x00", fin=True, max_length=100) == b"Hello"
+
     def test_after_a_final_block_the_next_message_starts_fresh(self) -> None:
         codec = PerMessageDeflate(DeflateParams())
         final = bytes.fromhex("f348cdc9c9070000")

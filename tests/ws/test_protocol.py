@@ -245,6 +245,37 @@ class TestRFC6455Section10_4_Limits:
         conn.receive_data(bytes((0x82, 0xFF)) + (10**9).to_bytes(8, "big"))  # 1 GB announced
         assert sent_close_code(conn) == 1009
 
+    def test_continuation_checked_against_the_room_left(self) -> None:
+        conn = ServerConnection(max_message_size=1000)
+        conn.receive_data(f(BINARY, b"x" * 500, fin=False))
+        # 500 bytes fit: the header of a 500-byte continuation passes, a 501-byte one fails
+        assert conn.receive_data(f(CONT, b"y" * 500)) == [Message(b"x" * 500 + b"y" * 500)]
+        conn.receive_data(f(BINARY, b"x" * 500, fin=False) + f(CONT, b"y" * 501)[:8])
+        assert sent_close_code(conn) == 1009
+
+    def test_room_left_resets_with_the_next_message(self) -> None:
+        conn = ServerConnection(max_message_size=1000)
+        wire = f(BINARY, b"x" * 999, fin=False) + f(CONT, b"y") + f(BINARY, b"z" * 1000)
+        assert conn.receive_data(wire) == [Message(b"x" * 999 + b"y"), Message(b"z" * 1000)]
+
+    def test_many_fragments_are_held_in_one_buffer(self) -> None:
+        conn = ServerConnection(max_message_size=10_000)
+        wire = f(TEXT, "é".encode()[:1], fin=False) + f(CONT, "é".encode()[1:], fin=False)
+        wire += f(CONT, b"", fin=False) * 100 + f(CONT, b"ab", fin=False) * 100 + f(CONT, b"!")
+        assert conn.receive_data(wire) == [Message("é" + "ab" * 100 + "!")]
+        assert conn.state is State.OPEN
+
+    def test_fragment_count_is_bounded(self) -> None:
+        conn = ServerConnection(max_message_size=1000, max_fragments=10)
+        conn.receive_data(f(BINARY, b"", fin=False) + f(CONT, b"", fin=False) * 8 + f(CONT, b"ok"))
+        assert conn.state is State.OPEN
+        conn.receive_data(f(BINARY, b"", fin=False) + f(CONT, b"", fin=False) * 10)
+        assert sent_close_code(conn) == 1009
+
+    def test_default_fragment_bound(self) -> None:
+        assert ServerConnection(max_message_size=1000).max_fragments == 1 << 16
+        assert ServerConnection(max_message_size=16 << 20).max_fragments == 1 << 20
+
 
 def compressed(data: bytes) -> bytes:
     comp = zlib.compressobj(6, zlib.DEFLATED, -15)
@@ -292,6 +323,23 @@ class TestRFC7692Section6_CompressedMessages:
         conn = deflate_conn()
         conn.receive_data(f(BINARY, b"\xff\xff\xff", rsv1=True))
         assert sent_close_code(conn) == 1007
+
+    def test_compressed_continuation_checked_against_the_room_left(self) -> None:
+        conn = deflate_conn(max_message_size=100_000)
+        data = compressed(bytes(50_000))
+        conn.receive_data(f(BINARY, data, fin=False, rsv1=True))
+        # room 50,000 (plus the slack for stored blocks): a 60,000-byte header fails at once
+        conn.receive_data(f(CONT, b"x" * 60_000)[:8])
+        assert sent_close_code(conn) == 1009
+
+    def test_final_block_then_an_empty_stored_block(self) -> None:
+        # RFC 7692 7.2.3.4: "Hello" in a BFINAL block, then the start of an empty stored
+        # block that the 4-byte tail completes; here split across two fragments.
+        payload = bytes.fromhex("f348cdc9c9070000")
+        wire = f(TEXT, payload[:7], fin=False, rsv1=True) + f(CONT, payload[7:])
+        conn = deflate_conn()
+        assert conn.receive_data(wire) == [Message("Hello")]
+        assert conn.receive_data(f(TEXT, compressed(b"again"), rsv1=True)) == [Message("again")]
 
     def test_sent_messages_are_compressed(self) -> None:
         conn = deflate_conn()

@@ -5,7 +5,9 @@ calls the handler's hooks. The rules that keep it correct:
 
 1. Hooks run in order, one at a time: `handle_ws_conn`, then each message, then
    `handle_ws_disconn` exactly once. A hook that returns an awaitable holds back the
-   ones after it until it finishes; while too much waits, reading pauses.
+   ones after it until it finishes; while too much waits, reading pauses: the transport
+   stops reading and the frames already read stay unparsed (at most one read's worth),
+   so nothing more is decompressed or queued until the hooks catch up.
 2. The transport ends in one place, `connection_lost`, which cancels every timer and
    queues `handle_ws_disconn`. Every other path (close handshake done, close timeout,
    send buffer over its limit, handler error) only asks the transport to close.
@@ -118,7 +120,8 @@ class WebSocketConnection(asyncio.Protocol):
     # Slots: thousands of mostly idle connections are the normal case for WebSocket.
     __slots__ = (
         "state", "config", "loop", "protocol", "ws", "on_conn", "on_message", "on_disconn",
-        "transport", "lost", "queue", "queued_bytes", "busy", "reading_paused", "eof_sent",
+        "transport", "lost", "queue", "queued_bytes", "busy", "reading_paused",
+        "transport_paused", "processing", "eof_sent",
         "write_paused", "drain_waiters", "keepalive_timer", "awaiting_pong", "ping_count",
         "close_timer", "send_watchdog",
     )
@@ -150,7 +153,11 @@ class WebSocketConnection(asyncio.Protocol):
         self.queue: deque[tuple[int, Any]] = deque()
         self.queued_bytes = 0
         self.busy = False
+        #: True while too much waits for the hooks: no parsing, no reading.
         self.reading_paused = False
+        self.transport_paused = False
+        #: True while `_process` runs (it is not re-entered from a hook's side effects).
+        self.processing = False
         self.eof_sent = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
@@ -175,21 +182,38 @@ class WebSocketConnection(asyncio.Protocol):
             self.shutdown()
 
     def data_received(self, data: bytes) -> None:
+        self.protocol.feed(data)
+        if not self.reading_paused:
+            self._process()
+
+    def _process(self) -> None:
+        """Turn buffered bytes into events until they run out or reading pauses."""
         protocol = self.protocol
-        protocol.feed(data)
-        # One event at a time: a sync hook answers a message before a bad frame after it
-        # fails the connection (whose close frame must come after that answer).
-        while True:
-            event = protocol.next_event()
-            out = protocol.data_to_send()
-            if out:
-                self.write(out)
-            if event is None:
-                break
-            if type(event) is Message:
-                self._message(event.data)
-            elif type(event) is Pong:
-                self._pong(event.data)
+        self.processing = True
+        try:
+            # One event at a time: a sync hook answers a message before a bad frame after
+            # it fails the connection (whose close frame must come after that answer).
+            while not self.reading_paused:
+                event = protocol.next_event()
+                out = protocol.data_to_send()
+                if out:
+                    self.write(out)
+                if event is None:
+                    break
+                if type(event) is Message:
+                    self._message(event.data)
+                elif type(event) is Pong:
+                    self._pong(event.data)
+        finally:
+            self.processing = False
+        if not self.reading_paused and self.transport_paused and not self.lost:
+            self.transport_paused = False
+            self.transport.resume_reading()  # type: ignore[union-attr]
+            if self.awaiting_pong is not None and self.keepalive_timer is not None:
+                # The pong may have waited unread: the deadline counts from now.
+                self.keepalive_timer.cancel()
+                self.keepalive_timer = self.loop.call_later(
+                    self.config.ws_ping_timeout, self._pong_timed_out)
         self._check_state()
 
     def eof_received(self) -> Optional[bool]:
@@ -335,6 +359,11 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _pong_timed_out(self) -> None:
         self.keepalive_timer = None
+        if self.reading_paused:
+            # We are not reading (the hooks lag): the pong may sit unread, and the client
+            # is not at fault. Check again later; resuming restarts the deadline.
+            self.keepalive_timer = self.loop.call_later(self.config.ws_ping_timeout, self._pong_timed_out)
+            return
         log.info("WebSocket keepalive: no pong within ws_ping_timeout, closing")
         self.close(1011, "keepalive ping timeout")
 
@@ -356,8 +385,11 @@ class WebSocketConnection(asyncio.Protocol):
             config = self.config
             if (len(self.queue) >= config.max_pipelined or self.queued_bytes > config.ws_max_message_size) \
                     and not self.reading_paused and not self.lost and self.transport is not None:
+                # Stops `_process` too: the frames already read wait unparsed.
                 self.reading_paused = True
-                self.transport.pause_reading()
+                if not self.transport_paused:
+                    self.transport_paused = True
+                    self.transport.pause_reading()
         if not self.busy:
             self._run_queue()
 
@@ -372,7 +404,8 @@ class WebSocketConnection(asyncio.Protocol):
                 self._call(self.on_disconn, (self.ws, arg))  # type: ignore[arg-type]
         if self.reading_paused and not queue and not self.lost and self.transport is not None:
             self.reading_paused = False
-            self.transport.resume_reading()
+            if not self.processing:  # else the loop in `_process` simply goes on
+                self._process()
 
     def _call(self, hook: Callable[..., Any], args: tuple[Any, ...]) -> None:
         try:
@@ -390,7 +423,11 @@ class WebSocketConnection(asyncio.Protocol):
         try:
             await awaitable
         except ConnectionError:
-            pass  # the client went away mid-send (e.g. drain()): connection_lost handles it
+            # The client went away mid-send (drain() raises): connection_lost handles it.
+            # While the connection is still there, it is the hook's own failure (a backend
+            # it talks to), like any other exception.
+            if not self.lost:
+                self._hook_failed(hook)
         except asyncio.CancelledError:
             # Shutdown gave up waiting: drop the messages still queued, keep the disconn call.
             self.queue = deque(item for item in self.queue if item[0] == _DISCONN)
@@ -416,6 +453,16 @@ class WebSocketConnection(asyncio.Protocol):
         return not self.lost and self.protocol.state is State.OPEN and not self.busy and not self.queue
 
     def shutdown(self) -> None:
-        """Server shutdown: close with 1001 Going Away (once)."""
+        """Server shutdown: close with 1001 Going Away (once).
+
+        The worker calls it at the start of shutdown, busy or not. The peer gets at most
+        half the graceful period to answer (not the whole `ws_close_timeout`), so that the
+        transport ends, and an async `handle_ws_disconn` runs, while the worker still
+        waits for `state.tasks`.
+        """
         if not self.lost and self.protocol.state is State.OPEN:
             self.close(1001, "server shutting down")
+            wait = min(self.config.ws_close_timeout, self.config.graceful_timeout / 2)
+            if self.close_timer is not None and wait < self.config.ws_close_timeout:
+                self.close_timer.cancel()
+                self.close_timer = self.loop.call_later(wait, self._close_timed_out)

@@ -189,6 +189,11 @@ class Worker:
         now = state.loop.time()
         deadline = now + self.config.graceful_timeout
         first_request_deadline = min(now + _FIRST_REQUEST_GRACE, deadline)
+        # busy connections hear of the shutdown at once (WebSocket: the close with 1001 that a
+        # push loop watches for; HTTP: a no-op, the response in flight closes the connection)
+        for conn in list(state.connections):
+            if not conn.is_idle():
+                conn.shutdown()
         while True:
             now = state.loop.time()
             for conn in list(state.connections):

@@ -163,6 +163,7 @@ class PerMessageDeflate:
         "_inflate_bits",
         "_compressor",
         "_decompressor",
+        "_trailer",
     )
 
     def __init__(self, params: DeflateParams, *, level: int = 6, mem_level: int = 5) -> None:
@@ -175,6 +176,9 @@ class PerMessageDeflate:
         self._inflate_bits = params.client_max_window_bits
         self._compressor: "zlib._Compress | None" = None
         self._decompressor: "zlib._Decompress | None" = None
+        # Set once a final block ended the current message's deflate stream: what follows
+        # in the message goes through it and may only be blocks that add nothing.
+        self._trailer: "zlib._Decompress | None" = None
 
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message; the result is the payload of a frame with RSV1 set."""
@@ -200,22 +204,55 @@ class PerMessageDeflate:
         if decomp is None:
             decomp = self._decompressor = zlib.decompressobj(-self._inflate_bits)
         try:
-            # zlib reads max_length=0 as "no limit", so always ask for at least one byte.
-            out = decomp.decompress(data, max_length + 1)
-            if decomp.unconsumed_tail or len(out) > max_length:
-                raise MessageTooBig("decompressed message exceeds the size limit")
-            if fin:
-                room = max_length - len(out)
-                rest = decomp.decompress(_TAIL, room + 1)
-                if decomp.unconsumed_tail or len(rest) > room:
+            if self._trailer is not None:
+                out = b""
+                self._check_trailer(data)
+            else:
+                # zlib reads max_length=0 as "no limit", so always ask for at least one byte.
+                out = decomp.decompress(data, max_length + 1)
+                if decomp.unconsumed_tail or len(out) > max_length:
                     raise MessageTooBig("decompressed message exceeds the size limit")
-                if rest:
-                    out += rest
+                if decomp.eof:
+                    # A final block ended the stream. RFC 7692 7.2.3.4 lets one be followed
+                    # by an empty stored block (completed by the 4-byte tail); zlib sets
+                    # whatever follows aside, and dropping data there would truncate the
+                    # message without a word: it may only be blocks that add nothing.
+                    self._trailer = zlib.decompressobj(-_MAX_BITS)
+                    self._check_trailer(decomp.unused_data)
+            if fin:
+                if self._trailer is not None:
+                    self._check_trailer(_TAIL)
+                else:
+                    # Put back the empty stored block the sender stripped (section 7.2.2).
+                    room = max_length - len(out)
+                    rest = decomp.decompress(_TAIL, room + 1)
+                    if decomp.unconsumed_tail or len(rest) > room:
+                        raise MessageTooBig("decompressed message exceeds the size limit")
+                    if rest:
+                        out += rest
         except zlib.error:
-            self._decompressor = None
+            self._reset_inflate()
             raise InvalidPayload("invalid compressed data") from None
-        if fin and (self.params.client_no_context_takeover or decomp.eof):
+        except InvalidPayload:
+            self._reset_inflate()
+            raise
+        if fin and (self.params.client_no_context_takeover or self._trailer is not None):
             # No context to keep (or the peer ended the deflate stream with a final block):
             # the next message starts a fresh stream.
-            self._decompressor = None
+            self._reset_inflate()
         return out
+
+    def _check_trailer(self, data: bytes) -> None:
+        """Feed bytes that follow the final block; InvalidPayload unless they add nothing."""
+        trailer = self._trailer
+        assert trailer is not None
+        if not data:
+            return
+        if trailer.eof:
+            raise InvalidPayload("compressed data after the final deflate block")
+        if trailer.decompress(data, 1) or trailer.unconsumed_tail or trailer.unused_data:
+            raise InvalidPayload("compressed data after the final deflate block")
+
+    def _reset_inflate(self) -> None:
+        self._decompressor = None
+        self._trailer = None

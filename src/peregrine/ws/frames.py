@@ -132,13 +132,17 @@ class FrameParser:
     arrives, so bad input fails fast and an oversized frame is never buffered.
     """
 
-    __slots__ = ("_buf", "_pos", "max_payload", "require_mask", "allow_rsv1")
+    __slots__ = ("_buf", "_pos", "max_payload", "max_continuation", "require_mask", "allow_rsv1")
 
     def __init__(self, *, max_payload: int, require_mask: bool = True, allow_rsv1: bool = False) -> None:
         self._buf = bytearray()
         self._pos = 0
         #: Largest payload accepted in one frame (MessageTooBig beyond it).
         self.max_payload = max_payload
+        #: Largest payload accepted in a continuation frame: the caller lowers it to the
+        #: room left in the message being reassembled, so that a continuation too big for
+        #: it fails from its header, before its payload is buffered.
+        self.max_continuation = max_payload
         #: Clients must mask every frame (RFC 6455 section 5.1); unmasked -> 1002.
         self.require_mask = require_mask
         #: RSV1 is legal only when permessage-deflate was negotiated.
@@ -193,8 +197,9 @@ class FrameParser:
                 if length >> 63:
                     raise ProtocolError("64-bit payload length with the most significant bit set")
                 header_len = 10
-            if length > self.max_payload:
-                raise MessageTooBig(f"frame payload of {length} bytes exceeds {self.max_payload}")
+            limit = self.max_payload if opcode else self.max_continuation
+            if length > limit:
+                raise MessageTooBig(f"frame payload of {length} bytes exceeds {limit}")
         if masked:
             start = pos + header_len + 4
             end = start + length

@@ -151,7 +151,8 @@ def select_subprotocol(offered: Iterable[str], supported: Sequence[str] | None) 
     return None
 
 
-_VERSION_HEADERS = [("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket")]
+# RFC 9110 7.8: a sender of Upgrade must also send Connection with the "upgrade" option.
+_VERSION_HEADERS = [("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket"), ("Connection", "Upgrade")]
 
 
 def check_request(

@@ -34,6 +34,8 @@ from .frames import (
 __all__ = ["State", "ServerConnection", "DEFAULT_MAX_MESSAGE_SIZE"]
 
 DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024
+#: Fewest fragments a message may have before 1009 whatever the size limit (see `max_fragments`).
+MIN_MAX_FRAGMENTS = 1 << 16
 
 _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
@@ -53,9 +55,9 @@ class ServerConnection:
     """The protocol state of one server-side WebSocket connection."""
 
     __slots__ = (
-        "max_message_size", "deflate", "state", "failed", "close_code", "close_reason",
-        "_parser", "_out", "_msg_opcode", "_msg_compressed", "_msg_size", "_msg_parts",
-        "_msg_decoder",
+        "max_message_size", "max_fragments", "deflate", "state", "failed", "close_code",
+        "close_reason", "_parser", "_out", "_msg_opcode", "_msg_compressed", "_msg_size",
+        "_msg_buf", "_msg_fragments", "_msg_decoder",
     )
 
     def __init__(
@@ -63,9 +65,17 @@ class ServerConnection:
         *,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
         deflate: PerMessageDeflate | None = None,
+        max_fragments: int | None = None,
     ) -> None:
         #: Largest message accepted, in bytes after decompression (1009 beyond it).
         self.max_message_size = max_message_size
+        #: Most frames one message may come in (1009 beyond it). Fragments are gathered in
+        #: one buffer, so memory stays within the size limit whatever their number; this
+        #: bound only makes a message of endless empty fragments end. By default one
+        #: fragment per 16 bytes of the limit, and never fewer than MIN_MAX_FRAGMENTS.
+        self.max_fragments = (
+            max(MIN_MAX_FRAGMENTS, max_message_size >> 4) if max_fragments is None else max_fragments
+        )
         self.deflate = deflate
         self.state = State.OPEN
         #: True once we failed the connection because of the peer's input.
@@ -85,7 +95,10 @@ class ServerConnection:
         self._msg_opcode: int | None = None
         self._msg_compressed = False
         self._msg_size = 0
-        self._msg_parts: list = []
+        # Fragments accumulate in one buffer: a list of pieces would cost ~100 bytes of
+        # overhead per fragment, 20x the limit for a message sent in 2-byte fragments.
+        self._msg_buf = bytearray()
+        self._msg_fragments = 0
         self._msg_decoder: codecs.IncrementalDecoder | None = None
 
     # -- receiving ---------------------------------------------------------------------
@@ -174,6 +187,9 @@ class ServerConnection:
                 raise ProtocolError("continuation frame without a message to continue")
             opcode = self._msg_opcode
             fragmented = True
+            self._msg_fragments += 1
+            if self._msg_fragments > self.max_fragments:
+                raise MessageTooBig(f"message in over {self.max_fragments} fragments")
         else:
             if self._msg_opcode is not None:
                 raise ProtocolError("new data message before the previous one was finished")
@@ -182,6 +198,7 @@ class ServerConnection:
             fragmented = not fin
             if fragmented:
                 self._msg_opcode = opcode
+                self._msg_fragments = 1
 
         if self._msg_compressed:
             assert self.deflate is not None  # the parser allows RSV1 only with deflate
@@ -202,29 +219,38 @@ class ServerConnection:
 
         self._msg_size = size
         if opcode == _TEXT:
-            # Decoding each fragment as it arrives rejects bad UTF-8 early, and a code
+            # Validating each fragment as it arrives rejects bad UTF-8 early, and a code
             # point split across fragments is carried over by the incremental decoder.
+            # Its output is dropped: the text is decoded once, from the whole buffer.
             decoder = self._msg_decoder
             if decoder is None:
                 decoder = self._msg_decoder = _utf8_decoder("strict")
             try:
-                self._msg_parts.append(decoder.decode(payload, fin))
+                decoder.decode(payload, fin)
             except UnicodeDecodeError:
                 raise InvalidPayload("text message is not valid UTF-8") from None
-        else:
-            self._msg_parts.append(payload)
+        buf = self._msg_buf
+        buf += payload
         if not fin:
+            # A continuation's header is checked against the room left in the message.
+            room = self.max_message_size - size
+            self._parser.max_continuation = room + (room >> 10) + 64 if self._msg_compressed else room
             return None
-        parts = self._msg_parts
-        self._msg_parts = []
+        self._end_message()
+        return Message(buf.decode("utf-8") if opcode == _TEXT else bytes(buf))
+
+    def _end_message(self) -> None:
+        """Forget the fragmented message being reassembled (and its memory)."""
+        self._msg_buf = bytearray()
+        self._msg_fragments = 0
         self._msg_decoder = None
         self._msg_opcode = None
-        return Message("".join(parts) if opcode == _TEXT else b"".join(parts))
+        self._parser.max_continuation = self._parser.max_payload
 
     def _fail(self, exc: WebSocketError) -> None:
         """Fail the connection (RFC 6455 7.1.7): send the error's close code, stop reading."""
         self.failed = True
-        self._msg_parts = []
+        self._end_message()
         if self.state is State.OPEN:
             # The reason is generic on purpose: details of 1011 could leak internals.
             reason = str(exc) if exc.close_code != 1011 else ""
