@@ -46,6 +46,8 @@ except ImportError:  # Windows: no FIONREAD peek; shutdown then closes idle conn
 log = logging.getLogger("peregrine")
 
 _PARENT_POLL = 1.0
+# after graceful_timeout, how long hooks started by the cut-off (disconnect hooks) may still run
+_HOOK_GRACE = 1.0
 # at shutdown, how long a connection that has not sent its first request yet may still send it
 _FIRST_REQUEST_GRACE = 1.0
 
@@ -218,9 +220,12 @@ class Worker:
             transport = getattr(conn, "transport", None)
             if transport is not None:
                 transport.abort()
-        # let the aborted transports and cancelled tasks run their callbacks
+        # Let the aborted transports and cancelled tasks run their callbacks, and the disconnect
+        # hooks those start (WebSocket handle_ws_disconn) finish: briefly, the deadline is past.
         await asyncio.sleep(0)
         await asyncio.sleep(0)
+        if state.tasks:
+            await asyncio.wait(list(state.tasks), timeout=_HOOK_GRACE)
 
     def _begin_stop(self) -> None:
         if self.stopping is not None:
