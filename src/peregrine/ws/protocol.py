@@ -283,19 +283,18 @@ class ServerConnection:
 
     def ping(self, data: bytes = b"") -> bytes:
         """Bytes of a ping (at most 125 bytes of data; b"" once closing)."""
-        if len(data) > CONTROL_PAYLOAD_MAX:
-            raise ValueError("ping data longer than 125 bytes")
-        if self.state is not State.OPEN:
-            return b""
-        return serialize_frame(_PING, bytes(data))
+        return self._control(_PING, data, "ping")
 
     def pong(self, data: bytes = b"") -> bytes:
         """Bytes of an unsolicited pong (at most 125 bytes of data; b"" once closing)."""
+        return self._control(_PONG, data, "pong")
+
+    def _control(self, opcode: int, data: bytes, name: str) -> bytes:
         if len(data) > CONTROL_PAYLOAD_MAX:
-            raise ValueError("pong data longer than 125 bytes")
+            raise ValueError(f"{name} data longer than 125 bytes")
         if self.state is not State.OPEN:
             return b""
-        return serialize_frame(_PONG, bytes(data))
+        return serialize_frame(opcode, bytes(data))
 
     def close(self, code: int = 1000, reason: str = "") -> bytes:
         """Start the close handshake: the close frame's bytes (b"" if already closing).
