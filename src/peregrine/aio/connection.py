@@ -314,6 +314,7 @@ class HttpConnection(asyncio.Protocol):
         elif response._unusual and response.upgrade_factory is not None:
             self._upgrade(response)
         else:
+            # _keep_alive() and has_no_body(), inlined below: this is the per-request hot path
             keep_alive = request.keep_alive and not response.close_connection and not state.draining
             body = response.body
             status = response.status
