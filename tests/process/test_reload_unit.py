@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 import types
 
@@ -44,7 +45,10 @@ def test_local_objects_are_not_reloadable() -> None:
 
 def test_load_fresh_reads_the_file_again(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "freshapp.py").write_text("class Handler:\n    VERSION = 1\n\nhandler = Handler()\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
+    # (not monkeypatch.syspath_prepend: it trips over the pkg_resources stand-in that kosoku,
+    # the Autobahn runner, leaves in sys.modules when tests/ws runs first)
+    monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
+    importlib.invalidate_caches()
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     # purging every application module would purge the tests' own here: forget just this one
     monkeypatch.setattr(reload, "purge_application_modules", lambda: sys.modules.pop("freshapp", None))
