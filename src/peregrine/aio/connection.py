@@ -35,11 +35,11 @@ _KEEP_ALIVE, _HEADER, _BODY = 1, 2, 3
 _FILE_CHUNK = 256 * 1024
 
 
-def error_response(status: int, date_line: bytes, server_line: bytes, extra: bytes = b"") -> bytes:
+def error_response(status: int, date_line: bytes, server_line: bytes) -> bytes:
     """A complete, closing plain-text error response."""
     body = STATUS_LINES[status][9:-2] + b"\n"
     return b"".join((
-        STATUS_LINES[status], date_line, server_line, extra,
+        STATUS_LINES[status], date_line, server_line,
         b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
         b"Connection: close\r\n\r\n", body,
     ))
@@ -622,9 +622,9 @@ class HttpConnection(asyncio.Protocol):
             and (self.transport is None or not self.transport.get_write_buffer_size())
         )
 
-    def has_begun(self) -> bool:
-        """True once the first request has started to arrive."""
-        return self.parser is not None and self.parser.begun > 0
+    def awaits_first_request(self) -> bool:
+        """True while no byte of a first request has arrived (shutdown gives those a grace)."""
+        return self.parser is not None and self.parser.begun == 0
 
     def shutdown(self) -> None:
         """Close now when idle; otherwise the response in flight closes the connection."""

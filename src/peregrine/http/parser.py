@@ -149,7 +149,7 @@ class RequestParser:
             # hold by counting every byte fed while one head is in progress.
             self._head_fed = self._head_fed + len(data) if continued else len(data)
             if self._head_fed > self._max_head:
-                self._fail_now(431, "request header fields too large")
+                self._fail(431, "request header fields too large")
         if not self._headers:
             self._check_http09(data)
 
@@ -162,24 +162,21 @@ class RequestParser:
         if len(lines) > 1 and self._url and lines[-2].rstrip(b"\r") == (
             self._parser.get_method() + b" " + self._url
         ):
-            self._fail_now(400, "HTTP/0.9 request line")
+            self._fail(400, "HTTP/0.9 request line")
 
     def _check_chunk_overhead(self, fed: int) -> None:
         # Chunk sizes, extensions and trailer fields are all "framing": llhttp keeps no limit on
         # them, so bound them like a head (plus a little per chunk for the size lines).
         self._body_fed += fed
         if self._body_fed - self._body_size > self._max_head + 32 * self._chunks:
-            self._fail_now(431, "chunk extensions or trailer fields too large")
+            self._fail(431, "chunk extensions or trailer fields too large")
 
     def on_chunk_header(self) -> None:
         self._chunks += 1
 
-    def _fail_now(self, status: int, detail: str) -> None:
-        self._error = ProtocolError(status, detail)
-        raise self._error
-
     def _fail(self, status: int, detail: str) -> None:
-        # Raised inside a callback, the exception stops llhttp; feed() then re-raises this one.
+        # Raised inside a callback, the exception stops llhttp and feed() re-raises this one;
+        # raised from feed() itself, it simply propagates.
         self._error = ProtocolError(status, detail)
         raise self._error
 

@@ -288,8 +288,8 @@ def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
     """
     if _has_unread_data(conn):
         return True
-    parser = getattr(conn, "parser", None)
-    return first_request_grace and parser is not None and getattr(parser, "begun", 1) == 0
+    awaits_first_request = getattr(conn, "awaits_first_request", None)  # HTTP connections only
+    return first_request_grace and awaits_first_request is not None and awaits_first_request()
 
 
 def _has_unread_data(conn: Any) -> bool:
