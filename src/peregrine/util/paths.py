@@ -87,12 +87,14 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
     target = target.partition(b"#")[0]
     if not target.startswith(b"/"):
         raise BadPath(400, "request target is not an absolute path")
-    if b"\\" in target:
+    # .find() rather than "in": on CPython 3.11 `bytes in bytes` first tries the needle as an
+    # int, raising and clearing a TypeError (~2,000 instructions per test, every request).
+    if target.find(b"\\") >= 0:
         raise BadPath(404, "backslash in path")
     if (
-        b"%" not in target
-        and b"/." not in target
-        and b"\x00" not in target
+        target.find(b"%") < 0
+        and target.find(b"/.") < 0
+        and target.find(b"\x00") < 0
         and not _WINDOWS
     ):
         # Fast path for the common plain path: no escapes and no segment
