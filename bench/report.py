@@ -131,6 +131,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                 w(f"| {labels[n]} | " + " | ".join(row) + " |")
             w("")
         w(targets_section(cases, results))
+        w(ladder_section(cases, results, labels))
 
     # Per-case detail.
     w("## Details\n")
@@ -224,6 +225,49 @@ def targets_section(cases, results) -> str:
     if len(lines) == 3:
         lines.append("| (Peregrine has no seed-benchmark result in this run) | | |")
     return "\n".join(lines) + "\n"
+
+
+LADDER = ["floor", "ladder-llhttp", "ladder-api", "peregrine"]
+LADDER_PEERS = ["uvicorn", "granian-rsgi", "socketify"]
+
+
+def ladder_section(cases, results, labels) -> str:
+    """The rungs from the floor up to Peregrine (bench/apps/ladder.py), with their own ratios.
+
+    ``ladder-api`` is the least Python work any server with Peregrine's handler API does per
+    request: a target it misses cannot be met by making the rest of Peregrine faster in Python.
+    """
+    lines = ["## The ladder: from the floor up to Peregrine\n",
+             "Each rung adds one layer of work (see `bench/apps/ladder.py`). CPU µs/request is the "
+             "server's CPU time per request (1 / req per CPU-second); the step is what the rung adds "
+             "to the one above it.\n"]
+    shown = False
+    for cid in ("seed-100", "small-100"):
+        case_res = results.get(cid, {})
+        rungs = [n for n in LADDER if (case_res.get(n) or {}).get("rps")]
+        if len(rungs) < 2:
+            continue
+        shown = True
+        peers = [p for p in LADDER_PEERS if (case_res.get(p) or {}).get("rps")]
+        lines.append(f"### {cid}\n")
+        lines.append("| rung | req/s | CPU µs/request | step | / floor | " + " | ".join(f"/ {labels.get(p, p)}" for p in peers) + " |")
+        lines.append("|---|---:|---:|---:|---:|" + "---:|" * len(peers))
+        floor = (case_res.get("floor") or {}).get("rps")
+        previous = None
+        for n in rungs:
+            res = case_res[n]
+            per_cpu = res.get("req_per_cpu_s")
+            us = 1e6 / per_cpu if per_cpu else None
+            step = f"+{us - previous:.1f}" if us is not None and previous is not None else ""
+            previous = us if us is not None else previous
+            rps = res["rps"]
+            ratios = [f"{rps / case_res[p]['rps']:.2f}x" for p in peers]
+            lines.append(
+                f"| {labels.get(n, n)} | {rps:,.0f} | {f'{us:.1f}' if us else ''} | {step} | "
+                f"{f'{rps / floor:.2f}x' if floor else ''} | " + " | ".join(ratios) + " |"
+            )
+        lines.append("")
+    return "\n".join(lines) + "\n" if shown else ""
 
 
 def write_chart(path: Path, cases, servers, results) -> str | None:

@@ -238,6 +238,14 @@ def floor_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     return [PY, "floor.py", str(port), str(size)]
 
 
+def ladder_cmd(rung: str) -> Callable[[Ctx, Case, int], list[str]]:
+    def build(ctx: Ctx, case: Case, port: int) -> list[str]:
+        size = len(SMALL_BODY) if case.path == "/small" else len(SEED_BODY)
+        return [PY, "ladder.py", str(port), rung, str(size)]
+
+    return build
+
+
 def nginx_available() -> str | None:
     return None if shutil.which("nginx") or Path("/usr/sbin/nginx").exists() else "nginx not installed"
 
@@ -258,6 +266,7 @@ def h2o_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
 
 HTTP_BASIC = {"seed-100", "seed-1000", "small-100", "post4k-100"}
 STATIC = {"static1mb-100", "static6k-100"}
+LADDER = {"seed-100", "small-100"}  # GET only: the rungs answer one canned route each
 SERVERS = [
     Server(
         "peregrine", "Peregrine (native)", HTTP_BASIC | STATIC | {"ws-echo", "idle-mem"},
@@ -285,6 +294,9 @@ SERVERS = [
         h2o_cmd, h2o_available, native=True,
     ),
     Server("floor", "floor (bare uvloop)", HTTP_BASIC | {"idle-mem"}, floor_cmd),
+    # The ladder from the floor up to Peregrine (apps/ladder.py): measurements, not peers.
+    Server("ladder-llhttp", "ladder: floor + llhttp", LADDER, ladder_cmd("llhttp"), peregrine_available),
+    Server("ladder-api", "ladder: + Peregrine API", LADDER, ladder_cmd("api"), peregrine_available),
 ]  # fmt: skip
 SERVER_BY_NAME = {s.name: s for s in SERVERS}
 
