@@ -80,6 +80,12 @@ class Config:
         "comma-separated addresses/CIDRs trusted to set X-Forwarded-For/-Proto and Forwarded ('*' = all)",
         "proxy",
     )
+    forwarded_headers: str = _opt(
+        "auto",
+        "which proxy headers to believe: auto (X-Forwarded-* when present, else Forwarded), "
+        "x-forwarded or forwarded (the other family is ignored)",
+        "proxy",
+    )
 
     # --- WebSocket -----------------------------------------------------------------------------
     ws_max_message_size: int = _opt(16 * MiB, "largest WebSocket message after decompression (then 1009)", "websocket")
@@ -142,6 +148,9 @@ class Config:
         self._check_choice("log_level", ("debug", "info", "warning", "error", "critical"))
         self._check_choice("ssl_cert_reqs", ("none", "optional", "required"))
         self._check_choice("ssl_min_version", ("1.2", "1.3"))
+        from .http.forwarded import FAMILIES  # the one list, kept with the code that reads it
+
+        self._check_choice("forwarded_headers", FAMILIES)
         if self.ssl_keyfile and not self.ssl_certfile:
             raise ValueError("Config.ssl_keyfile needs Config.ssl_certfile")
         if self.ssl_cert_reqs != "none" and not self.ssl_ca_certs:

@@ -16,8 +16,8 @@ def request(*headers: tuple[str, str], client: tuple[str, int] = ("10.0.0.1", 50
     return Request("GET", b"/", b"", "1.1", Headers(raw), client=client)
 
 
-def apply(allow: str, req: Request) -> Request:
-    is_trusted, hook = make_proxy_hooks(allow)
+def apply(allow: str, req: Request, family: str = "auto") -> Request:
+    is_trusted, hook = make_proxy_hooks(allow, family)
     assert req.client is not None
     if is_trusted(req.client[0]):
         hook(req)
@@ -190,3 +190,29 @@ class TestForwarded:
     ])
     def test_split_node(self, node: str, expected: tuple[str, int]) -> None:
         assert split_node(node) == expected
+
+
+class TestFamily:
+    """``forwarded_headers``: which family of headers a trusted proxy's request is read from."""
+
+    BOTH = (("X-Forwarded-For", "198.51.100.1"), ("X-Forwarded-Proto", "https"),
+            ("Forwarded", "for=203.0.113.2;proto=http"))
+
+    @pytest.mark.parametrize("family, headers, client, scheme", [
+        # auto: X-Forwarded-* when present, else Forwarded
+        ("auto", BOTH, ("198.51.100.1", 0), "https"),
+        ("auto", BOTH[2:], ("203.0.113.2", 0), "http"),
+        # pinned to one family: the other is ignored even when it is the only one sent
+        ("forwarded", BOTH, ("203.0.113.2", 0), "http"),
+        ("forwarded", BOTH[:2], ("10.0.0.1", 5000), "http"),
+        ("x-forwarded", BOTH, ("198.51.100.1", 0), "https"),
+        ("x-forwarded", BOTH[2:], ("10.0.0.1", 5000), "http"),
+    ])
+    def test_family(self, family: str, headers: tuple[tuple[str, str], ...],
+                    client: tuple[str, int], scheme: str) -> None:
+        req = apply("10.0.0.1", request(*headers), family)
+        assert (req.client, req.scheme) == (client, scheme)
+
+    def test_unknown_family_is_refused(self) -> None:
+        with pytest.raises(ValueError, match="forwarded_headers"):
+            make_proxy_hooks("10.0.0.1", "x-real-ip")

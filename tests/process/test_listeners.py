@@ -86,6 +86,17 @@ def test_forwarded_headers_from_an_untrusted_peer_are_ignored(start_server) -> N
     assert data["scheme"] == "http"
 
 
+def test_forwarded_headers_family_can_be_pinned(start_server) -> None:
+    # A proxy that writes only Forwarded: a client's own X-Forwarded-For must not win.
+    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1",
+                          "--forwarded-headers", "forwarded", workers=1)
+    data = get(server.url + "/", headers={
+        "X-Forwarded-For": "198.51.100.66", "Forwarded": "for=203.0.113.9;proto=https",
+    }).json()
+    assert data["client"] == ["203.0.113.9", 0]
+    assert data["scheme"] == "https"
+
+
 def test_no_proxy_trusted_by_default(start_server) -> None:
     server = start_server("tests.apps:Echo", workers=1)
     data = get(server.url + "/", headers={"X-Forwarded-For": "203.0.113.9"}).json()

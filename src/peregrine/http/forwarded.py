@@ -15,7 +15,9 @@ One family of headers is believed per request, never a mix: ``X-Forwarded-For`` 
 ``option forwardfor``, cloud load balancers) set the ``X-Forwarded-*`` pair and pass any other
 header through untouched, so a ``Forwarded`` header next to them was written by the client and
 must not override what the proxy appended. A proxy that sets only ``Forwarded`` must therefore
-drop ``X-Forwarded-*`` headers from clients (see ``docs/production.md``).
+drop ``X-Forwarded-*`` headers from clients (see ``docs/production.md``), or the server must be told
+to believe only that family: ``forwarded_headers`` is ``"auto"`` (the rule above),
+``"x-forwarded"`` or ``"forwarded"``, the other family then being ignored.
 
 ``X-Forwarded-Proto`` is read like ``X-Forwarded-For``: when both lists have the same length the
 protocol of the chosen hop, otherwise the right-most value, the one the last proxy wrote.
@@ -218,23 +220,29 @@ def _pick(hops: list[str], is_trusted: Callable[[str], bool]) -> int:
     return 0
 
 
-def resolve(request: Request, is_trusted: Callable[[str], bool]) -> None:
+FAMILIES = ("auto", "x-forwarded", "forwarded")
+
+
+def resolve(request: Request, is_trusted: Callable[[str], bool], family: str = "auto") -> None:
     """Set ``request.client`` and ``request.scheme`` from the proxy headers it carries.
 
-    Call it only for requests whose peer is a trusted proxy. ``X-Forwarded-*`` are read when
-    present, else ``Forwarded`` (see the module docstring). Values that are not IP addresses
-    (``unknown``, obfuscated ``_hidden`` nodes) leave ``client`` as it was: a made-up host would
-    be worse than the proxy's address.
+    Call it only for requests whose peer is a trusted proxy. ``family`` says which headers to
+    believe (one of :data:`FAMILIES`): with ``"auto"``, ``X-Forwarded-*`` when present, else
+    ``Forwarded`` (see the module docstring). Values that are not IP addresses (``unknown``,
+    obfuscated ``_hidden`` nodes) leave ``client`` as it was: a made-up host would be worse than
+    the proxy's address.
     """
     headers = request.headers
-    x_for = headers.getall("x-forwarded-for")
-    x_proto = headers.getall("x-forwarded-proto")
-    if x_for or x_proto:
-        _resolve_x_forwarded(request, _split_list(x_for), _split_list(x_proto), is_trusted)
-        return
-    forwarded = headers.getall("forwarded")
-    if forwarded:
-        _resolve_forwarded(request, forwarded, is_trusted)
+    if family != "forwarded":
+        x_for = headers.getall("x-forwarded-for")
+        x_proto = headers.getall("x-forwarded-proto")
+        if x_for or x_proto:
+            _resolve_x_forwarded(request, _split_list(x_for), _split_list(x_proto), is_trusted)
+            return
+    if family != "x-forwarded":
+        forwarded = headers.getall("forwarded")
+        if forwarded:
+            _resolve_forwarded(request, forwarded, is_trusted)
 
 
 def _resolve_x_forwarded(request: Request, hops_text: list[str], protos: list[str],
@@ -283,15 +291,19 @@ def _set_scheme(request: Request, proto: str) -> None:
         request.scheme = scheme
 
 
-def make_proxy_hooks(allow_ips: str) -> tuple[Callable[[str], bool], Callable[[Request], None]]:
+def make_proxy_hooks(allow_ips: str, family: str = "auto",
+                     ) -> tuple[Callable[[str], bool], Callable[[Request], None]]:
     """``(is_trusted(host) -> bool, apply(request))`` for a worker's connections.
 
     The connection asks ``is_trusted`` once per connection with the peer's address (``"unix"``
-    for a unix socket peer) and calls ``apply`` on each request of a trusted peer.
+    for a unix socket peer) and calls ``apply`` on each request of a trusted peer. ``family`` is
+    ``Config.forwarded_headers`` (see :func:`resolve`).
     """
+    if family not in FAMILIES:
+        raise ValueError(f"forwarded_headers must be one of {', '.join(FAMILIES)}; got {family!r}")
     is_trusted = TrustedProxies(allow_ips)
 
     def apply(request: Request) -> None:
-        resolve(request, is_trusted)
+        resolve(request, is_trusted, family)
 
     return is_trusted, apply

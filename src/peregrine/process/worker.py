@@ -320,7 +320,7 @@ def _proxy_hooks(config: Config) -> Any:
         return None
     from ..http.forwarded import make_proxy_hooks
 
-    return make_proxy_hooks(config.forwarded_allow_ips)
+    return make_proxy_hooks(config.forwarded_allow_ips, config.forwarded_headers)
 
 
 def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
