@@ -39,7 +39,7 @@ def make_etag(st: os.stat_result, suffix: str = "") -> str:
     same second still give different tags. ``suffix`` tells apart variants
     (such as a precompressed sibling) that must never share a tag.
     """
-    return f'"{st.st_mtime_ns:x}-{st.st_size:x}{suffix}"'
+    return '"%x-%x%s"' % (st.st_mtime_ns, st.st_size, suffix)  # cheaper than the f-string
 
 
 #: The range of timestamps an IMF-fixdate (four-digit years) can show:

@@ -166,11 +166,22 @@ TYPES: dict[str, str] = {ext: content_type_for(t) for ext, t in _build_table().i
 _DEFAULT_HEADER = content_type_for(DEFAULT_TYPE)
 
 
+# name -> its extension, lower-cased, for the names served over and over (splitext alone
+# costs ~6,000 instructions). Only the extension is cached, so TYPES is read afresh each
+# time. Bounded: once full, further names are split each time.
+_EXTENSIONS: dict[str, str] = {}
+_EXTENSIONS_MAX = 4096
+
+
 def guess_type(name: str) -> str:
     """The Content-Type header value for a file name (only its extension matters).
 
     Extensions are matched case-insensitively; names without a known extension
     get :data:`DEFAULT_TYPE`.
     """
-    ext = os.path.splitext(name)[1].lower()
+    ext = _EXTENSIONS.get(name)
+    if ext is None:
+        ext = os.path.splitext(name)[1].lower()
+        if len(_EXTENSIONS) < _EXTENSIONS_MAX:
+            _EXTENSIONS[name] = ext
     return TYPES.get(ext, _DEFAULT_HEADER)

@@ -22,7 +22,9 @@ import os
 from dataclasses import dataclass
 from urllib.parse import quote
 
-__all__ = ["BadPath", "RequestPath", "is_within", "parse_prefix", "quote_segments", "split_target"]
+__all__ = [
+    "BadPath", "RequestPath", "is_within", "parse_prefix", "quote_segments", "split_target", "split_target_tuple",
+]
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _WINDOWS = os.name == "nt"
@@ -83,6 +85,27 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
     Raises :class:`BadPath` (400 for malformed input, 404 for anything that
     could only name something outside the served tree or hidden).
     """
+    return RequestPath(*split_target_tuple(raw_target, show_hidden))
+
+
+def split_target_tuple(raw_target: bytes, show_hidden: bool = False) -> tuple[tuple[str, ...], bool]:
+    """:func:`split_target` as a plain ``(segments, trailing_slash)`` pair (cheaper, for each request)."""
+    if raw_target[:1] == b"/" and not _WINDOWS:
+        # Fast path for the common plain path, checked on the decoded text:
+        # `in` on str is a cheap operator, where every bytes method call costs
+        # ~1,000 instructions. UTF-8 never uses the byte "/" inside a
+        # multi-byte character, so decoding the whole path accepts exactly
+        # what decoding segment by segment does. No "%", no segment starting
+        # with "." and no NUL or backslash means none of the checks below can
+        # fire; a "?" or "#" (a query the parser left in) takes the long way.
+        try:
+            text = raw_target.decode("utf-8")
+        except UnicodeDecodeError:
+            text = ""
+        if text and not (
+            "%" in text or "/." in text or "\\" in text or "\x00" in text or "?" in text or "#" in text
+        ):
+            return tuple(filter(None, text.split("/"))), text[-1] == "/"
     target = _strip_absolute_form(raw_target).partition(b"?")[0]
     target = target.partition(b"#")[0]
     if not target.startswith(b"/"):
@@ -103,7 +126,7 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
             names = [s.decode("utf-8") for s in target.split(b"/") if s]
         except UnicodeDecodeError:
             raise BadPath(404, "path is not UTF-8") from None
-        return RequestPath(tuple(names), target.endswith(b"/"))
+        return tuple(names), target.endswith(b"/")
     segments: list[str] = []
     for raw_segment in target.split(b"/"):
         if not raw_segment:
@@ -128,7 +151,7 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
         ):
             raise BadPath(404, "name Windows would reinterpret")
         segments.append(name)
-    return RequestPath(tuple(segments), target.endswith(b"/"))
+    return tuple(segments), target.endswith(b"/")
 
 
 def parse_prefix(prefix: str) -> tuple[str, ...]:

@@ -33,15 +33,14 @@ from __future__ import annotations
 import os
 import stat
 import time
-from dataclasses import dataclass
-from typing import IO, Any, Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
 from .conditional import evaluate_preconditions, http_date, if_range_allows, make_etag
 from .mimetypes import guess_type
 from .negotiation import accepts_encoding, parse_accept_encoding
-from .paths import BadPath, RequestPath, parse_prefix, quote_segments, split_target
+from .paths import BadPath, parse_prefix, quote_segments, split_target_tuple
 from .ranges import ByteRange, Unsatisfiable, content_range, evaluate_range, unsatisfied_content_range
 
 __all__ = ["DirServer", "FileServer", "make_static_handler", "CacheControl"]
@@ -70,11 +69,12 @@ SMALL_FILE = 64 * 1024
 # How often to reopen a small file that changed between fstat and read.
 _ATTEMPTS = 3
 
-# An open regular file and its fstat.
-_Opened = tuple[IO[bytes], os.stat_result]
+# An open regular file: its descriptor (whoever holds the pair closes it) and its fstat. A
+# plain descriptor, not a file object: most files are small and read with one pread, and
+# only those sent with ``send_file`` are wrapped (which costs another fstat).
+_Opened = tuple[int, os.stat_result]
 
 
-@dataclass(frozen=True)
 class _Named:
     """A file as the request named it.
 
@@ -83,19 +83,12 @@ class _Named:
     name given to the Cache-Control policy.
     """
 
-    open: Callable[[str], Optional[_Opened]]
-    relpath: str
-    content_type: str
+    __slots__ = ("open", "relpath", "content_type")
 
-
-@dataclass(frozen=True)
-class _Variant:
-    """The representation chosen for a request: the file's bytes, or a precompressed sibling's."""
-
-    file: IO[bytes]
-    st: os.stat_result
-    coding: Optional[str]  # Content-Encoding, None for the file itself
-    vary: bool  # the choice depended on Accept-Encoding
+    def __init__(self, open: Callable[[str], Optional[_Opened]], relpath: str, content_type: str) -> None:
+        self.open = open
+        self.relpath = relpath
+        self.content_type = content_type
 
 
 class _Changed(Exception):
@@ -114,6 +107,24 @@ def _header(req: Any, name: str) -> Optional[str]:
     return value if len(values) == 1 else ", ".join(values)
 
 
+# Each header lookup costs ~2,500 instructions (the first one also indexes all the
+# headers), and most requests carry none of these: a quick look at the raw names first.
+_CONDITIONAL_NAMES = frozenset(
+    [b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range", b"range"]
+)
+_CONDITIONAL_INITIALS = frozenset(b"iIrR")
+
+
+def _may_be_conditional(req: Any) -> bool:
+    """False if ``req`` certainly has no conditional (If-*) or Range header."""
+    initials = _CONDITIONAL_INITIALS
+    for name, _ in req.headers.raw:
+        # Only names starting with i or r are lower-cased and compared (Referer is one).
+        if name and name[0] in initials and name.lower() in _CONDITIONAL_NAMES:
+            return True
+    return False
+
+
 def _plain(resp: Any, status: int, extra: Sequence[tuple[str, str]] = ()) -> None:
     """A short text/plain error or redirect answer."""
     resp.status = status
@@ -130,7 +141,7 @@ def _regular(entry: Optional[Entry]) -> Optional[_Opened]:
     if not stat.S_ISREG(entry.st.st_mode):
         os.close(entry.fd)  # FIFOs, sockets, devices, directories are never served
         return None
-    return open(entry.fd, "rb", buffering=0), entry.st
+    return entry.fd, entry.st
 
 
 def _open_regular(path: str) -> Optional[_Opened]:
@@ -148,12 +159,15 @@ def _open_regular(path: str) -> Optional[_Opened]:
     return _regular(Entry(fd, st, ()))
 
 
-def _read_at(file: IO[bytes], count: int, offset: int) -> bytes:
-    """Up to ``count`` bytes at ``offset`` (fewer only at end of file)."""
-    if hasattr(os, "pread"):
-        return os.pread(file.fileno(), count, offset)
-    file.seek(offset)  # Windows has no pread
-    return file.read(count) or b""
+def _read_at(fd: int, count: int, offset: int) -> bytes:
+    """Up to ``count`` bytes at ``offset`` of the open file ``fd`` (fewer only at end of file)."""
+    if _PREAD:
+        return os.pread(fd, count, offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows has no pread
+    return os.read(fd, count)
+
+
+_PREAD = hasattr(os, "pread")
 
 
 class _Responder:
@@ -202,10 +216,10 @@ class _Responder:
                     accepted = parse_accept_encoding(_header(req, "Accept-Encoding"))
                 if accepts_encoding(accepted, enc):
                     if opened is not None:
-                        opened[0].close()
+                        os.close(opened[0])
                     opened, suffix, coding = sibling, sibling_suffix, enc
                     break
-                sibling[0].close()
+                os.close(sibling[0])
 
         for _ in range(_ATTEMPTS):
             if opened is None:
@@ -213,23 +227,43 @@ class _Responder:
                 if opened is None:  # removed since it was looked up
                     _plain(resp, 404)
                     return
-            file, st = opened
+            fd, st = opened
             try:
-                self._respond_variant(req, resp, named, _Variant(file, st, coding, vary))
-                return
+                send = self._respond_variant(req, resp, named, fd, st, coding, vary)
             except _Changed:
-                file.close()
+                os.close(fd)
                 opened = None
+                continue
             except BaseException:
-                file.close()
+                os.close(fd)
                 raise
+            # The response is complete; what is left is the descriptor.
+            if send is None:
+                os.close(fd)  # no body, or the body was read
+                return
+            try:
+                file = open(fd, "rb", buffering=0)
+            except BaseException:
+                os.close(fd)
+                raise
+            resp.send_file(file, *send)  # which owns (and closes) it from now on
+            return
         # Rewritten on every look: a file in the middle of being written.
         _plain(resp, 503)
 
-    def _respond_variant(self, req: Any, resp: Any, named: _Named, variant: _Variant) -> None:
-        file, st = variant.file, variant.st
+    def _respond_variant(
+        self, req: Any, resp: Any, named: _Named, fd: int, st: os.stat_result, coding: Optional[str], vary: bool
+    ) -> Optional[tuple[int, int]]:
+        """Fill in ``resp`` for the open file ``fd`` (a precompressed variant when ``coding`` is set).
+
+        Returns None when the descriptor is not needed any more (answer without
+        a body, or one read already), else the ``(offset, count)`` to send from
+        it. The caller closes ``fd`` or hands it on; ``vary``: the choice of
+        variant depended on Accept-Encoding. Raises :class:`_Changed` if the
+        file changed under the read, before anything is set on ``resp``.
+        """
         size = st.st_size
-        etag = make_etag(st, "-" + variant.coding if variant.coding else "")
+        etag = make_etag(st, "-" + coding if coding else "")
         now = time.time()
         last_modified = int(st.st_mtime)
         # RFC 9110 section 8.8.2.1: a Last-Modified later than the Date sent
@@ -241,19 +275,22 @@ class _Responder:
             last_modified = min(last_modified, int(now))
 
         # Decide the status first, so that each header is set exactly once.
-        status = evaluate_preconditions(
-            req.method,
-            etag,
-            last_modified,
-            if_match=_header(req, "If-Match"),
-            if_none_match=_header(req, "If-None-Match"),
-            if_modified_since=_header(req, "If-Modified-Since"),
-            if_unmodified_since=_header(req, "If-Unmodified-Since"),
-        )
+        conditional = _may_be_conditional(req)
+        status = None
+        if conditional:
+            status = evaluate_preconditions(
+                req.method,
+                etag,
+                last_modified,
+                if_match=_header(req, "If-Match"),
+                if_none_match=_header(req, "If-None-Match"),
+                if_modified_since=_header(req, "If-Modified-Since"),
+                if_unmodified_since=_header(req, "If-Unmodified-Since"),
+            )
         byte_range: Optional[ByteRange] = None
         if status is None:
             status = 200
-            range_header = _header(req, "Range")
+            range_header = _header(req, "Range") if conditional else None
             if range_header is not None and if_range_allows(
                 _header(req, "If-Range"), etag, last_modified, now
             ):
@@ -269,7 +306,7 @@ class _Responder:
         if status in (200, 206) and req.method != "HEAD":
             offset, count = (byte_range.start, byte_range.length) if byte_range else (0, size)
             if count <= SMALL_FILE:
-                data = _read_at(file, count, offset) if count else b""
+                data = _read_at(fd, count, offset) if count else b""
                 if len(data) != count:
                     raise _Changed(named.relpath)
 
@@ -286,34 +323,31 @@ class _Responder:
         cache_control = self._cache_control_for(named.relpath)
         if cache_control is not None:
             put("Cache-Control", cache_control)
-        if variant.vary:
+        if vary:
             put("Vary", "Accept-Encoding")
 
         if status in (304, 412):
-            file.close()
-            return
+            return None
         if status == 416:
-            file.close()
             put("Content-Range", unsatisfied_content_range(size))
             put("Content-Type", "text/plain; charset=utf-8")
             resp.set_body("416 Range Not Satisfiable\n")
-            return
+            return None
 
         put("Content-Type", named.content_type)
-        if variant.coding is not None:
-            put("Content-Encoding", variant.coding)
+        if coding is not None:
+            put("Content-Encoding", coding)
         put("Accept-Ranges", "bytes")
         if byte_range is not None:
             put("Content-Range", content_range(byte_range, size))
         if data is not None:
-            file.close()
             resp.set_body(data)
-        elif byte_range is not None:
-            resp.send_file(file, byte_range.start, byte_range.length)
-        else:
-            # count=size (not None): the length must be the one fstat saw on
-            # this descriptor, the size the ETag was computed from.
-            resp.send_file(file, 0, size)
+            return None
+        if byte_range is not None:
+            return byte_range.start, byte_range.length
+        # count=size (not None): the length must be the one fstat saw on
+        # this descriptor, the size the ETag was computed from.
+        return 0, size
 
 
 class DirServer(_Responder):
@@ -370,36 +404,36 @@ class DirServer(_Responder):
 
     def _serve(self, req: Any, resp: Any) -> None:
         try:
-            target = split_target(req.raw_path, self.show_hidden)
+            segments, trailing_slash = split_target_tuple(req.raw_path, self.show_hidden)
         except BadPath as exc:
             _plain(resp, exc.status)
             return
         n = len(self._prefix_segments)
-        if target.segments[:n] != self._prefix_segments:
+        if segments[:n] != self._prefix_segments:
             _plain(resp, 404)
             return
-        rest = target.segments[n:]
+        rest = segments[n:]
         parent = self._tree.open_dir(rest[:-1])
         if parent is None:
             _plain(resp, 404)
             return
         try:
             if not rest:
-                self._serve_directory(req, resp, target, parent, rest)
+                self._serve_directory(req, resp, segments, trailing_slash, parent, rest)
                 return
             entry = self._tree.open(parent, rest[-1])
             if entry is not None and stat.S_ISDIR(entry.st.st_mode):
                 directory = entry.as_dir()
                 try:
-                    self._serve_directory(req, resp, target, directory, rest)
+                    self._serve_directory(req, resp, segments, trailing_slash, directory, rest)
                 finally:
                     directory.close()
                 return
             opened = _regular(entry)
-            if opened is None or target.trailing_slash:
+            if opened is None or trailing_slash:
                 # Missing, outside the root, not a regular file, or "file.txt/".
                 if opened is not None:
-                    opened[0].close()
+                    os.close(opened[0])
                 _plain(resp, 404)
                 return
             # Siblings and Content-Type follow the name in the URL, not a symlink target's.
@@ -407,13 +441,16 @@ class DirServer(_Responder):
         finally:
             parent.close()
 
-    def _serve_directory(self, req: Any, resp: Any, target: RequestPath, directory: Dir, rest: tuple[str, ...]) -> None:
-        if not target.trailing_slash and (rest or self._prefix_segments):
+    def _serve_directory(
+        self, req: Any, resp: Any, segments: tuple[str, ...], trailing_slash: bool, directory: Dir,
+        rest: tuple[str, ...],
+    ) -> None:
+        if not trailing_slash and (rest or self._prefix_segments):
             # Relative links in the index page resolve against the URL, so it
             # must end with "/". The Location is rebuilt from validated
             # segments: echoing the request could turn "//evil.example" into
             # an open redirect.
-            location = quote_segments(target.segments) + "/"
+            location = quote_segments(segments) + "/"
             query = req.query_string
             if query:
                 location += "?" + query
@@ -431,6 +468,9 @@ class DirServer(_Responder):
 
         def open_variant(suffix: str) -> Optional[_Opened]:
             # A sibling is a file like any other: it could be a symlink out of the root.
+            # Siblings are usually missing: ask first, without the cost of a failed open.
+            if suffix and not tree.may_exist(parent, name + suffix):
+                return None
             return _regular(tree.open(parent, name + suffix))
 
         return _Named(open_variant, "/".join(segments), guess_type(name))
