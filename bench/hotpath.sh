@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
+script=${SCRIPT:-bench/hotpath.py}  # bench/hotpath_api.py: the ladder's api rung
 count() {
-  N=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$python" bench/hotpath.py \
+  N=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$python" "$script" \
     2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 short=$(count 1000)

@@ -72,6 +72,8 @@ def build_markdown(info, settings, cases, servers, results) -> str:
     w(
         f"- Durations: {settings['duration']:g} s measured per case after {settings['warmup']:g} s "
         f"warm-up; WebSocket {settings['ws_duration']:g} s; idle memory with {settings['mem_conns']:,} connections"
+        + (f"; {settings['rounds']} rounds with the servers interleaved, each server's median round shown"
+           if settings.get("rounds", 1) > 1 else "")
     )
     w(f"- Peregrine commit: {info['peregrine_commit']}")
     w("- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
