@@ -60,13 +60,18 @@ class CountingTransport:
         pass
 
 
-def main() -> None:
-    count = int(os.environ.get("N", "100000"))
+def new_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop where installed (what the server runs), else asyncio's."""
     try:
         import uvloop
-        loop = uvloop.new_event_loop()
+        return uvloop.new_event_loop()
     except ImportError:
-        loop = asyncio.new_event_loop()
+        return asyncio.new_event_loop()
+
+
+def main() -> None:
+    count = int(os.environ.get("N", "100000"))
+    loop = new_loop()
     connection = HttpConnection(ServerState(Config(), Handler(), loop))
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]

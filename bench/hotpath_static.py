@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 
-from hotpath import CountingTransport
+from hotpath import CountingTransport, new_loop
 
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
@@ -73,11 +73,7 @@ class FileTransport(CountingTransport):
 
 def main() -> None:
     count = int(os.environ.get("N", "100000"))
-    try:
-        import uvloop
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
+    loop = new_loop()
     with tempfile.TemporaryDirectory() as root:
         with open(os.path.join(root, "6k.bin"), "wb") as f:
             f.write(b"x" * SIZE)

@@ -32,60 +32,78 @@ from common import SEED_BODY, SMALL_BODY
 from peregrine.http.dates import date_line
 from peregrine.http.request import Request
 from peregrine.http.response import Response, serialize_head
-from peregrine_app import Handler
+
+
+#: the Date line, refreshed once a second by serve() as Peregrine does it
+DATES = {"line": date_line(time.time())}
+SERVER_LINE = b"Server: peregrine\r\n"
+
+
+class LlhttpRung(asyncio.Protocol):
+    """The floor plus llhttp: a canned answer with ``body`` for every request parsed."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def connection_made(self, transport):
+        self.write = transport.write
+        self.feed = httptools.HttpRequestParser(self).feed_data
+
+    def data_received(self, data):
+        self.feed(data)
+
+    def on_message_complete(self):
+        self.write(b"".join((
+            b"HTTP/1.1 200 OK\r\n", DATES["line"], SERVER_LINE,
+            b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(self.body), self.body,
+        )))
+
+
+class ApiRung(LlhttpRung):
+    """llhttp plus Peregrine's API: ``handle(request, response)`` answers every request."""
+
+    def __init__(self, handle) -> None:
+        self.handle = handle
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self.url = b""
+
+    def on_url(self, url):
+        self.url = url
+
+    def on_message_complete(self):
+        path, _, query = self.url.partition(b"?")
+        request = Request("GET", path, query, "1.1", [], b"", None, True, "http")
+        response = Response(None, request)
+        self.handle(request, response)
+        data = response.body
+        self.write(serialize_head(response, len(data), True, False, DATES["line"], SERVER_LINE) + data)
 
 
 def main() -> None:
     port, rung = int(sys.argv[1]), sys.argv[2]
     size = int(sys.argv[3]) if len(sys.argv) > 3 else len(SEED_BODY)
     body = {len(SEED_BODY): SEED_BODY, len(SMALL_BODY): SMALL_BODY}[size]
-    dates = {"line": date_line(time.time())}
-    handle = Handler().handle_request
-    server_line = b"Server: peregrine\r\n"
+    if rung == "llhttp":
+        def protocol():
+            return LlhttpRung(body)
+    else:
+        from peregrine_app import Handler  # imports peregrine.util and more: only for this rung
 
-    def canned() -> bytes:
-        return b"".join((
-            b"HTTP/1.1 200 OK\r\n", dates["line"], server_line,
-            b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(body), body,
-        ))
+        handle = Handler().handle_request
 
-    class LlhttpRung(asyncio.Protocol):
-        def connection_made(self, transport):
-            self.write = transport.write
-            self.feed = httptools.HttpRequestParser(self).feed_data
-
-        def data_received(self, data):
-            self.feed(data)
-
-        def on_message_complete(self):
-            self.write(canned())
-
-    class ApiRung(LlhttpRung):
-        def connection_made(self, transport):
-            super().connection_made(transport)
-            self.url = b""
-
-        def on_url(self, url):
-            self.url = url
-
-        def on_message_complete(self):
-            path, _, query = self.url.partition(b"?")
-            request = Request("GET", path, query, "1.1", [], b"", None, True, "http")
-            response = Response(None, request)
-            handle(request, response)
-            data = response.body
-            self.write(serialize_head(response, len(data), True, False, dates["line"], server_line)
-                       + data)
+        def protocol():
+            return ApiRung(handle)
 
     async def serve():
         loop = asyncio.get_running_loop()
 
-        def tick():  # the Date line, once a second, as Peregrine does it
-            dates["line"] = date_line(time.time())
+        def tick():
+            DATES["line"] = date_line(time.time())
             loop.call_later(1, tick)
 
         tick()
-        protocol = {"llhttp": LlhttpRung, "api": ApiRung}[rung]
         server = await loop.create_server(protocol, "127.0.0.1", port, backlog=4096)
         async with server:
             await server.serve_forever()
