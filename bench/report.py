@@ -18,7 +18,7 @@ README_END = "<!-- bench-results:end -->"
 SEED_TARGETS = [("uvicorn", 3.0), ("granian-rsgi", 2.0), ("granian-asgi", 2.0), ("socketify", 2.0), ("floor", 0.85)]
 
 
-def _value(case, res: dict) -> float | None:
+def headline(case, res: dict) -> float | None:
     """The headline number of one result: req/s, msg/s, or KB per idle connection."""
     if not res or "error" in res or "skipped" in res:
         return None
@@ -91,7 +91,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         row = []
         for c in cases:
             res = results.get(c.id, {}).get(n)
-            row.append(_fmt(c, _value(c, res)) + (" †" if _noisy(res) else "") if res else "")
+            row.append(_fmt(c, headline(c, res)) + (" †" if _noisy(res) else "") if res else "")
         w(f"| {labels[n]} | " + " | ".join(row) + " |")
     w("")
     if any(_noisy(r) for cr in results.values() for r in cr.values()):
@@ -110,8 +110,8 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                 continue
             row = []
             for c in cases:
-                mine = _value(c, results.get(c.id, {}).get("peregrine", {}))
-                r = _ratio(c, mine, _value(c, results.get(c.id, {}).get(n, {})))
+                mine = headline(c, results.get(c.id, {}).get("peregrine", {}))
+                r = _ratio(c, mine, headline(c, results.get(c.id, {}).get(n, {})))
                 row.append(f"{r:.2f}x" if r else "")
             w(f"| {labels[n]} | " + " | ".join(row) + " |")
         w("")
@@ -142,7 +142,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         if not case_res:
             continue
         w(f"### {c.id}: {c.title}\n")
-        mine = _value(c, case_res.get("peregrine", {}))
+        mine = headline(c, case_res.get("peregrine", {}))
         if c.kind == "http":
             w("| server | req/s | p50 ms | p99 ms | errors | bytes/resp | server CPU | wrk CPU | irq CPU | other CPU | req/CPU-s | Peregrine / this |")
             w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -202,7 +202,7 @@ def targets_section(cases, results) -> str:
 
     def val(cid, name):
         c = by_id.get(cid)
-        return _value(c, results.get(cid, {}).get(name, {})) if c else None
+        return headline(c, results.get(cid, {}).get(name, {})) if c else None
 
     mine = val("seed-100", "peregrine")
     for peer, target in SEED_TARGETS:
@@ -282,7 +282,7 @@ def write_chart(path: Path, cases, servers, results) -> str | None:
         return f"no chart: {e}"
     labels = {s.name: s.label for s in servers}
     native = {s.name for s in servers if s.native}
-    shown = [c for c in cases if any(_value(c, r) for r in results.get(c.id, {}).values())]
+    shown = [c for c in cases if any(headline(c, r) for r in results.get(c.id, {}).values())]
     if not shown:
         return "no chart: no results"
     cols = 2
@@ -291,7 +291,7 @@ def write_chart(path: Path, cases, servers, results) -> str | None:
     for ax in axes.flat[len(shown):]:
         ax.axis("off")
     for ax, c in zip(axes.flat, shown):
-        items = [(n, _value(c, r)) for n, r in results.get(c.id, {}).items() if _value(c, r)]
+        items = [(n, headline(c, r)) for n, r in results.get(c.id, {}).items() if headline(c, r)]
         items.sort(key=lambda x: x[1], reverse=c.kind == "mem")  # best at the top
         names = [labels.get(n, n) for n, _ in items]
         vals = [v for _, v in items]

@@ -924,13 +924,14 @@ def median_round(case: Case, rounds: list[dict]) -> dict:
     them; the median round drops the spells. The headline numbers of every round are kept in
     ``rounds`` for the record.
     """
-    key = {"http": "rps", "ws": "msgs_per_s"}.get(case.kind, "kb_per_conn")
-    measured = sorted((r for r in rounds if isinstance(r.get(key), (int, float))), key=lambda r: r[key])
+    from report import headline  # noqa: E402 (bench/report.py, as in main)
+
+    measured = sorted((r for r in rounds if headline(case, r) is not None), key=lambda r: headline(case, r))
     if not measured:
         return rounds[0]
     chosen = dict(measured[(len(measured) - 1) // 2])
     if len(rounds) > 1:
-        chosen["rounds"] = [r.get(key) for r in rounds]
+        chosen["rounds"] = [headline(case, r) for r in rounds]
     return chosen
 
 
