@@ -159,15 +159,15 @@ def _open_regular(path: str) -> Optional[_Opened]:
     return _regular(Entry(fd, st, ()))
 
 
+_PREAD = hasattr(os, "pread")
+
+
 def _read_at(fd: int, count: int, offset: int) -> bytes:
     """Up to ``count`` bytes at ``offset`` of the open file ``fd`` (fewer only at end of file)."""
     if _PREAD:
         return os.pread(fd, count, offset)
     os.lseek(fd, offset, os.SEEK_SET)  # Windows has no pread
     return os.read(fd, count)
-
-
-_PREAD = hasattr(os, "pread")
 
 
 class _Responder:
