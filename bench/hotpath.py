@@ -64,6 +64,7 @@ def new_loop() -> asyncio.AbstractEventLoop:
     """uvloop's loop where installed (what the server runs), else asyncio's."""
     try:
         import uvloop
+
         return uvloop.new_event_loop()
     except ImportError:
         return asyncio.new_event_loop()

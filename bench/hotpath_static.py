@@ -20,7 +20,6 @@ import tempfile
 import time
 
 from hotpath import CountingTransport, new_loop
-
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
 from peregrine.config import Config
@@ -97,7 +96,9 @@ def main() -> None:
         assert head.startswith(b"HTTP/1.1 200 ") and b"\r\netag: " in head.lower(), head
         assert SIZE > 65536 or body == b"x" * SIZE, len(body)
         connection.connection_lost(None)
-    print(f"{count} requests, {elapsed / count * 1e6:.2f} us CPU each (noisy; see hotpath_static.sh)")
+    print(
+        f"{count} requests, {elapsed / count * 1e6:.2f} us CPU each (noisy; see hotpath_static.sh)"
+    )
 
 
 if __name__ == "__main__":

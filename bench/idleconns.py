@@ -70,7 +70,9 @@ async def main_async(a) -> None:
     async def open_one() -> bool:
         done = loop.create_future()
         try:
-            transport, proto = await loop.create_connection(lambda: Idle(request, done), HOST, a.port)
+            transport, proto = await loop.create_connection(
+                lambda: Idle(request, done), HOST, a.port
+            )
         except OSError:
             return False
         transports.append(transport)

@@ -15,7 +15,13 @@ README_START = "<!-- bench-results:start -->"
 README_END = "<!-- bench-results:end -->"
 
 # Issue 6's targets for the native API, single worker, seed benchmark.
-SEED_TARGETS = [("uvicorn", 3.0), ("granian-rsgi", 2.0), ("granian-asgi", 2.0), ("socketify", 2.0), ("floor", 0.85)]
+SEED_TARGETS = [
+    ("uvicorn", 3.0),
+    ("granian-rsgi", 2.0),
+    ("granian-asgi", 2.0),
+    ("socketify", 2.0),
+    ("floor", 0.85),
+]
 
 
 def headline(case, res: dict) -> float | None:
@@ -61,7 +67,13 @@ def _status(res: dict) -> str:
 def build_markdown(info, settings, cases, servers, results) -> str:
     out: list[str] = []
     w = out.append
-    mode = "quick" if settings.get("quick") else "partial" if settings.get("cases") or settings.get("servers") else "full"
+    mode = (
+        "quick"
+        if settings.get("quick")
+        else "partial"
+        if settings.get("cases") or settings.get("servers")
+        else "full"
+    )
     w("# Peregrine benchmark results\n")
     w(f"- Date: {info['date']} ({mode} run, {settings['elapsed_s'] // 60} min)")
     w(f"- Machine: {info['nproc']} CPUs, {info['cpu_model']}, {info['os']}, Linux {info['kernel']}")
@@ -72,8 +84,11 @@ def build_markdown(info, settings, cases, servers, results) -> str:
     w(
         f"- Durations: {settings['duration']:g} s measured per case after {settings['warmup']:g} s "
         f"warm-up; WebSocket {settings['ws_duration']:g} s; idle memory with {settings['mem_conns']:,} connections"
-        + (f"; {settings['rounds']} rounds with the servers interleaved, each server's median round shown"
-           if settings.get("rounds", 1) > 1 else "")
+        + (
+            f"; {settings['rounds']} rounds with the servers interleaved, each server's median round shown"
+            if settings.get("rounds", 1) > 1
+            else ""
+        )
     )
     w(f"- Peregrine commit: {info['peregrine_commit']}")
     w("- Versions: " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()))
@@ -84,7 +99,9 @@ def build_markdown(info, settings, cases, servers, results) -> str:
 
     # Summary matrix.
     w("## Summary\n")
-    w("Requests/s (HTTP cases), messages/s (WebSocket), KB of RSS per idle connection (memory; lower is better).\n")
+    w(
+        "Requests/s (HTTP cases), messages/s (WebSocket), KB of RSS per idle connection (memory; lower is better).\n"
+    )
     w("| server | " + " | ".join(c.id for c in cases) + " |")
     w("|---|" + "---:|" * len(cases))
     for n in names:
@@ -95,14 +112,18 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         w(f"| {labels[n]} | " + " | ".join(row) + " |")
     w("")
     if any(_noisy(r) for cr in results.values() for r in cr.values()):
-        w(f"† other processes used more than {NOISY_CPU}% of a core during that measurement "
-          "(see the \"other CPU\" column): treat it as noisy.\n")
+        w(
+            f"† other processes used more than {NOISY_CPU}% of a core during that measurement "
+            '(see the "other CPU" column): treat it as noisy.\n'
+        )
 
     # Ratio matrix.
     if "peregrine" in names:
         w("## Peregrine's ratio to each peer\n")
-        w("Peregrine / peer, same run. Throughput: above 1 means Peregrine is faster. "
-          "Memory (idle-mem): below 1 means Peregrine uses less.\n")
+        w(
+            "Peregrine / peer, same run. Throughput: above 1 means Peregrine is faster. "
+            "Memory (idle-mem): below 1 means Peregrine uses less.\n"
+        )
         w("| peer | " + " | ".join(c.id for c in cases) + " |")
         w("|---|" + "---:|" * len(cases))
         for n in names:
@@ -118,8 +139,10 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         http_cases = [c for c in cases if c.kind == "http"]
         if http_cases:
             w("### The same ratio by CPU efficiency\n")
-            w("Peregrine's requests per CPU-second of the server / the peer's. Less disturbed by "
-              "other load on a shared machine than req/s; a cross-check, not the headline.\n")
+            w(
+                "Peregrine's requests per CPU-second of the server / the peer's. Less disturbed by "
+                "other load on a shared machine than req/s; a cross-check, not the headline.\n"
+            )
             w("| peer | " + " | ".join(c.id for c in http_cases) + " |")
             w("|---|" + "---:|" * len(http_cases))
             for n in names:
@@ -144,7 +167,9 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         w(f"### {c.id}: {c.title}\n")
         mine = headline(c, case_res.get("peregrine", {}))
         if c.kind == "http":
-            w("| server | req/s | p50 ms | p99 ms | errors | bytes/resp | server CPU | wrk CPU | irq CPU | other CPU | req/CPU-s | Peregrine / this |")
+            w(
+                "| server | req/s | p50 ms | p99 ms | errors | bytes/resp | server CPU | wrk CPU | irq CPU | other CPU | req/CPU-s | Peregrine / this |"
+            )
             w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
             for n, res in case_res.items():
                 if _status(res):
@@ -158,7 +183,9 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                     f"{f'{r:.2f}x' if r and n != 'peregrine' else ''} |"
                 )
         elif c.kind == "ws":
-            w("| server | msg/s | errors | server CPU | client CPU | irq CPU | other CPU | Peregrine / this |")
+            w(
+                "| server | msg/s | errors | server CPU | client CPU | irq CPU | other CPU | Peregrine / this |"
+            )
             w("|---|---:|---:|---:|---:|---:|---:|---:|")
             for n, res in case_res.items():
                 if _status(res):
@@ -171,7 +198,9 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                     f"{f'{r:.2f}x' if r and n != 'peregrine' else ''} |"
                 )
         else:
-            w("| server | KB/conn | RSS idle MB | RSS with conns MB | held / requested | Peregrine / this |")
+            w(
+                "| server | KB/conn | RSS idle MB | RSS with conns MB | held / requested | Peregrine / this |"
+            )
             w("|---|---:|---:|---:|---:|---:|")
             for n, res in case_res.items():
                 if _status(res):
@@ -209,21 +238,31 @@ def targets_section(cases, results) -> str:
         other = val("seed-100", peer)
         if mine and other:
             r = mine / other
-            lines.append(f"| seed-100: ≥ {target}x {peer} | {r:.2f}x | {'yes' if r >= target else 'no'} |")
+            lines.append(
+                f"| seed-100: ≥ {target}x {peer} | {r:.2f}x | {'yes' if r >= target else 'no'} |"
+            )
     for peer in ("h2o", "nginx"):
         other = val("seed-100", peer)
         if mine and other:
             r = mine / other
-            lines.append(f"| seed-100: beat {peer} (stretch) | {r:.2f}x | {'yes' if r >= 1 else 'no'} |")
+            lines.append(
+                f"| seed-100: beat {peer} (stretch) | {r:.2f}x | {'yes' if r >= 1 else 'no'} |"
+            )
     p = results.get("seed-1000", {}).get("peregrine", {})
     u = results.get("seed-1000", {}).get("uvicorn", {})
     if p.get("rps") and u.get("rps"):
-        lines.append(f"| seed-1000: no errors | {p['errors_total']} | {'yes' if p['errors_total'] == 0 else 'no'} |")
+        lines.append(
+            f"| seed-1000: no errors | {p['errors_total']} | {'yes' if p['errors_total'] == 0 else 'no'} |"
+        )
         ok = p["p99_ms"] <= u["p99_ms"]
-        lines.append(f"| seed-1000: p99 ≤ uvicorn's ({u['p99_ms']:.2f} ms) | {p['p99_ms']:.2f} ms | {'yes' if ok else 'no'} |")
+        lines.append(
+            f"| seed-1000: p99 ≤ uvicorn's ({u['p99_ms']:.2f} ms) | {p['p99_ms']:.2f} ms | {'yes' if ok else 'no'} |"
+        )
     pm, um = val("idle-mem", "peregrine"), val("idle-mem", "uvicorn")
     if pm is not None and um is not None:
-        lines.append(f"| idle-mem: KB/conn ≤ uvicorn's ({um:.2f}) | {pm:.2f} | {'yes' if pm <= um else 'no'} |")
+        lines.append(
+            f"| idle-mem: KB/conn ≤ uvicorn's ({um:.2f}) | {pm:.2f} | {'yes' if pm <= um else 'no'} |"
+        )
     if len(lines) == 3:
         lines.append("| (Peregrine has no seed-benchmark result in this run) | | |")
     return "\n".join(lines) + "\n"
@@ -239,10 +278,12 @@ def ladder_section(cases, results, labels) -> str:
     ``ladder-api`` is the least Python work any server with Peregrine's handler API does per
     request: a target it misses cannot be met by making the rest of Peregrine faster in Python.
     """
-    lines = ["## The ladder: from the floor up to Peregrine\n",
-             "Each rung adds one layer of work (see `bench/apps/ladder.py`). CPU µs/request is the "
-             "server's CPU time per request (1 / req per CPU-second); the step is what the rung adds "
-             "to the one above it.\n"]
+    lines = [
+        "## The ladder: from the floor up to Peregrine\n",
+        "Each rung adds one layer of work (see `bench/apps/ladder.py`). CPU µs/request is the "
+        "server's CPU time per request (1 / req per CPU-second); the step is what the rung adds "
+        "to the one above it.\n",
+    ]
     shown = False
     for cid in ("seed-100", "small-100"):
         case_res = results.get(cid, {})
@@ -252,7 +293,11 @@ def ladder_section(cases, results, labels) -> str:
         shown = True
         peers = [p for p in LADDER_PEERS if (case_res.get(p) or {}).get("rps")]
         lines.append(f"### {cid}\n")
-        lines.append("| rung | req/s | CPU µs/request | step | / floor | " + " | ".join(f"/ {labels.get(p, p)}" for p in peers) + " |")
+        lines.append(
+            "| rung | req/s | CPU µs/request | step | / floor | "
+            + " | ".join(f"/ {labels.get(p, p)}" for p in peers)
+            + " |"
+        )
         lines.append("|---|---:|---:|---:|---:|" + "---:|" * len(peers))
         floor = (case_res.get("floor") or {}).get("rps")
         previous = None
@@ -288,26 +333,45 @@ def write_chart(path: Path, cases, servers, results) -> str | None:
     cols = 2
     rows = (len(shown) + cols - 1) // cols
     fig, axes = plt.subplots(rows, cols, figsize=(13, 3.3 * rows), squeeze=False)
-    for ax in axes.flat[len(shown):]:
+    for ax in axes.flat[len(shown) :]:
         ax.axis("off")
-    for ax, c in zip(axes.flat, shown):
+    for ax, c in zip(axes.flat, shown, strict=False):
         items = [(n, headline(c, r)) for n, r in results.get(c.id, {}).items() if headline(c, r)]
         items.sort(key=lambda x: x[1], reverse=c.kind == "mem")  # best at the top
         names = [labels.get(n, n) for n, _ in items]
         vals = [v for _, v in items]
         colors = [
-            "#e8590c" if n == "peregrine" else "#adb5bd" if n == "floor" else "#1c7ed6" if n in native else "#495057"
+            "#e8590c"
+            if n == "peregrine"
+            else "#adb5bd"
+            if n == "floor"
+            else "#1c7ed6"
+            if n in native
+            else "#495057"
             for n, _ in items
         ]
         bars = ax.barh(names, vals, color=colors)
-        for bar, v in zip(bars, vals):
-            ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {_fmt(c, v)}", va="center", fontsize=8)
-        unit = {"http": "requests/s", "ws": "messages/s", "mem": "KB RSS per idle connection (lower is better)"}[c.kind]
+        for bar, v in zip(bars, vals, strict=False):
+            ax.text(
+                bar.get_width(),
+                bar.get_y() + bar.get_height() / 2,
+                f" {_fmt(c, v)}",
+                va="center",
+                fontsize=8,
+            )
+        unit = {
+            "http": "requests/s",
+            "ws": "messages/s",
+            "mem": "KB RSS per idle connection (lower is better)",
+        }[c.kind]
         ax.set_title(f"{c.id}: {c.title}", fontsize=10)
         ax.set_xlabel(unit, fontsize=8)
         ax.tick_params(labelsize=8)
         ax.set_xlim(0, max(vals) * 1.25)
-    fig.suptitle("Peregrine vs peers: one worker pinned to one core, load generator on the other", fontsize=11)
+    fig.suptitle(
+        "Peregrine vs peers: one worker pinned to one core, load generator on the other",
+        fontsize=11,
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -330,13 +394,25 @@ def update_readme(readme: Path, markdown: str) -> None:
     readme.write_text(text[:start] + "\n" + body.strip() + "\n" + text[end:])
 
 
-def write_all(results_dir: Path, *, info, settings, cases, servers, results, readme: Path | None) -> None:
+def write_all(
+    results_dir: Path, *, info, settings, cases, servers, results, readme: Path | None
+) -> None:
     md_text = build_markdown(info, settings, cases, servers, results)
     (results_dir / "latest.md").write_text(md_text)
     payload = {
         "info": info,
         "settings": settings,
-        "cases": [{"id": c.id, "title": c.title, "kind": c.kind, "conns": c.conns, "path": c.path, "method": c.method} for c in cases],
+        "cases": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "kind": c.kind,
+                "conns": c.conns,
+                "path": c.path,
+                "method": c.method,
+            }
+            for c in cases
+        ],
         "servers": {s.name: s.label for s in servers},
         "results": results,
     }

@@ -35,9 +35,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -113,9 +113,15 @@ class Case:
 
 CASES = [
     Case("seed-100", "GET 6150 B, keep-alive, 100 conns", "http", "/", conns=100, body=SEED_BODY),
-    Case("seed-1000", "GET 6150 B, keep-alive, 1000 conns", "http", "/", conns=1000, body=SEED_BODY),
-    Case("small-100", "GET 6 B, keep-alive, 100 conns", "http", "/small", conns=100, body=SMALL_BODY),
-    Case("post4k-100", "POST 4 KiB body, 100 conns", "http", "/upload", "POST", 100, body=SMALL_BODY),
+    Case(
+        "seed-1000", "GET 6150 B, keep-alive, 1000 conns", "http", "/", conns=1000, body=SEED_BODY
+    ),
+    Case(
+        "small-100", "GET 6 B, keep-alive, 100 conns", "http", "/small", conns=100, body=SMALL_BODY
+    ),
+    Case(
+        "post4k-100", "POST 4 KiB body, 100 conns", "http", "/upload", "POST", 100, body=SMALL_BODY
+    ),
     Case(
         "static1mb-100",
         "GET static 1 MiB file, 100 conns",
@@ -169,9 +175,7 @@ def _py_has(module: str, attr: str | None = None) -> str | None:
     """None if `module` (and `attr` in it) imports in the bench venv, else the reason."""
     code = f"import {module}" + (f"; {module}.{attr}" if attr else "")
     try:
-        out = subprocess.run(
-            [PY, "-c", code], cwd=APPS, capture_output=True, text=True, timeout=60
-        )
+        out = subprocess.run([PY, "-c", code], cwd=APPS, capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired:
         return f"importing {module} timed out"
     if out.returncode:
@@ -248,7 +252,9 @@ def ladder_cmd(rung: str) -> Callable[[Ctx, Case, int], list[str]]:
 
 
 def nginx_available() -> str | None:
-    return None if shutil.which("nginx") or Path("/usr/sbin/nginx").exists() else "nginx not installed"
+    return (
+        None if shutil.which("nginx") or Path("/usr/sbin/nginx").exists() else "nginx not installed"
+    )
 
 
 def h2o_available() -> str | None:
@@ -505,7 +511,9 @@ def http_get(port: int, case: Case, timeout: float = 2.0) -> tuple[int, dict, by
     try:
         body = b"a" * POST_SIZE if case.method == "POST" else None
         headers = {"Content-Type": "application/octet-stream"} if body else {}
-        conn.request(case.method, case.path if case.kind == "http" else "/", body=body, headers=headers)
+        conn.request(
+            case.method, case.path if case.kind == "http" else "/", body=body, headers=headers
+        )
         r = conn.getresponse()
         return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
     finally:
@@ -601,7 +609,9 @@ def parse_wrk(out: str) -> dict:
     errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0, "non2xx": 0}
     m = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     if m:
-        errors.update(zip(("connect", "read", "write", "timeout"), map(int, m.groups())))
+        errors.update(
+            zip(("connect", "read", "write", "timeout"), map(int, m.groups()), strict=False)
+        )
     m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if m:
         errors["non2xx"] = int(m.group(1))
@@ -615,13 +625,17 @@ def parse_wrk(out: str) -> dict:
     return res
 
 
-def run_wrk(case: Case, port: int, seconds: float, settings: Settings, script: Path) -> tuple[dict, str]:
+def run_wrk(
+    case: Case, port: int, seconds: float, settings: Settings, script: Path
+) -> tuple[dict, str]:
     cmd = [
         "taskset", "-c", settings.load_cpu, "wrk", "-t1", f"-c{case.conns}",
         f"-d{max(1, round(seconds))}s", "--timeout", "5s", "--latency", "-s", str(script),
         f"http://{HOST}:{port}{case.path}",
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=raise_nofile, timeout=seconds + 60)
+    out = subprocess.run(
+        cmd, capture_output=True, text=True, preexec_fn=raise_nofile, timeout=seconds + 60
+    )
     text = out.stdout + out.stderr
     return parse_wrk(text), text
 
@@ -650,7 +664,7 @@ class CpuWindow:
     processes (and hypervisor steal) only.
     """
 
-    def __init__(self, run: "Running"):
+    def __init__(self, run: Running):
         self.run = run
         self.server0, self.load0 = run.cpu_seconds(), children_cpu()
         self.proc0, self.irq0 = _proc_stat()
@@ -717,11 +731,19 @@ def measure_ws(run: Running, port: int, case: Case, s: Settings, log: Path) -> d
         "--path", case.path, "--conns", str(case.conns), "--duration", str(s.ws_duration),
         "--warmup", str(s.warmup),
     ]  # fmt: skip
-    out = subprocess.run(cmd, capture_output=True, text=True, preexec_fn=raise_nofile, timeout=s.ws_duration + s.warmup + 60)
+    out = subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        preexec_fn=raise_nofile,
+        timeout=s.ws_duration + s.warmup + 60,
+    )
     log.write_text(out.stdout + out.stderr)
     m = re.search(r"^WSJSON (\{.*\})$", out.stdout, re.M)
     if not m:
-        return {"error": f"ws client failed (exit {out.returncode}): {(out.stderr.strip().splitlines() or ['?'])[-1]}"}
+        return {
+            "error": f"ws client failed (exit {out.returncode}): {(out.stderr.strip().splitlines() or ['?'])[-1]}"
+        }
     res = json.loads(m.group(1))
     if not res["messages"]:
         return {"error": "no message was echoed back (handshake succeeded)"}
@@ -758,7 +780,9 @@ def measure_mem(run: Running, port: int, case: Case, s: Settings, log: Path) -> 
         if not m:
             client.kill()
             err = client.stderr.read().strip().splitlines()
-            return {"error": f"idle client gave no READY line in time ({line.strip()!r} {err[-1:]})"}
+            return {
+                "error": f"idle client gave no READY line in time ({line.strip()!r} {err[-1:]})"
+            }
         time.sleep(1.0)  # let the server settle (buffers freed after the response)
         loaded = run.rss()
         client.stdin.write("check\n")
@@ -813,7 +837,9 @@ def run_one(server: Server, case: Case, s: Settings, ctx: Ctx) -> dict:
         if why:
             return {"error": f"did not start: {why}"}
         if case.kind in ("http", "mem"):
-            probe = case if case.kind == "http" else Case("p", "", "http", "/small", body=SMALL_BODY)
+            probe = (
+                case if case.kind == "http" else Case("p", "", "http", "/small", body=SMALL_BODY)
+            )
             why = check_answer(port, probe)
             if why:
                 return {"error": f"wrong answer: {why}"}
@@ -877,7 +903,16 @@ def machine_info() -> dict:
     except OSError:
         pass
     versions = {"python": platform.python_version()}
-    for dist in ("peregrine", "uvloop", "httptools", "uvicorn", "granian", "socketify", "aiohttp", "websockets"):
+    for dist in (
+        "peregrine",
+        "uvloop",
+        "httptools",
+        "uvicorn",
+        "granian",
+        "socketify",
+        "aiohttp",
+        "websockets",
+    ):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -889,7 +924,9 @@ def machine_info() -> dict:
         ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"], capture_output=True, text=True
+        ["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     return {
         "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -897,7 +934,8 @@ def machine_info() -> dict:
         "cpu_model": cpu,
         "kernel": platform.release(),
         "os": _os_name(),
-        "peregrine_commit": (commit or "no commit yet") + (" + uncommitted changes in src/" if dirty else ""),
+        "peregrine_commit": (commit or "no commit yet")
+        + (" + uncommitted changes in src/" if dirty else ""),
         "versions": versions,
     }
 
@@ -926,7 +964,9 @@ def median_round(case: Case, rounds: list[dict]) -> dict:
     """
     from report import headline  # noqa: E402 (bench/report.py, as in main)
 
-    measured = sorted((r for r in rounds if headline(case, r) is not None), key=lambda r: headline(case, r))
+    measured = sorted(
+        (r for r in rounds if headline(case, r) is not None), key=lambda r: headline(case, r)
+    )
     if not measured:
         return rounds[0]
     chosen = dict(measured[(len(measured) - 1) // 2])
@@ -942,14 +982,24 @@ def parse_args() -> Settings:
         "BENCH_SERVER_CPU, BENCH_LOAD_CPU, BENCH_CASES, BENCH_SERVERS (comma lists), "
         "BENCH_QUIET_MAX, BENCH_QUIET_BUDGET, BENCH_QUIET_CPU, BENCH_ROUNDS.",
     )
-    p.add_argument("--quick", action="store_true", help="short runs (3 s per case, 1 s warm-up) for iteration")
+    p.add_argument(
+        "--quick", action="store_true", help="short runs (3 s per case, 1 s warm-up) for iteration"
+    )
     p.add_argument("--duration", type=float, help="seconds measured per HTTP case and server")
     p.add_argument("--warmup", type=float, help="seconds of load before measuring")
     p.add_argument("--cases", help=f"comma list of case ids: {', '.join(CASE_BY_ID)}")
     p.add_argument("--servers", help=f"comma list of servers: {', '.join(SERVER_BY_NAME)}")
-    p.add_argument("--no-readme", action="store_true", help="do not update the results section of bench/README.md")
-    p.add_argument("--rounds", type=int, help="measure every case this many times, servers interleaved; "
-                   "report each server's median round (default 1)")
+    p.add_argument(
+        "--no-readme",
+        action="store_true",
+        help="do not update the results section of bench/README.md",
+    )
+    p.add_argument(
+        "--rounds",
+        type=int,
+        help="measure every case this many times, servers interleaved; "
+        "report each server's median round (default 1)",
+    )
     a = p.parse_args()
     quick = a.quick or os.environ.get("BENCH_QUICK") == "1"
     duration = a.duration or env_float("BENCH_DURATION", 3.0 if quick else 10.0)
@@ -969,7 +1019,14 @@ def parse_args() -> Settings:
         quiet_budget=env_float("BENCH_QUIET_BUDGET", 60.0 if quick else 180.0),
         quiet_cpu=env_float("BENCH_QUIET_CPU", 0.3),
         # Only a full run of everything replaces the table in the README.
-        update_readme=not (a.no_readme or quick or a.cases or a.servers or env_list("BENCH_CASES") or env_list("BENCH_SERVERS")),
+        update_readme=not (
+            a.no_readme
+            or quick
+            or a.cases
+            or a.servers
+            or env_list("BENCH_CASES")
+            or env_list("BENCH_SERVERS")
+        ),
     )
     for c in s.cases or []:
         if c not in CASE_BY_ID:
@@ -1022,7 +1079,9 @@ def main() -> int:
 
     info = machine_info()
     print(f"# Peregrine benchmark  {info['date']}  nproc={info['nproc']}  cpu={info['cpu_model']}")
-    print(f"# server on CPU {s.server_cpu}, load on CPU {s.load_cpu}; {s.duration:g} s per case (+{s.warmup:g} s warm-up)")
+    print(
+        f"# server on CPU {s.server_cpu}, load on CPU {s.load_cpu}; {s.duration:g} s per case (+{s.warmup:g} s warm-up)"
+    )
     for name, why in unavailable.items():
         print(f"# {name}: unavailable: {why}")
     for cid, why in feature_missing.items():

@@ -22,13 +22,25 @@ class Echo:
 
     def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
         resp.set_header("Content-Type", "application/json")
-        resp.set_body(json.dumps({
-            "method": req.method, "path": req.path, "raw_path": req.raw_path.decode("latin-1"),
-            "query_string": req.query_string, "query": req.query.items(),
-            "version": req.version, "headers": list(req.headers), "body": req.body.decode("latin-1"),
-            "body_length": len(req.body), "client": list(req.client) if req.client else None,
-            "keep_alive": req.keep_alive, "scheme": req.scheme, "pid": os.getpid(),
-        }))
+        resp.set_body(
+            json.dumps(
+                {
+                    "method": req.method,
+                    "path": req.path,
+                    "raw_path": req.raw_path.decode("latin-1"),
+                    "query_string": req.query_string,
+                    "query": req.query.items(),
+                    "version": req.version,
+                    "headers": list(req.headers),
+                    "body": req.body.decode("latin-1"),
+                    "body_length": len(req.body),
+                    "client": list(req.client) if req.client else None,
+                    "keep_alive": req.keep_alive,
+                    "scheme": req.scheme,
+                    "pid": os.getpid(),
+                }
+            )
+        )
 
 
 class Behaviours:

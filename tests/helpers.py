@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Optional
 
 ROOT = Path(__file__).resolve().parent.parent
 _ADDRESS = re.compile(r"serving on (https?)://([^,\s]+):(\d+)")
@@ -28,9 +27,17 @@ class ServerProcess:
     given, e.g. ``["static", DIR]``). ``workers`` defaults to 1.
     """
 
-    def __init__(self, target: Optional[str] = None, *args: str, command: Optional[list[str]] = None,
-                 workers: int = 1, env: Optional[dict[str, str]] = None, cwd: Optional[str] = None,
-                 start_timeout: float = 15.0, script: Optional[list[str]] = None) -> None:
+    def __init__(
+        self,
+        target: str | None = None,
+        *args: str,
+        command: list[str] | None = None,
+        workers: int = 1,
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        start_timeout: float = 15.0,
+        script: list[str] | None = None,
+    ) -> None:
         if script is not None:
             argv = [sys.executable, *script]
         else:
@@ -39,8 +46,13 @@ class ServerProcess:
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.argv = argv
         self.proc = subprocess.Popen(
-            argv, cwd=cwd or str(ROOT), env=full_env, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+            argv,
+            cwd=cwd or str(ROOT),
+            env=full_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         self.lines: list[str] = []
         self._changed = threading.Condition()
@@ -70,8 +82,9 @@ class ServerProcess:
         with self._changed:
             return "\n".join(self.lines)
 
-    def wait_for_line(self, pattern: "re.Pattern[str] | str", timeout: float = 10.0,
-                      start: int = 0) -> Optional[str]:
+    def wait_for_line(
+        self, pattern: re.Pattern[str] | str, timeout: float = 10.0, start: int = 0
+    ) -> str | None:
         """The first output line from index ``start`` on that matches ``pattern``, waiting up to ``timeout``."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
         deadline = time.monotonic() + timeout
@@ -112,7 +125,7 @@ class ServerProcess:
         sock = socket.create_connection((self.host, self.port), timeout=timeout)
         return sock
 
-    def __enter__(self) -> "ServerProcess":
+    def __enter__(self) -> ServerProcess:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -171,7 +184,7 @@ def read_response(sock: socket.socket, timeout: float = 10.0) -> tuple[int, dict
             while len(rest) < size + 2:
                 rest += sock.recv(65536)
             body += rest[:size]
-            rest = rest[size + 2:]
+            rest = rest[size + 2 :]
             if size == 0:
                 break
         return status, headers, body

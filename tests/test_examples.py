@@ -25,5 +25,12 @@ def test_basic_answers_kawww(how: str) -> None:
 
 
 def test_counter_counts_up_from_zero() -> None:
-    with ServerProcess("examples.counter:Handler") as server, httpx.Client(base_url=server.url) as client:
-        assert [client.get("/").text for _ in range(3)] == ["counter=0\n", "counter=1\n", "counter=2\n"]
+    with (
+        ServerProcess("examples.counter:Handler") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert [client.get("/").text for _ in range(3)] == [
+            "counter=0\n",
+            "counter=1\n",
+            "counter=2\n",
+        ]

@@ -8,8 +8,7 @@ import sys
 
 import uvloop
 from aiohttp import WSMsgType, web
-
-from common import SEED_BODY, SMALL_BODY, CONTENT_TYPE
+from common import CONTENT_TYPE, SEED_BODY, SMALL_BODY
 
 
 async def handler(request: web.BaseRequest) -> web.StreamResponse:

@@ -4,7 +4,7 @@ Headers and bodies are prebuilt once so the app itself costs as little as an
 ASGI app can; what is measured is the server.
 """
 
-from common import SEED_BODY, SMALL_BODY, CONTENT_TYPE
+from common import CONTENT_TYPE, SEED_BODY, SMALL_BODY
 
 
 def _start(body: bytes) -> dict:

@@ -14,7 +14,6 @@ import asyncio
 import sys
 
 import uvloop
-
 from common import SEED_BODY, SMALL_BODY
 
 

@@ -27,12 +27,11 @@ import time
 
 import httptools
 import uvloop
-
 from common import SEED_BODY, SMALL_BODY
+
 from peregrine.http.dates import date_line
 from peregrine.http.request import Request
 from peregrine.http.response import Response, serialize_head
-
 
 #: the Date line, refreshed once a second by serve() as Peregrine does it
 DATES = {"line": date_line(time.time())}
@@ -53,10 +52,17 @@ class LlhttpRung(asyncio.Protocol):
         self.feed(data)
 
     def on_message_complete(self):
-        self.write(b"".join((
-            b"HTTP/1.1 200 OK\r\n", DATES["line"], SERVER_LINE,
-            b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(self.body), self.body,
-        )))
+        self.write(
+            b"".join(
+                (
+                    b"HTTP/1.1 200 OK\r\n",
+                    DATES["line"],
+                    SERVER_LINE,
+                    b"Content-Type: text/plain\r\nContent-Length: %d\r\n\r\n" % len(self.body),
+                    self.body,
+                )
+            )
+        )
 
 
 class ApiRung(LlhttpRung):
@@ -78,7 +84,9 @@ class ApiRung(LlhttpRung):
         response = Response(None, request)
         self.handle(request, response)
         data = response.body
-        self.write(serialize_head(response, len(data), True, False, DATES["line"], SERVER_LINE) + data)
+        self.write(
+            serialize_head(response, len(data), True, False, DATES["line"], SERVER_LINE) + data
+        )
 
 
 def main() -> None:
@@ -86,6 +94,7 @@ def main() -> None:
     size = int(sys.argv[3]) if len(sys.argv) > 3 else len(SEED_BODY)
     body = {len(SEED_BODY): SEED_BODY, len(SMALL_BODY): SMALL_BODY}[size]
     if rung == "llhttp":
+
         def protocol():
             return LlhttpRung(body)
     else:

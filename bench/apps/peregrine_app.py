@@ -3,9 +3,7 @@
 Plain (sync) handle_request: the fast path, called inline on the event loop.
 """
 
-import peregrine
-
-from common import SEED_BODY, SMALL_BODY, CONTENT_TYPE, STATIC_DIR
+from common import CONTENT_TYPE, SEED_BODY, SMALL_BODY, STATIC_DIR
 
 try:  # static files land in their own issue; the benchmark skips the case until then
     from peregrine.util import DirServer

@@ -1,8 +1,7 @@
 """A raw RSGI app for granian's native interface (its fastest Python path)."""
 
+from common import CONTENT_TYPE, SEED_BODY, SMALL_BODY
 from granian.rsgi import WebsocketMessageType
-
-from common import SEED_BODY, SMALL_BODY, CONTENT_TYPE
 
 HEADERS = [("content-type", CONTENT_TYPE)]
 

@@ -5,9 +5,8 @@ Usage: python socketify_app.py PORT
 
 import sys
 
+from common import CONTENT_TYPE, SEED_BODY, SMALL_BODY
 from socketify import App, CompressOptions
-
-from common import SEED_BODY, SMALL_BODY, CONTENT_TYPE
 
 
 def seed(res, req):

@@ -8,4 +8,13 @@ from .http.request import QueryParams, Request  # noqa: E402
 from .http.response import Response  # noqa: E402
 from .server import Server, run  # noqa: E402
 
-__all__ = ["Config", "Headers", "QueryParams", "Request", "Response", "Server", "run", "__version__"]
+__all__ = [
+    "Config",
+    "Headers",
+    "QueryParams",
+    "Request",
+    "Response",
+    "Server",
+    "run",
+    "__version__",
+]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .config import Config
 from .log import configure_logging
@@ -31,7 +32,9 @@ def handler_factory(handler: Any) -> Callable[[], Any]:
     if callable(handler):
         # a plain function handle_request(req, resp)
         return lambda: _FunctionHandler(handler)
-    raise TypeError("handler must be a class with handle_request(req, resp), an instance, or a function")
+    raise TypeError(
+        "handler must be a class with handle_request(req, resp), an instance, or a function"
+    )
 
 
 class _FunctionHandler:
@@ -47,11 +50,11 @@ class Server:
     ``config=Config(...)``.
     """
 
-    def __init__(self, handler: Any, config: Optional[Config] = None, **options: Any) -> None:
+    def __init__(self, handler: Any, config: Config | None = None, **options: Any) -> None:
         self.handler = handler
         self.handler_factory = handler_factory(handler)
         self.config = config.replace(**options) if config is not None else Config(**options)
-        self._worker: Optional[Worker] = None
+        self._worker: Worker | None = None
         self._supervisor: Any = None
         #: shutdown() was called: seen by a start() that has not made its worker/supervisor yet
         self._stop_requested = False
@@ -77,8 +80,10 @@ class Server:
             supervised = self.config.workers != 1 or self.config.max_requests
             if supervised and not hasattr(os, "fork"):
                 if self.workers > 1 or self.config.max_requests:
-                    log.warning("worker processes need fork(), which this platform lacks: "
-                                "serving in one process")
+                    log.warning(
+                        "worker processes need fork(), which this platform lacks: "
+                        "serving in one process"
+                    )
             elif supervised:
                 self._supervise()
                 return
@@ -99,7 +104,9 @@ class Server:
     def _supervise(self) -> None:
         from .process.supervisor import Supervisor
 
-        supervisor = Supervisor(self.config, self.handler_factory, self.workers, handler=self.handler)
+        supervisor = Supervisor(
+            self.config, self.handler_factory, self.workers, handler=self.handler
+        )
         self._supervisor = supervisor
         if self._stop_requested:  # shutdown() ran between the check in start() and now
             supervisor.stop()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -21,6 +21,15 @@ def server() -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def short() -> Iterator[ServerProcess]:
     """Short timeouts, for the timeout tests."""
-    with ServerProcess(APP, "--keep-alive-timeout", "0.5", "--header-timeout", "1",
-                       "--body-timeout", "1", "--send-timeout", "1") as proc:
+    with ServerProcess(
+        APP,
+        "--keep-alive-timeout",
+        "0.5",
+        "--header-timeout",
+        "1",
+        "--body-timeout",
+        "1",
+        "--send-timeout",
+        "1",
+    ) as proc:
         yield proc

@@ -13,7 +13,7 @@ import email.utils
 import re
 import socket
 import time
-from typing import Iterator, Optional
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -33,7 +33,9 @@ def misc() -> Iterator[ServerProcess]:
         yield proc
 
 
-def connect(server: ServerProcess, rcvbuf: Optional[int] = None, timeout: float = 10.0) -> socket.socket:
+def connect(
+    server: ServerProcess, rcvbuf: int | None = None, timeout: float = 10.0
+) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if rcvbuf is not None:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -44,13 +46,15 @@ def connect(server: ServerProcess, rcvbuf: Optional[int] = None, timeout: float 
 
 
 class Response:
-    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes, head: bytes) -> None:
+    def __init__(
+        self, status: int, headers: list[tuple[str, str]], body: bytes, head: bytes
+    ) -> None:
         self.status = status
         self.headers = headers
         self.body = body
         self.head = head
 
-    def get(self, name: str) -> Optional[str]:
+    def get(self, name: str) -> str | None:
         values = self.getall(name)
         return values[0] if values else None
 
@@ -95,7 +99,9 @@ class Reader:
         head, _, self.buf = self.buf.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
         status = int(lines[0].split(" ")[1])
-        headers = [(n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])]
+        headers = [
+            (n.strip(), v.strip()) for n, _, v in (line.partition(":") for line in lines[1:])
+        ]
         resp = Response(status, headers, b"", head)
         if head_only or status < 200 or status in (204, 304):
             return resp
@@ -125,7 +131,7 @@ class Reader:
             data = self.sock.recv(65536)
         except ConnectionResetError:
             return True
-        except socket.timeout:
+        except TimeoutError:
             return False
         self.buf += data
         return not data
@@ -164,7 +170,9 @@ class TestPersistence:
         assert reader.closed()
 
     def test_nothing_is_answered_after_close(self, server: ServerProcess) -> None:
-        (resp,), reader = exchange(server, get("/", extra="Connection: close\r\n") + get("/status?code=201"))
+        (resp,), reader = exchange(
+            server, get("/", extra="Connection: close\r\n") + get("/status?code=201")
+        )
         assert resp.body == b"ok"
         assert reader.closed() and reader.buf == b""
 
@@ -197,11 +205,16 @@ class TestPersistence:
     def test_request_keep_alive_attribute(self, server: ServerProcess) -> None:
         with httpx.Client(base_url=server.url) as client:
             assert client.get("/echo").json()["keep_alive"] is True
-            assert client.get("/echo", headers={"Connection": "close"}).json()["keep_alive"] is False
+            assert (
+                client.get("/echo", headers={"Connection": "close"}).json()["keep_alive"] is False
+            )
 
     def test_http10_transfer_encoding_closes(self, server: ServerProcess) -> None:
-        (resp,), reader = exchange(server, b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n"
-                                           b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        (resp,), reader = exchange(
+            server,
+            b"POST /echo HTTP/1.0\r\nConnection: keep-alive\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+        )
         assert resp.status in (200, 400)
         assert resp.get("connection") == "close"
         assert reader.closed()
@@ -236,8 +249,13 @@ class TestPipelining:
         assert [r.status for r in responses] == codes
 
     def test_slow_async_first(self, server: ServerProcess) -> None:
-        data = (get("/slow?s=0.5") + get("/status?code=201")
-                + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc" + get("/iter?n=2") + get("/"))
+        data = (
+            get("/slow?s=0.5")
+            + get("/status?code=201")
+            + b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc"
+            + get("/iter?n=2")
+            + get("/")
+        )
         responses, _ = exchange(server, data, 5)
         assert responses[0].body == b"slept 0.5\n"
         assert responses[1].status == 201
@@ -253,7 +271,9 @@ class TestPipelining:
 
     def test_more_than_max_pipelined(self, server: ServerProcess) -> None:
         # reading pauses once 32 requests wait behind a busy handler; it must resume
-        data = get("/slow?s=0.2") + b"".join(get(f"/status?code={200 + i % 50}") for i in range(100))
+        data = get("/slow?s=0.2") + b"".join(
+            get(f"/status?code={200 + i % 50}") for i in range(100)
+        )
         responses, _ = exchange(server, data, 101)
         assert [r.status for r in responses[1:]] == [200 + i % 50 for i in range(100)]
 
@@ -262,24 +282,35 @@ class TestFragmentation:
     """A request may arrive split anywhere, even one byte per packet."""
 
     def test_byte_by_byte(self, server: ServerProcess) -> None:
-        data = (b"POST /echo?x=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
-                b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nwxyz" + get("/status?code=202"))
+        data = (
+            b"POST /echo?x=1 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nX-Trailer: t\r\n\r\n"
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nwxyz"
+            + get("/status?code=202")
+        )
         with connect(server) as sock:
             for i in range(len(data)):
-                sock.sendall(data[i:i + 1])
+                sock.sendall(data[i : i + 1])
                 if i % 8 == 0:
                     time.sleep(0.001)  # let bytes leave as separate segments
             reader = Reader(sock)
             first, second, third = reader.response(), reader.response(), reader.response()
-        assert '"body": "abcde"' in first.body.decode() and '"query_string": "x=1"' in first.body.decode()
+        assert (
+            '"body": "abcde"' in first.body.decode()
+            and '"query_string": "x=1"' in first.body.decode()
+        )
         assert '"body": "wxyz"' in second.body.decode()
         assert third.status == 202
 
     def test_split_in_the_middle_of_everything(self, server: ServerProcess) -> None:
         data = b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n0123456789" + get("/")
         with connect(server) as sock:
-            pieces = [data[a:b] for a, b in zip((0, 3, 17, 30, 45, 52, 60, 70), (3, 17, 30, 45, 52, 60, 70, None))]
+            pieces = [
+                data[a:b]
+                for a, b in zip(
+                    (0, 3, 17, 30, 45, 52, 60, 70), (3, 17, 30, 45, 52, 60, 70, None), strict=False
+                )
+            ]
             for piece in pieces:
                 sock.sendall(piece)
                 time.sleep(0.02)
@@ -310,16 +341,20 @@ class TestBodies:
         assert echo["body"] == "".join(f"{i}," for i in range(50))
 
     def test_chunked_with_extensions_and_trailers(self, server: ServerProcess) -> None:
-        data = (b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                b"5;name=value;flag\r\nhello\r\n1;q=\"quoted; ext\"\r\n \r\n5\r\nworld\r\n0;end\r\nX-Sum: 1\r\n\r\n"
-                + get("/"))
+        data = (
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b'5;name=value;flag\r\nhello\r\n1;q="quoted; ext"\r\n \r\n5\r\nworld\r\n0;end\r\nX-Sum: 1\r\n\r\n'
+            + get("/")
+        )
         (echo, after), _ = exchange(server, data, 2)
         assert '"body": "hello world"' in echo.body.decode()
         assert after.body == b"ok"
 
     def test_expect_100_continue(self, server: ServerProcess) -> None:
         with connect(server) as sock:
-            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+            sock.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n"
+            )
             reader = Reader(sock)
             interim = reader.response()  # must come before we send a single body byte
             assert interim.status == 100 and interim.head.startswith(b"HTTP/1.1 100 Continue")
@@ -329,8 +364,10 @@ class TestBodies:
 
     def test_expect_100_continue_chunked(self, server: ServerProcess) -> None:
         with connect(server) as sock:
-            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                         b"Transfer-Encoding: chunked\r\n\r\n")
+            sock.sendall(
+                b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
             reader = Reader(sock)
             assert reader.response().status == 100
             sock.sendall(b"3\r\nabc\r\n0\r\n\r\n")
@@ -338,8 +375,10 @@ class TestBodies:
 
     def test_expect_100_continue_behind_a_slow_request(self, server: ServerProcess) -> None:
         with connect(server) as sock:
-            sock.sendall(get("/slow?s=0.3") + b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                                               b"Content-Length: 2\r\n\r\n")
+            sock.sendall(
+                get("/slow?s=0.3") + b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+                b"Content-Length: 2\r\n\r\n"
+            )
             reader = Reader(sock)
             assert reader.response().body == b"slept 0.3\n"
             assert reader.response().status == 100
@@ -347,14 +386,19 @@ class TestBodies:
             assert '"body": "hi"' in reader.response().body.decode()
 
     def test_expect_with_body_too_large_is_413_without_100(self, server: ServerProcess) -> None:
-        data = raw_exchange(server, b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                                    b"Content-Length: 100000000\r\n\r\n")
+        data = raw_exchange(
+            server,
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 100000000\r\n\r\n",
+        )
         assert data.startswith(b"HTTP/1.1 413 ")
         assert b"100 Continue" not in data
 
     def test_no_100_for_http10(self, server: ServerProcess) -> None:
         with connect(server) as sock:
-            sock.sendall(b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n")
+            sock.sendall(
+                b"POST /echo HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n"
+            )
             sock.settimeout(0.5)
             with pytest.raises(socket.timeout):
                 sock.recv(100)  # nothing until the body comes
@@ -366,36 +410,52 @@ class TestBodies:
     def test_ignored_body_is_consumed(self, server: ServerProcess) -> None:
         # the body looks like a request: if it were not consumed, it would be answered as one
         smuggled = get("/raise")
-        data = (b"POST /status?code=201 HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
-                + smuggled + get("/status?code=202"))
+        data = (
+            b"POST /status?code=201 HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
+            % len(smuggled)
+            + smuggled
+            + get("/status?code=202")
+        )
         (first, second), reader = exchange(server, data, 2)
         assert (first.status, second.status) == (201, 202)
         assert not reader.closed(timeout=0.3)
 
     def test_ignored_chunked_body_is_consumed(self, server: ServerProcess) -> None:
         smuggled = get("/raise")
-        data = (b"POST /status?code=201 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
-                + b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled) + get("/status?code=202"))
+        data = (
+            b"POST /status?code=201 HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n" % (len(smuggled), smuggled)
+            + get("/status?code=202")
+        )
         (first, second), _ = exchange(server, data, 2)
         assert (first.status, second.status) == (201, 202)
 
     def test_ignored_upgrade_without_body(self, server: ServerProcess) -> None:
-        data = (b"GET /status?code=201 HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
-                b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n" + get("/status?code=202"))
+        data = (
+            b"GET /status?code=201 HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+            b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+            + get("/status?code=202")
+        )
         (first, second), _ = exchange(server, data, 2)
         assert (first.status, second.status) == (201, 202)
 
     def test_ignored_upgrade_with_body_is_consumed(self, server: ServerProcess) -> None:
         smuggled = get("/raise")
-        data = (b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
-                b"Content-Length: %d\r\n\r\n" % len(smuggled) + smuggled + get("/status?code=202"))
+        data = (
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: foo\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(smuggled) + smuggled + get("/status?code=202")
+        )
         (first, second), _ = exchange(server, data, 2)
         assert '"body_length": %d' % len(smuggled) in first.body.decode()
         assert second.status == 202
 
     def test_ignored_large_body_is_consumed(self, server: ServerProcess) -> None:
         body = b"z" * 900_000
-        data = b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body) + body + get("/status?code=203")
+        data = (
+            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(body)
+            + body
+            + get("/status?code=203")
+        )
         (first, second), _ = exchange(server, data, 2)
         assert (first.body, second.status) == (b"ok", 203)
 
@@ -414,32 +474,81 @@ BAD_INPUT = [
     ("lf-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\nb\r\n\r\n", 400),
     ("no-host", b"GET / HTTP/1.1\r\n\r\n", 400),
     ("two-hosts", b"GET / HTTP/1.1\r\n" + H + H + b"\r\n", 400),
-    ("cl-and-te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
-    ("cl-differing", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab", 400),
+    (
+        "cl-and-te",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
+    (
+        "cl-differing",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        400,
+    ),
     ("cl-minus-1", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
     ("cl-plus-3", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +3\r\n\r\nabc", 400),
     ("cl-list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 2\r\n\r\nab", 400),
-    ("te-not-chunked-last", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", 400),
+    (
+        "te-not-chunked-last",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n",
+        400,
+    ),
     ("te-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 400),
-    ("chunk-size-bad", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nxyz\r\n", 400),
-    ("chunk-size-overflow", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\n", 400),
+    (
+        "chunk-size-bad",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nxyz\r\n",
+        400,
+    ),
+    (
+        "chunk-size-overflow",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 40 + b"\r\n",
+        400,
+    ),
     ("uri-too-long", b"GET /" + b"u" * 9000 + b" HTTP/1.1\r\n" + H + b"\r\n", 414),
-    ("too-many-fields", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n", 431),
-    ("head-too-large", b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(40)) + b"\r\n", 431),
+    (
+        "too-many-fields",
+        b"GET / HTTP/1.1\r\n" + H + b"".join(b"X-%d: v\r\n" % i for i in range(150)) + b"\r\n",
+        431,
+    ),
+    (
+        "head-too-large",
+        b"GET / HTTP/1.1\r\n"
+        + H
+        + b"".join(b"X-%d: %s\r\n" % (i, b"v" * 1000) for i in range(40))
+        + b"\r\n",
+        431,
+    ),
     ("body-too-large", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 2000000\r\n\r\n", 413),
-    ("chunked-too-large", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-                          + b"100000\r\n" + b"c" * 0x100000 + b"\r\n100000\r\n" + b"c" * 0x100000 + b"\r\n0\r\n\r\n", 413),
+    (
+        "chunked-too-large",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"100000\r\n"
+        + b"c" * 0x100000
+        + b"\r\n100000\r\n"
+        + b"c" * 0x100000
+        + b"\r\n0\r\n\r\n",
+        413,
+    ),
     ("version-2", b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
     ("version-1.2", b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
     ("http09-line", b"GET /\r\n\r\n", 400),
-    ("unknown-expectation", b"POST / HTTP/1.1\r\n" + H + b"Expect: 200-ok\r\nContent-Length: 1\r\n\r\nx", 417),
+    (
+        "unknown-expectation",
+        b"POST / HTTP/1.1\r\n" + H + b"Expect: 200-ok\r\nContent-Length: 1\r\n\r\nx",
+        417,
+    ),
 ]
 
 
 class TestBadInput:
     """A clear status, then the connection closed: never a hang, a crash or a desynchronised stream."""
 
-    @pytest.mark.parametrize("data, status", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT])
+    @pytest.mark.parametrize(
+        "data, status", [c[1:] for c in BAD_INPUT], ids=[c[0] for c in BAD_INPUT]
+    )
     def test_status_then_close(self, server: ServerProcess, data: bytes, status: int) -> None:
         with connect(server) as sock:
             try:
@@ -455,7 +564,12 @@ class TestBadInput:
             assert reader.buf == b""  # exactly one response
 
     def test_error_after_good_requests(self, server: ServerProcess) -> None:
-        data = get("/status?code=201") + get("/status?code=202") + b"GET / HTTP/1.1\r\nHost : t\r\n\r\n" + get("/")
+        data = (
+            get("/status?code=201")
+            + get("/status?code=202")
+            + b"GET / HTTP/1.1\r\nHost : t\r\n\r\n"
+            + get("/")
+        )
         (first, second, third), reader = exchange(server, data, 3)
         assert [first.status, second.status, third.status] == [201, 202, 400]
         assert reader.closed() and reader.buf == b""
@@ -510,7 +624,9 @@ class TestHandlerErrors:
             assert [client.get("/").text for _ in range(3)] == ["ok"] * 3
 
     def test_requests_before_the_failure_are_answered(self, server: ServerProcess) -> None:
-        (first, second), reader = exchange(server, get("/status?code=201") + get("/raise") + get("/"), 2)
+        (first, second), reader = exchange(
+            server, get("/status?code=201") + get("/raise") + get("/"), 2
+        )
         assert (first.status, second.status) == (201, 500)
         assert reader.closed()
 
@@ -572,12 +688,14 @@ class TestTimeouts:
             sock.settimeout(0.2)
             while time.monotonic() - start < 8:
                 try:
-                    sock.sendall(b"X-Drip: 1\r\n")  # always some progress, never the end of the head
+                    sock.sendall(
+                        b"X-Drip: 1\r\n"
+                    )  # always some progress, never the end of the head
                 except (BrokenPipeError, ConnectionResetError):
                     break
                 try:
                     chunk = sock.recv(65536)
-                except socket.timeout:
+                except TimeoutError:
                     continue
                 except ConnectionResetError:
                     break
@@ -594,7 +712,9 @@ class TestTimeouts:
         assert data == b"" or data.startswith(b"HTTP/1.1 408 ")
 
     @pytest.mark.parametrize("first", [b"", get("/")], ids=["fresh", "after-a-request"])
-    def test_empty_lines_do_not_keep_a_connection_open(self, short: ServerProcess, first: bytes) -> None:
+    def test_empty_lines_do_not_keep_a_connection_open(
+        self, short: ServerProcess, first: bytes
+    ) -> None:
         with connect(short) as sock:
             if first:
                 sock.sendall(first)
@@ -605,7 +725,7 @@ class TestTimeouts:
                 try:
                     sock.sendall(b"\r\n")
                     closed = sock.recv(65536) == b""
-                except socket.timeout:
+                except TimeoutError:
                     pass
                 except OSError:
                     closed = True
@@ -705,14 +825,18 @@ class TestBackpressure:
                     break
                 time.sleep(0.1)
             # kernel buffers plus the high-water mark: a few MB at most, not 64 MB
-            assert last < n // 4, f"{last} chunks of {size} bytes written to a client that reads nothing"
+            assert last < n // 4, (
+                f"{last} chunks of {size} bytes written to a client that reads nothing"
+            )
             # reading resumes the producer, and every byte arrives
             reader = Reader(sock)
             resp = reader.response()
         assert len(resp.body) == n * size
         assert produced(server) == (n, True)
 
-    def test_non_reading_client_of_a_stream_does_not_block_others(self, server: ServerProcess) -> None:
+    def test_non_reading_client_of_a_stream_does_not_block_others(
+        self, server: ServerProcess
+    ) -> None:
         with connect(server, rcvbuf=4096) as sock:
             sock.sendall(get("/produce?n=1000"))
             time.sleep(0.3)
@@ -752,17 +876,27 @@ class TestStreaming:
             assert resp.text == "chunk 0\nchunk 1\nchunk 2\n"
 
     def test_connection_persists_after_a_stream(self, server: ServerProcess) -> None:
-        (first, second, third), reader = exchange(server, get("/stream?n=2") + get("/iter?n=1") + get("/"), 3)
-        assert first.body == b"part 0\npart 1\n" and second.body == b"chunk 0\n" and third.body == b"ok"
+        (first, second, third), reader = exchange(
+            server, get("/stream?n=2") + get("/iter?n=1") + get("/"), 3
+        )
+        assert (
+            first.body == b"part 0\npart 1\n"
+            and second.body == b"chunk 0\n"
+            and third.body == b"ok"
+        )
 
-    @pytest.mark.parametrize("path, body", [("/stream?n=3", b"part 0\npart 1\npart 2\n"),
-                                            ("/iter?n=2", b"chunk 0\nchunk 1\n")])
+    @pytest.mark.parametrize(
+        "path, body",
+        [("/stream?n=3", b"part 0\npart 1\npart 2\n"), ("/iter?n=2", b"chunk 0\nchunk 1\n")],
+    )
     def test_close_delimited_on_http10(self, server: ServerProcess, path: str, body: bytes) -> None:
         for extra in (b"", b"Connection: keep-alive\r\n"):
             data = raw_exchange(server, f"GET {path} HTTP/1.0\r\n".encode() + extra + b"\r\n")
             head, _, rest = data.partition(b"\r\n\r\n")
             assert head.startswith(b"HTTP/1.1 200 ")
-            assert b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+            assert (
+                b"transfer-encoding" not in head.lower() and b"content-length" not in head.lower()
+            )
             assert b"connection: close" in head.lower()
             assert rest == body
 
@@ -864,20 +998,22 @@ class TestServer:
         srv = start_server(APP, "--max-connections", "3")  # type: ignore[operator]
         start = len(srv.lines)
         phases = [
-            b"GET / HT",                                                         # in the head
-            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc",   # in the body
-            get("/slow?s=0.5"),                                                  # handler running
-            get("/produce?n=500"),                                               # stream paused
-            get("/big?n=5000000"),                                               # large write pending
+            b"GET / HT",  # in the head
+            b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc",  # in the body
+            get("/slow?s=0.5"),  # handler running
+            get("/produce?n=500"),  # stream paused
+            get("/big?n=5000000"),  # large write pending
             b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
-            get("/"),                                                            # idle keep-alive
+            get("/"),  # idle keep-alive
         ]
         for _ in range(2):
             for data in phases:
                 sock = connect(srv, rcvbuf=4096)
                 sock.sendall(data)
                 time.sleep(0.05)
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                sock.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
                 sock.close()  # RST
         time.sleep(0.7)  # the slow handlers finish on closed connections
         held = [connect(srv) for _ in range(3)]  # all three slots are free again

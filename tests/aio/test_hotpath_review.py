@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 
@@ -56,14 +56,16 @@ def test_body_is_what_the_handler_set(server: ServerProcess) -> None:
     sock.settimeout(20)
     sock.connect((server.host, server.port))
     with sock:
-        sock.sendall(b"".join(_get(f"/reused?i={i}") for i in range(count))
-                     + _get("/", "Connection: close\r\n"))
+        sock.sendall(
+            b"".join(_get(f"/reused?i={i}") for i in range(count))
+            + _get("/", "Connection: close\r\n")
+        )
         time.sleep(0.5)  # the socket fills; the rest waits in the transport
         raw = read_until_closed(sock, 30)
     heads = [m.start() for m in re.finditer(rb"HTTP/1\.1 200 OK\r\n", raw)]
     assert len(heads) == count + 1, raw[-300:]
     wrong = []
-    for i, (first, end) in enumerate(zip(heads, heads[1:])):
+    for i, (first, end) in enumerate(zip(heads, heads[1:], strict=False)):
         head, _, body = raw[first:end].partition(b"\r\n\r\n")
         assert b"Content-Length: 60000" in head
         if body != b"%06d" % i * (_SIZE // 6):

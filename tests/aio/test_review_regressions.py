@@ -76,15 +76,21 @@ def statuses(data: bytes) -> list[int]:
 
 
 class TestStreamSync:
-    def test_declined_upgrade_then_close_runs_no_further_handler(self, server: ServerProcess) -> None:
+    def test_declined_upgrade_then_close_runs_no_further_handler(
+        self, server: ServerProcess
+    ) -> None:
         """Upgrade request answered with ``Connection: close``, a ``/count`` pipelined behind it.
 
         Expected: one response, then the close; ``/count`` never runs. Observed: ``/count`` runs
         (its answer is dropped), i.e. a request is executed on a connection already closed.
         """
         before = count(server)
-        data = raw_exchange(server, b"GET /close HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
-                            b"Upgrade: foo\r\n\r\n" + get("/count"), timeout=5)
+        data = raw_exchange(
+            server,
+            b"GET /close HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\n"
+            b"Upgrade: foo\r\n\r\n" + get("/count"),
+            timeout=5,
+        )
         assert statuses(data) == [200]
         assert count(server) == before + 1  # only the call just made
 
@@ -96,8 +102,13 @@ class TestStreamSync:
         """
         smuggled = get("/count")
         before = count(server)
-        data = raw_exchange(server, b"CONNECT /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n"
-                            % len(smuggled) + smuggled + get("/", extra="Connection: close\r\n"), timeout=5)
+        data = raw_exchange(
+            server,
+            b"CONNECT /x HTTP/1.1\r\nHost: t\r\nContent-Length: %d\r\n\r\n" % len(smuggled)
+            + smuggled
+            + get("/", extra="Connection: close\r\n"),
+            timeout=5,
+        )
         assert count(server) == before + 1, data
         assert len(statuses(data)) <= 2  # at most the CONNECT's answer and the last GET
 
@@ -106,7 +117,9 @@ class TestStreamSync:
 
 
 class TestDeadlines:
-    def test_stale_keep_alive_deadline_does_not_cut_pipelined_async_work(self, short: ServerProcess) -> None:
+    def test_stale_keep_alive_deadline_does_not_cut_pipelined_async_work(
+        self, short: ServerProcess
+    ) -> None:
         """keep-alive 0.5 s. ``GET /`` answered; then ``/slow?s=1.5`` + ``/`` pipelined in one packet.
 
         Expected: both answered. Observed: connection closed at 0.5 s, nothing answered.
@@ -118,7 +131,9 @@ class TestDeadlines:
         sock.sendall(get("/slow?s=1.5") + get("/"))
         assert [reader.response().body for _ in range(2)] == [b"slept 1.5\n", b"ok"]
 
-    def test_stale_header_deadline_gives_no_408_after_pipelined_async_work(self, short: ServerProcess) -> None:
+    def test_stale_header_deadline_gives_no_408_after_pipelined_async_work(
+        self, short: ServerProcess
+    ) -> None:
         """header timeout 1 s. Fresh connection, ``/slow?s=1.5`` + ``/`` in one packet, then ``/``.
 
         Expected: three 200s on one connection. Observed: 200, 200, then 408 and close.
@@ -137,8 +152,10 @@ class TestDeadlines:
         """
         sock = connect(short)
         reader = Reader(sock)
-        sock.sendall(get("/slow?s=2") + b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
-                     b"Content-Length: 5\r\n\r\n")
+        sock.sendall(
+            get("/slow?s=2") + b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+            b"Content-Length: 5\r\n\r\n"
+        )
         assert reader.response().status == 200
         assert reader.response().status == 100
         sock.sendall(b"hello")
@@ -189,8 +206,17 @@ class TestSending:
         Expected: cut after ~send_timeout; a new connection is served 2.5 s later. Observed: 503,
         the stalled connection still holds the only slot (it would forever).
         """
-        srv = start_server(APP, "--send-timeout", "0.5", "--keep-alive-timeout", "0.5",  # type: ignore[operator]
-                           "--write-buffer-high", str(64 << 20), "--max-connections", "1")
+        srv = start_server(
+            APP,
+            "--send-timeout",
+            "0.5",
+            "--keep-alive-timeout",
+            "0.5",  # type: ignore[operator]
+            "--write-buffer-high",
+            str(64 << 20),
+            "--max-connections",
+            "1",
+        )
         stalled = connect(srv, rcvbuf=4096)
         try:
             stalled.sendall(get("/big?n=20000000"))
@@ -217,7 +243,9 @@ class TestSending:
         assert len(data.partition(b"\r\n\r\n")[2]) == n
 
     @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
-    def test_reset_before_send_file_is_not_a_handler_failure(self, start_server: object, loop: str) -> None:
+    def test_reset_before_send_file_is_not_a_handler_failure(
+        self, start_server: object, loop: str
+    ) -> None:
         """The client resets while an async handler sleeps, then the handler calls ``send_file``.
 
         Expected: silence (a routine disconnect, as for every other phase). Observed: ERROR
@@ -232,7 +260,9 @@ class TestSending:
         sock.close()  # RST
         time.sleep(0.6)
         assert statuses(raw_exchange(srv, get("/", extra="Connection: close\r\n"))) == [200]
-        noise = [line for line in srv.lines[start:] if "Traceback" in line or "handler failed" in line]
+        noise = [
+            line for line in srv.lines[start:] if "Traceback" in line or "handler failed" in line
+        ]
         assert noise == [], srv.output
 
 

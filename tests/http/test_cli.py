@@ -20,8 +20,14 @@ ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "peregrine", *args], cwd=str(ROOT), env=ENV,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "peregrine", *args],
+        cwd=str(ROOT),
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def config_from(argv: list[str]) -> Config:
@@ -45,22 +51,73 @@ class TestParsing:
         assert config_from([]) == Config()
 
     def test_options_map_to_config(self) -> None:
-        config = config_from([
-            "--host", "0.0.0.0", "--port", "8080", "--workers", "1", "--keep-alive-timeout", "0.5",
-            "--header-timeout", "2", "--body-timeout", "3", "--send-timeout", "4",
-            "--max-body-size", "1000", "--max-request-line", "100", "--max-header-size", "2000",
-            "--max-header-count", "10", "--max-connections", "7", "--access-log", "--log-level", "debug",
-            "--server-header", "false", "--uds-permissions", "0o660",
-        ])
+        config = config_from(
+            [
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "8080",
+                "--workers",
+                "1",
+                "--keep-alive-timeout",
+                "0.5",
+                "--header-timeout",
+                "2",
+                "--body-timeout",
+                "3",
+                "--send-timeout",
+                "4",
+                "--max-body-size",
+                "1000",
+                "--max-request-line",
+                "100",
+                "--max-header-size",
+                "2000",
+                "--max-header-count",
+                "10",
+                "--max-connections",
+                "7",
+                "--access-log",
+                "--log-level",
+                "debug",
+                "--server-header",
+                "false",
+                "--uds-permissions",
+                "0o660",
+            ]
+        )
         assert config == Config(
-            host="0.0.0.0", port=8080, workers=1, keep_alive_timeout=0.5, header_timeout=2.0,
-            body_timeout=3.0, send_timeout=4.0, max_body_size=1000, max_request_line=100,
-            max_header_size=2000, max_header_count=10, max_connections=7, access_log=True,
-            log_level="debug", server_header=False, uds_permissions=0o660,
+            host="0.0.0.0",
+            port=8080,
+            workers=1,
+            keep_alive_timeout=0.5,
+            header_timeout=2.0,
+            body_timeout=3.0,
+            send_timeout=4.0,
+            max_body_size=1000,
+            max_request_line=100,
+            max_header_size=2000,
+            max_header_count=10,
+            max_connections=7,
+            access_log=True,
+            log_level="debug",
+            server_header=False,
+            uds_permissions=0o660,
         )
 
-    @pytest.mark.parametrize("text, value", [("true", True), ("1", True), ("yes", True), ("on", True),
-                                             ("false", False), ("0", False), ("no", False), ("OFF", False)])
+    @pytest.mark.parametrize(
+        "text, value",
+        [
+            ("true", True),
+            ("1", True),
+            ("yes", True),
+            ("on", True),
+            ("false", False),
+            ("0", False),
+            ("no", False),
+            ("OFF", False),
+        ],
+    )
     def test_booleans(self, text: str, value: bool) -> None:
         assert config_from(["--access-log", text]).access_log is value
 
@@ -99,10 +156,14 @@ class TestCommand:
             cli.main(["run", "tests.apps:Hello", "--keep-alive-timeout", "0"])
         assert "Config.keep_alive_timeout" in str(info.value.code)
 
-    @pytest.mark.parametrize("target, message", [
-        ("nocolon", "MODULE:ATTR"), ("no_such_module_xyz:App", "no_such_module_xyz"),
-        ("tests.apps:NoSuchHandler", "NoSuchHandler"),
-    ])
+    @pytest.mark.parametrize(
+        "target, message",
+        [
+            ("nocolon", "MODULE:ATTR"),
+            ("no_such_module_xyz:App", "no_such_module_xyz"),
+            ("tests.apps:NoSuchHandler", "NoSuchHandler"),
+        ],
+    )
     def test_bad_target(self, target: str, message: str) -> None:
         with pytest.raises(SystemExit) as info:
             cli.load_handler(target)
@@ -116,7 +177,9 @@ class TestCommand:
     def test_console_script_exists(self) -> None:
         script = Path(sys.executable).parent / "peregrine"
         assert script.exists()
-        result = subprocess.run([str(script), "--version"], capture_output=True, text=True, timeout=30)
+        result = subprocess.run(
+            [str(script), "--version"], capture_output=True, text=True, timeout=30
+        )
         assert result.returncode == 0 and peregrine.__version__ in result.stdout
 
     def test_python_m_peregrine_run_serves(self) -> None:

@@ -14,7 +14,9 @@ def test_defaults_are_valid_and_safe() -> None:
     config = Config()
     assert config.keep_alive_timeout == 5.0
     assert config.header_timeout == 10.0
-    assert config.max_request_line > 0 and config.max_header_size > 0 and config.max_header_count > 0
+    assert (
+        config.max_request_line > 0 and config.max_header_size > 0 and config.max_header_count > 0
+    )
     assert 0 < config.max_body_size <= 64 * 1024 * 1024
     assert config.max_connections > 0
     assert config.server_header is True and config.access_log is False
@@ -22,16 +24,33 @@ def test_defaults_are_valid_and_safe() -> None:
 
 
 BAD = [
-    ("port", -1), ("port", 65536), ("port", "80"), ("port", True),
-    ("workers", -1), ("backlog", 0),
-    ("keep_alive_timeout", 0), ("keep_alive_timeout", -1.0), ("keep_alive_timeout", "5"),
-    ("header_timeout", 0), ("body_timeout", -0.5), ("send_timeout", 0),
-    ("max_request_line", 0), ("max_request_line", 1.5), ("max_header_size", -1),
-    ("max_header_count", 0), ("max_body_size", -1), ("max_connections", 0),
-    ("max_pipelined", 0), ("write_buffer_high", 0), ("write_buffer_low", -1),
-    ("graceful_timeout", -1), ("max_requests", -1),
-    ("loop", "tokio"), ("log_level", "verbose"),
-    ("ws_compression_window_bits", 8), ("ws_compression_level", 10),
+    ("port", -1),
+    ("port", 65536),
+    ("port", "80"),
+    ("port", True),
+    ("workers", -1),
+    ("backlog", 0),
+    ("keep_alive_timeout", 0),
+    ("keep_alive_timeout", -1.0),
+    ("keep_alive_timeout", "5"),
+    ("header_timeout", 0),
+    ("body_timeout", -0.5),
+    ("send_timeout", 0),
+    ("max_request_line", 0),
+    ("max_request_line", 1.5),
+    ("max_header_size", -1),
+    ("max_header_count", 0),
+    ("max_body_size", -1),
+    ("max_connections", 0),
+    ("max_pipelined", 0),
+    ("write_buffer_high", 0),
+    ("write_buffer_low", -1),
+    ("graceful_timeout", -1),
+    ("max_requests", -1),
+    ("loop", "tokio"),
+    ("log_level", "verbose"),
+    ("ws_compression_window_bits", 8),
+    ("ws_compression_level", 10),
 ]
 
 

@@ -6,8 +6,14 @@ import pytest
 
 from peregrine.http.headers import Headers
 
-RAW = [(b"Host", b"example.com"), (b"X-Dup", b"1"), (b"content-TYPE", b"text/plain"), (b"x-dup", b"2"),
-       (b"X-Latin", b"caf\xe9"), (b"X-Empty", b"")]
+RAW = [
+    (b"Host", b"example.com"),
+    (b"X-Dup", b"1"),
+    (b"content-TYPE", b"text/plain"),
+    (b"x-dup", b"2"),
+    (b"X-Latin", b"caf\xe9"),
+    (b"X-Empty", b""),
+]
 
 
 @pytest.fixture

@@ -7,8 +7,6 @@ byte, since a request may arrive in any number of pieces.
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pytest
 
 from peregrine.http.errors import ProtocolError
@@ -32,7 +30,7 @@ def parse_in_pieces(pieces: list[bytes], **limits: int) -> list[Request]:
     return parser.requests
 
 
-def error_of(pieces: list[bytes], **limits: int) -> Optional[ProtocolError]:
+def error_of(pieces: list[bytes], **limits: int) -> ProtocolError | None:
     """The ProtocolError feeding ``pieces`` raises, or None when every piece is accepted."""
     parser = RequestParser(**limits)
     try:
@@ -44,7 +42,7 @@ def error_of(pieces: list[bytes], **limits: int) -> Optional[ProtocolError]:
 
 
 def bytewise(data: bytes) -> list[bytes]:
-    return [data[i:i + 1] for i in range(len(data))]
+    return [data[i : i + 1] for i in range(len(data))]
 
 
 def summary(requests: list[Request]) -> list[tuple[object, ...]]:
@@ -91,49 +89,137 @@ MALFORMED = [
     ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", {400}),
     ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {400}),
     # message body length (RFC 9112 §6)
-    ("cl-and-te", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", {400}),
-    ("te-and-cl", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n", {400}),
-    ("cl-differing", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd", {400}),
+    (
+        "cl-and-te",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "te-and-cl",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "cl-differing",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
+        {400},
+    ),
     ("cl-negative", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", {400}),
     ("cl-plus-sign", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +3\r\n\r\nabc", {400}),
     ("cl-list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 2\r\n\r\nab", {400}),
     ("cl-hex", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 0x3\r\n\r\nabc", {400}),
     ("cl-inner-space", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1 2\r\n\r\n", {400}),
     ("cl-empty", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: \r\n\r\n", {400}),
-    ("cl-overflow", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 99999999999999999999999\r\n\r\n", {400, 413}),
+    (
+        "cl-overflow",
+        b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 99999999999999999999999\r\n\r\n",
+        {400, 413},
+    ),
     ("te-gzip-only", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", {400}),
     ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", {400}),
     ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n", {400}),
-    ("te-chunked-then-gzip", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n", {400}),
-    ("te-two-fields-gzip-last", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n", {400}),
+    (
+        "te-chunked-then-gzip",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n",
+        {400},
+    ),
+    (
+        "te-two-fields-gzip-last",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
+        {400},
+    ),
     ("te-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: \r\n\r\n", {400}),
-    ("te-unknown-then-chunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", {400, 501}),
+    (
+        "te-unknown-then-chunked",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        {400, 501},
+    ),
     # chunked coding (RFC 9112 §7.1)
-    ("chunk-size-not-hex", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n", {400}),
-    ("chunk-size-negative", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n", {400}),
-    ("chunk-size-plus", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n", {400}),
-    ("chunk-size-0x", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n", {400}),
-    ("chunk-size-overflow", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + b"f" * 20 + b"\r\nabc\r\n0\r\n\r\n", {400}),
-    ("chunk-size-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n", {400}),
-    ("chunk-data-too-long", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n", {400}),
-    ("chunk-bare-lf", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n", {400}),
-    ("chunk-extension-nul", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3;\x00\r\nabc\r\n0\r\n\r\n", {400}),
-    ("trailer-space-in-name", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nBad Name: x\r\n\r\n", {400}),
+    (
+        "chunk-size-not-hex",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-size-negative",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-size-plus",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-size-0x",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-size-overflow",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+        + b"f" * 20
+        + b"\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-size-empty",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-data-too-long",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-bare-lf",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+        {400},
+    ),
+    (
+        "chunk-extension-nul",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n3;\x00\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "trailer-space-in-name",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nBad Name: x\r\n\r\n",
+        {400},
+    ),
     # expectations (RFC 9110 §10.1.1)
-    ("unknown-expectation", b"POST / HTTP/1.1\r\n" + H + b"Expect: something\r\nContent-Length: 1\r\n\r\na", {417}),
+    (
+        "unknown-expectation",
+        b"POST / HTTP/1.1\r\n" + H + b"Expect: something\r\nContent-Length: 1\r\n\r\na",
+        {417},
+    ),
 ]
 
 
 class TestMalformed:
     """Bad input is refused with a status, never accepted, whole or in any number of pieces."""
 
-    @pytest.mark.parametrize("data, statuses", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+    @pytest.mark.parametrize(
+        "data, statuses", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+    )
     def test_at_once(self, data: bytes, statuses: set[int]) -> None:
         exc = error_of([data])
         assert exc is not None, "accepted malformed input"
         assert exc.status in statuses, exc
 
-    @pytest.mark.parametrize("data, statuses", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED])
+    @pytest.mark.parametrize(
+        "data, statuses", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+    )
     def test_byte_by_byte(self, data: bytes, statuses: set[int]) -> None:
         exc = error_of(bytewise(data))
         assert exc is not None, "accepted malformed input"
@@ -146,7 +232,13 @@ class TestMalformed:
 
     def test_nothing_follows_an_error(self) -> None:
         parser = RequestParser()
-        data = b"GET /1 HTTP/1.1\r\n" + H + b"\r\nGET /2 HTTP/1.1\r\nHost : a\r\n\r\nGET /3 HTTP/1.1\r\n" + H + b"\r\n"
+        data = (
+            b"GET /1 HTTP/1.1\r\n"
+            + H
+            + b"\r\nGET /2 HTTP/1.1\r\nHost : a\r\n\r\nGET /3 HTTP/1.1\r\n"
+            + H
+            + b"\r\n"
+        )
         with pytest.raises(ProtocolError) as info:
             parser.feed(data)
         assert info.value.status == 400
@@ -169,11 +261,15 @@ class TestLimits:
         assert request.raw_path == target
 
     def test_uri_over_limit_is_414(self) -> None:
-        exc = error_of([b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n" + H + b"\r\n"], max_request_line=100)
+        exc = error_of(
+            [b"GET /" + b"a" * 100 + b" HTTP/1.1\r\n" + H + b"\r\n"], max_request_line=100
+        )
         assert exc is not None and exc.status == 414
 
     def test_uri_over_limit_counts_query(self) -> None:
-        exc = error_of([b"GET /?" + b"q" * 100 + b" HTTP/1.1\r\n" + H + b"\r\n"], max_request_line=100)
+        exc = error_of(
+            [b"GET /?" + b"q" * 100 + b" HTTP/1.1\r\n" + H + b"\r\n"], max_request_line=100
+        )
         assert exc is not None and exc.status == 414
 
     def test_uri_dribbled_is_refused_before_it_ends(self) -> None:
@@ -216,16 +312,26 @@ class TestLimits:
         assert exc is not None and exc.status == 431
 
     def test_one_huge_field_dribbled_is_refused_before_it_ends(self) -> None:
-        exc = error_of([b"GET / HTTP/1.1\r\n" + H + b"X-Big: "] + [b"v" * 100] * 100, max_header_size=1000)
+        exc = error_of(
+            [b"GET / HTTP/1.1\r\n" + H + b"X-Big: "] + [b"v" * 100] * 100, max_header_size=1000
+        )
         assert exc is not None and exc.status == 431
 
     def test_one_huge_field_name_dribbled_is_refused_before_it_ends(self) -> None:
-        exc = error_of([b"GET / HTTP/1.1\r\n" + H + b"X"] + [b"n" * 100] * 100, max_header_size=1000)
+        exc = error_of(
+            [b"GET / HTTP/1.1\r\n" + H + b"X"] + [b"n" * 100] * 100, max_header_size=1000
+        )
         assert exc is not None and exc.status == 431
 
     def test_large_body_then_partial_next_request(self) -> None:
         body = b"x" * 40000
-        data = b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 40000\r\n\r\n" + body + b"GET /next HTTP/1.1\r\nHo"
+        data = (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Content-Length: 40000\r\n\r\n"
+            + body
+            + b"GET /next HTTP/1.1\r\nHo"
+        )
         parser = RequestParser()
         parser.feed(data)
         parser.feed(b"st: a\r\n\r\n")
@@ -241,79 +347,176 @@ class TestLimits:
 
     def test_trailers_count_towards_the_field_limit(self) -> None:
         trailers = b"".join(b"T-%d: v\r\n" % i for i in range(20))
-        data = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + trailers + b"\r\n"
+        data = (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
+            + trailers
+            + b"\r\n"
+        )
         exc = error_of([data], max_header_count=10)
         assert exc is not None and exc.status == 431
 
     def test_body_at_limit_is_accepted(self) -> None:
-        (request,) = parse(b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\n" + b"b" * 10, max_body_size=10)
+        (request,) = parse(
+            b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 10\r\n\r\n" + b"b" * 10, max_body_size=10
+        )
         assert request.body == b"b" * 10
 
     def test_content_length_over_limit_is_413_before_the_body(self) -> None:
         parser = RequestParser(max_body_size=10)
         with pytest.raises(ProtocolError) as info:
-            parser.feed(b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 11\r\n\r\n")  # no body byte sent
+            parser.feed(
+                b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 11\r\n\r\n"
+            )  # no body byte sent
         assert info.value.status == 413
 
     def test_chunked_body_over_limit_is_413(self) -> None:
-        data = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+        data = (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+        )
         exc = error_of([data], max_body_size=10)
         assert exc is not None and exc.status == 413
 
     def test_chunked_body_over_limit_byte_by_byte_is_413(self) -> None:
-        data = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+        data = (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n"
+        )
         exc = error_of(bytewise(data), max_body_size=10)
         assert exc is not None and exc.status == 413
 
     def test_zero_body_limit_allows_bodiless_requests(self) -> None:
         assert parse(b"GET / HTTP/1.1\r\n" + H + b"\r\n", max_body_size=0)
-        exc = error_of([b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\n\r\nx"], max_body_size=0)
+        exc = error_of(
+            [b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1\r\n\r\nx"], max_body_size=0
+        )
         assert exc is not None and exc.status == 413
 
 
 # --- well-formed input ------------------------------------------------------------------------------
 
 VALID = [
-    ("get", b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: h\r\nX-Case: Value\r\n\r\n",
-     [("GET", b"/a/b", b"x=1&y=2", "1.1", [(b"Host", b"h"), (b"X-Case", b"Value")], b"", True)]),
-    ("http10-no-host", b"GET / HTTP/1.0\r\n\r\n",
-     [("GET", b"/", b"", "1.0", [], b"", False)]),
-    ("http10-keep-alive", b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
-     [("GET", b"/", b"", "1.0", [(b"Connection", b"keep-alive")], b"", True)]),
-    ("http11-close", b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
-     [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"Connection", b"close")], b"", False)]),
-    ("content-length", b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
-     [("POST", b"/p", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"5")], b"hello", True)]),
-    ("content-length-zero", b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
-     [("POST", b"/p", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"0")], b"", True)]),
-    ("get-with-body", b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
-     [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"2")], b"hi", True)]),
-    ("chunked-ext", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
-                    b"3;name=val;flag\r\nabc\r\n2;q=\"a b\"\r\nde\r\nA\r\n0123456789\r\n0;last=1\r\n\r\n",
-     [("POST", b"/", b"", "1.1", [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")], b"abcde0123456789", True)]),
-    ("chunked-uppercase", b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\na\r\n0123456789\r\n0\r\n\r\n",
-     [("POST", b"/", b"", "1.1", [(b"Host", b"h"), (b"Transfer-Encoding", b"CHUNKED")], b"0123456789", True)]),
-    ("asterisk-form", b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
-     [("OPTIONS", b"*", b"", "1.1", [(b"Host", b"h")], b"", True)]),
-    ("absolute-form", b"GET http://h/p/q?z=9 HTTP/1.1\r\nHost: h\r\n\r\n",
-     [("GET", b"/p/q", b"z=9", "1.1", [(b"Host", b"h")], b"", True)]),
-    ("leading-empty-line", b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
-     [("GET", b"/", b"", "1.1", [(b"Host", b"h")], b"", True)]),
-    ("leading-whitespace-trimmed", b"GET / HTTP/1.1\r\nHost: \t h\r\nX-E:\r\n\r\n",
-     [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"X-E", b"")], b"", True)]),
-    ("obs-text-in-value", b"GET / HTTP/1.1\r\nHost: h\r\nX-T: caf\xe9\r\n\r\n",
-     [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"X-T", b"caf\xe9")], b"", True)]),
-    ("pipelined", b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
-                  b"POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
-                  b"POST /3 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
-                  b"GET /4 HTTP/1.0\r\n\r\n",
-     [("GET", b"/1", b"", "1.1", [(b"Host", b"h")], b"", True),
-      ("POST", b"/2", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"3")], b"abc", True),
-      ("POST", b"/3", b"", "1.1", [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")], b"z", True),
-      ("GET", b"/4", b"", "1.0", [], b"", False)]),
-    ("methods", b"PUT / HTTP/1.1\r\nHost: h\r\n\r\nDELETE / HTTP/1.1\r\nHost: h\r\n\r\n"
-                b"PATCH / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
-     [(m, b"/", b"", "1.1", [(b"Host", b"h")], b"", True) for m in ("PUT", "DELETE", "PATCH", "HEAD")]),
+    (
+        "get",
+        b"GET /a/b?x=1&y=2 HTTP/1.1\r\nHost: h\r\nX-Case: Value\r\n\r\n",
+        [("GET", b"/a/b", b"x=1&y=2", "1.1", [(b"Host", b"h"), (b"X-Case", b"Value")], b"", True)],
+    ),
+    ("http10-no-host", b"GET / HTTP/1.0\r\n\r\n", [("GET", b"/", b"", "1.0", [], b"", False)]),
+    (
+        "http10-keep-alive",
+        b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        [("GET", b"/", b"", "1.0", [(b"Connection", b"keep-alive")], b"", True)],
+    ),
+    (
+        "http11-close",
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"Connection", b"close")], b"", False)],
+    ),
+    (
+        "content-length",
+        b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello",
+        [("POST", b"/p", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"5")], b"hello", True)],
+    ),
+    (
+        "content-length-zero",
+        b"POST /p HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\n\r\n",
+        [("POST", b"/p", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"0")], b"", True)],
+    ),
+    (
+        "get-with-body",
+        b"GET / HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi",
+        [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"2")], b"hi", True)],
+    ),
+    (
+        "chunked-ext",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'3;name=val;flag\r\nabc\r\n2;q="a b"\r\nde\r\nA\r\n0123456789\r\n0;last=1\r\n\r\n',
+        [
+            (
+                "POST",
+                b"/",
+                b"",
+                "1.1",
+                [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")],
+                b"abcde0123456789",
+                True,
+            )
+        ],
+    ),
+    (
+        "chunked-uppercase",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: CHUNKED\r\n\r\na\r\n0123456789\r\n0\r\n\r\n",
+        [
+            (
+                "POST",
+                b"/",
+                b"",
+                "1.1",
+                [(b"Host", b"h"), (b"Transfer-Encoding", b"CHUNKED")],
+                b"0123456789",
+                True,
+            )
+        ],
+    ),
+    (
+        "asterisk-form",
+        b"OPTIONS * HTTP/1.1\r\nHost: h\r\n\r\n",
+        [("OPTIONS", b"*", b"", "1.1", [(b"Host", b"h")], b"", True)],
+    ),
+    (
+        "absolute-form",
+        b"GET http://h/p/q?z=9 HTTP/1.1\r\nHost: h\r\n\r\n",
+        [("GET", b"/p/q", b"z=9", "1.1", [(b"Host", b"h")], b"", True)],
+    ),
+    (
+        "leading-empty-line",
+        b"\r\nGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        [("GET", b"/", b"", "1.1", [(b"Host", b"h")], b"", True)],
+    ),
+    (
+        "leading-whitespace-trimmed",
+        b"GET / HTTP/1.1\r\nHost: \t h\r\nX-E:\r\n\r\n",
+        [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"X-E", b"")], b"", True)],
+    ),
+    (
+        "obs-text-in-value",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX-T: caf\xe9\r\n\r\n",
+        [("GET", b"/", b"", "1.1", [(b"Host", b"h"), (b"X-T", b"caf\xe9")], b"", True)],
+    ),
+    (
+        "pipelined",
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"POST /2 HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"
+        b"POST /3 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
+        b"GET /4 HTTP/1.0\r\n\r\n",
+        [
+            ("GET", b"/1", b"", "1.1", [(b"Host", b"h")], b"", True),
+            ("POST", b"/2", b"", "1.1", [(b"Host", b"h"), (b"Content-Length", b"3")], b"abc", True),
+            (
+                "POST",
+                b"/3",
+                b"",
+                "1.1",
+                [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")],
+                b"z",
+                True,
+            ),
+            ("GET", b"/4", b"", "1.0", [], b"", False),
+        ],
+    ),
+    (
+        "methods",
+        b"PUT / HTTP/1.1\r\nHost: h\r\n\r\nDELETE / HTTP/1.1\r\nHost: h\r\n\r\n"
+        b"PATCH / HTTP/1.1\r\nHost: h\r\n\r\nHEAD / HTTP/1.1\r\nHost: h\r\n\r\n",
+        [
+            (m, b"/", b"", "1.1", [(b"Host", b"h")], b"", True)
+            for m in ("PUT", "DELETE", "PATCH", "HEAD")
+        ],
+    ),
 ]
 
 
@@ -339,7 +542,9 @@ class TestWellFormed:
 
     def test_expect_with_trailing_whitespace(self) -> None:
         parser = RequestParser()
-        parser.feed(b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue \r\nContent-Length: 3\r\n\r\n")
+        parser.feed(
+            b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue \r\nContent-Length: 3\r\n\r\n"
+        )
         assert parser.expect_continue
 
     def test_client_and_scheme_are_passed_on(self) -> None:
@@ -355,15 +560,21 @@ class TestWellFormed:
         assert request.headers.getall("x-b") == ["2", "3"]
 
     def test_chunked_trailers_are_accepted(self) -> None:
-        data = (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-                b"3\r\nabc\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\nGET /next HTTP/1.1\r\n" + H + b"\r\n")
+        data = (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nX-Checksum: 1\r\nX-Other: 2\r\n\r\nGET /next HTTP/1.1\r\n"
+            + H
+            + b"\r\n"
+        )
         first, second = parse(data)
         assert first.body == b"abc"
         assert second.raw_path == b"/next"
 
     def test_trailers_are_not_merged_into_headers(self) -> None:
-        data = (b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
-                b"3\r\nabc\r\n0\r\nX-Injected: yes\r\n\r\n")
+        data = (
+            b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\nX-Injected: yes\r\n\r\n"
+        )
         (request,) = parse(data)
         assert request.headers.get("X-Injected") is None
 
@@ -371,25 +582,32 @@ class TestWellFormed:
         body = bytes(range(256)) * 400
         head = b"POST / HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % len(body)
         data = head + body
-        pieces = [data[i:i + 1000] for i in range(0, len(data), 1000)]
+        pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
         (request,) = parse_in_pieces(pieces)
         assert request.body == body
 
     def test_large_chunked_body_in_many_pieces(self) -> None:
         chunks = [bytes([i]) * (i * 7 + 1) for i in range(200)]
-        encoded = b"".join(b"%x;i=%d\r\n%s\r\n" % (len(c), i, c) for i, c in enumerate(chunks)) + b"0\r\n\r\n"
+        encoded = (
+            b"".join(b"%x;i=%d\r\n%s\r\n" % (len(c), i, c) for i, c in enumerate(chunks))
+            + b"0\r\n\r\n"
+        )
         data = b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + encoded
-        pieces = [data[i:i + 333] for i in range(0, len(data), 333)]
+        pieces = [data[i : i + 333] for i in range(0, len(data), 333)]
         (request,) = parse_in_pieces(pieces)
         assert request.body == b"".join(chunks)
 
     def test_http10_chunked_body_is_decoded(self) -> None:
-        (request,) = parse(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+        (request,) = parse(
+            b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        )
         assert request.body == b"abc"
 
     def test_http10_with_transfer_encoding_is_not_persistent(self) -> None:
-        (request,) = parse(b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
-                           b"3\r\nabc\r\n0\r\n\r\n")
+        (request,) = parse(
+            b"POST / HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"3\r\nabc\r\n0\r\n\r\n"
+        )
         assert request.keep_alive is False
 
     def test_many_pipelined_requests_stay_in_order(self) -> None:
@@ -412,24 +630,34 @@ class TestExpectContinue:
 
     def test_case_insensitive(self) -> None:
         parser = RequestParser()
-        parser.feed(b"POST / HTTP/1.1\r\n" + H + b"expect: 100-Continue\r\nContent-Length: 3\r\n\r\n")
+        parser.feed(
+            b"POST / HTTP/1.1\r\n" + H + b"expect: 100-Continue\r\nContent-Length: 3\r\n\r\n"
+        )
         assert parser.expect_continue
 
     def test_chunked(self) -> None:
         parser = RequestParser()
-        parser.feed(b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n")
+        parser.feed(
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Expect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
         assert parser.expect_continue
         parser.feed(b"3\r\nabc\r\n0\r\n\r\n")
         assert not parser.expect_continue and parser.requests[0].body == b"abc"
 
     def test_not_set_when_the_body_came_along(self) -> None:
         parser = RequestParser()
-        parser.feed(b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\nabc")
+        parser.feed(
+            b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 3\r\n\r\nabc"
+        )
         assert not parser.expect_continue
 
     def test_not_set_without_a_body(self) -> None:
         parser = RequestParser()
-        parser.feed(b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 0\r\n\r\n")
+        parser.feed(
+            b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 0\r\n\r\n"
+        )
         assert not parser.expect_continue
         assert len(parser.requests) == 1
 
@@ -439,8 +667,10 @@ class TestExpectContinue:
         assert not parser.expect_continue
 
     def test_too_large_body_is_413_not_100(self) -> None:
-        exc = error_of([b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"],
-                       max_body_size=10)
+        exc = error_of(
+            [b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 100\r\n\r\n"],
+            max_body_size=10,
+        )
         assert exc is not None and exc.status == 413
 
 
@@ -468,7 +698,9 @@ class TestState:
 
     def test_upgrade_keeps_the_bytes_after_the_head(self) -> None:
         parser = RequestParser()
-        parser.feed(b"GET /ws HTTP/1.1\r\n" + H + b"Connection: Upgrade\r\nUpgrade: foo\r\n\r\n\x81\x00")
+        parser.feed(
+            b"GET /ws HTTP/1.1\r\n" + H + b"Connection: Upgrade\r\nUpgrade: foo\r\n\r\n\x81\x00"
+        )
         assert [r.raw_path for r in parser.requests] == [b"/ws"]
         assert parser.upgrade_data == b"\x81\x00"
         parser.feed(b"more")

@@ -32,11 +32,15 @@ def test_unfinished_trailer_field_is_bounded(start: bytes) -> None:
     assert info.value.status == 431
 
 
-@pytest.mark.parametrize("pieces", [
-    [b"GET /", b"\r\n"],
-    [b"GET /\r", b"\n"],
-    [b"GET / HTTP/1.1\r\n" + H + b"\r\nGET /\r\n"],
-], ids=["split-in-target", "split-in-crlf", "after-a-request"])
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"GET /", b"\r\n"],
+        [b"GET /\r", b"\n"],
+        [b"GET / HTTP/1.1\r\n" + H + b"\r\nGET /\r\n"],
+    ],
+    ids=["split-in-target", "split-in-crlf", "after-a-request"],
+)
 def test_http09_line_is_refused_however_it_arrives(pieces: list[bytes]) -> None:
     """An HTTP/0.9-style line (no version) split across packets, or pipelined after a request.
 
@@ -71,7 +75,12 @@ def test_connect_body_does_not_become_the_next_request() -> None:
     smuggled = b"GET /admin HTTP/1.1\r\n" + H + b"\r\n"
     parser = RequestParser()
     try:
-        parser.feed(b"CONNECT /x HTTP/1.1\r\n" + H + b"Content-Length: %d\r\n\r\n" % len(smuggled) + smuggled)
+        parser.feed(
+            b"CONNECT /x HTTP/1.1\r\n"
+            + H
+            + b"Content-Length: %d\r\n\r\n" % len(smuggled)
+            + smuggled
+        )
     except ProtocolError as exc:
         assert exc.status == 400
         return

@@ -17,20 +17,23 @@ def request(target: bytes) -> Request:
 
 
 class TestPath:
-    @pytest.mark.parametrize("raw, decoded", [
-        (b"/", "/"),
-        (b"/plain/path", "/plain/path"),
-        (b"/a%20b", "/a b"),
-        (b"/a+b", "/a+b"),                       # '+' is a space only in queries
-        (b"/caf%C3%A9", "/café"),
-        (b"/caf%c3%a9", "/café"),
-        (b"/a%2Fb", "/a/b"),
-        (b"/%25", "/%"),
-        (b"/bad%zz", "/bad%zz"),                 # not an escape: kept
-        (b"/trunc%4", "/trunc%4"),
-        (b"/%FF", "/\ufffd"),                    # not UTF-8: replacement character
-        (b"/%00", "/\x00"),
-    ])
+    @pytest.mark.parametrize(
+        "raw, decoded",
+        [
+            (b"/", "/"),
+            (b"/plain/path", "/plain/path"),
+            (b"/a%20b", "/a b"),
+            (b"/a+b", "/a+b"),  # '+' is a space only in queries
+            (b"/caf%C3%A9", "/café"),
+            (b"/caf%c3%a9", "/café"),
+            (b"/a%2Fb", "/a/b"),
+            (b"/%25", "/%"),
+            (b"/bad%zz", "/bad%zz"),  # not an escape: kept
+            (b"/trunc%4", "/trunc%4"),
+            (b"/%FF", "/\ufffd"),  # not UTF-8: replacement character
+            (b"/%00", "/\x00"),
+        ],
+    )
     def test_decode_path(self, raw: bytes, decoded: str) -> None:
         assert decode_path(raw) == decoded
         req = request(raw)
@@ -107,9 +110,17 @@ class TestQuery:
 
 class TestRequestObject:
     def test_fields(self) -> None:
-        req = Request("POST", b"/p", b"q=1", "1.0", Headers([(b"A", b"b")]), b"body", ("1.2.3.4", 5), False)
+        req = Request(
+            "POST", b"/p", b"q=1", "1.0", Headers([(b"A", b"b")]), b"body", ("1.2.3.4", 5), False
+        )
         assert (req.method, req.version, req.body, req.client, req.keep_alive, req.scheme) == (
-            "POST", "1.0", b"body", ("1.2.3.4", 5), False, "http")
+            "POST",
+            "1.0",
+            b"body",
+            ("1.2.3.4", 5),
+            False,
+            "http",
+        )
         assert req.headers.get("a") == "b"
         assert repr(req) == "<Request POST /p?q=1 HTTP/1.0>"
 

@@ -11,8 +11,14 @@ DATE = b"Date: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
 SERVER = b"Server: peregrine\r\n"
 
 
-def head(resp: Response, content_length: object = 0, keep_alive: bool = True, http10: bool = False,
-         server: bytes = SERVER, chunked: bool = False) -> bytes:
+def head(
+    resp: Response,
+    content_length: object = 0,
+    keep_alive: bool = True,
+    http10: bool = False,
+    server: bytes = SERVER,
+    chunked: bool = False,
+) -> bytes:
     return serialize_head(resp, content_length, keep_alive, http10, DATE, server, chunked)  # type: ignore[arg-type]
 
 
@@ -29,7 +35,16 @@ def names(data: bytes) -> list[bytes]:
 class TestHeaderValidation:
     """A name or value with CR, LF or NUL raises ValueError: no response splitting."""
 
-    BAD_VALUES = ["a\r\nSet-Cookie: x=1", "a\rb", "a\nb", "a\x00b", "\r\n", b"a\r\nb", b"a\nb", b"a\x00"]
+    BAD_VALUES = [
+        "a\r\nSet-Cookie: x=1",
+        "a\rb",
+        "a\nb",
+        "a\x00b",
+        "\r\n",
+        b"a\r\nb",
+        b"a\nb",
+        b"a\x00",
+    ]
     BAD_NAMES = ["X-A\r\nX-B", "X\rA", "X\nA", "X\x00A", "", "X A", "X:A", b"X\r\n", "X-é"]
 
     @pytest.mark.parametrize("value", BAD_VALUES)
@@ -67,7 +82,9 @@ class TestHeaderValidation:
         resp.set_header("X-A", " \tv v\t ")
         assert resp.headers == [(b"X-A", b"v v")]
 
-    @pytest.mark.parametrize("name", ["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"])
+    @pytest.mark.parametrize(
+        "name", ["Content-Length", "content-length", "Transfer-Encoding", "TRANSFER-ENCODING"]
+    )
     def test_framing_headers_are_refused(self, name: str) -> None:
         with pytest.raises(ValueError):
             Response().set_header(name, "5")
@@ -107,7 +124,7 @@ class TestBody:
     def test_str_is_utf8(self) -> None:
         resp = Response()
         resp.set_body("café ☃")
-        assert resp.body == "café ☃".encode("utf-8")
+        assert resp.body == "café ☃".encode()
 
     @pytest.mark.parametrize("body", [bytearray(b"abc"), memoryview(b"abc"), b"abc"])
     def test_bytes_like(self, body: object) -> None:
@@ -142,15 +159,25 @@ class TestSerialisation:
         line, fields = parse_head(data)
         assert line == b"HTTP/1.1 200 OK"
         assert fields == [
-            (b"Date", DATE[6:-2]), (b"Server", b"peregrine"), (b"Content-Type", b"text/plain"),
+            (b"Date", DATE[6:-2]),
+            (b"Server", b"peregrine"),
+            (b"Content-Type", b"text/plain"),
             (b"Content-Length", b"5"),
         ]
 
-    @pytest.mark.parametrize("status, phrase", [
-        (201, b"Created"), (204, b"No Content"), (304, b"Not Modified"), (404, b"Not Found"),
-        (418, b"I'm a Teapot"), (431, b"Request Header Fields Too Large"), (500, b"Internal Server Error"),
-        (505, b"HTTP Version Not Supported"),
-    ])
+    @pytest.mark.parametrize(
+        "status, phrase",
+        [
+            (201, b"Created"),
+            (204, b"No Content"),
+            (304, b"Not Modified"),
+            (404, b"Not Found"),
+            (418, b"I'm a Teapot"),
+            (431, b"Request Header Fields Too Large"),
+            (500, b"Internal Server Error"),
+            (505, b"HTTP Version Not Supported"),
+        ],
+    )
     def test_reason_phrase_from_the_table(self, status: int, phrase: bytes) -> None:
         resp = Response()
         resp.status = status
@@ -194,8 +221,12 @@ class TestSerialisation:
     def test_persistence(self) -> None:
         assert b"connection" not in names(head(Response(), 0, keep_alive=True))
         assert (b"Connection", b"close") in parse_head(head(Response(), 0, keep_alive=False))[1]
-        assert (b"Connection", b"keep-alive") in parse_head(head(Response(), 0, keep_alive=True, http10=True))[1]
-        assert (b"Connection", b"close") in parse_head(head(Response(), 0, keep_alive=False, http10=True))[1]
+        assert (b"Connection", b"keep-alive") in parse_head(
+            head(Response(), 0, keep_alive=True, http10=True)
+        )[1]
+        assert (b"Connection", b"close") in parse_head(
+            head(Response(), 0, keep_alive=False, http10=True)
+        )[1]
 
     def test_server_header_can_be_left_out(self) -> None:
         assert b"server" not in names(head(Response(), 0, server=b""))

@@ -9,8 +9,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import httpx
 
@@ -37,7 +37,9 @@ def alive(pid: int) -> bool:
     return status != "Z"
 
 
-def wait_until(predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05) -> bool:
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05
+) -> bool:
     """Poll ``predicate`` until it is true (return True) or ``timeout`` passes (return False)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -106,7 +108,7 @@ class Hammer:
             else:
                 self.failures.append(repr(response[:200]))
 
-    def __enter__(self) -> "Hammer":
+    def __enter__(self) -> Hammer:
         self._thread.start()
         return self
 
@@ -121,12 +123,22 @@ class LaunchedServer(ServerProcess):
     For listeners whose startup line does not carry ``host:port`` (unix sockets).
     """
 
-    def __init__(self, argv: list[str], ready: str = r"serving on ", env: Optional[dict[str, str]] = None,
-                 cwd: Optional[str] = None, start_timeout: float = 15.0) -> None:
+    def __init__(
+        self,
+        argv: list[str],
+        ready: str = r"serving on ",
+        env: dict[str, str] | None = None,
+        cwd: str | None = None,
+        start_timeout: float = 15.0,
+    ) -> None:
         self.argv = argv
         self.proc = subprocess.Popen(
-            argv, cwd=cwd or str(ROOT), env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            argv,
+            cwd=cwd or str(ROOT),
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
         self.lines = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import socket
+
 import pytest
 
 from ..helpers import ROOT, read_response
@@ -16,8 +17,9 @@ REQUEST = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 @pytest.mark.parametrize("workers", [1, 2])
 def test_emfile_is_survived(start_server, loop: str, workers: int) -> None:
-    server = start_server(workers=workers,
-                          script=[LOWFD, "48", "run", "tests.process.apps:Pid", "--loop", loop])
+    server = start_server(
+        workers=workers, script=[LOWFD, "48", "run", "tests.process.apps:Pid", "--loop", loop]
+    )
     clients = []
     for _ in range(60 * workers):
         sock = socket.create_connection((server.host, server.port), timeout=10)

@@ -23,8 +23,10 @@ class SlowRequests:
     def __init__(self, host: str, port: int, count: int, seconds: float) -> None:
         self.results: list[object] = [None] * count
         self.sent = threading.Barrier(count + 1)
-        self.threads = [threading.Thread(target=self._one, args=(host, port, i, seconds), daemon=True)
-                        for i in range(count)]
+        self.threads = [
+            threading.Thread(target=self._one, args=(host, port, i, seconds), daemon=True)
+            for i in range(count)
+        ]
         for thread in self.threads:
             thread.start()
         self.sent.wait(10)
@@ -122,8 +124,13 @@ print("start returned", flush=True)
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_server_shutdown_method(workers: int) -> None:
-    proc = subprocess.run([sys.executable, "-c", SHUTDOWN_SCRIPT, str(workers)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=30)
+    proc = subprocess.run(
+        [sys.executable, "-c", SHUTDOWN_SCRIPT, str(workers)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "start returned" in proc.stdout
     assert "serving on" in proc.stderr and "stopped" in proc.stderr

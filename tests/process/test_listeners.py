@@ -28,14 +28,20 @@ def has_ipv6_loopback() -> bool:
 @pytest.mark.parametrize("workers", [1, 2])
 def test_unix_socket_with_permissions(launched, tmp_path, workers: int) -> None:
     path = str(tmp_path / "peregrine.sock")
-    server = LaunchedServer(peregrine_argv("run", APP, "--uds", path, "--uds-permissions", "0o660",
-                                           "--workers", str(workers)), ready=r"serving on http\+unix://")
+    server = LaunchedServer(
+        peregrine_argv(
+            "run", APP, "--uds", path, "--uds-permissions", "0o660", "--workers", str(workers)
+        ),
+        ready=r"serving on http\+unix://",
+    )
     launched.append(server)
     assert path in server.output
     assert stat.S_ISSOCK(os.stat(path).st_mode)
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o660
     with httpx.Client(transport=httpx.HTTPTransport(uds=path)) as client:
-        seen = {client.get("http://peregrine/", headers={"Connection": "close"}).text for _ in range(30)}
+        seen = {
+            client.get("http://peregrine/", headers={"Connection": "close"}).text for _ in range(30)
+        }
     assert all(text.startswith("pid=") for text in seen)
     assert server.stop() == 0
     assert not os.path.exists(path)
@@ -65,34 +71,56 @@ def test_inherited_socket(start_server, mode: str, workers: int) -> None:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_forwarded_headers_from_a_trusted_proxy(start_server, workers: int) -> None:
-    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1, 10.0.0.0/8",
-                          workers=workers)
-    data = get(server.url + "/", headers={
-        "X-Forwarded-For": "203.0.113.9, 10.1.1.1", "X-Forwarded-Proto": "https",
-    }).json()
+    server = start_server(
+        "tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1, 10.0.0.0/8", workers=workers
+    )
+    data = get(
+        server.url + "/",
+        headers={
+            "X-Forwarded-For": "203.0.113.9, 10.1.1.1",
+            "X-Forwarded-Proto": "https",
+        },
+    ).json()
     assert data["client"] == ["203.0.113.9", 0]
     assert data["scheme"] == "https"
-    data = get(server.url + "/", headers={"Forwarded": 'for="[2001:db8::5]:4711";proto=https'}).json()
+    data = get(
+        server.url + "/", headers={"Forwarded": 'for="[2001:db8::5]:4711";proto=https'}
+    ).json()
     assert data["client"] == ["2001:db8::5", 4711]
     assert data["scheme"] == "https"
 
 
 def test_forwarded_headers_from_an_untrusted_peer_are_ignored(start_server) -> None:
     server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "10.0.0.0/8", workers=2)
-    data = get(server.url + "/", headers={
-        "X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https", "Forwarded": "for=1.2.3.4",
-    }).json()
+    data = get(
+        server.url + "/",
+        headers={
+            "X-Forwarded-For": "203.0.113.9",
+            "X-Forwarded-Proto": "https",
+            "Forwarded": "for=1.2.3.4",
+        },
+    ).json()
     assert data["client"][0] == "127.0.0.1"
     assert data["scheme"] == "http"
 
 
 def test_forwarded_headers_family_can_be_pinned(start_server) -> None:
     # A proxy that writes only Forwarded: a client's own X-Forwarded-For must not win.
-    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1",
-                          "--forwarded-headers", "forwarded", workers=1)
-    data = get(server.url + "/", headers={
-        "X-Forwarded-For": "198.51.100.66", "Forwarded": "for=203.0.113.9;proto=https",
-    }).json()
+    server = start_server(
+        "tests.apps:Echo",
+        "--forwarded-allow-ips",
+        "127.0.0.1",
+        "--forwarded-headers",
+        "forwarded",
+        workers=1,
+    )
+    data = get(
+        server.url + "/",
+        headers={
+            "X-Forwarded-For": "198.51.100.66",
+            "Forwarded": "for=203.0.113.9;proto=https",
+        },
+    ).json()
     assert data["client"] == ["203.0.113.9", 0]
     assert data["scheme"] == "https"
 

@@ -10,7 +10,7 @@ import pytest
 
 from .support import Hammer, children, get, wait_until
 
-APP_SOURCE = '''
+APP_SOURCE = """
 import os
 
 VERSION = {version!r}
@@ -19,7 +19,7 @@ VERSION = {version!r}
 class Handler:
     def handle_request(self, req, resp):
         resp.set_body(f"{{VERSION}} pid={{os.getpid()}}")
-'''
+"""
 
 
 def write_app(directory: Path, version: str) -> None:
@@ -28,11 +28,19 @@ def write_app(directory: Path, version: str) -> None:
 
 @pytest.mark.parametrize("reuse_port", ["true", "false"])
 def test_sighup_restarts_every_worker_with_new_code_and_refuses_nothing(
-    start_server, tmp_path, reuse_port: str,
+    start_server,
+    tmp_path,
+    reuse_port: str,
 ) -> None:
     write_app(tmp_path, "v1")
-    server = start_server("reloadapp:Handler", "--reuse-port", reuse_port, workers=2, cwd=str(tmp_path),
-                          env={"PYTHONDONTWRITEBYTECODE": "1"})
+    server = start_server(
+        "reloadapp:Handler",
+        "--reuse-port",
+        reuse_port,
+        workers=2,
+        cwd=str(tmp_path),
+        env={"PYTHONDONTWRITEBYTECODE": "1"},
+    )
     old_workers = set(children(server.proc.pid))
     assert get(server.url + "/").text.startswith("v1 ")
     with Hammer(server.host, server.port) as hammer:
@@ -53,8 +61,9 @@ def test_sighup_restarts_every_worker_with_new_code_and_refuses_nothing(
 
 def test_sighup_with_broken_code_keeps_the_old_workers(start_server, tmp_path) -> None:
     write_app(tmp_path, "v1")
-    server = start_server("reloadapp:Handler", workers=2, cwd=str(tmp_path),
-                          env={"PYTHONDONTWRITEBYTECODE": "1"})
+    server = start_server(
+        "reloadapp:Handler", workers=2, cwd=str(tmp_path), env={"PYTHONDONTWRITEBYTECODE": "1"}
+    )
     old_workers = set(children(server.proc.pid))
     (tmp_path / "reloadapp.py").write_text("this is not python\n")
     mark = len(server.lines)
@@ -67,8 +76,16 @@ def test_sighup_with_broken_code_keeps_the_old_workers(start_server, tmp_path) -
 
 @pytest.mark.parametrize("reuse_port", ["true", "false"])
 def test_max_requests_recycles_without_losing_a_request(start_server, reuse_port: str) -> None:
-    server = start_server("tests.process.apps:Pid", "--max-requests", "15", "--max-requests-jitter", "5",
-                          "--reuse-port", reuse_port, workers=2)
+    server = start_server(
+        "tests.process.apps:Pid",
+        "--max-requests",
+        "15",
+        "--max-requests-jitter",
+        "5",
+        "--reuse-port",
+        reuse_port,
+        workers=2,
+    )
     first = set(children(server.proc.pid))
 
     def pids() -> set[bytes]:

@@ -44,26 +44,34 @@ def test_local_objects_are_not_reloadable() -> None:
 
 
 def test_load_fresh_reads_the_file_again(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "freshapp.py").write_text("class Handler:\n    VERSION = 1\n\nhandler = Handler()\n")
+    (tmp_path / "freshapp.py").write_text(
+        "class Handler:\n    VERSION = 1\n\nhandler = Handler()\n"
+    )
     # (not monkeypatch.syspath_prepend: it trips over the pkg_resources stand-in that kosoku,
     # the Autobahn runner, leaves in sys.modules when tests/ws runs first)
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])
     importlib.invalidate_caches()
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
     # purging every application module would purge the tests' own here: forget just this one
-    monkeypatch.setattr(reload, "purge_application_modules", lambda: sys.modules.pop("freshapp", None))
+    monkeypatch.setattr(
+        reload, "purge_application_modules", lambda: sys.modules.pop("freshapp", None)
+    )
     import freshapp  # type: ignore[import-not-found]
 
     target = find_reload_target(freshapp.handler)
     assert target == ReloadTarget("freshapp", ("handler",))
-    (tmp_path / "freshapp.py").write_text("class Handler:\n    VERSION = 2\n\nhandler = Handler()\n")
+    (tmp_path / "freshapp.py").write_text(
+        "class Handler:\n    VERSION = 2\n\nhandler = Handler()\n"
+    )
     try:
         assert load_fresh(target).VERSION == 2
     finally:
         sys.modules.pop("freshapp", None)
 
 
-def test_module_without_the_attribute_any_more_fails_loudly(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_module_without_the_attribute_any_more_fails_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(reload, "purge_application_modules", lambda: None)
     module = types.ModuleType("peregrine_gone_app")
     sys.modules[module.__name__] = module

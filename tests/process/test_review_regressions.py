@@ -66,7 +66,9 @@ def test_sighup_with_one_worker_does_not_kill_the_server(start_server) -> None:
         try:
             status, _, body = read_response(sock, timeout=5)
         except (ConnectionError, OSError, ValueError, AssertionError) as exc:
-            pytest.fail(f"in-flight request lost on SIGHUP: {exc!r}; exit status {server.proc.poll()}")
+            pytest.fail(
+                f"in-flight request lost on SIGHUP: {exc!r}; exit status {server.proc.poll()}"
+            )
     assert status == 200 and body.startswith(b"slept")
     assert server.proc.poll() is None, f"server died: exit status {server.proc.returncode}"
 
@@ -76,15 +78,21 @@ def test_sigttin_with_one_worker_does_not_freeze_the_server() -> None:
     # like a server started from an interactive shell
     proc = subprocess.Popen(
         [sys.executable, "-m", "peregrine", "run", PID_APP, "--port", "0", "--workers", "1"],
-        cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        process_group=0, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        process_group=0,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
         assert proc.stdout is not None
         port = None
         deadline = time.monotonic() + 15
         while port is None and time.monotonic() < deadline:
-            match = re.search(r"serving on http://127\.0\.0\.1:(\d+)", proc.stdout.readline().decode())
+            match = re.search(
+                r"serving on http://127\.0\.0\.1:(\d+)", proc.stdout.readline().decode()
+            )
             if match:
                 port = int(match.group(1))
         assert port is not None, "server did not start"
@@ -98,12 +106,17 @@ def test_sigttin_with_one_worker_does_not_freeze_the_server() -> None:
         proc.wait(10)
 
 
-def test_sigterm_while_the_single_worker_starts_exits_0_and_removes_the_socket(launched, tmp_path) -> None:
+def test_sigterm_while_the_single_worker_starts_exits_0_and_removes_the_socket(
+    launched, tmp_path
+) -> None:
     (tmp_path / "slowinit.py").write_text(SLOW_INIT_APP)
     path = str(tmp_path / "s.sock")
-    server = LaunchedServer(peregrine_argv("run", "slowinit:Handler", "--uds", path, "--workers", "1"),
-                            ready=r"serving on http\+unix://", cwd=str(tmp_path),
-                            env={"INIT_DELAY": "3", "PYTHONPATH": str(ROOT / "src")})
+    server = LaunchedServer(
+        peregrine_argv("run", "slowinit:Handler", "--uds", path, "--workers", "1"),
+        ready=r"serving on http\+unix://",
+        cwd=str(tmp_path),
+        env={"INIT_DELAY": "3", "PYTHONPATH": str(ROOT / "src")},
+    )
     launched.append(server)
     server.send_signal(signal.SIGTERM)  # Handler() is still sleeping
     code = server.proc.wait(10)
@@ -112,7 +125,7 @@ def test_sigterm_while_the_single_worker_starts_exits_0_and_removes_the_socket(l
 
 # --- Server.shutdown() -------------------------------------------------------------------------
 
-SHUTDOWN_FROM_HANDLER = '''
+SHUTDOWN_FROM_HANDLER = """
 import os, sys
 import peregrine
 
@@ -127,7 +140,7 @@ class Handler:
 SERVER = peregrine.Server(Handler, host="127.0.0.1", port=0, workers=2)
 SERVER.start()
 print("start returned", flush=True)
-'''
+"""
 
 
 def test_server_shutdown_from_a_handler_with_several_workers(start_server, tmp_path) -> None:
@@ -175,8 +188,13 @@ os._exit(0)
 
 
 def test_counter_survives_a_worker_killed_while_holding_its_lock() -> None:
-    proc = subprocess.run([sys.executable, "-c", COUNTER_KILLED_MID_INCREMENT], cwd=ROOT,
-                          capture_output=True, text=True, timeout=20)
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNTER_KILLED_MID_INCREMENT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
     assert "next() returned" in proc.stdout, proc.stdout + proc.stderr
 
 
@@ -186,38 +204,64 @@ def test_counter_survives_a_worker_killed_while_holding_its_lock() -> None:
 def test_client_forwarded_header_passed_through_by_an_x_forwarded_proxy(start_server) -> None:
     server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
     # what nginx sends upstream with the docs' config: the client's headers, plus its own XFF/XFP
-    data = _raw_request(server.host, server.port, [
-        ("Forwarded", "for=6.6.6.6;proto=https"),  # written by the client
-        ("X-Forwarded-For", "203.0.113.7"),  # $proxy_add_x_forwarded_for
-        ("X-Forwarded-Proto", "http"),  # $scheme
-    ])
+    data = _raw_request(
+        server.host,
+        server.port,
+        [
+            ("Forwarded", "for=6.6.6.6;proto=https"),  # written by the client
+            ("X-Forwarded-For", "203.0.113.7"),  # $proxy_add_x_forwarded_for
+            ("X-Forwarded-Proto", "http"),  # $scheme
+        ],
+    )
     assert (data["client"][0], data["scheme"]) == ("203.0.113.7", "http")
 
 
 def test_unterminated_quote_cannot_swallow_the_proxys_forwarded_element(start_server) -> None:
     server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
     # client sent `Forwarded: for=6.6.6.6;x="`; the proxy appended `, for=203.0.113.7;proto=http`
-    data = _raw_request(server.host, server.port, [
-        ("Forwarded", 'for=6.6.6.6;x=", for=203.0.113.7;proto=http'),
-    ])
+    data = _raw_request(
+        server.host,
+        server.port,
+        [
+            ("Forwarded", 'for=6.6.6.6;x=", for=203.0.113.7;proto=http'),
+        ],
+    )
     assert data["client"][0] != "6.6.6.6"
 
 
 def test_x_forwarded_proto_uses_the_value_the_proxy_appended(start_server) -> None:
     server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
-    data = _raw_request(server.host, server.port, [
-        ("X-Forwarded-Proto", "https"),  # written by the client
-        ("X-Forwarded-For", "203.0.113.7"),  # appended by the proxy
-        ("X-Forwarded-Proto", "http"),  # appended by the proxy
-    ])
+    data = _raw_request(
+        server.host,
+        server.port,
+        [
+            ("X-Forwarded-Proto", "https"),  # written by the client
+            ("X-Forwarded-For", "203.0.113.7"),  # appended by the proxy
+            ("X-Forwarded-Proto", "http"),  # appended by the proxy
+        ],
+    )
     assert (data["client"][0], data["scheme"]) == ("203.0.113.7", "http")
 
 
 def test_bad_forwarded_allow_ips_is_refused_before_serving() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "peregrine", "run", PID_APP, "--port", "0", "--workers", "1",
-         "--forwarded-allow-ips", "10.0.0.0/8, localhost"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "peregrine",
+            "run",
+            PID_APP,
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--forwarded-allow-ips",
+            "10.0.0.0/8, localhost",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode != 0
     assert "localhost" in proc.stderr
@@ -239,12 +283,16 @@ def _uds_get(path: str) -> bytes:
 
 def test_stopping_a_server_does_not_remove_another_servers_unix_socket(launched, tmp_path) -> None:
     path = str(tmp_path / "app.sock")
-    first = LaunchedServer(peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"),
-                           ready=r"serving on http\+unix://")
+    first = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"),
+        ready=r"serving on http\+unix://",
+    )
     launched.append(first)
     os.unlink(path)  # e.g. a deploy script cleaning up, or see the next test
-    second = LaunchedServer(peregrine_argv("run", PID_APP, "--uds", path, "--workers", "2"),
-                            ready=r"serving on http\+unix://")
+    second = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "2"),
+        ready=r"serving on http\+unix://",
+    )
     launched.append(second)
     assert first.stop() == 0
     assert os.path.exists(path), "stopping the first server removed the second server's socket"
@@ -253,10 +301,14 @@ def test_stopping_a_server_does_not_remove_another_servers_unix_socket(launched,
 
 def test_a_live_unix_socket_is_not_taken_over(launched, tmp_path) -> None:
     path = str(tmp_path / "app.sock")
-    first = LaunchedServer(peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"),
-                           ready=r"serving on http\+unix://")
+    first = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"),
+        ready=r"serving on http\+unix://",
+    )
     launched.append(first)
-    second = LaunchedServer(peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"), ready=r".")
+    second = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"), ready=r"."
+    )
     launched.append(second)
     # a refusing server exits within a second or two; a taking-over one says it is serving
     wait_until(lambda: second.proc.poll() is not None or "serving on" in second.output, timeout=8)
@@ -275,15 +327,35 @@ def test_encrypted_key_without_password_fails_instead_of_prompting(tmp_path) -> 
     cert = trustme.CA().issue_cert("127.0.0.1")
     key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), None)
     keyfile, certfile = tmp_path / "key.pem", tmp_path / "cert.pem"
-    keyfile.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                          serialization.BestAvailableEncryption(b"secret")))
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
     certfile.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
     pid, fd = pty.fork()  # a controlling terminal, as when run by hand
     if pid == 0:  # pragma: no cover - the child
         os.chdir(ROOT)
-        os.execv(sys.executable, [sys.executable, "-m", "peregrine", "run", PID_APP, "--port", "0",
-                                  "--workers", "1", "--ssl-certfile", str(certfile),
-                                  "--ssl-keyfile", str(keyfile)])
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "peregrine",
+                "run",
+                PID_APP,
+                "--port",
+                "0",
+                "--workers",
+                "1",
+                "--ssl-certfile",
+                str(certfile),
+                "--ssl-keyfile",
+                str(keyfile),
+            ],
+        )
     output, status = b"", None
     deadline = time.monotonic() + 8
     try:
@@ -310,7 +382,7 @@ def test_encrypted_key_without_password_fails_instead_of_prompting(tmp_path) -> 
 
 # --- reload and reuse_port --------------------------------------------------------------------
 
-INSTANCE_APP = '''
+INSTANCE_APP = """
 VERSION = {version!r}
 
 
@@ -320,13 +392,14 @@ class Handler:
 
 
 handler = Handler()
-'''
+"""
 
 
 def test_sighup_loads_new_code_for_an_instance_handler(start_server, tmp_path) -> None:
     (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="v1"))
-    server = start_server("instapp:handler", workers=2, cwd=str(tmp_path),
-                          env={"PYTHONDONTWRITEBYTECODE": "1"})
+    server = start_server(
+        "instapp:handler", workers=2, cwd=str(tmp_path), env={"PYTHONDONTWRITEBYTECODE": "1"}
+    )
     assert get(server.url + "/").text == "v1"
     (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="v2"))
     mark = len(server.lines)
@@ -335,10 +408,17 @@ def test_sighup_loads_new_code_for_an_instance_handler(start_server, tmp_path) -
     assert {get(server.url + "/").text for _ in range(6)} == {"v2"}
 
 
-def test_reuse_port_slot_without_a_worker_does_not_swallow_connections(start_server, tmp_path) -> None:
+def test_reuse_port_slot_without_a_worker_does_not_swallow_connections(
+    start_server, tmp_path
+) -> None:
     flag = tmp_path / "crash"
-    server = start_server("tests.process.apps:FailsWhenFlagged", "--reuse-port", "true", workers=2,
-                          env={"PEREGRINE_TEST_CRASH_FLAG": str(flag)})
+    server = start_server(
+        "tests.process.apps:FailsWhenFlagged",
+        "--reuse-port",
+        "true",
+        workers=2,
+        env={"PEREGRINE_TEST_CRASH_FLAG": str(flag)},
+    )
     flag.write_text("on")  # from now on a new worker cannot start
     os.kill(children(server.proc.pid)[0], signal.SIGKILL)
     assert server.wait_for_line("failed to start", 5), server.output
@@ -349,8 +429,10 @@ def test_reuse_port_slot_without_a_worker_does_not_swallow_connections(start_ser
             sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             clients.append(sock)
         answered: set[socket.socket] = set()
-        wait_until(lambda: answered.update(select.select(clients, [], [], 0)[0]) or len(answered) == 20,
-                   timeout=3)
+        wait_until(
+            lambda: answered.update(select.select(clients, [], [], 0)[0]) or len(answered) == 20,
+            timeout=3,
+        )
         assert len(answered) == 20, f"{20 - len(answered)} of 20 connections never answered"
     finally:
         for sock in clients:

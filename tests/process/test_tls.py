@@ -24,7 +24,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     server_cert = ca.issue_cert("127.0.0.1", "localhost")
     client_cert = ca.issue_cert("client@example.com")
     paths = {
-        "ca": directory / "ca.pem", "server": directory / "server.pem", "client": directory / "client.pem",
+        "ca": directory / "ca.pem",
+        "server": directory / "server.pem",
+        "client": directory / "client.pem",
     }
     ca.cert_pem.write_to_path(str(paths["ca"]))
     server_cert.private_key_and_cert_chain_pem.write_to_path(str(paths["server"]))
@@ -32,8 +34,9 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {name: str(path) for name, path in paths.items()}
 
 
-def client_context(pki: dict[str, str], maximum: ssl.TLSVersion | None = None,
-                   cert: bool = False) -> ssl.SSLContext:
+def client_context(
+    pki: dict[str, str], maximum: ssl.TLSVersion | None = None, cert: bool = False
+) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=pki["ca"])
     if maximum is not None:
         context.maximum_version = maximum
@@ -44,8 +47,9 @@ def client_context(pki: dict[str, str], maximum: ssl.TLSVersion | None = None,
 
 def https_get(server, context: ssl.SSLContext) -> httpx.Response:  # type: ignore[no-untyped-def]
     with httpx.Client(verify=context) as client:
-        return client.get(f"https://127.0.0.1:{server.port}/", headers={"Connection": "close"},
-                          timeout=10)
+        return client.get(
+            f"https://127.0.0.1:{server.port}/", headers={"Connection": "close"}, timeout=10
+        )
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -80,8 +84,16 @@ def test_tls13_only(start_server, pki) -> None:
 
 
 def test_client_certificates_required(start_server, pki) -> None:
-    server = start_server(APP, "--ssl-certfile", pki["server"], "--ssl-ca-certs", pki["ca"],
-                          "--ssl-cert-reqs", "required", workers=2)
+    server = start_server(
+        APP,
+        "--ssl-certfile",
+        pki["server"],
+        "--ssl-ca-certs",
+        pki["ca"],
+        "--ssl-cert-reqs",
+        "required",
+        workers=2,
+    )
     with pytest.raises(httpx.HTTPError):
         https_get(server, client_context(pki))  # no certificate: refused
     assert https_get(server, client_context(pki, cert=True)).status_code == 200
@@ -90,8 +102,9 @@ def test_client_certificates_required(start_server, pki) -> None:
 
 @pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
 def test_stalled_handshake_is_timed_out(start_server, pki, loop: str) -> None:
-    server = start_server(APP, "--ssl-certfile", pki["server"], "--tls-handshake-timeout", "1",
-                          "--loop", loop)
+    server = start_server(
+        APP, "--ssl-certfile", pki["server"], "--tls-handshake-timeout", "1", "--loop", loop
+    )
     stalled = [socket.create_connection((server.host, server.port), timeout=10) for _ in range(3)]
     started = time.monotonic()
     for sock in stalled:
@@ -123,8 +136,23 @@ def test_bad_certificate_file_refuses_to_start(tmp_path) -> None:
     bad.write_text("not a certificate\n")
     for workers in ("1", "2"):
         proc = subprocess.run(
-            [sys.executable, "-m", "peregrine", "run", APP, "--port", "0", "--workers", workers,
-             "--ssl-certfile", str(bad)], cwd=ROOT, capture_output=True, text=True, timeout=30,
+            [
+                sys.executable,
+                "-m",
+                "peregrine",
+                "run",
+                APP,
+                "--port",
+                "0",
+                "--workers",
+                workers,
+                "--ssl-certfile",
+                str(bad),
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=30,
         )
         assert proc.returncode != 0
         assert "PEM" in proc.stderr or "SSL" in proc.stderr

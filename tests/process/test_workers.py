@@ -50,8 +50,10 @@ def test_killed_worker_is_replaced_quickly(start_server) -> None:
     before = children(server.proc.pid)
     victim = before[0]
     os.kill(victim, signal.SIGKILL)
-    assert wait_until(lambda: len(children(server.proc.pid)) == 2 and victim not in children(server.proc.pid),
-                      timeout=3), server.output
+    assert wait_until(
+        lambda: len(children(server.proc.pid)) == 2 and victim not in children(server.proc.pid),
+        timeout=3,
+    ), server.output
     assert server.wait_for_line(rf"pid {victim}\) was killed by SIGKILL", 2), server.output
     assert set(children(server.proc.pid)) - set(before), "no new worker"
     assert pids_seen(server, 2) == set(children(server.proc.pid))
@@ -73,9 +75,21 @@ def test_counter_script_runs_standalone(start_server) -> None:
 
 def test_every_worker_failing_at_start_exits_non_zero() -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "peregrine", "run", "tests.process.apps:Broken", "--port", "0",
-         "--workers", "3"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "peregrine",
+            "run",
+            "tests.process.apps:Broken",
+            "--port",
+            "0",
+            "--workers",
+            "3",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode != 0
     assert "no worker could start" in proc.stderr
@@ -86,9 +100,23 @@ def test_every_worker_failing_at_start_exits_non_zero() -> None:
 def test_bind_failure_exits_non_zero(start_server) -> None:
     server = start_server(APP, workers=1)
     proc = subprocess.run(
-        [sys.executable, "-m", "peregrine", "run", APP, "--port", str(server.port), "--workers", "2",
-         "--reuse-port", "false"],
-        cwd=ROOT, capture_output=True, text=True, timeout=30,
+        [
+            sys.executable,
+            "-m",
+            "peregrine",
+            "run",
+            APP,
+            "--port",
+            str(server.port),
+            "--workers",
+            "2",
+            "--reuse-port",
+            "false",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert proc.returncode == 1
     assert "Address already in use" in proc.stderr
@@ -124,8 +152,9 @@ def test_workers_exit_when_the_supervisor_dies(start_server) -> None:
 
 
 def test_close_hook_runs_in_every_worker(start_server, tmp_path) -> None:
-    server = start_server("tests.process.apps:Closing", workers=2,
-                          env={"PEREGRINE_TEST_CLOSE_DIR": str(tmp_path)})
+    server = start_server(
+        "tests.process.apps:Closing", workers=2, env={"PEREGRINE_TEST_CLOSE_DIR": str(tmp_path)}
+    )
     workers = children(server.proc.pid)
     assert server.stop() == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"closed-{pid}" for pid in workers)
@@ -133,8 +162,11 @@ def test_close_hook_runs_in_every_worker(start_server, tmp_path) -> None:
 
 def test_crash_looping_worker_is_backed_off_then_recovers(start_server, tmp_path) -> None:
     flag = tmp_path / "crash"
-    server = start_server("tests.process.apps:FailsWhenFlagged", workers=2,
-                          env={"PEREGRINE_TEST_CRASH_FLAG": str(flag)})
+    server = start_server(
+        "tests.process.apps:FailsWhenFlagged",
+        workers=2,
+        env={"PEREGRINE_TEST_CRASH_FLAG": str(flag)},
+    )
     flag.write_text("on")
     victim = children(server.proc.pid)[0]
     os.kill(victim, signal.SIGKILL)
@@ -155,4 +187,6 @@ def test_counter_goes_on_across_a_reload(start_server) -> None:
     mark = len(server.lines)
     server.send_signal(signal.SIGHUP)
     assert server.wait_for_line("reload complete", 10, start=mark), server.output
-    assert [get(server.url + "/").text for _ in range(5)] == [f"counter={i}\n" for i in range(5, 10)]
+    assert [get(server.url + "/").text for _ in range(5)] == [
+        f"counter={i}\n" for i in range(5, 10)
+    ]

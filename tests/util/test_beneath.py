@@ -11,8 +11,8 @@ import os
 import shutil
 import stat
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Optional
 
 import pytest
 
@@ -56,7 +56,7 @@ def site(tmp_path: Path) -> Path:
     return root
 
 
-def _read(tree: Tree, path: str) -> Optional[bytes]:
+def _read(tree: Tree, path: str) -> bytes | None:
     """The bytes of ``path`` (``a/b.txt``) opened beneath the tree; None if it cannot be."""
     *dirs, name = path.split("/")
     parent = tree.open_dir(tuple(dirs))
@@ -69,7 +69,7 @@ def _read(tree: Tree, path: str) -> Optional[bytes]:
     return _content(entry)
 
 
-def _content(entry: Optional[Entry]) -> Optional[bytes]:
+def _content(entry: Entry | None) -> bytes | None:
     if entry is None:
         return None
     try:
@@ -118,7 +118,7 @@ def tree(request: pytest.FixtureRequest, site: Path) -> Tree:
         ("loop-a/x", None),
     ],
 )
-def test_lookup(tree: Tree, path: str, expected: Optional[bytes]) -> None:
+def test_lookup(tree: Tree, path: str, expected: bytes | None) -> None:
     assert _read(tree, path) == expected
 
 
@@ -193,8 +193,12 @@ RACES = [
 
 
 @pytest.mark.skipif(not beneath.RACE_FREE, reason="the path-based fallback is not race-free")
-@pytest.mark.parametrize("path, attack, victim", RACES, ids=[f"{p}:{a.__name__}:{v}" for p, a, v in RACES])
-def test_no_race_leads_out(site: Path, monkeypatch: pytest.MonkeyPatch, path: str, attack, victim: str) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize(
+    "path, attack, victim", RACES, ids=[f"{p}:{a.__name__}:{v}" for p, a, v in RACES]
+)
+def test_no_race_leads_out(
+    site: Path, monkeypatch: pytest.MonkeyPatch, path: str, attack, victim: str
+) -> None:  # type: ignore[no-untyped-def]
     # How many calls does the lookup make undisturbed? Then attack before each of them.
     calls = _attack_at(monkeypatch, 0, lambda: None)
     tree = Tree(os.path.realpath(site))
@@ -215,13 +219,23 @@ def test_no_race_leads_out(site: Path, monkeypatch: pytest.MonkeyPatch, path: st
             shutil.rmtree(site)
             os.rename(backup, site)
             for moved in site.parent.glob("moved-*"):
-                shutil.rmtree(moved) if moved.is_dir() and not moved.is_symlink() else moved.unlink()
+                shutil.rmtree(
+                    moved
+                ) if moved.is_dir() and not moved.is_symlink() else moved.unlink()
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
 def test_no_descriptor_leaks(site: Path) -> None:
     tree = Tree(os.path.realpath(site))
-    paths = ["hello.txt", "sub/deep/leaf.txt", "sub-link", "out-dir/hello.txt", "loop-a/x", "missing", "chain.txt"]
+    paths = [
+        "hello.txt",
+        "sub/deep/leaf.txt",
+        "sub-link",
+        "out-dir/hello.txt",
+        "loop-a/x",
+        "missing",
+        "chain.txt",
+    ]
     for path in paths:  # warm up (imports, caches)
         _read(tree, path)
     before = len(os.listdir("/proc/self/fd"))

@@ -17,9 +17,9 @@ import ssl
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional
 
 import httpx
 import pytest
@@ -144,14 +144,14 @@ class Resp:
     headers: dict[str, str]
     body: bytes
 
-    def h(self, name: str) -> Optional[str]:
+    def h(self, name: str) -> str | None:
         return self.headers.get(name.lower())
 
 
 class Conn:
     """One raw TCP connection; requests may be pipelined, responses are read in order."""
 
-    def __init__(self, server: ServerProcess, rcvbuf: Optional[int] = None, timeout: float = 15.0):
+    def __init__(self, server: ServerProcess, rcvbuf: int | None = None, timeout: float = 15.0):
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf is not None:
             # A small receive window makes the server feel a slow client at once.
@@ -201,22 +201,28 @@ class Conn:
         assert "transfer-encoding" not in headers, "files are sent with Content-Length"
         return Resp(status, headers, self.read_exact(int(headers["content-length"])))
 
-    def request(self, method: str, target: bytes | str, headers: dict[str, str] | None = None) -> Resp:
+    def request(
+        self, method: str, target: bytes | str, headers: dict[str, str] | None = None
+    ) -> Resp:
         self.send(method, target, headers)
         return self.response(method)
 
     def close(self) -> None:
         self.sock.close()
 
-    def __enter__(self) -> "Conn":
+    def __enter__(self) -> Conn:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
 
-def get(server: ServerProcess, target: bytes | str, headers: dict[str, str] | None = None,
-        method: str = "GET") -> Resp:
+def get(
+    server: ServerProcess,
+    target: bytes | str,
+    headers: dict[str, str] | None = None,
+    method: str = "GET",
+) -> Resp:
     with Conn(server) as conn:
         return conn.request(method, target, headers)
 
@@ -411,7 +417,9 @@ def test_traversal_never_serves_the_secret(server: ServerProcess, site: Site) ->
     failures = []
     for target in _traversal_targets(site):
         with Conn(server) as conn:
-            conn.sock.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            conn.sock.sendall(
+                b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            )
             data = read_until_closed(conn.sock, 15)
         status_line = data.split(b"\r\n", 1)[0]
         ok_status = status_line.split(b" ")[1:2] in ([b"400"], [b"403"], [b"404"])
@@ -453,7 +461,9 @@ def test_bad_percent_encoding(server: ServerProcess) -> None:
 # methods, HEAD
 
 
-@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND"])
+@pytest.mark.parametrize(
+    "method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "PROPFIND"]
+)
 def test_other_methods_get_405(server: ServerProcess, method: str) -> None:
     r = get(server, "/hello.txt", method=method)
     assert r.status == 405
@@ -538,7 +548,9 @@ class TestConditional:
         with Conn(server) as conn:
             r = conn.request("GET", "/hello.txt", {"If-Modified-Since": last_modified})
             assert r.status == 304
-            r = conn.request("GET", "/hello.txt", {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"})
+            r = conn.request(
+                "GET", "/hello.txt", {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+            )
             assert r.status == 200 and r.body == b"hello world\n"
             r = conn.request("GET", "/hello.txt", {"If-Modified-Since": "garbage"})
             assert r.status == 200
@@ -555,7 +567,12 @@ class TestConditional:
         assert get(server, "/hello.txt", {"If-Match": etag}).status == 200
         assert get(server, "/hello.txt", {"If-Match": '"x"'}).status == 412
         assert get(server, "/hello.txt", {"If-Unmodified-Since": last_modified}).status == 200
-        assert get(server, "/hello.txt", {"If-Unmodified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}).status == 412
+        assert (
+            get(
+                server, "/hello.txt", {"If-Unmodified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}
+            ).status
+            == 412
+        )
 
     def test_changed_file_is_served_fresh(self, server: ServerProcess, site: Site) -> None:
         path = site.root / "changing.txt"
@@ -601,14 +618,18 @@ class TestRanges:
             ("bytes=0-", 0, BIG_SIZE - 1),
         ],
     )
-    def test_single_range(self, loop_server: ServerProcess, site: Site, spec: str, start: int, end: int) -> None:
+    def test_single_range(
+        self, loop_server: ServerProcess, site: Site, spec: str, start: int, end: int
+    ) -> None:
         r = get(loop_server, "/big.bin", {"Range": spec})
         assert r.status == 206
         assert r.h("content-range") == f"bytes {start}-{end}/{BIG_SIZE}"
         assert r.h("content-length") == str(end - start + 1)
         assert r.body == site.big[start : end + 1]
 
-    @pytest.mark.parametrize("spec", [f"bytes={BIG_SIZE}-", f"bytes={BIG_SIZE + 5}-{BIG_SIZE + 10}", "bytes=-0"])
+    @pytest.mark.parametrize(
+        "spec", [f"bytes={BIG_SIZE}-", f"bytes={BIG_SIZE + 5}-{BIG_SIZE + 10}", "bytes=-0"]
+    )
     def test_unsatisfiable(self, server: ServerProcess, spec: str) -> None:
         with Conn(server) as conn:
             r = conn.request("GET", "/big.bin", {"Range": spec})
@@ -643,7 +664,11 @@ class TestRanges:
         assert r.status == 200 and r.body == b"hello world\n"
         r = get(server, "/hello.txt", {"Range": "bytes=0-4", "If-Range": last_modified})
         assert r.status == 206 and r.body == b"hello"
-        r = get(server, "/hello.txt", {"Range": "bytes=0-4", "If-Range": "Sat, 01 Jan 2000 00:00:00 GMT"})
+        r = get(
+            server,
+            "/hello.txt",
+            {"Range": "bytes=0-4", "If-Range": "Sat, 01 Jan 2000 00:00:00 GMT"},
+        )
         assert r.status == 200
 
     def test_304_wins_over_range(self, server: ServerProcess) -> None:
@@ -750,7 +775,9 @@ def test_file_bodies_over_tls(site: Site, tls_files: tuple[str, str], loop: str)
             r = client.get("/big.bin")
             assert r.status_code == 200 and r.headers["content-length"] == str(BIG_SIZE)
             assert hashlib.sha256(r.content).digest() == hashlib.sha256(site.big).digest()
-            r = client.get("/big.bin", headers={"Range": "bytes=1000-2000999"})  # large range: from the file
+            r = client.get(
+                "/big.bin", headers={"Range": "bytes=1000-2000999"}
+            )  # large range: from the file
             assert r.status_code == 206 and r.content == site.big[1000:2001000]
             r = client.get("/hello.txt")  # small: read at once, sent with the head
             assert r.status_code == 200 and r.content == b"hello world\n"
@@ -910,8 +937,15 @@ def test_peregrine_static_with_workers(site: Site) -> None:
 
 
 def test_peregrine_static_options(site: Site) -> None:
-    args = ["--cache-control", "public, max-age=60", "--show-hidden", "--precompressed", "false",
-            "--index", "page.txt"]
+    args = [
+        "--cache-control",
+        "public, max-age=60",
+        "--show-hidden",
+        "--precompressed",
+        "false",
+        "--index",
+        "page.txt",
+    ]
     with ServerProcess(None, *args, command=["static", str(site.root)]) as proc:
         assert get(proc, "/hello.txt").h("cache-control") == "public, max-age=60"
         assert get(proc, "/.env").status == 200
@@ -925,7 +959,9 @@ def test_peregrine_static_missing_directory(site: Site) -> None:
 
     result = subprocess.run(
         [sys.executable, "-m", "peregrine", "static", str(site.outer / "nope"), "--port", "0"],
-        capture_output=True, text=True, timeout=30,
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
     assert result.returncode != 0
     assert "not a directory" in result.stderr

@@ -21,9 +21,28 @@ from peregrine.util.beneath import Dir, Tree
 from peregrine.util.paths import BadPath, RequestPath, split_target, split_target_tuple
 
 TARGETS = [
-    b"/", b"/a", b"/a/", b"//a//b//", b"/static/6k.bin", b"/caf\xc3\xa9/x.txt", b"/a b/c",
-    b"/\xff", b"/a/\xc3", b"/.env", b"/a/..", b"/a/./b", b"/%2e%2e/x", b"/a%2fb", b"/a%00",
-    b"/a\\b", b"/a\x00b", b"/x.", b"/..x", b"/a.b.c/", b"/a%20b", b"/%zz",
+    b"/",
+    b"/a",
+    b"/a/",
+    b"//a//b//",
+    b"/static/6k.bin",
+    b"/caf\xc3\xa9/x.txt",
+    b"/a b/c",
+    b"/\xff",
+    b"/a/\xc3",
+    b"/.env",
+    b"/a/..",
+    b"/a/./b",
+    b"/%2e%2e/x",
+    b"/a%2fb",
+    b"/a%00",
+    b"/a\\b",
+    b"/a\x00b",
+    b"/x.",
+    b"/..x",
+    b"/a.b.c/",
+    b"/a%20b",
+    b"/%zz",
 ]
 
 
@@ -74,21 +93,29 @@ def test_may_exist(root: Path) -> None:
         parent.close()
 
 
-def _call(server: DirServer, target: bytes, headers: list[tuple[str, str]] = [], method: str = "GET") -> Response:
+def _call(
+    server: DirServer, target: bytes, headers: list[tuple[str, str]] = None, method: str = "GET"
+) -> Response:
+    if headers is None:
+        headers = []
     raw = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
     resp = Response()
     server.serve(Request(method, target, b"", "1.1", Headers(raw)), resp)
     return resp
 
 
-def test_siblings_found_where_faccessat_is_refused(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_siblings_found_where_faccessat_is_refused(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # A sandbox may refuse faccessat2 (EPERM), which os.access reports as False: the
     # self-check on the root then turns the hint off instead of hiding every sibling.
     monkeypatch.setattr(os, "access", lambda *args, **kwargs: False)
     server = DirServer(root)
     resp = _call(server, b"/app.js", [("Accept-Encoding", "br")])
     assert resp.status == 200 and resp.body == b"BR"
-    assert resp.get_header("Content-Encoding") == "br" and resp.get_header("Vary") == "Accept-Encoding"
+    assert (
+        resp.get_header("Content-Encoding") == "br" and resp.get_header("Vary") == "Accept-Encoding"
+    )
     resp = _call(server, b"/page.txt")
     assert resp.status == 200 and resp.body == b"page\n" and resp.get_header("Vary") is None
 

@@ -103,7 +103,9 @@ class TestRange:
         assert evaluate_range("bytes=-" + "9" * 5000, 10) == ByteRange(0, 9)
 
     def test_leading_zeros_do_not_make_a_number_huge(self):
-        assert evaluate_range("bytes=" + "0" * 5000 + "5-" + "0" * 5000 + "7", 10) == ByteRange(5, 7)
+        assert evaluate_range("bytes=" + "0" * 5000 + "5-" + "0" * 5000 + "7", 10) == ByteRange(
+            5, 7
+        )
         assert evaluate_range("bytes=0-" + "0" * 30, 10) == ByteRange(0, 0)
 
     def test_content_range(self):
@@ -784,7 +786,8 @@ class TestDirServerInProcess:
         assert _call(dirserver, target=b"/hello.txt").status == 404
 
     @pytest.mark.parametrize(
-        "target, victim", [(b"/hello.txt", "hello.txt"), (b"/sub/", "sub/index.html"), (b"/app.js", "app.js.br")]
+        "target, victim",
+        [(b"/hello.txt", "hello.txt"), (b"/sub/", "sub/index.html"), (b"/app.js", "app.js.br")],
     )
     def test_file_removed_between_lookup_and_open(self, tree, target, victim):
         # The race made certain: the directories on the way have been looked up
@@ -835,12 +838,22 @@ class TestDirServerInProcess:
     @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="counts descriptors in /proc")
     def test_no_descriptor_leaks(self, dirserver, tree):
         requests = [
-            ("GET", b"/hello.txt", []), ("GET", b"/", []), ("GET", b"/sub", []), ("GET", b"/sub/", []),
-            ("GET", b"/noindex/", []), ("GET", b"/nope", []), ("GET", b"/hello.txt/", []),
-            ("GET", b"/link-out.txt", []), ("GET", b"/dir-out/secret.txt", []), ("GET", b"/link-in.txt", []),
-            ("GET", b"/app.js", [("Accept-Encoding", "gzip")]), ("GET", b"/only.css", [("Accept-Encoding", "br")]),
-            ("GET", b"/hello.txt", [("Range", "bytes=50-")]), ("GET", b"/hello.txt", [("If-None-Match", "*")]),
-            ("HEAD", b"/hello.txt", []), ("POST", b"/hello.txt", []),
+            ("GET", b"/hello.txt", []),
+            ("GET", b"/", []),
+            ("GET", b"/sub", []),
+            ("GET", b"/sub/", []),
+            ("GET", b"/noindex/", []),
+            ("GET", b"/nope", []),
+            ("GET", b"/hello.txt/", []),
+            ("GET", b"/link-out.txt", []),
+            ("GET", b"/dir-out/secret.txt", []),
+            ("GET", b"/link-in.txt", []),
+            ("GET", b"/app.js", [("Accept-Encoding", "gzip")]),
+            ("GET", b"/only.css", [("Accept-Encoding", "br")]),
+            ("GET", b"/hello.txt", [("Range", "bytes=50-")]),
+            ("GET", b"/hello.txt", [("If-None-Match", "*")]),
+            ("HEAD", b"/hello.txt", []),
+            ("POST", b"/hello.txt", []),
         ]
 
         def run_all():
@@ -862,7 +875,9 @@ class TestDirServerInProcess:
         assert last_modified == parse_http_date(_h(resp, "Date"))
         assert abs(last_modified - time.time()) < 5
         # comparisons use the replaced date too
-        resp = _call(dirserver, target=b"/hello.txt", headers=[("If-Modified-Since", _h(resp, "Date"))])
+        resp = _call(
+            dirserver, target=b"/hello.txt", headers=[("If-Modified-Since", _h(resp, "Date"))]
+        )
         assert resp.status == 304
 
     def test_old_file_leaves_date_to_the_server(self, dirserver, tree):
@@ -885,7 +900,10 @@ class TestDirServerInProcess:
 def test_servers_are_handlers(tree):
     from peregrine.util import DirServer, FileServer
 
-    for server, target in ((DirServer(tree.root), b"/hello.txt"), (FileServer(tree.root / "hello.txt"), b"/x")):
+    for server, target in (
+        (DirServer(tree.root), b"/hello.txt"),
+        (FileServer(tree.root / "hello.txt"), b"/x"),
+    ):
         resp = _response()
         server.handle_request(_request(target=target), resp)
         assert _body(resp) == b"hello world\n"

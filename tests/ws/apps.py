@@ -52,10 +52,16 @@ class Hooks:
             return
         cmd, _, arg = message.partition(" ")
         if cmd == "info":
-            ws.send(json.dumps({
-                "path": ws.request.path, "query": ws.request.query.get("q"),
-                "subprotocol": ws.subprotocol, "closed": ws.closed,
-            }))
+            ws.send(
+                json.dumps(
+                    {
+                        "path": ws.request.path,
+                        "query": ws.request.query.get("q"),
+                        "subprotocol": ws.subprotocol,
+                        "closed": ws.closed,
+                    }
+                )
+            )
         elif cmd == "slow":
             await asyncio.sleep(float(arg))
             ws.send(f"done {arg}")

@@ -15,8 +15,9 @@ import asyncio
 import sys
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
@@ -41,14 +42,18 @@ def _verdicts(results: Sequence[Any]) -> tuple[Counter[str], Counter[str], list[
     return behavior, closing, bad
 
 
-async def run_cases(url: str, include: Sequence[str], exclude: Optional[Sequence[str]] = None,
-                    concurrency: int = 1) -> list[Any]:
+async def run_cases(
+    url: str, include: Sequence[str], exclude: Sequence[str] | None = None, concurrency: int = 1
+) -> list[Any]:
     """Run the cases and return kosoku's results (whether or not they passed)."""
     import kosoku
 
     try:
-        return list(await kosoku.run_fuzzingclient(url, list(include), list(exclude or []),
-                                                   concurrency=concurrency))
+        return list(
+            await kosoku.run_fuzzingclient(
+                url, list(include), list(exclude or []), concurrency=concurrency
+            )
+        )
     except kosoku.FailureError as failure:
         return list(failure.results)
 
@@ -64,15 +69,22 @@ def report(results: Sequence[Any], out: Any = sys.stdout) -> bool:
         if ids:
             print(f"{verdict}: {' '.join(ids)}", file=out)
     for case in bad:
-        print(f"  {case.case_id}: {case.behavior.value} / {case.behavior_close.value}: "
-              f"{case.result} / {case.result_close}", file=out)
+        print(
+            f"  {case.case_id}: {case.behavior.value} / {case.behavior_close.value}: "
+            f"{case.result} / {case.result_close}",
+            file=out,
+        )
     return not bad
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-i", "--include", action="append", help="case id or glob (repeatable)")
-    parser.add_argument("-x", "--exclude", action="append", help="case id or glob to skip (repeatable)")
+    parser.add_argument(
+        "-x", "--exclude", action="append", help="case id or glob to skip (repeatable)"
+    )
     parser.add_argument("-p", "--parallelism", type=int, default=2, help="cases run at once")
     parser.add_argument("--url", help="test this server instead of starting one")
     args = parser.parse_args(argv)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 
@@ -17,10 +17,28 @@ pytest.importorskip("kosoku")
 # auto-fragmentation sections (a few seconds), plus a small sample of the large-message (9)
 # and compression (12, 13) sections, whose full runs take minutes.
 FAST = [
-    "1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "10.*",
-    "9.1.1", "9.2.1", "9.7.1", "9.8.1",
-    "12.1.1", "12.2.3", "12.5.11",
-    "13.1.1", "13.2.2", "13.3.1", "13.4.1", "13.5.2", "13.6.1", "13.7.12",
+    "1.*",
+    "2.*",
+    "3.*",
+    "4.*",
+    "5.*",
+    "6.*",
+    "7.*",
+    "10.*",
+    "9.1.1",
+    "9.2.1",
+    "9.7.1",
+    "9.8.1",
+    "12.1.1",
+    "12.2.3",
+    "12.5.11",
+    "13.1.1",
+    "13.2.2",
+    "13.3.1",
+    "13.4.1",
+    "13.5.2",
+    "13.6.1",
+    "13.7.12",
 ]
 
 

@@ -36,14 +36,19 @@ def naive_mask(data: bytes, mask: bytes) -> bytes:
 class TestRFC6455Section5_7_Examples:
     """The example frames of section 5.7, byte for byte."""
 
-    @pytest.mark.parametrize("wire, expected", [
-        (bytes.fromhex("810548656c6c6f"), [Frame(True, Opcode.TEXT, b"Hello")]),
-        (bytes.fromhex("818537fa213d7f9f4d5158"), [Frame(True, Opcode.TEXT, b"Hello")]),
-        (bytes.fromhex("010348656c") + bytes.fromhex("80026c6f"),
-         [Frame(False, Opcode.TEXT, b"Hel"), Frame(True, Opcode.CONT, b"lo")]),
-        (bytes.fromhex("890548656c6c6f"), [Frame(True, Opcode.PING, b"Hello")]),
-        (bytes.fromhex("8a8537fa213d7f9f4d5158"), [Frame(True, Opcode.PONG, b"Hello")]),
-    ])
+    @pytest.mark.parametrize(
+        "wire, expected",
+        [
+            (bytes.fromhex("810548656c6c6f"), [Frame(True, Opcode.TEXT, b"Hello")]),
+            (bytes.fromhex("818537fa213d7f9f4d5158"), [Frame(True, Opcode.TEXT, b"Hello")]),
+            (
+                bytes.fromhex("010348656c") + bytes.fromhex("80026c6f"),
+                [Frame(False, Opcode.TEXT, b"Hel"), Frame(True, Opcode.CONT, b"lo")],
+            ),
+            (bytes.fromhex("890548656c6c6f"), [Frame(True, Opcode.PING, b"Hello")]),
+            (bytes.fromhex("8a8537fa213d7f9f4d5158"), [Frame(True, Opcode.PONG, b"Hello")]),
+        ],
+    )
     def test_parse(self, wire: bytes, expected: list[Frame]) -> None:
         assert parse_all(wire, require_mask=False) == expected
 
@@ -51,19 +56,33 @@ class TestRFC6455Section5_7_Examples:
         assert serialize_frame(Opcode.TEXT, b"Hello") == bytes.fromhex("810548656c6c6f")
 
     def test_serialize_masked_hello(self) -> None:
-        assert serialize_frame(Opcode.TEXT, b"Hello", mask=MASK) == bytes.fromhex("818537fa213d7f9f4d5158")
+        assert serialize_frame(Opcode.TEXT, b"Hello", mask=MASK) == bytes.fromhex(
+            "818537fa213d7f9f4d5158"
+        )
 
     def test_256_bytes_use_16_bit_length(self) -> None:
         assert serialize_frame(Opcode.BINARY, bytes(256))[:4] == bytes.fromhex("827e0100")
 
     def test_64_kib_use_64_bit_length(self) -> None:
-        assert serialize_frame(Opcode.BINARY, bytes(65536))[:10] == bytes.fromhex("827f0000000000010000")
+        assert serialize_frame(Opcode.BINARY, bytes(65536))[:10] == bytes.fromhex(
+            "827f0000000000010000"
+        )
 
 
 class TestRFC6455Section5_2_PayloadLength:
-    @pytest.mark.parametrize("length, header_len", [
-        (0, 2), (1, 2), (125, 2), (126, 4), (127, 4), (65535, 4), (65536, 10), (200_000, 10),
-    ])
+    @pytest.mark.parametrize(
+        "length, header_len",
+        [
+            (0, 2),
+            (1, 2),
+            (125, 2),
+            (126, 4),
+            (127, 4),
+            (65535, 4),
+            (65536, 10),
+            (200_000, 10),
+        ],
+    )
     def test_round_trip(self, length: int, header_len: int) -> None:
         payload = os.urandom(length)
         wire = serialize_frame(Opcode.BINARY, payload, mask=MASK)
@@ -94,15 +113,26 @@ class TestRFC6455Section5_2_PayloadLength:
 class TestRFC6455Section5_2_HeaderBits:
     """Reserved bits and opcodes, and the rules for control frames (section 5.5)."""
 
-    @pytest.mark.parametrize("first_byte", [
-        0x81 | 0x20,  # RSV2
-        0x81 | 0x10,  # RSV3
-        0x81 | 0x40,  # RSV1 without an extension
-        0x83, 0x84, 0x85, 0x86, 0x87,  # reserved data opcodes
-        0x8B, 0x8C, 0x8D, 0x8E, 0x8F,  # reserved control opcodes
-        0x09,  # fragmented ping
-        0x08,  # fragmented close
-    ])
+    @pytest.mark.parametrize(
+        "first_byte",
+        [
+            0x81 | 0x20,  # RSV2
+            0x81 | 0x10,  # RSV3
+            0x81 | 0x40,  # RSV1 without an extension
+            0x83,
+            0x84,
+            0x85,
+            0x86,
+            0x87,  # reserved data opcodes
+            0x8B,
+            0x8C,
+            0x8D,
+            0x8E,
+            0x8F,  # reserved control opcodes
+            0x09,  # fragmented ping
+            0x08,  # fragmented close
+        ],
+    )
     def test_protocol_errors(self, first_byte: int) -> None:
         with pytest.raises(ProtocolError):
             parse_all(bytes((first_byte, 0x80)) + MASK)
@@ -112,12 +142,20 @@ class TestRFC6455Section5_2_HeaderBits:
             parse_all(serialize_frame(Opcode.PING, bytes(126), mask=MASK))
 
     def test_control_frame_of_125_bytes(self) -> None:
-        assert parse_all(serialize_frame(Opcode.PING, bytes(125), mask=MASK))[0].payload == bytes(125)
+        assert parse_all(serialize_frame(Opcode.PING, bytes(125), mask=MASK))[0].payload == bytes(
+            125
+        )
 
-    @pytest.mark.parametrize("opcode, fin, allowed", [
-        (Opcode.TEXT, True, True), (Opcode.BINARY, False, True),
-        (Opcode.CONT, True, False), (Opcode.PING, True, False), (Opcode.CLOSE, True, False),
-    ])
+    @pytest.mark.parametrize(
+        "opcode, fin, allowed",
+        [
+            (Opcode.TEXT, True, True),
+            (Opcode.BINARY, False, True),
+            (Opcode.CONT, True, False),
+            (Opcode.PING, True, False),
+            (Opcode.CLOSE, True, False),
+        ],
+    )
     def test_rsv1_with_permessage_deflate(self, opcode: int, fin: bool, allowed: bool) -> None:
         wire = serialize_frame(opcode, b"x", fin=fin, rsv1=True, mask=MASK)
         if allowed:
@@ -166,7 +204,7 @@ class TestStreaming:
         parser = FrameParser(max_payload=1 << 20)
         got = []
         for i in range(0, len(wire), chunk):
-            parser.feed(wire[i:i + chunk])
+            parser.feed(wire[i : i + chunk])
             while (frame := parser.next_frame()) is not None:
                 got.append((frame.opcode, frame.payload))
         assert got == self.FRAMES
@@ -181,19 +219,24 @@ class TestStreaming:
 
 
 class TestRFC6455Section5_5_1_ClosePayload:
-    @pytest.mark.parametrize("payload, expected", [
-        (b"", (1005, "")),
-        (b"\x03\xe8", (1000, "")),
-        (b"\x03\xe9going", (1001, "going")),
-        (b"\x03\xe8" + "ünïcode".encode(), (1000, "ünïcode")),
-        (b"\x0b\xb8", (3000, "")),
-        (b"\x13\x87", (4999, "")),
-        (b"\x03\xf4", (1012, "")),
-    ])
+    @pytest.mark.parametrize(
+        "payload, expected",
+        [
+            (b"", (1005, "")),
+            (b"\x03\xe8", (1000, "")),
+            (b"\x03\xe9going", (1001, "going")),
+            (b"\x03\xe8" + "ünïcode".encode(), (1000, "ünïcode")),
+            (b"\x0b\xb8", (3000, "")),
+            (b"\x13\x87", (4999, "")),
+            (b"\x03\xf4", (1012, "")),
+        ],
+    )
     def test_valid(self, payload: bytes, expected: tuple[int, str]) -> None:
         assert parse_close_payload(payload) == expected
 
-    @pytest.mark.parametrize("code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535])
+    @pytest.mark.parametrize(
+        "code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
+    )
     def test_invalid_code(self, code: int) -> None:
         with pytest.raises(ProtocolError):
             parse_close_payload(code.to_bytes(2, "big"))

@@ -7,7 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -61,8 +62,13 @@ class StateApp:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
-    with ServerProcess("tests.ws.test_hooks_and_state:StateApp", "--ws-ping-interval", "0",
-                       "--graceful-timeout", "1") as proc:
+    with ServerProcess(
+        "tests.ws.test_hooks_and_state:StateApp",
+        "--ws-ping-interval",
+        "0",
+        "--graceful-timeout",
+        "1",
+    ) as proc:
         yield proc
 
 

@@ -43,27 +43,45 @@ def sent_close_code(conn: ServerConnection) -> Any:
 
 
 class TestRFC6455Section5_4_Fragmentation:
-    @pytest.mark.parametrize("wire, expected", [
-        (f(TEXT, b"whole"), [Message("whole")]),
-        (f(BINARY, b"\x00\xff"), [Message(b"\x00\xff")]),
-        (f(TEXT, b""), [Message("")]),
-        (f(TEXT, b"fr", fin=False) + f(CONT, b"ag", fin=False) + f(CONT, b"ment"), [Message("fragment")]),
-        (f(BINARY, b"a", fin=False) + f(CONT, b"") + f(BINARY, b"b"), [Message(b"a"), Message(b"b")]),
-        (f(TEXT, b"", fin=False) + f(CONT, b"", fin=False) + f(CONT, b""), [Message("")]),
-        # Control frames may come between fragments (section 5.4).
-        (f(TEXT, b"a", fin=False) + f(PING, b"1") + f(CONT, b"b", fin=False) + f(PONG, b"2") + f(CONT, b"c"),
-         [Ping(b"1"), Pong(b"2"), Message("abc")]),
-    ])
+    @pytest.mark.parametrize(
+        "wire, expected",
+        [
+            (f(TEXT, b"whole"), [Message("whole")]),
+            (f(BINARY, b"\x00\xff"), [Message(b"\x00\xff")]),
+            (f(TEXT, b""), [Message("")]),
+            (
+                f(TEXT, b"fr", fin=False) + f(CONT, b"ag", fin=False) + f(CONT, b"ment"),
+                [Message("fragment")],
+            ),
+            (
+                f(BINARY, b"a", fin=False) + f(CONT, b"") + f(BINARY, b"b"),
+                [Message(b"a"), Message(b"b")],
+            ),
+            (f(TEXT, b"", fin=False) + f(CONT, b"", fin=False) + f(CONT, b""), [Message("")]),
+            # Control frames may come between fragments (section 5.4).
+            (
+                f(TEXT, b"a", fin=False)
+                + f(PING, b"1")
+                + f(CONT, b"b", fin=False)
+                + f(PONG, b"2")
+                + f(CONT, b"c"),
+                [Ping(b"1"), Pong(b"2"), Message("abc")],
+            ),
+        ],
+    )
     def test_messages(self, wire: bytes, expected: list) -> None:
         conn = ServerConnection()
         assert conn.receive_data(wire) == expected
         assert conn.state is State.OPEN
 
-    @pytest.mark.parametrize("wire", [
-        f(CONT, b"x"),  # continuation without a message
-        f(TEXT, b"a", fin=False) + f(TEXT, b"b"),  # new message inside a fragmented one
-        f(BINARY, b"a", fin=False) + f(BINARY, b"b", fin=False),
-    ])
+    @pytest.mark.parametrize(
+        "wire",
+        [
+            f(CONT, b"x"),  # continuation without a message
+            f(TEXT, b"a", fin=False) + f(TEXT, b"b"),  # new message inside a fragmented one
+            f(BINARY, b"a", fin=False) + f(BINARY, b"b", fin=False),
+        ],
+    )
     def test_protocol_errors(self, wire: bytes) -> None:
         conn = ServerConnection()
         conn.receive_data(wire)
@@ -75,7 +93,7 @@ class TestRFC6455Section5_4_Fragmentation:
         conn = ServerConnection()
         events = []
         for i in range(len(wire)):
-            events += conn.receive_data(wire[i:i + 1])
+            events += conn.receive_data(wire[i : i + 1])
         assert events == [Ping(b"p"), Message("héllo wörld")]
 
 
@@ -90,12 +108,15 @@ class TestRFC6455Section5_5_Control:
         assert conn.receive_data(f(PONG, b"x")) == [Pong(b"x")]
         assert conn.data_to_send() == b""
 
-    @pytest.mark.parametrize("wire", [
-        serialize_frame(PING, b"x" * 126, mask=MASK),
-        serialize_frame(PING, b"x", fin=False, mask=MASK),
-        serialize_frame(CLOSE, b"", fin=False, mask=MASK),
-        serialize_frame(PONG, b"x", rsv1=True, mask=MASK),
-    ])
+    @pytest.mark.parametrize(
+        "wire",
+        [
+            serialize_frame(PING, b"x" * 126, mask=MASK),
+            serialize_frame(PING, b"x", fin=False, mask=MASK),
+            serialize_frame(CLOSE, b"", fin=False, mask=MASK),
+            serialize_frame(PONG, b"x", rsv1=True, mask=MASK),
+        ],
+    )
     def test_bad_control_frames(self, wire: bytes) -> None:
         conn = ServerConnection()
         conn.receive_data(wire)
@@ -106,7 +127,9 @@ class TestRFC6455Section5_2_ReservedBits:
     @pytest.mark.parametrize("first_byte", [0xC1, 0xA1, 0x91, 0x83, 0x87, 0x8B, 0x8F])
     def test_fail_with_1002(self, first_byte: int) -> None:
         conn = ServerConnection()
-        events = conn.receive_data(f(TEXT, b"before") + bytes((first_byte, 0x80)) + MASK + f(TEXT, b"after"))
+        events = conn.receive_data(
+            f(TEXT, b"before") + bytes((first_byte, 0x80)) + MASK + f(TEXT, b"after")
+        )
         assert events == [Message("before")]  # what came before is kept, what follows is not read
         assert sent_close_code(conn) == 1002
 
@@ -137,15 +160,18 @@ class TestRFC6455Section5_2_ReservedBits:
 
 
 class TestRFC6455Section8_1_Utf8:
-    @pytest.mark.parametrize("wire", [
-        f(TEXT, b"\xff"),
-        f(TEXT, b"\xed\xa0\x80"),  # a surrogate
-        f(TEXT, b"\xf4\x90\x80\x80"),  # beyond U+10FFFF
-        f(TEXT, b"\xc0\xaf"),  # overlong
-        f(TEXT, b"ok\xe2\x82"),  # truncated at the end of an unfragmented message
-        f(TEXT, b"ok", fin=False) + f(CONT, b"\xe2\x82"),  # truncated at the end of the message
-        f(TEXT, b"ok", fin=False) + f(CONT, b"\xff", fin=False) + f(CONT, b"ok"),
-    ])
+    @pytest.mark.parametrize(
+        "wire",
+        [
+            f(TEXT, b"\xff"),
+            f(TEXT, b"\xed\xa0\x80"),  # a surrogate
+            f(TEXT, b"\xf4\x90\x80\x80"),  # beyond U+10FFFF
+            f(TEXT, b"\xc0\xaf"),  # overlong
+            f(TEXT, b"ok\xe2\x82"),  # truncated at the end of an unfragmented message
+            f(TEXT, b"ok", fin=False) + f(CONT, b"\xe2\x82"),  # truncated at the end of the message
+            f(TEXT, b"ok", fin=False) + f(CONT, b"\xff", fin=False) + f(CONT, b"ok"),
+        ],
+    )
     def test_invalid_text_fails_with_1007(self, wire: bytes) -> None:
         conn = ServerConnection()
         assert conn.receive_data(wire) == []
@@ -170,13 +196,16 @@ class TestRFC6455Section8_1_Utf8:
 
 
 class TestRFC6455Section7_ClosingHandshake:
-    @pytest.mark.parametrize("payload, echoed, event", [
-        (b"", None, Close(1005, "")),
-        (close_payload(1000), 1000, Close(1000, "")),
-        (close_payload(1001, b"bye"), 1001, Close(1001, "bye")),
-        (close_payload(3000), 3000, Close(3000, "")),
-        (close_payload(4999, "ü".encode()), 4999, Close(4999, "ü")),
-    ])
+    @pytest.mark.parametrize(
+        "payload, echoed, event",
+        [
+            (b"", None, Close(1005, "")),
+            (close_payload(1000), 1000, Close(1000, "")),
+            (close_payload(1001, b"bye"), 1001, Close(1001, "bye")),
+            (close_payload(3000), 3000, Close(3000, "")),
+            (close_payload(4999, "ü".encode()), 4999, Close(4999, "ü")),
+        ],
+    )
     def test_peer_initiated(self, payload: bytes, echoed: Any, event: Close) -> None:
         conn = ServerConnection()
         assert conn.receive_data(f(CLOSE, payload) + f(TEXT, b"after close")) == [event]
@@ -184,15 +213,18 @@ class TestRFC6455Section7_ClosingHandshake:
         assert conn.state is State.CLOSED
         assert conn.close_code == event.code
 
-    @pytest.mark.parametrize("payload, code", [
-        (b"\x03", 1002),
-        (close_payload(999), 1002),
-        (close_payload(1005), 1002),
-        (close_payload(1006), 1002),
-        (close_payload(2000), 1002),
-        (close_payload(5000), 1002),
-        (close_payload(1000, b"\xff"), 1007),
-    ])
+    @pytest.mark.parametrize(
+        "payload, code",
+        [
+            (b"\x03", 1002),
+            (close_payload(999), 1002),
+            (close_payload(1005), 1002),
+            (close_payload(1006), 1002),
+            (close_payload(2000), 1002),
+            (close_payload(5000), 1002),
+            (close_payload(1000, b"\xff"), 1007),
+        ],
+    )
     def test_invalid_close_frames(self, payload: bytes, code: int) -> None:
         conn = ServerConnection()
         conn.receive_data(f(CLOSE, payload))
@@ -205,8 +237,10 @@ class TestRFC6455Section7_ClosingHandshake:
         assert conn.close(1000) == b""  # only once
         assert conn.send_text("late") == b""  # no data after our close
         # Data still arriving is delivered; the peer's close ends the handshake, unanswered.
-        assert conn.receive_data(f(TEXT, b"in flight") + f(CLOSE, close_payload(1001))) == \
-            [Message("in flight"), Close(1001, "")]
+        assert conn.receive_data(f(TEXT, b"in flight") + f(CLOSE, close_payload(1001))) == [
+            Message("in flight"),
+            Close(1001, ""),
+        ]
         assert conn.data_to_send() == b""
         assert conn.state is State.CLOSED
         assert conn.close_code == 1001
@@ -294,12 +328,19 @@ class TestRFC7692Section6_CompressedMessages:
 
     def test_fragmented_compressed_message(self) -> None:
         data = compressed("héllo ".encode() * 100)
-        wire = f(TEXT, data[:10], fin=False, rsv1=True) + f(PING) + f(CONT, data[10:20], fin=False) + f(CONT, data[20:])
+        wire = (
+            f(TEXT, data[:10], fin=False, rsv1=True)
+            + f(PING)
+            + f(CONT, data[10:20], fin=False)
+            + f(CONT, data[20:])
+        )
         assert deflate_conn().receive_data(wire) == [Ping(b""), Message("héllo " * 100)]
 
     def test_rsv1_on_a_continuation(self) -> None:
         conn = deflate_conn()
-        conn.receive_data(f(TEXT, compressed(b"ab")[:1], fin=False, rsv1=True) + f(CONT, b"", rsv1=True))
+        conn.receive_data(
+            f(TEXT, compressed(b"ab")[:1], fin=False, rsv1=True) + f(CONT, b"", rsv1=True)
+        )
         assert sent_close_code(conn) == 1002
 
     def test_rsv1_without_negotiation(self) -> None:
@@ -348,13 +389,16 @@ class TestRFC7692Section6_CompressedMessages:
 
 
 class TestSending:
-    @pytest.mark.parametrize("method, arg, expected", [
-        ("send_text", "hé", (TEXT, "hé".encode())),
-        ("send_binary", b"\x00", (BINARY, b"\x00")),
-        ("send_binary", bytearray(b"ab"), (BINARY, b"ab")),
-        ("ping", b"p", (PING, b"p")),
-        ("pong", b"q", (PONG, b"q")),
-    ])
+    @pytest.mark.parametrize(
+        "method, arg, expected",
+        [
+            ("send_text", "hé", (TEXT, "hé".encode())),
+            ("send_binary", b"\x00", (BINARY, b"\x00")),
+            ("send_binary", bytearray(b"ab"), (BINARY, b"ab")),
+            ("ping", b"p", (PING, b"p")),
+            ("pong", b"q", (PONG, b"q")),
+        ],
+    )
     def test_frames(self, method: str, arg: Any, expected: tuple) -> None:
         assert server_frames(getattr(ServerConnection(), method)(arg)) == [expected]
 

@@ -148,10 +148,19 @@ class TestMemoryBounds:
         docs: reading pauses when `ws_max_message_size` bytes wait. Was: reading pauses,
         but every frame already read is still decompressed and queued: the worker's RSS
         grows by ~48 MiB (a 1,000x amplification of what the client sent)."""
-        server = ServerProcess(APP, "--ws-max-message-size", str(1 << 20), "--ws-ping-interval", "0",
-                               "--graceful-timeout", "1")
+        server = ServerProcess(
+            APP,
+            "--ws-max-message-size",
+            str(1 << 20),
+            "--ws-ping-interval",
+            "0",
+            "--graceful-timeout",
+            "1",
+        )
         try:
-            client = RawClient(server, "/slow", extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n")
+            client = RawClient(
+                server, "/slow", extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+            )
             assert "permessage-deflate" in client.head
             comp = zlib.compressobj(9, zlib.DEFLATED, -15)
             wire = b""
@@ -187,7 +196,9 @@ class TestDeflate:
         else:
             wire = _frame(TEXT, a + b, rsv1=True)
         events = conn.receive_data(wire)
-        assert events == [Message("hello world")] or (events == [] and _sent_close_code(conn) == 1007), events
+        assert events == [Message("hello world")] or (
+            events == [] and _sent_close_code(conn) == 1007
+        ), events
 
 
 class TestHandshake:
@@ -196,8 +207,10 @@ class TestHandshake:
         "When Upgrade is sent, the sender MUST also send a Connection header field that
         contains an 'upgrade' connection option". Was: no Connection header at all."""
         with ServerProcess("tests.ws.apps:Echo") as server, server.connect() as sock:
-            sock.sendall(b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n")
+            sock.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+            )
             status, headers, _ = read_response(sock)
         assert status == 426 and headers.get("upgrade") == "websocket"
         assert "upgrade" in headers.get("connection", "").lower(), headers
@@ -218,7 +231,9 @@ class TestHooksAndClosing:
                 frame = None
             logged = server.wait_for_line("backend refused it", 1)
             client.close()
-        assert frame is not None and frame[0] == CLOSE and frame[1][:2] == (1011).to_bytes(2, "big"), frame
+        assert (
+            frame is not None and frame[0] == CLOSE and frame[1][:2] == (1011).to_bytes(2, "big")
+        ), frame
         assert logged is not None
 
     def test_shutdown_closes_a_busy_connection_with_1001(self) -> None:
@@ -250,8 +265,13 @@ class TestHooksAndClosing:
         exactly once per connection. Was: the abort at the end of the graceful period
         starts the hook as a task that the loop never runs to completion ("Task was destroyed
         but it is pending!"), so it never finishes."""
-        server = ServerProcess("tests.ws.test_review_regressions:AsyncDisconnApp",
-                               "--ws-ping-interval", "0", "--graceful-timeout", "1")
+        server = ServerProcess(
+            "tests.ws.test_review_regressions:AsyncDisconnApp",
+            "--ws-ping-interval",
+            "0",
+            "--graceful-timeout",
+            "1",
+        )
         try:
             client = RawClient(server, "/idle")
             time.sleep(0.2)
@@ -271,8 +291,9 @@ class TestKeepalive:
         server's ping at once. Expected: a client that answers is not closed for lack of a
         pong. Was: its pong sits unread in the socket while reading is paused, and 1 s
         later the server closes with 1011 "keepalive ping timeout"."""
-        server = ServerProcess(APP, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "1",
-                               "--graceful-timeout", "1")
+        server = ServerProcess(
+            APP, "--ws-ping-interval", "0.5", "--ws-ping-timeout", "1", "--graceful-timeout", "1"
+        )
         try:
             client = RawClient(server, "/slow")
             client.sock.sendall(_frame(TEXT, b"m") * 40)

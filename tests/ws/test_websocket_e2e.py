@@ -9,7 +9,8 @@ import os
 import signal
 import socket
 import time
-from typing import Any, Awaitable, Callable, Iterator, Optional
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
@@ -46,14 +47,23 @@ def run(coro: Awaitable[Any], timeout: float = 20.0) -> Any:
 class RawClient:
     """A WebSocket client over a plain socket, to send what a library never would."""
 
-    def __init__(self, server: ServerProcess, path: str = "/ws", extra: bytes = b"",
-                 after_handshake: bytes = b"") -> None:
+    def __init__(
+        self,
+        server: ServerProcess,
+        path: str = "/ws",
+        extra: bytes = b"",
+        after_handshake: bytes = b"",
+    ) -> None:
         self.sock = server.connect()
         key = base64.b64encode(os.urandom(16))
         self.sock.sendall(
             b"GET " + path.encode() + b" HTTP/1.1\r\nHost: test\r\nUpgrade: websocket\r\n"
-            b"Connection: Upgrade\r\nSec-WebSocket-Key: " + key + b"\r\nSec-WebSocket-Version: 13\r\n"
-            + extra + b"\r\n" + after_handshake
+            b"Connection: Upgrade\r\nSec-WebSocket-Key: "
+            + key
+            + b"\r\nSec-WebSocket-Version: 13\r\n"
+            + extra
+            + b"\r\n"
+            + after_handshake
         )
         buf = b""
         while b"\r\n\r\n" not in buf:
@@ -69,7 +79,7 @@ class RawClient:
     def send(self, opcode: int, payload: bytes = b"", fin: bool = True) -> None:
         self.sock.sendall(serialize_frame(opcode, payload, fin=fin, mask=MASK))
 
-    def recv(self, timeout: float = 10.0) -> Optional[tuple[int, bytes]]:
+    def recv(self, timeout: float = 10.0) -> tuple[int, bytes] | None:
         """The next frame, or None when the server closed the connection."""
         self.sock.settimeout(timeout)
         while True:
@@ -101,15 +111,28 @@ class RawClient:
 
 # --- the opening handshake ----------------------------------------------------------------------
 
+
 class TestHandshake:
-    @pytest.mark.parametrize("headers, status", [
-        (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n", 400),  # no key
-        (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\n"
-         b"Sec-WebSocket-Version: 13\r\n", 400),
-        (b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-         b"Sec-WebSocket-Version: 8\r\n", 426),
-        (b"", 400),  # plain HTTP to a WebSocket endpoint
-    ])
+    @pytest.mark.parametrize(
+        "headers, status",
+        [
+            (
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n",
+                400,
+            ),  # no key
+            (
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: abc\r\n"
+                b"Sec-WebSocket-Version: 13\r\n",
+                400,
+            ),
+            (
+                b"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 8\r\n",
+                426,
+            ),
+            (b"", 400),  # plain HTTP to a WebSocket endpoint
+        ],
+    )
     def test_refused(self, echo: ServerProcess, headers: bytes, status: int) -> None:
         with echo.connect() as sock:
             sock.sendall(b"GET /ws HTTP/1.1\r\nHost: test\r\n" + headers + b"\r\n")
@@ -127,31 +150,43 @@ class TestHandshake:
 
     def test_frames_in_the_handshake_packet(self, echo: ServerProcess) -> None:
         # Bytes after the request head belong to the WebSocket: none may be lost.
-        first = serialize_frame(TEXT, b"early", mask=MASK) + serialize_frame(BINARY, b"bird", mask=MASK)
+        first = serialize_frame(TEXT, b"early", mask=MASK) + serialize_frame(
+            BINARY, b"bird", mask=MASK
+        )
         client = RawClient(echo, "/ws/plain", after_handshake=first)
         assert client.recv() == (TEXT, b"early")
         assert client.recv() == (BINARY, b"bird")
         client.close()
 
     def test_subprotocol(self, echo: ServerProcess) -> None:
-        async def main() -> tuple[Optional[str], Optional[str]]:
+        async def main() -> tuple[str | None, str | None]:
             async with connect(ws_url(echo, "/ws/proto"), subprotocols=["xml", "json"]) as ws:  # type: ignore[list-item]
                 chosen = ws.subprotocol
             async with connect(ws_url(echo, "/ws/proto"), subprotocols=["xml"]) as ws:  # type: ignore[list-item]
                 # The server supports none of the offered ones: no subprotocol, still connected.
                 return chosen, ws.subprotocol
+
         assert run(main()) == ("json", None)
 
 
 # --- messages -----------------------------------------------------------------------------------
 
+
 class TestEcho:
     @pytest.mark.parametrize("compression", ["deflate", None])
-    def test_messages(self, echo: ServerProcess, compression: Optional[str]) -> None:
-        messages: list[Any] = ["hello", b"\x00\x01\xff", "", b"", "ünïcødé ✓", os.urandom(70_000),
-                               "x" * 1_000_000, os.urandom(3 * 1024 * 1024)]
+    def test_messages(self, echo: ServerProcess, compression: str | None) -> None:
+        messages: list[Any] = [
+            "hello",
+            b"\x00\x01\xff",
+            "",
+            b"",
+            "ünïcødé ✓",
+            os.urandom(70_000),
+            "x" * 1_000_000,
+            os.urandom(3 * 1024 * 1024),
+        ]
 
-        async def main() -> tuple[list[Any], Optional[str]]:
+        async def main() -> tuple[list[Any], str | None]:
             async with connect(ws_url(echo), compression=compression, max_size=None) as ws:
                 got = []
                 for message in messages:
@@ -172,6 +207,7 @@ class TestEcho:
                 await ws.send(["frag", "ment", "ed"])  # type: ignore[arg-type]
                 await ws.send([b"a", b"b"])  # type: ignore[list-item]
                 return [await ws.recv(), await ws.recv()]
+
         assert run(main()) == ["fragmented", b"ab"]
 
     def test_pipelined_and_byte_by_byte(self, echo: ServerProcess) -> None:
@@ -179,10 +215,13 @@ class TestEcho:
         wire = b"".join(serialize_frame(TEXT, str(i).encode(), mask=MASK) for i in range(100))
         client.sock.sendall(wire)
         assert [client.recv() for _ in range(100)] == [(TEXT, str(i).encode()) for i in range(100)]
-        wire = serialize_frame(TEXT, b"sl", fin=False, mask=MASK) + serialize_frame(PING, b"!", mask=MASK) \
+        wire = (
+            serialize_frame(TEXT, b"sl", fin=False, mask=MASK)
+            + serialize_frame(PING, b"!", mask=MASK)
             + serialize_frame(CONT, b"ow", mask=MASK)
+        )
         for i in range(len(wire)):
-            client.sock.sendall(wire[i:i + 1])
+            client.sock.sendall(wire[i : i + 1])
             time.sleep(0.001)
         assert client.recv() == (PONG, b"!")
         assert client.recv() == (TEXT, b"slow")
@@ -193,23 +232,34 @@ class TestEcho:
             async with connect(ws_url(echo)) as ws:
                 waiter = await ws.ping(b"are you there")
                 return await waiter
+
         assert run(main()) >= 0
 
 
 # --- protocol errors close with the right code ----------------------------------------------------
 
+
 class TestProtocolErrors:
-    @pytest.mark.parametrize("frames, code", [
-        ([serialize_frame(TEXT, b"unmasked")], 1002),
-        ([bytes((0x83, 0x80)) + MASK], 1002),  # reserved opcode
-        ([bytes((0xC1, 0x80)) + MASK], 1002),  # RSV1 without compression
-        ([serialize_frame(CONT, b"x", mask=MASK)], 1002),
-        ([serialize_frame(PING, b"x" * 126, mask=MASK)], 1002),
-        ([serialize_frame(TEXT, b"\xff", mask=MASK)], 1007),
-        ([serialize_frame(TEXT, b"\xce", fin=False, mask=MASK), serialize_frame(CONT, b"\xff", mask=MASK)], 1007),
-        ([serialize_frame(CLOSE, b"\x03\xec", mask=MASK)], 1002),  # close code 1004
-        ([serialize_frame(CLOSE, b"\x03\xe8\xff", mask=MASK)], 1007),  # reason not UTF-8
-    ])
+    @pytest.mark.parametrize(
+        "frames, code",
+        [
+            ([serialize_frame(TEXT, b"unmasked")], 1002),
+            ([bytes((0x83, 0x80)) + MASK], 1002),  # reserved opcode
+            ([bytes((0xC1, 0x80)) + MASK], 1002),  # RSV1 without compression
+            ([serialize_frame(CONT, b"x", mask=MASK)], 1002),
+            ([serialize_frame(PING, b"x" * 126, mask=MASK)], 1002),
+            ([serialize_frame(TEXT, b"\xff", mask=MASK)], 1007),
+            (
+                [
+                    serialize_frame(TEXT, b"\xce", fin=False, mask=MASK),
+                    serialize_frame(CONT, b"\xff", mask=MASK),
+                ],
+                1007,
+            ),
+            ([serialize_frame(CLOSE, b"\x03\xec", mask=MASK)], 1002),  # close code 1004
+            ([serialize_frame(CLOSE, b"\x03\xe8\xff", mask=MASK)], 1007),  # reason not UTF-8
+        ],
+    )
     def test_failure_codes(self, echo: ServerProcess, frames: list[bytes], code: int) -> None:
         client = RawClient(echo, "/ws/plain")
         for frame in frames:
@@ -237,10 +287,12 @@ class TestProtocolErrors:
                     await ws.recv()
                 assert info.value.rcvd is not None
                 return info.value.rcvd.code
+
         assert run(main(), 60) == 1009
 
 
 # --- closing ---------------------------------------------------------------------------------------
+
 
 class TestClosing:
     def test_client_initiated(self, echo: ServerProcess) -> None:
@@ -259,6 +311,7 @@ class TestClosing:
                     await ws.recv()
                 assert info.value.rcvd is not None
                 return info.value.rcvd.code, info.value.rcvd.reason
+
         assert run(main()) == (4001, "bye")
 
     def test_failing_hook_closes_with_1011(self, hooks: ServerProcess) -> None:
@@ -270,10 +323,13 @@ class TestClosing:
                     await ws.recv()
                 assert info.value.rcvd is not None
                 return info.value.rcvd.code
+
         assert run(main()) == 1011
         assert hooks.wait_for_line("boom from a WebSocket hook", 5) is not None
 
-    def test_peer_that_never_answers_our_close_is_cut_off(self, start_server: Callable[..., ServerProcess]) -> None:
+    def test_peer_that_never_answers_our_close_is_cut_off(
+        self, start_server: Callable[..., ServerProcess]
+    ) -> None:
         server = start_server("tests.ws.apps:Hooks", "--ws-close-timeout", "0.3")
         client = RawClient(server, "/silent")
         assert client.recv() == (TEXT, b"welcome")
@@ -299,6 +355,7 @@ class TestClosing:
 
 # --- hooks ----------------------------------------------------------------------------------------
 
+
 class TestHooks:
     def test_order_and_request(self, hooks: ServerProcess) -> None:
         async def main() -> list[Any]:
@@ -309,9 +366,15 @@ class TestHooks:
                 await ws.send("after slow")
                 await ws.send("info")
                 return [await ws.recv() for _ in range(5)]
+
         got = run(main())
         assert got[:4] == ["welcome", "first", "done 0.2", "after slow"]
-        assert json.loads(got[4]) == {"path": "/order", "query": "42", "subprotocol": "chat", "closed": False}
+        assert json.loads(got[4]) == {
+            "path": "/order",
+            "query": "42",
+            "subprotocol": "chat",
+            "closed": False,
+        }
 
     def test_disconn_exactly_once(self, hooks: ServerProcess) -> None:
         async def main() -> str:
@@ -335,19 +398,25 @@ class TestHooks:
                     break
                 await asyncio.sleep(0.1)
             return log  # type: ignore[return-value]
+
         log = run(main()).split("|")
         for path, code in (("/once-a", 1000), ("/once-b", 1006), ("/once-c", 1000)):
             assert log.count(f"conn {path}") == 1
-            assert [e for e in log if e.startswith(f"disconn {path} ")] == [f"disconn {path} {code}"]
+            assert [e for e in log if e.startswith(f"disconn {path} ")] == [
+                f"disconn {path} {code}"
+            ]
         # conn comes before disconn for every connection
         assert log.index("conn /once-a") < log.index("disconn /once-a 1000")
 
 
 # --- keepalive and backpressure ---------------------------------------------------------------------
 
+
 class TestKeepalive:
     def test_silent_client_is_closed(self, start_server: Callable[..., ServerProcess]) -> None:
-        server = start_server("tests.ws.apps:Echo", "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.3")
+        server = start_server(
+            "tests.ws.apps:Echo", "--ws-ping-interval", "0.2", "--ws-ping-timeout", "0.3"
+        )
         client = RawClient(server, "/ws/plain")
         opcode, data = client.recv(5)  # type: ignore[misc]
         assert opcode == PING
@@ -355,13 +424,18 @@ class TestKeepalive:
         client.close()
 
     def test_answering_client_stays(self, start_server: Callable[..., ServerProcess]) -> None:
-        server = start_server("tests.ws.apps:Echo", "--ws-ping-interval", "0.1", "--ws-ping-timeout", "0.3")
+        server = start_server(
+            "tests.ws.apps:Echo", "--ws-ping-interval", "0.1", "--ws-ping-timeout", "0.3"
+        )
 
         async def main() -> str:
-            async with connect(ws_url(server), ping_interval=None) as ws:  # websockets answers pings
+            async with connect(
+                ws_url(server), ping_interval=None
+            ) as ws:  # websockets answers pings
                 await asyncio.sleep(1.0)
                 await ws.send("still here")
                 return await ws.recv()  # type: ignore[return-value]
+
         assert run(main()) == "still here"
 
 
@@ -384,10 +458,12 @@ class TestBackpressure:
                     if count % 20 == 0:
                         await asyncio.sleep(0.05)  # a slowish reader
                 return count
+
         assert run(main(), 60) == 100
 
 
 # --- the example ------------------------------------------------------------------------------------
+
 
 class TestExample:
     def test_page_and_echo(self, start_server: Callable[..., ServerProcess]) -> None:
@@ -403,4 +479,5 @@ class TestExample:
                 await ws.send("message 1")
                 await ws.send(b"\x01")
                 return [await ws.recv(), await ws.recv()]
+
         assert run(main()) == ["message 1", b"\x01"]

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import os
 from collections import deque
-from typing import Any, Optional, Union
+from typing import Any
 
 from ..http.errors import ProtocolError
 from ..http.parser import HEAD, IDLE, RequestParser
@@ -38,11 +38,16 @@ _FILE_CHUNK = 256 * 1024
 def error_response(status: int, date_line: bytes, server_line: bytes) -> bytes:
     """A complete, closing plain-text error response."""
     body = STATUS_LINES[status][9:-2] + b"\n"
-    return b"".join((
-        STATUS_LINES[status], date_line, server_line,
-        b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
-        b"Connection: close\r\n\r\n", body,
-    ))
+    return b"".join(
+        (
+            STATUS_LINES[status],
+            date_line,
+            server_line,
+            b"Content-Type: text/plain; charset=utf-8\r\nContent-Length: %d\r\n" % len(body),
+            b"Connection: close\r\n\r\n",
+            body,
+        )
+    )
 
 
 class _FileShrank(Exception):
@@ -53,10 +58,30 @@ class HttpConnection(asyncio.Protocol):
     """Serves HTTP/1.0 and HTTP/1.1 on one connection (see the module docstring)."""
 
     __slots__ = (
-        "state", "config", "loop", "handle", "transport", "parser", "queue", "busy", "closed",
-        "client", "scheme", "trusted_proxy", "write_paused", "drain_waiter", "send_watchdog",
-        "deadline", "deadline_kind", "timer", "timer_at", "streaming_response", "chunked",
-        "reading_paused", "eof", "upgraded",
+        "state",
+        "config",
+        "loop",
+        "handle",
+        "transport",
+        "parser",
+        "queue",
+        "busy",
+        "closed",
+        "client",
+        "scheme",
+        "trusted_proxy",
+        "write_paused",
+        "drain_waiter",
+        "send_watchdog",
+        "deadline",
+        "deadline_kind",
+        "timer",
+        "timer_at",
+        "streaming_response",
+        "chunked",
+        "reading_paused",
+        "eof",
+        "upgraded",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -64,23 +89,23 @@ class HttpConnection(asyncio.Protocol):
         self.config = state.config
         self.loop = state.loop
         self.handle = state.handler.handle_request
-        self.transport: Optional[asyncio.Transport] = None
-        self.parser: Optional[RequestParser] = None
-        self.queue: deque[Union[Request, ProtocolError]] = deque()
+        self.transport: asyncio.Transport | None = None
+        self.parser: RequestParser | None = None
+        self.queue: deque[Request | ProtocolError] = deque()
         #: a response is in progress outside data_received (async handler, stream, file)
         self.busy = False
         self.closed = False
-        self.client: Optional[tuple[str, int]] = None
+        self.client: tuple[str, int] | None = None
         self.scheme = "http"
         self.trusted_proxy = False
         self.write_paused = False
-        self.drain_waiter: Optional[asyncio.Future[None]] = None
-        self.send_watchdog: Optional[SendWatchdog] = None
+        self.drain_waiter: asyncio.Future[None] | None = None
+        self.send_watchdog: SendWatchdog | None = None
         self.deadline = 0.0
         self.deadline_kind = 0
-        self.timer: Optional[asyncio.TimerHandle] = None
+        self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # when self.timer fires (TimerHandle.when() is a call)
-        self.streaming_response: Optional[Response] = None
+        self.streaming_response: Response | None = None
         self.chunked = False
         self.reading_paused = False
         self.eof = False
@@ -113,8 +138,12 @@ class HttpConnection(asyncio.Protocol):
     def _new_parser(self) -> RequestParser:
         config = self.config
         return RequestParser(
-            config.max_request_line, config.max_header_size, config.max_header_count,
-            config.max_body_size, self.client, self.scheme,
+            config.max_request_line,
+            config.max_header_size,
+            config.max_header_count,
+            config.max_body_size,
+            self.client,
+            self.scheme,
         )
 
     def data_received(self, data: bytes) -> None:
@@ -165,7 +194,7 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._arm_read_deadline(new_message)
 
-    def eof_received(self) -> Optional[bool]:
+    def eof_received(self) -> bool | None:
         # A half-closed client may still read the responses to what it sent: keep writing them,
         # then close (see _arm_read_deadline).
         self.eof = True
@@ -173,7 +202,7 @@ class HttpConnection(asyncio.Protocol):
             return True
         return None
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.state.connections.discard(self)
         self.deadline_kind = 0
@@ -256,8 +285,9 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._set_deadline(_BODY, self.config.body_timeout)  # a gap between body packets
 
-    def _handle(self, request: Request, response: Optional[Response] = None,
-                start: float = 0.0) -> None:
+    def _handle(
+        self, request: Request, response: Response | None = None, start: float = 0.0
+    ) -> None:
         """Run the handler on ``request``, then send the response it filled in.
 
         Given a ``response``, only send it: ``_respond_later`` does so once what the handler
@@ -298,15 +328,26 @@ class HttpConnection(asyncio.Protocol):
             status = response.status
             try:
                 head = serialize_head(
-                    response, len(body), keep_alive, request.version == "1.0",
-                    state.date_line, state.server_line, keep_alive_line=state.keep_alive_line,
+                    response,
+                    len(body),
+                    keep_alive,
+                    request.version == "1.0",
+                    state.date_line,
+                    state.server_line,
+                    keep_alive_line=state.keep_alive_line,
                 )
             except ValueError:
                 self._handler_failed(request)
                 return
             transport = self.transport
             assert transport is not None
-            if not body or request.method == "HEAD" or status < 200 or status == 204 or status == 304:
+            if (
+                not body
+                or request.method == "HEAD"
+                or status < 200
+                or status == 204
+                or status == 304
+            ):
                 transport.write(head)  # no body: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1)
             elif len(body) < 1024 or body.__class__ is not bytes:
                 # Copied: cheaper than a second buffer for a small body, and a must for a mutable
@@ -322,8 +363,9 @@ class HttpConnection(asyncio.Protocol):
         if self.config.access_log:
             self._log_access(request, response, start)
 
-    async def _respond_later(self, request: Request, response: Response, result: Any,
-                             start: float) -> None:
+    async def _respond_later(
+        self, request: Request, response: Response, result: Any, start: float
+    ) -> None:
         """Finish a response that needs awaiting: an async handler, a stream or a file."""
         try:
             if result is not None:
@@ -364,14 +406,18 @@ class HttpConnection(asyncio.Protocol):
     def _log_access(self, request: Request, response: Response, start: float) -> None:
         client = request.client
         access_log.info(
-            '%s - "%s %s HTTP/%s" %d %.2fms', f"{client[0]}:{client[1]}" if client else "-",
-            request.method, request.url, request.version, response.status,
+            '%s - "%s %s HTTP/%s" %d %.2fms',
+            f"{client[0]}:{client[1]}" if client else "-",
+            request.method,
+            request.url,
+            request.version,
+            response.status,
             (self.loop.time() - start) * 1000,
         )
 
     # --- streamed and file bodies ---------------------------------------------------------------
 
-    async def write_stream_chunk(self, response: Response, chunk: Union[bytes, str]) -> None:
+    async def write_stream_chunk(self, response: Response, chunk: bytes | str) -> None:
         """Send one part of a streamed body (see :meth:`Response.write`)."""
         if self.closed:
             raise ConnectionResetError("the client has gone")
@@ -386,10 +432,17 @@ class HttpConnection(asyncio.Protocol):
             self.chunked = request_version == "1.1" and not has_no_body(response.status)
             keep_alive = self.chunked and self._keep_alive(request, response)
             response.close_connection = not keep_alive
-            transport.write(serialize_head(
-                response, None, keep_alive, request_version == "1.0",
-                self.state.date_line, self.state.server_line, chunked=self.chunked,
-            ))
+            transport.write(
+                serialize_head(
+                    response,
+                    None,
+                    keep_alive,
+                    request_version == "1.0",
+                    self.state.date_line,
+                    self.state.server_line,
+                    chunked=self.chunked,
+                )
+            )
             self.streaming_response = response
         if chunk and not is_head and not has_no_body(response.status):
             if self.chunked:
@@ -412,10 +465,17 @@ class HttpConnection(asyncio.Protocol):
         assert response.file is not None and self.transport is not None
         file, offset, count = response.file
         keep_alive = self._keep_alive(request, response)
-        self.transport.write(serialize_head(
-            response, count, keep_alive, request.version == "1.0",
-            self.state.date_line, self.state.server_line, keep_alive_line=self.state.keep_alive_line,
-        ))
+        self.transport.write(
+            serialize_head(
+                response,
+                count,
+                keep_alive,
+                request.version == "1.0",
+                self.state.date_line,
+                self.state.server_line,
+                keep_alive_line=self.state.keep_alive_line,
+            )
+        )
         if request.method != "HEAD" and not has_no_body(response.status) and count:
             await self._copy_file(file, offset, count)
         self.state.requests += 1
@@ -430,8 +490,11 @@ class HttpConnection(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         sock = transport.get_extra_info("socket")
-        if sock is not None and transport.get_extra_info("sslcontext") is None \
-                and hasattr(os, "sendfile"):
+        if (
+            sock is not None
+            and transport.get_extra_info("sslcontext") is None
+            and hasattr(os, "sendfile")
+        ):
             await self._sendfile(sock.fileno(), file.fileno(), offset, count)
         else:
             await self._copy_through_transport(file.fileno(), offset, count)
@@ -523,9 +586,16 @@ class HttpConnection(asyncio.Protocol):
             log.error("Response.upgrade() needs status 101, got %s", response.status)
             self._send_error(500)
             return
-        transport.write(serialize_head(
-            response, None, True, False, self.state.date_line, self.state.server_line,
-        ))
+        transport.write(
+            serialize_head(
+                response,
+                None,
+                True,
+                False,
+                self.state.date_line,
+                self.state.server_line,
+            )
+        )
         leftover = parser.upgrade_data or b""
         # Hand the socket over: from here on this object is out of the picture.
         self.closed = self.upgraded = True
@@ -587,7 +657,8 @@ class HttpConnection(asyncio.Protocol):
         watchdog = self.send_watchdog
         if watchdog is None:
             watchdog = self.send_watchdog = SendWatchdog(
-                self.loop, self.transport, self.config.send_timeout, self._abort)
+                self.loop, self.transport, self.config.send_timeout, self._abort
+            )
         watchdog.start()
 
     def _pause_reading(self) -> None:
@@ -641,7 +712,8 @@ class HttpConnection(asyncio.Protocol):
     def is_idle(self) -> bool:
         """True when no request is in flight, partly received, or still being flushed."""
         return (
-            not self.busy and not self.queue
+            not self.busy
+            and not self.queue
             and (self.parser is None or self.parser.state == IDLE)
             and (self.transport is None or not self.transport.get_write_buffer_size())
         )

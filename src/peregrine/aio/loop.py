@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 
 def loop_factory(name: str = "auto") -> tuple[Callable[[], asyncio.AbstractEventLoop], str]:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("peregrine.error")
 
@@ -19,13 +20,18 @@ class SendWatchdog:
 
     __slots__ = ("loop", "transport", "timeout", "on_stall", "_timer", "_backlog")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, transport: Any, timeout: float,
-                 on_stall: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        transport: Any,
+        timeout: float,
+        on_stall: Callable[[], None],
+    ) -> None:
         self.loop = loop
         self.transport = transport
         self.timeout = timeout
         self.on_stall = on_stall
-        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer: asyncio.TimerHandle | None = None
         self._backlog = 0
 
     def start(self) -> None:

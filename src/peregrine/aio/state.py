@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from ..config import Config
 from ..http.dates import date_line
@@ -27,17 +28,17 @@ class ServerState:
         #: requests answered by this worker (for max_requests)
         self.requests = 0
         #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody
-        self.is_trusted_proxy: Optional[Callable[[str], bool]] = None
+        self.is_trusted_proxy: Callable[[str], bool] | None = None
         #: rewrites ``client``/``scheme`` of a request from a trusted proxy's headers
-        self.apply_proxy_headers: Optional[Callable[[Any], None]] = None
+        self.apply_proxy_headers: Callable[[Any], None] | None = None
         #: pre-formatted ``Date`` line, refreshed every second by :meth:`tick`
         self.date_line = date_line(time.time())
         self.server_line = b"Server: peregrine\r\n" if config.server_header else b""
         #: for HTTP/1.0 clients that asked to keep the connection: how long we will keep it
-        self.keep_alive_line = (
-            b"Connection: keep-alive\r\nKeep-Alive: timeout=%d\r\n" % max(1, int(config.keep_alive_timeout))
+        self.keep_alive_line = b"Connection: keep-alive\r\nKeep-Alive: timeout=%d\r\n" % max(
+            1, int(config.keep_alive_timeout)
         )
-        self._ticker: Optional[asyncio.TimerHandle] = None
+        self._ticker: asyncio.TimerHandle | None = None
 
     def start_clock(self) -> None:
         """Refresh ``date_line`` every second (formatting a date per response would cost more)."""

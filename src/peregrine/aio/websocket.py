@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 from ..ws.deflate import DeflateParams, PerMessageDeflate
 from ..ws.events import Message, Pong
@@ -42,14 +43,14 @@ class WebSocket:
 
     __slots__ = ("_conn", "request", "subprotocol", "__weakref__")
 
-    def __init__(self, conn: "WebSocketConnection", request: Any, subprotocol: Optional[str]) -> None:
+    def __init__(self, conn: WebSocketConnection, request: Any, subprotocol: str | None) -> None:
         self._conn = conn
         #: The upgrade request (path, headers, query, client).
         self.request = request
         #: The negotiated subprotocol, or None.
         self.subprotocol = subprotocol
 
-    def send(self, data: Union[str, bytes, bytearray, memoryview]) -> None:
+    def send(self, data: str | bytes | bytearray | memoryview) -> None:
         """Send a message: text for `str`, binary for bytes-like data.
 
         Does nothing once the connection is closing or closed (see `closed`). Use
@@ -89,12 +90,12 @@ class WebSocket:
         return conn.lost or conn.protocol.state is not State.OPEN
 
     @property
-    def close_code(self) -> Optional[int]:
+    def close_code(self) -> int | None:
         """The code the connection closed with (1006 without a close frame), else None."""
         return self._conn.protocol.close_code
 
     @property
-    def client(self) -> Optional[tuple[str, int]]:
+    def client(self) -> tuple[str, int] | None:
         """(host, port) of the client."""
         return getattr(self.request, "client", None)
 
@@ -104,8 +105,8 @@ class WebSocket:
 
 
 def make_factory(
-    request: Any, subprotocol: Optional[str], deflate: Optional[DeflateParams]
-) -> Callable[[asyncio.Transport, ServerState], "WebSocketConnection"]:
+    request: Any, subprotocol: str | None, deflate: DeflateParams | None
+) -> Callable[[asyncio.Transport, ServerState], WebSocketConnection]:
     """The `factory(transport, state)` that `Response.upgrade` expects (docs/internals.md)."""
 
     def factory(transport: asyncio.Transport, state: ServerState) -> WebSocketConnection:
@@ -119,19 +120,38 @@ class WebSocketConnection(asyncio.Protocol):
 
     # Slots: thousands of mostly idle connections are the normal case for WebSocket.
     __slots__ = (
-        "state", "config", "loop", "protocol", "ws", "on_conn", "on_message", "on_disconn",
-        "transport", "lost", "queue", "queued_bytes", "busy", "reading_paused",
-        "transport_paused", "processing", "eof_sent",
-        "write_paused", "drain_waiters", "keepalive_timer", "awaiting_pong", "ping_count",
-        "close_timer", "send_watchdog",
+        "state",
+        "config",
+        "loop",
+        "protocol",
+        "ws",
+        "on_conn",
+        "on_message",
+        "on_disconn",
+        "transport",
+        "lost",
+        "queue",
+        "queued_bytes",
+        "busy",
+        "reading_paused",
+        "transport_paused",
+        "processing",
+        "eof_sent",
+        "write_paused",
+        "drain_waiters",
+        "keepalive_timer",
+        "awaiting_pong",
+        "ping_count",
+        "close_timer",
+        "send_watchdog",
     )
 
     def __init__(
         self,
         state: ServerState,
         request: Any,
-        subprotocol: Optional[str] = None,
-        deflate: Optional[DeflateParams] = None,
+        subprotocol: str | None = None,
+        deflate: DeflateParams | None = None,
     ) -> None:
         self.state = state
         config = self.config = state.config
@@ -146,7 +166,7 @@ class WebSocketConnection(asyncio.Protocol):
         self.on_conn = getattr(handler, "handle_ws_conn", None)
         self.on_message = getattr(handler, "handle_ws_message", None)
         self.on_disconn = getattr(handler, "handle_ws_disconn", None)
-        self.transport: Optional[asyncio.Transport] = None
+        self.transport: asyncio.Transport | None = None
         #: True once the transport is gone (connection_lost ran).
         self.lost = False
         # Hook calls waiting for an awaitable hook before them to finish.
@@ -161,11 +181,11 @@ class WebSocketConnection(asyncio.Protocol):
         self.eof_sent = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
-        self.keepalive_timer: Optional[asyncio.TimerHandle] = None
-        self.awaiting_pong: Optional[bytes] = None
+        self.keepalive_timer: asyncio.TimerHandle | None = None
+        self.awaiting_pong: bytes | None = None
         self.ping_count = 0
-        self.close_timer: Optional[asyncio.TimerHandle] = None
-        self.send_watchdog: Optional[SendWatchdog] = None
+        self.close_timer: asyncio.TimerHandle | None = None
+        self.send_watchdog: SendWatchdog | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -213,16 +233,17 @@ class WebSocketConnection(asyncio.Protocol):
                 # The pong may have waited unread: the deadline counts from now.
                 self.keepalive_timer.cancel()
                 self.keepalive_timer = self.loop.call_later(
-                    self.config.ws_ping_timeout, self._pong_timed_out)
+                    self.config.ws_ping_timeout, self._pong_timed_out
+                )
         self._check_state()
 
-    def eof_received(self) -> Optional[bool]:
+    def eof_received(self) -> bool | None:
         # The peer will send nothing more: after its close frame this is the normal end,
         # otherwise the connection ended abnormally (1006). Either way close our side.
         self.protocol.receive_eof()
         return None
 
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
+    def connection_lost(self, exc: BaseException | None) -> None:
         if self.lost:
             return
         self.lost = True
@@ -244,7 +265,8 @@ class WebSocketConnection(asyncio.Protocol):
         if not self.lost:
             if self.send_watchdog is None:
                 self.send_watchdog = SendWatchdog(
-                    self.loop, self.transport, self.config.send_timeout, self._abort)
+                    self.loop, self.transport, self.config.send_timeout, self._abort
+                )
             self.send_watchdog.start()
 
     def resume_writing(self) -> None:
@@ -263,7 +285,9 @@ class WebSocketConnection(asyncio.Protocol):
         # Checked before adding: one large message may exceed the limit, but a client
         # still sitting on more than the limit when the next one comes is not reading.
         if transport.get_write_buffer_size() > self.config.ws_write_limit:
-            log.info("WebSocket send buffer over ws_write_limit: closing a client that does not read")
+            log.info(
+                "WebSocket send buffer over ws_write_limit: closing a client that does not read"
+            )
             self._abort()
             return
         transport.write(data)
@@ -310,7 +334,9 @@ class WebSocketConnection(asyncio.Protocol):
         if self.close_timer is None:
             # Bounds both waits: for the peer's close frame, and for a transport that
             # cannot finish closing because the peer reads nothing.
-            self.close_timer = self.loop.call_later(self.config.ws_close_timeout, self._close_timed_out)
+            self.close_timer = self.loop.call_later(
+                self.config.ws_close_timeout, self._close_timed_out
+            )
         if state is State.CLOSED:
             # Handshake done: the server closes the TCP connection first (RFC 6455 7.1.1).
             if not transport.is_closing():
@@ -348,7 +374,9 @@ class WebSocketConnection(asyncio.Protocol):
         data = self.ping_count.to_bytes(4, "big")
         self.awaiting_pong = data
         self.write(self.protocol.ping(data))
-        self.keepalive_timer = self.loop.call_later(self.config.ws_ping_timeout, self._pong_timed_out)
+        self.keepalive_timer = self.loop.call_later(
+            self.config.ws_ping_timeout, self._pong_timed_out
+        )
 
     def _pong(self, data: bytes) -> None:
         if self.awaiting_pong is not None and data == self.awaiting_pong:
@@ -362,14 +390,16 @@ class WebSocketConnection(asyncio.Protocol):
         if self.reading_paused:
             # We are not reading (the hooks lag): the pong may sit unread, and the client
             # is not at fault. Check again later; resuming restarts the deadline.
-            self.keepalive_timer = self.loop.call_later(self.config.ws_ping_timeout, self._pong_timed_out)
+            self.keepalive_timer = self.loop.call_later(
+                self.config.ws_ping_timeout, self._pong_timed_out
+            )
             return
         log.info("WebSocket keepalive: no pong within ws_ping_timeout, closing")
         self.close(1011, "keepalive ping timeout")
 
     # --- calling the handler --------------------------------------------------------------------
 
-    def _message(self, data: Union[str, bytes]) -> None:
+    def _message(self, data: str | bytes) -> None:
         hook = self.on_message
         if hook is None:
             return
@@ -383,8 +413,15 @@ class WebSocketConnection(asyncio.Protocol):
         if kind == _MESSAGE:
             self.queued_bytes += len(arg)
             config = self.config
-            if (len(self.queue) >= config.max_pipelined or self.queued_bytes > config.ws_max_message_size) \
-                    and not self.reading_paused and not self.lost and self.transport is not None:
+            if (
+                (
+                    len(self.queue) >= config.max_pipelined
+                    or self.queued_bytes > config.ws_max_message_size
+                )
+                and not self.reading_paused
+                and not self.lost
+                and self.transport is not None
+            ):
                 # Stops `_process` too: the frames already read wait unparsed.
                 self.reading_paused = True
                 if not self.transport_paused:
@@ -450,7 +487,9 @@ class WebSocketConnection(asyncio.Protocol):
 
     def is_idle(self) -> bool:
         """True when open with no hook running or waiting; a closing connection is not idle."""
-        return not self.lost and self.protocol.state is State.OPEN and not self.busy and not self.queue
+        return (
+            not self.lost and self.protocol.state is State.OPEN and not self.busy and not self.queue
+        )
 
     def shutdown(self) -> None:
         """Server shutdown: close with 1001 Going Away (once).

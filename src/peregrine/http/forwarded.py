@@ -30,12 +30,12 @@ client's broken element must not swallow the one a proxy appended after it.
 from __future__ import annotations
 
 import ipaddress
-from typing import Callable, Optional, Union
+from collections.abc import Callable
 
 from .request import Request
 
-IPNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SCHEMES = {"http": "http", "https": "https", "ws": "http", "wss": "https"}
 _CACHE_MAX = 1024
@@ -95,7 +95,7 @@ class TrustedProxies:
         return any(address in net for net in self.networks)
 
 
-def parse_ip(text: str) -> Optional[IPAddress]:
+def parse_ip(text: str) -> IPAddress | None:
     """``text`` as an IP address (IPv6 zone and brackets allowed), or None."""
     text = text.strip()
     if text.startswith("[") and text.endswith("]"):
@@ -167,7 +167,7 @@ def _parse_forwarded_value(text: str) -> list[dict[str, str]]:
             i += 1
         name = text[start:i].lower()
         if not name or i == n or text[i] != "=":
-            raise ValueError(f"Forwarded: expected name=value at {text[start:start + 20]!r}")
+            raise ValueError(f"Forwarded: expected name=value at {text[start : start + 20]!r}")
         i += 1
         if i < n and text[i] == '"':
             value, i = _quoted_string(text, i)
@@ -184,7 +184,7 @@ def _parse_forwarded_value(text: str) -> list[dict[str, str]]:
         while i < n and text[i] in _OWS:
             i += 1
         if i < n and text[i] not in ",;":
-            raise ValueError(f"Forwarded: unexpected {text[i:i + 20]!r} after {name}=")
+            raise ValueError(f"Forwarded: unexpected {text[i : i + 20]!r} after {name}=")
     elements.append(element)
     return elements
 
@@ -245,8 +245,9 @@ def resolve(request: Request, is_trusted: Callable[[str], bool], family: str = "
             _resolve_forwarded(request, forwarded, is_trusted)
 
 
-def _resolve_x_forwarded(request: Request, hops_text: list[str], protos: list[str],
-                         is_trusted: Callable[[str], bool]) -> None:
+def _resolve_x_forwarded(
+    request: Request, hops_text: list[str], protos: list[str], is_trusted: Callable[[str], bool]
+) -> None:
     hops = [split_node(hop) for hop in hops_text]  # "1.2.3.4:5678" and "[::1]:80" are seen too
     index = 0
     if hops:
@@ -262,7 +263,9 @@ def _resolve_x_forwarded(request: Request, hops_text: list[str], protos: list[st
         _set_scheme(request, proto)
 
 
-def _resolve_forwarded(request: Request, values: list[str], is_trusted: Callable[[str], bool]) -> None:
+def _resolve_forwarded(
+    request: Request, values: list[str], is_trusted: Callable[[str], bool]
+) -> None:
     try:
         elements = parse_forwarded(values)
     except ValueError:
@@ -291,8 +294,10 @@ def _set_scheme(request: Request, proto: str) -> None:
         request.scheme = scheme
 
 
-def make_proxy_hooks(allow_ips: str, family: str = "auto",
-                     ) -> tuple[Callable[[str], bool], Callable[[Request], None]]:
+def make_proxy_hooks(
+    allow_ips: str,
+    family: str = "auto",
+) -> tuple[Callable[[str], bool], Callable[[Request], None]]:
     """``(is_trusted(host) -> bool, apply(request))`` for a worker's connections.
 
     The connection asks ``is_trusted`` once per connection with the peer's address (``"unix"``

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, overload
+from collections.abc import Iterator
+from typing import overload
 
 RawHeaders = list[tuple[bytes, bytes]]
 
@@ -20,9 +21,9 @@ class Headers:
 
     __slots__ = ("_raw", "_index")
 
-    def __init__(self, raw: Optional[RawHeaders] = None) -> None:
+    def __init__(self, raw: RawHeaders | None = None) -> None:
         self._raw: RawHeaders = raw if raw is not None else []
-        self._index: Optional[dict[str, list[str]]] = None
+        self._index: dict[str, list[str]] | None = None
 
     @property
     def raw(self) -> RawHeaders:
@@ -39,11 +40,11 @@ class Headers:
         return index
 
     @overload
-    def get(self, name: str) -> Optional[str]: ...
+    def get(self, name: str) -> str | None: ...
     @overload
     def get(self, name: str, default: str) -> str: ...
 
-    def get(self, name: str, default: Optional[str] = None) -> Optional[str]:
+    def get(self, name: str, default: str | None = None) -> str | None:
         """The first value of ``name`` (any case), or ``default``."""
         values = self._lookup().get(name.lower())
         return values[0] if values else default
@@ -83,4 +84,3 @@ class Headers:
         if isinstance(other, Headers):
             return self._raw == other._raw
         return NotImplemented
-

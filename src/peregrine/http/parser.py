@@ -12,7 +12,6 @@ it and closes, since a stream that failed to parse cannot be trusted to stay in 
 from __future__ import annotations
 
 import re
-from typing import Optional
 
 import httptools
 
@@ -28,9 +27,13 @@ _OWS = (0x20, 0x09)
 # header fields the parser must act on, found by one dict lookup for the usual spellings
 _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT = range(5)
 _SPECIAL_HEADERS = {}
-for _name, _kind in ((b"host", _HOST), (b"content-length", _CONTENT_LENGTH),
-                     (b"transfer-encoding", _TRANSFER_ENCODING), (b"connection", _CONNECTION),
-                     (b"expect", _EXPECT)):
+for _name, _kind in (
+    (b"host", _HOST),
+    (b"content-length", _CONTENT_LENGTH),
+    (b"transfer-encoding", _TRANSFER_ENCODING),
+    (b"connection", _CONNECTION),
+    (b"expect", _EXPECT),
+):
     for _spelling in (_name, _name.title(), _name.upper()):
         _SPECIAL_HEADERS[_spelling] = _kind
 _SPECIAL_LENGTHS = frozenset(len(n) for n in _SPECIAL_HEADERS)
@@ -50,10 +53,38 @@ class RequestParser:
     """
 
     __slots__ = (
-        "requests", "state", "begun", "expect_continue", "upgrade_data",
-        "_parser", "_url", "_headers", "_head_size", "_body", "_body_size", "_has_host",
-        "_content_length", "_codings", "_has_connection", "_head_fed", "_trailer_count", "_special", "_line_tail", "_chunks", "_body_fed", "_upgrade_request", "_upgrade_length", "_upgrade_body", "_error", "_request", "_client", "_scheme",
-        "_max_line", "_max_head", "_max_count", "_max_body",
+        "requests",
+        "state",
+        "begun",
+        "expect_continue",
+        "upgrade_data",
+        "_parser",
+        "_url",
+        "_headers",
+        "_head_size",
+        "_body",
+        "_body_size",
+        "_has_host",
+        "_content_length",
+        "_codings",
+        "_has_connection",
+        "_head_fed",
+        "_trailer_count",
+        "_special",
+        "_line_tail",
+        "_chunks",
+        "_body_fed",
+        "_upgrade_request",
+        "_upgrade_length",
+        "_upgrade_body",
+        "_error",
+        "_request",
+        "_client",
+        "_scheme",
+        "_max_line",
+        "_max_head",
+        "_max_count",
+        "_max_body",
     )
 
     def __init__(
@@ -62,7 +93,7 @@ class RequestParser:
         max_header_size: int = 32768,
         max_header_count: int = 100,
         max_body_size: int = 1 << 20,
-        client: Optional[tuple[str, int]] = None,
+        client: tuple[str, int] | None = None,
         scheme: str = "http",
     ) -> None:
         self.requests: list[Request] = []
@@ -71,20 +102,20 @@ class RequestParser:
         #: how many requests have begun; lets the caller notice a new one within one feed
         self.begun = 0
         self.expect_continue = False
-        self.upgrade_data: Optional[bytes] = None
+        self.upgrade_data: bytes | None = None
         self._max_line = max_request_line
         self._max_head = max_header_size
         self._max_count = max_header_count
         self._max_body = max_body_size
         self._client = client
         self._scheme = scheme
-        self._error: Optional[ProtocolError] = None
-        self._request: Optional[Request] = None
-        self._upgrade_request: Optional[Request] = None
+        self._error: ProtocolError | None = None
+        self._request: Request | None = None
+        self._upgrade_request: Request | None = None
         self._upgrade_length = 0
         self._upgrade_body = b""
         self._special = True  # so that the first on_url sets every field
-        self._body: Optional[list[bytes]] = None
+        self._body: list[bytes] | None = None
         self._body_size = 0
         self.on_url(b"")  # sets the per-message fields
         self.state = IDLE
@@ -104,9 +135,9 @@ class RequestParser:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
             if self._upgrade_request is not None:
-                self._collect_upgrade_body(data[exc.args[0]:])
+                self._collect_upgrade_body(data[exc.args[0] :])
             else:
-                self.upgrade_data = data[exc.args[0]:]
+                self.upgrade_data = data[exc.args[0] :]
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
@@ -115,12 +146,18 @@ class RequestParser:
         if self.state != IDLE:
             same = self.begun == begun
             if self.state == HEAD:
-                self._check_partial_head(data, state == HEAD and same,
-                                         not same and len(self.requests) == completed)
+                self._check_partial_head(
+                    data, state == HEAD and same, not same and len(self.requests) == completed
+                )
             elif state == BODY and same and self._codings is not None:
                 self._check_chunk_overhead(len(data))
-        elif self.begun == begun and len(self.requests) == completed and data.strip(b"\r\n") \
-                and self.upgrade_data is None and self._upgrade_request is None:
+        elif (
+            self.begun == begun
+            and len(self.requests) == completed
+            and data.strip(b"\r\n")
+            and self.upgrade_data is None
+            and self._upgrade_request is None
+        ):
             # llhttp is inside a request line it reports only at the target: the request (and
             # its header timeout) starts now, at its first byte.
             self.on_url(b"")
@@ -161,9 +198,11 @@ class RequestParser:
         # sending headers, so refuse it as soon as the line ends, not at the header timeout.
         text = self._line_tail + data
         lines = text.split(b"\n")
-        self._line_tail = lines[-1][-(self._max_line + 32):]
-        if len(lines) > 1 and self._url and lines[-2].rstrip(b"\r") == (
-            self._parser.get_method() + b" " + self._url
+        self._line_tail = lines[-1][-(self._max_line + 32) :]
+        if (
+            len(lines) > 1
+            and self._url
+            and lines[-2].rstrip(b"\r") == (self._parser.get_method() + b" " + self._url)
         ):
             self._fail(400, "HTTP/0.9 request line")
 
@@ -202,7 +241,7 @@ class RequestParser:
                 # only requests with framing/connection headers dirtied these
                 self._special = False
                 self._content_length = 0
-                self._codings: Optional[list[bytes]] = None
+                self._codings: list[bytes] | None = None
                 self._has_connection = False
                 self._trailer_count = 0
                 self._chunks = 0
@@ -225,8 +264,12 @@ class RequestParser:
         headers = self._headers
         headers.append((name, value))
         if size > self._max_head or len(headers) > self._max_count:
-            self._fail(431, "request header fields too large" if size > self._max_head
-                       else "too many header fields")
+            self._fail(
+                431,
+                "request header fields too large"
+                if size > self._max_head
+                else "too many header fields",
+            )
         kind = _SPECIAL_HEADERS.get(name)
         if kind is None:
             if len(name) not in _SPECIAL_LENGTHS:
@@ -304,7 +347,15 @@ class RequestParser:
         # (~350 instructions fewer per request). Same object, same __init__.
         request = self._request = _new_object(Request)
         request.__init__(  # type: ignore[misc]
-            name, path, query, version, self._headers, b"", self._client, keep_alive, self._scheme,
+            name,
+            path,
+            query,
+            version,
+            self._headers,
+            b"",
+            self._client,
+            keep_alive,
+            self._scheme,
         )
         self.state = BODY
 
@@ -331,10 +382,16 @@ class RequestParser:
             if codings[-1] != b"chunked":  # the body's length would be unknowable (RFC 9112 §6.3)
                 self._fail(400, "the last transfer coding is not chunked")
             self._fail(501, "transfer coding not implemented")  # we decode no other coding
-        if self.expect_continue and (version == "1.0" or (not self._content_length and not codings)):
+        if self.expect_continue and (
+            version == "1.0" or (not self._content_length and not codings)
+        ):
             # 100 Continue is an HTTP/1.1 feature (RFC 9110 §10.1.1), and only for a body
             self.expect_continue = False
-        if self._has_connection and (self._content_length or codings) and self._parser.should_upgrade():
+        if (
+            self._has_connection
+            and (self._content_length or codings)
+            and self._parser.should_upgrade()
+        ):
             if codings:
                 self._fail(400, "upgrade request with a chunked body")
             self._upgrade_length = self._content_length  # see _collect_upgrade_body

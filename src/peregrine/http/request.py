@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from .headers import Headers, RawHeaders
@@ -19,7 +19,7 @@ class QueryParams:
     def __init__(self, query_string: str) -> None:
         self._pairs = parse_qsl(query_string, keep_blank_values=True)
 
-    def get(self, key: str, default: Optional[str] = None) -> Optional[str]:
+    def get(self, key: str, default: str | None = None) -> str | None:
         """The first value of ``key``, or ``default``."""
         for k, v in self._pairs:
             if k == key:
@@ -70,8 +70,18 @@ class Request:
     """
 
     __slots__ = (
-        "method", "raw_path", "query_bytes", "version", "_headers", "body", "client",
-        "keep_alive", "scheme", "_path", "_query", "__weakref__",
+        "method",
+        "raw_path",
+        "query_bytes",
+        "version",
+        "_headers",
+        "body",
+        "client",
+        "keep_alive",
+        "scheme",
+        "_path",
+        "_query",
+        "__weakref__",
     )
 
     def __init__(
@@ -80,9 +90,9 @@ class Request:
         raw_path: bytes,
         query_bytes: bytes,
         version: str,
-        headers: "Headers | RawHeaders",
+        headers: Headers | RawHeaders,
         body: bytes = b"",
-        client: Optional[tuple[str, int]] = None,
+        client: tuple[str, int] | None = None,
         keep_alive: bool = True,
         scheme: str = "http",
     ) -> None:
@@ -103,8 +113,8 @@ class Request:
         self.keep_alive = keep_alive
         #: ``"http"`` or ``"https"``
         self.scheme = scheme
-        self._path: Optional[str] = None
-        self._query: Optional[QueryParams] = None
+        self._path: str | None = None
+        self._query: QueryParams | None = None
 
     @property
     def headers(self) -> Headers:

@@ -14,7 +14,8 @@ from __future__ import annotations
 import os
 import re
 import stat
-from typing import IO, TYPE_CHECKING, Any, AsyncIterable, Callable, Optional, Union
+from collections.abc import AsyncIterable, Callable
+from typing import IO, TYPE_CHECKING, Any
 
 from .status import STATUS_LINES
 
@@ -31,7 +32,7 @@ _FRAMING = frozenset((b"content-length", b"transfer-encoding"))
 _SPECIAL = _FRAMING | {b"connection", b"date", b"server"}
 
 
-def _encode(text: Union[str, bytes], what: str) -> bytes:
+def _encode(text: str | bytes, what: str) -> bytes:
     if isinstance(text, bytes):
         return text
     try:
@@ -43,7 +44,7 @@ def _encode(text: Union[str, bytes], what: str) -> bytes:
 Checked = tuple[bytes, bytes, bytes, bytes]  # name, value, lower-cased name, "name: value\r\n"
 
 
-def _check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> Checked:
+def _check_header(name: str | bytes, value: str | bytes | int) -> Checked:
     bname = _encode(name, "name")
     if not _TOKEN.fullmatch(bname):
         raise ValueError(f"invalid header name {name!r}")
@@ -62,7 +63,7 @@ _checked: dict[tuple[object, object, type], Checked] = {}
 _CHECKED_MAX = 4096
 
 
-def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> Checked:
+def check_header(name: str | bytes, value: str | bytes | int) -> Checked:
     """Encode and validate one header field: ``(name, value, lower-cased name, line)`` as bytes.
 
     Raises ``ValueError`` on anything that could split the response (CR, LF, NUL), a name that is
@@ -77,7 +78,7 @@ def check_header(name: Union[str, bytes], value: Union[str, bytes, int]) -> Chec
     return checked
 
 
-def open_regular_file(path: Union[str, "os.PathLike[str]"]) -> IO[bytes]:
+def open_regular_file(path: str | os.PathLike[str]) -> IO[bytes]:
     """Open ``path`` for reading, refusing anything but a regular file with ``ValueError``.
 
     O_NONBLOCK: opening a FIFO or a device must not block the event loop (a FIFO's open waits
@@ -99,9 +100,9 @@ class Response:
     """
 
     #: ``(file object, offset, count)`` after :meth:`send_file`
-    file: Optional[tuple[Any, int, int]] = None
-    stream_source: Optional[AsyncIterable[Union[bytes, str]]] = None
-    upgrade_factory: Optional[Callable[..., "asyncio.Protocol"]] = None
+    file: tuple[Any, int, int] | None = None
+    stream_source: AsyncIterable[bytes | str] | None = None
+    upgrade_factory: Callable[..., asyncio.Protocol] | None = None
     _has_connection = False
 
     def __init__(self, conn: Any = None, request: Any = None) -> None:
@@ -130,7 +131,7 @@ class Response:
         """The header fields set so far, as ``(name, value)`` bytes pairs (a copy)."""
         return [(f[0], f[1]) for f in self._fields]
 
-    def set_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
+    def set_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Set a header, replacing any field of the same name (case-insensitive)."""
         checked = _checked.get((name, value, type(value))) or check_header(name, value)
         lname = checked[2]
@@ -145,7 +146,7 @@ class Response:
             fields.append(checked)
             self._block += checked[3]
 
-    def add_header(self, name: Union[str, bytes], value: Union[str, bytes, int]) -> None:
+    def add_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Add a header field, keeping any others of the same name (e.g. ``Set-Cookie``)."""
         checked = _checked.get((name, value, type(value))) or check_header(name, value)
         if checked[2] in _SPECIAL:
@@ -153,7 +154,7 @@ class Response:
         self._fields.append(checked)
         self._block += checked[3]
 
-    def get_header(self, name: str) -> Optional[str]:
+    def get_header(self, name: str) -> str | None:
         """The first value set for ``name`` (case-insensitive), or None."""
         lname = name.lower().encode("latin-1")
         for field in self._fields:
@@ -177,7 +178,7 @@ class Response:
 
     # --- bodies -------------------------------------------------------------------------------
 
-    def set_body(self, body: Union[bytes, bytearray, memoryview, str]) -> None:
+    def set_body(self, body: bytes | bytearray | memoryview | str) -> None:
         """The whole body at once (``str`` is encoded as UTF-8). Content-Length follows from it."""
         if isinstance(body, str):
             body = body.encode("utf-8")
@@ -185,12 +186,12 @@ class Response:
             body = bytes(body)
         self.body = body
 
-    def stream(self, source: AsyncIterable[Union[bytes, str]]) -> None:
+    def stream(self, source: AsyncIterable[bytes | str]) -> None:
         """Send the chunks of an async iterable as the body once the handler returns."""
         self.stream_source = source
         self._unusual = True
 
-    async def write(self, chunk: Union[bytes, str]) -> None:
+    async def write(self, chunk: bytes | str) -> None:
         """Send part of a streamed body now; waits while the client is not reading.
 
         The first call sends the head (chunked on HTTP/1.1, close-delimited on HTTP/1.0).
@@ -204,8 +205,12 @@ class Response:
         """True once the head of a streamed body has been sent."""
         return self._conn is not None and self._conn.streaming_response is self
 
-    def send_file(self, file: Union[str, "os.PathLike[str]", IO[bytes]], offset: int = 0,
-                  count: Optional[int] = None) -> None:
+    def send_file(
+        self,
+        file: str | os.PathLike[str] | IO[bytes],
+        offset: int = 0,
+        count: int | None = None,
+    ) -> None:
         """Make the body ``count`` bytes of ``file`` from ``offset`` (to its end when None).
 
         ``file`` is a path or a binary file object; the server closes it once sent. Content-Length
@@ -221,7 +226,7 @@ class Response:
         self.file = (file, offset, count)
         self._unusual = True
 
-    def upgrade(self, factory: Callable[..., "asyncio.Protocol"]) -> None:
+    def upgrade(self, factory: Callable[..., asyncio.Protocol]) -> None:
         """Switch protocols after this (101) response; see ``docs/internals.md``."""
         self.upgrade_factory = factory
         self._unusual = True
@@ -230,9 +235,16 @@ class Response:
         return f"<Response {self.status}>"
 
 
-def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bool,
-                   http10: bool, date_line: bytes, server_line: bytes, chunked: bool = False,
-                   keep_alive_line: bytes = b"Connection: keep-alive\r\n") -> bytes:
+def serialize_head(
+    resp: Response,
+    content_length: int | None,
+    keep_alive: bool,
+    http10: bool,
+    date_line: bytes,
+    server_line: bytes,
+    chunked: bool = False,
+    keep_alive_line: bytes = b"Connection: keep-alive\r\n",
+) -> bytes:
     """The status line and header block of ``resp``, ending with the blank line.
 
     ``content_length`` None means no Content-Length (streams, 1xx/204/304). ``date_line`` and
@@ -253,16 +265,26 @@ def serialize_head(resp: Response, content_length: Optional[int], keep_alive: bo
         length_line = b""
     else:
         length_line = _LENGTH_LINES.get(content_length) or _length_line(content_length)
-    if status == 101 or (keep_alive and not http10) or (
-        resp._has_connection and (keep_alive or resp.close_connection)
+    if (
+        status == 101
+        or (keep_alive and not http10)
+        or (resp._has_connection and (keep_alive or resp.close_connection))
     ):
         connection_line = b""  # nothing to say, or the handler's own Connection field says it
     else:
         connection_line = keep_alive_line if keep_alive else b"Connection: close\r\n"
-    return b"".join((
-        line, date_line, server_line, resp._block, length_line,
-        b"Transfer-Encoding: chunked\r\n" if chunked else b"", connection_line, b"\r\n",
-    ))
+    return b"".join(
+        (
+            line,
+            date_line,
+            server_line,
+            resp._block,
+            length_line,
+            b"Transfer-Encoding: chunked\r\n" if chunked else b"",
+            connection_line,
+            b"\r\n",
+        )
+    )
 
 
 # Bodies often have the same few sizes: their Content-Length lines are made once.

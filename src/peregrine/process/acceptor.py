@@ -19,7 +19,8 @@ import errno
 import logging
 import socket
 import ssl
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("peregrine")
 
@@ -39,9 +40,14 @@ _LOG_EVERY = 5.0  # seconds between repeated accept-error log lines
 class Acceptor:
     """Accepts connections on one listening socket and hands them to the event loop."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket,
-                 protocol_factory: Callable[[], asyncio.Protocol],
-                 ssl_context: Optional[ssl.SSLContext], handshake_timeout: float) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        ssl_context: ssl.SSLContext | None,
+        handshake_timeout: float,
+    ) -> None:
         self.loop = loop
         self.sock = sock
         self.protocol_factory = protocol_factory
@@ -52,7 +58,7 @@ class Acceptor:
         self.accepting = False
         self._fd = sock.fileno()
         self._backoff = 0.0
-        self._retry: Optional[asyncio.TimerHandle] = None
+        self._retry: asyncio.TimerHandle | None = None
         self._errors = 0
         self._last_log = -_LOG_EVERY
 
@@ -108,7 +114,9 @@ class Acceptor:
     async def _connect(self, conn: socket.socket) -> None:
         try:
             await self.loop.connect_accepted_socket(
-                self.protocol_factory, conn, ssl=self.ssl_context,
+                self.protocol_factory,
+                conn,
+                ssl=self.ssl_context,
                 ssl_handshake_timeout=self.handshake_timeout if self.ssl_context else None,
             )
         except (OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
@@ -128,7 +136,9 @@ class Acceptor:
             expected = exc.errno in _ACCEPT_ERRNOS
             log.error(
                 "accept() failed: %s%s; connections wait in the listen queue, retrying in %.2fs",
-                exc, "" if expected else " (unexpected)", max(self._backoff * 2, _BACKOFF_FIRST),
+                exc,
+                "" if expected else " (unexpected)",
+                max(self._backoff * 2, _BACKOFF_FIRST),
             )
         self._backoff = min(max(self._backoff * 2, _BACKOFF_FIRST), _BACKOFF_MAX)
         self.loop.remove_reader(self._fd)

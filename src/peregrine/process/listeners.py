@@ -21,7 +21,6 @@ import os
 import socket
 import stat
 from dataclasses import dataclass
-from typing import Optional
 
 from ..config import Config
 
@@ -47,8 +46,9 @@ def _tcp_socket(host: str, reuse_port: bool) -> socket.socket:
     return sock
 
 
-def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False,
-             listen: bool = True) -> socket.socket:
+def bind_tcp(
+    host: str, port: int, backlog: int, reuse_port: bool = False, listen: bool = True
+) -> socket.socket:
     """A non-blocking TCP socket bound to ``host:port`` (with SO_REUSEPORT if asked).
 
     It listens unless ``listen`` is false: a SO_REUSEPORT socket that does not listen yet gets
@@ -67,7 +67,7 @@ def bind_tcp(host: str, port: int, backlog: int, reuse_port: bool = False,
     return sock
 
 
-def bind_unix(path: str, backlog: int, permissions: Optional[int] = None) -> socket.socket:
+def bind_unix(path: str, backlog: int, permissions: int | None = None) -> socket.socket:
     """A non-blocking unix socket at ``path``.
 
     A socket file already there is replaced only when it is stale (nothing answers a connect()
@@ -114,7 +114,9 @@ def _remove_if_stale(path: str) -> None:
             # a full backlog (timeout), no permission...: someone else's business either way
             raise OSError(errno.EADDRINUSE, f"{path}: socket file in use ({exc})") from None
         else:
-            raise OSError(errno.EADDRINUSE, f"{path}: address already in use (a server answers on it)")
+            raise OSError(
+                errno.EADDRINUSE, f"{path}: address already in use (a server answers on it)"
+            )
     os.unlink(path)
 
 
@@ -160,8 +162,13 @@ def uses_reuse_port(config: Config) -> bool:
     sockets are single sockets that every worker shares.
     """
     activated = os.environ.get("LISTEN_PID") == str(os.getpid()) and os.environ.get("LISTEN_FDS")
-    return bool(config.reuse_port and has_reuse_port() and not config.uds and config.fd is None
-                and not activated)
+    return bool(
+        config.reuse_port
+        and has_reuse_port()
+        and not config.uds
+        and config.fd is None
+        and not activated
+    )
 
 
 def make_listeners(config: Config) -> list[socket.socket]:
@@ -203,7 +210,7 @@ class SocketFile:
     inode: int
 
     @classmethod
-    def of(cls, path: str) -> "SocketFile":
+    def of(cls, path: str) -> SocketFile:
         info = os.stat(path)
         return cls(path, info.st_dev, info.st_ino)
 

@@ -21,8 +21,9 @@ import runpy
 import site
 import sys
 import sysconfig
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any
 
 log = logging.getLogger("peregrine")
 
@@ -42,7 +43,7 @@ class ReloadTarget:
         return f"{self.module}:{'.'.join(self.path)}"
 
 
-def find_reload_target(handler: Any) -> Optional[ReloadTarget]:
+def find_reload_target(handler: Any) -> ReloadTarget | None:
     """Where ``handler`` can be imported from again, or None (see the module docstring)."""
     module_name = getattr(handler, "__module__", None)
     qualname = getattr(handler, "__qualname__", None) if callable(handler) else None
@@ -64,12 +65,15 @@ def _resolve_loaded(target: ReloadTarget) -> Any:
     return value
 
 
-def _candidate_modules(first: Optional[str]) -> Iterator[tuple[str, Any]]:
+def _candidate_modules(first: str | None) -> Iterator[tuple[str, Any]]:
     """The handler's own module, then every application module, then the script."""
     roots = _library_roots()
     names = [first] if first else []
-    names += sorted(name for name, module in list(sys.modules.items())
-                    if name != first and _is_application_module(name, module, roots))
+    names += sorted(
+        name
+        for name, module in list(sys.modules.items())
+        if name != first and _is_application_module(name, module, roots)
+    )
     names.append("__main__")
     for name in names:
         module = sys.modules.get(name)
@@ -84,7 +88,9 @@ def load_fresh(target: ReloadTarget) -> Any:
     if target.module == "__main__":
         path = getattr(sys.modules["__main__"], "__file__", None)
         if path is None:
-            raise RuntimeError("the handler lives in an interactive __main__: it cannot be reloaded")
+            raise RuntimeError(
+                "the handler lives in an interactive __main__: it cannot be reloaded"
+            )
         value: Any = runpy.run_path(path, run_name=_RERUN_NAME)[target.path[0]]
         parts = target.path[1:]
     else:

@@ -44,8 +44,9 @@ import ssl
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any
 
 from ..config import Config
 from .listeners import SocketFile, bind_tcp, created_socket_files, make_listeners, uses_reuse_port
@@ -64,7 +65,12 @@ _TICK = 1.0
 _KILL_WAIT = 5.0
 
 _HANDLED_SIGNALS = (
-    signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGTTIN, signal.SIGTTOU, signal.SIGCHLD,
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGTTIN,
+    signal.SIGTTOU,
+    signal.SIGCHLD,
 )
 
 
@@ -81,19 +87,19 @@ class _Child:
     draining: bool = False
     stopping: bool = False
     kill_at: float = 0.0
-    error: Optional[str] = None
+    error: str | None = None
     buffer: bytes = b""
 
 
 @dataclass(eq=False)
 class _Slot:
     index: int
-    active: Optional[_Child] = None
-    incoming: Optional[_Child] = None
+    active: _Child | None = None
+    incoming: _Child | None = None
     #: consecutive crashes at or soon after start
     failures: int = 0
     #: when to start a child for this slot (monotonic), None = not planned
-    start_at: Optional[float] = None
+    start_at: float | None = None
     #: the active child asked to be replaced (max_requests)
     wants_successor: bool = False
 
@@ -134,8 +140,9 @@ class Supervisor:
     :meth:`run` must be called from the main thread; it returns the process exit status.
     """
 
-    def __init__(self, config: Config, handler_factory: Callable[[], Any], workers: int,
-                 handler: Any = None) -> None:
+    def __init__(
+        self, config: Config, handler_factory: Callable[[], Any], workers: int, handler: Any = None
+    ) -> None:
         self.config = config
         self.handler_factory = handler_factory
         self.reload_target = find_reload_target(handler) if handler is not None else None
@@ -154,20 +161,20 @@ class Supervisor:
         #: spawn workers with freshly imported application code (after the first SIGHUP)
         self.reload = False
         #: slots left in the current rolling restart
-        self.rolling: Optional[list[int]] = None
+        self.rolling: list[int] | None = None
         self.booted = False
         self.stopping = False
         self.exit_code = 0
-        self.cores: Optional[list[int]] = (
+        self.cores: list[int] | None = (
             sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
         )
         #: the last reason a worker gave for failing to start
-        self.last_error: Optional[str] = None
+        self.last_error: str | None = None
         self._interrupts = 0
         self._stop_requested = False
         self._wake_r = -1
         self._wake_w = -1
-        self._selector: Optional[selectors.BaseSelector] = None
+        self._selector: selectors.BaseSelector | None = None
         self._old_handlers: dict[int, Any] = {}
         self._old_wakeup = -1
 
@@ -382,8 +389,9 @@ class Supervisor:
         now = time.monotonic()
         for child in list(self.children.values()):
             if child.kill_at and now >= child.kill_at:
-                log.warning("worker %d (pid %d) did not stop in time: killing it",
-                            child.slot, child.pid)
+                log.warning(
+                    "worker %d (pid %d) did not stop in time: killing it", child.slot, child.pid
+                )
                 child.kill_at = 0.0
                 _kill(child.pid, signal.SIGKILL)
         if self.stopping:
@@ -425,9 +433,16 @@ class Supervisor:
             try:
                 os.close(read_fd)
                 sockets = self._leave_to_worker(slot.index)
-                status = run_child(self.config, self._child_factory, sockets, index=slot.index,
-                                   cores=self.cores, pipe=write_fd, parent_pid=self.pid,
-                                   signal_mask=old_mask)
+                status = run_child(
+                    self.config,
+                    self._child_factory,
+                    sockets,
+                    index=slot.index,
+                    cores=self.cores,
+                    pipe=write_fd,
+                    parent_pid=self.pid,
+                    signal_mask=old_mask,
+                )
             except BaseException:
                 traceback.print_exc()
             finally:
@@ -496,8 +511,11 @@ class Supervisor:
         slot = self.slots.get(child.slot)
         if slot is None or slot.active is not child or self.stopping:
             return
-        log.info("worker %d (pid %d) reached max_requests: starting its replacement",
-                 child.slot, child.pid)
+        log.info(
+            "worker %d (pid %d) reached max_requests: starting its replacement",
+            child.slot,
+            child.pid,
+        )
         slot.wants_successor = True
         if slot.incoming is None:
             self._spawn(slot)
@@ -513,7 +531,11 @@ class Supervisor:
     def _count_failure(self, slot: _Slot) -> None:
         """One more failed start for ``slot``, after forgetting those a good run has made up for."""
         active = slot.active
-        if active is not None and active.ready and time.monotonic() - active.ready_at >= _MIN_UPTIME:
+        if (
+            active is not None
+            and active.ready
+            and time.monotonic() - active.ready_at >= _MIN_UPTIME
+        ):
             slot.failures = 0
         slot.failures += 1
 
@@ -549,9 +571,17 @@ class Supervisor:
             if slot.incoming is None:
                 self._schedule(slot, delay)
             log.warning(
-                "worker %d (pid %d) %s after %.1fs%s; %s", child.slot, child.pid, how, uptime, why,
-                "its replacement is starting" if slot.incoming is not None
-                else f"restarting it in {delay:.1f}s" if delay else "restarting it",
+                "worker %d (pid %d) %s after %.1fs%s; %s",
+                child.slot,
+                child.pid,
+                how,
+                uptime,
+                why,
+                "its replacement is starting"
+                if slot.incoming is not None
+                else f"restarting it in {delay:.1f}s"
+                if delay
+                else "restarting it",
             )
             return
         if slot.incoming is child:
@@ -563,14 +593,24 @@ class Supervisor:
             if self.rolling is not None and child.generation == self.generation:
                 log.error(
                     "reload failed: the new worker %d (pid %d) %s%s; the running workers keep "
-                    "serving the code they have", child.slot, child.pid, how, why,
+                    "serving the code they have",
+                    child.slot,
+                    child.pid,
+                    how,
+                    why,
                 )
                 self.rolling = None
             delay = max(_backoff(slot.failures), _BACKOFF_FIRST)
             if slot.needs_child:
                 self._schedule(slot, delay)
-            log.warning("worker %d (pid %d) %s%s; trying again in %.1fs",
-                        child.slot, child.pid, how, why, delay)
+            log.warning(
+                "worker %d (pid %d) %s%s; trying again in %.1fs",
+                child.slot,
+                child.pid,
+                how,
+                why,
+                delay,
+            )
 
     def _check_boot(self) -> None:
         """After the first start: report serving once every slot is settled, or give up."""
@@ -578,8 +618,10 @@ class Supervisor:
             return  # someone is still starting
         ready = [slot for slot in self.slots.values() if slot.active is not None]
         if not ready:
-            log.error("no worker could start%s; exiting",
-                      f": {self.last_error}" if self.last_error else "")
+            log.error(
+                "no worker could start%s; exiting",
+                f": {self.last_error}" if self.last_error else "",
+            )
             self.exit_code = 1
             self.stopping = True
             return
@@ -588,11 +630,14 @@ class Supervisor:
             if slot.active is None:
                 self._schedule(slot, _backoff(max(slot.failures, 2)))
         count = len(self.slots)
-        log.info(startup_line(
-            self.config, self._listening(),
-            f"{count} worker{'s' if count != 1 else ''}, supervisor pid {self.pid}",
-            ", SO_REUSEPORT" if self.reuse_port else "",
-        ))
+        log.info(
+            startup_line(
+                self.config,
+                self._listening(),
+                f"{count} worker{'s' if count != 1 else ''}, supervisor pid {self.pid}",
+                ", SO_REUSEPORT" if self.reuse_port else "",
+            )
+        )
 
     def _listening(self) -> list[Any]:
         """The sockets to name in the startup line (one per address)."""
@@ -630,8 +675,12 @@ class Supervisor:
             if self.children:
                 time.sleep(0.01)
         for child in self.children.values():
-            log.error("worker %d (pid %d) survived SIGKILL for %.0fs: leaving it",
-                      child.slot, child.pid, _KILL_WAIT)
+            log.error(
+                "worker %d (pid %d) survived SIGKILL for %.0fs: leaving it",
+                child.slot,
+                child.pid,
+                _KILL_WAIT,
+            )
             self._forget_fd(child)
         self.children.clear()
 
@@ -642,8 +691,10 @@ class Supervisor:
             log.warning("SIGHUP before the workers are up: ignored")
             return
         if self.reload_target is None:
-            log.warning("the handler was made inside a function (or is a lambda): the new "
-                        "workers keep its old code")
+            log.warning(
+                "the handler was made inside a function (or is a lambda): the new "
+                "workers keep its old code"
+            )
         self.generation += 1
         self.reload = True
         self.rolling = sorted(self.slots)
@@ -658,7 +709,9 @@ class Supervisor:
         """
         while self.rolling:
             slot = self.slots.get(self.rolling[0])
-            if slot is None or (slot.active is not None and slot.active.generation == self.generation):
+            if slot is None or (
+                slot.active is not None and slot.active.generation == self.generation
+            ):
                 self.rolling.pop(0)
                 continue
             if slot.incoming is None and slot.start_at is None:

@@ -26,7 +26,9 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     context.options |= ssl.OP_NO_COMPRESSION | getattr(ssl, "OP_NO_RENEGOTIATION", 0)
     # Without a password, OpenSSL would prompt on the terminal (and hang a server with none):
     # a callback that refuses makes an encrypted key fail to load with the reason instead.
-    password = config.ssl_keyfile_password if config.ssl_keyfile_password is not None else _no_password
+    password = (
+        config.ssl_keyfile_password if config.ssl_keyfile_password is not None else _no_password
+    )
     context.load_cert_chain(config.ssl_certfile, config.ssl_keyfile, password)
     if config.ssl_ca_certs:
         context.load_verify_locations(config.ssl_ca_certs)
@@ -37,5 +39,7 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
 
 
 def _no_password() -> str:
-    raise ValueError("the private key is encrypted: give its password with ssl_keyfile_password "
-                     "(--ssl-keyfile-password)")
+    raise ValueError(
+        "the private key is encrypted: give its password with ssl_keyfile_password "
+        "(--ssl-keyfile-password)"
+    )

@@ -27,7 +27,8 @@ import socket
 import ssl
 import sys
 import threading
-from typing import Any, Callable, Optional
+from collections.abc import Callable
+from typing import Any
 
 from .. import __version__
 from ..aio.connection import HttpConnection
@@ -58,8 +59,11 @@ _PR_SET_PDEATHSIG = 1
 #: what the supervisor's own signals do to a server running without one (workers=1)
 _STANDALONE_NOTES = {
     getattr(signal, name): f"{name}: {what} needs the supervisor (workers 0 or 2+); ignored"
-    for name, what in (("SIGHUP", "reloading"), ("SIGTTIN", "adding a worker"),
-                       ("SIGTTOU", "removing a worker"))
+    for name, what in (
+        ("SIGHUP", "reloading"),
+        ("SIGTTIN", "adding a worker"),
+        ("SIGTTOU", "removing a worker"),
+    )
     if hasattr(signal, name)
 }
 
@@ -79,11 +83,11 @@ class Worker:
         config: Config,
         handler_factory: Callable[[], Any],
         sockets: list[socket.socket],
-        ssl_context: Optional[ssl.SSLContext] = None,
-        on_request_limit: Optional[Callable[[], None]] = None,
-        on_ready: Optional[Callable[[], None]] = None,
-        parent_pid: Optional[int] = None,
-        on_draining: Optional[Callable[[], None]] = None,
+        ssl_context: ssl.SSLContext | None = None,
+        on_request_limit: Callable[[], None] | None = None,
+        on_ready: Callable[[], None] | None = None,
+        parent_pid: int | None = None,
+        on_draining: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.handler_factory = handler_factory
@@ -93,15 +97,16 @@ class Worker:
         self.on_ready = on_ready
         self.on_draining = on_draining
         self.parent_pid = parent_pid
-        self.loop: Optional[asyncio.AbstractEventLoop] = None
-        self.state: Optional[ServerState] = None
-        self.stopping: Optional[asyncio.Event] = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.state: ServerState | None = None
+        self.stopping: asyncio.Event | None = None
         self.acceptors: list[Acceptor] = []
         self._interrupts = 0
         #: requests after which this worker asks to be recycled (0 = never)
         self.request_limit = (
             config.max_requests + random.randint(0, config.max_requests_jitter)
-            if config.max_requests else 0
+            if config.max_requests
+            else 0
         )
         self._limit_reported = False
         self._stop_requested = False
@@ -153,8 +158,13 @@ class Worker:
         loop.set_exception_handler(_exception_handler)
         try:
             for sock in self.sockets:
-                acceptor = Acceptor(loop, sock, lambda: HttpConnection(state), self.ssl_context,
-                                    self.config.tls_handshake_timeout)
+                acceptor = Acceptor(
+                    loop,
+                    sock,
+                    lambda: HttpConnection(state),
+                    self.ssl_context,
+                    self.config.tls_handshake_timeout,
+                )
                 acceptor.start(self.config.backlog)
                 self.acceptors.append(acceptor)
             if self.request_limit:
@@ -201,16 +211,23 @@ class Worker:
             for conn in list(state.connections):
                 if conn.is_idle() and not _waiting_for(conn, now < first_request_deadline):
                     conn.shutdown()
-            busy = (state.tasks or any(handshakes) or any(
-                not c.is_idle() or _waiting_for(c, now < first_request_deadline)
-                for c in state.connections
-            ))
+            busy = (
+                state.tasks
+                or any(handshakes)
+                or any(
+                    not c.is_idle() or _waiting_for(c, now < first_request_deadline)
+                    for c in state.connections
+                )
+            )
             if not busy or now >= deadline:
                 break
             await asyncio.sleep(0.05)
         if state.tasks or any(not c.is_idle() for c in state.connections):
-            log.warning("graceful_timeout (%ss) passed: cutting %d connection(s) short",
-                        self.config.graceful_timeout, len(state.connections))
+            log.warning(
+                "graceful_timeout (%ss) passed: cutting %d connection(s) short",
+                self.config.graceful_timeout,
+                len(state.connections),
+            )
         for pending in handshakes:
             for task in list(pending):
                 task.cancel()
@@ -330,7 +347,7 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     loop.default_exception_handler(context)
 
 
-def pin_to_core(index: int, cores: Optional[list[int]] = None) -> Optional[int]:
+def pin_to_core(index: int, cores: list[int] | None = None) -> int | None:
     """Pin this process to the ``index``-th core it may run on (wrapping around); return it.
 
     Does nothing (returns None) where the platform cannot set an affinity.
@@ -346,8 +363,14 @@ def pin_to_core(index: int, cores: Optional[list[int]] = None) -> Optional[int]:
 # --- starting a worker, with or without a supervisor -------------------------------------------
 
 
-def build_worker(config: Config, handler_factory: Callable[[], Any], sockets: list[socket.socket],
-                 index: int = 0, cores: Optional[list[int]] = None, **hooks: Any) -> Worker:
+def build_worker(
+    config: Config,
+    handler_factory: Callable[[], Any],
+    sockets: list[socket.socket],
+    index: int = 0,
+    cores: list[int] | None = None,
+    **hooks: Any,
+) -> Worker:
     """What a worker needs before it runs, the same in both process models.
 
     Pins the process to its core (``cpu_affinity``), makes the TLS context (raising ``OSError``,
@@ -424,9 +447,17 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         pass  # the parent poll in Worker still covers it
 
 
-def run_child(config: Config, make_factory: Callable[[], Callable[[], Any]],
-              sockets: list[socket.socket], *, index: int, cores: Optional[list[int]], pipe: int,
-              parent_pid: int, signal_mask: Any) -> int:
+def run_child(
+    config: Config,
+    make_factory: Callable[[], Callable[[], Any]],
+    sockets: list[socket.socket],
+    *,
+    index: int,
+    cores: list[int] | None,
+    pipe: int,
+    parent_pid: int,
+    signal_mask: Any,
+) -> int:
     """The life of a supervised worker process, from just after the fork; returns its exit status.
 
     The supervisor forked with its signals blocked (``signal_mask`` is the mask to return to):
@@ -463,9 +494,17 @@ def run_child(config: Config, make_factory: Callable[[], Callable[[], Any]],
         send("ready")
 
     try:
-        worker = build_worker(config, make_factory(), sockets, index, cores,
-                              on_request_limit=lambda: send("limit"), on_ready=on_ready,
-                              on_draining=lambda: send("draining"), parent_pid=parent_pid)
+        worker = build_worker(
+            config,
+            make_factory(),
+            sockets,
+            index,
+            cores,
+            on_request_limit=lambda: send("limit"),
+            on_ready=on_ready,
+            on_draining=lambda: send("draining"),
+            parent_pid=parent_pid,
+        )
         worker.run()
     except BaseException as exc:
         if ready:

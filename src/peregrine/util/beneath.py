@@ -29,7 +29,6 @@ import errno
 import os
 import stat
 from dataclasses import dataclass
-from typing import Optional, Union
 
 from .paths import is_within
 
@@ -74,7 +73,7 @@ class _Link:
 _LINK = _Link()
 
 
-def _open_at(dir_fd: int, name: str, flags: int) -> Union[int, _Link, None]:
+def _open_at(dir_fd: int, name: str, flags: int) -> int | _Link | None:
     """Open ``name`` in the directory ``dir_fd`` without following a symlink.
 
     Returns the descriptor, :data:`_LINK` if ``name`` is a symlink, or None if
@@ -102,7 +101,7 @@ class Dir:
     descriptor (None where paths are used instead); :meth:`close` it. Read-only by convention.
     """
 
-    fd: Optional[int]
+    fd: int | None
     segments: Segments
 
     def close(self) -> None:
@@ -118,7 +117,7 @@ class Entry:
     Read-only by convention.
     """
 
-    fd: Optional[int]
+    fd: int | None
     st: os.stat_result
     segments: Segments
 
@@ -130,12 +129,12 @@ class Entry:
 class Tree:
     """The files beneath ``root`` (an absolute path free of symlinks, such as ``realpath`` returns)."""
 
-    def __init__(self, root: str, race_free: Optional[bool] = None) -> None:
+    def __init__(self, root: str, race_free: bool | None = None) -> None:
         self.root = root
         #: walk descriptor by descriptor (default: :data:`RACE_FREE`, where the platform can)
         self.race_free = RACE_FREE if race_free is None else race_free
         # Whether faccessat answers here; checked on first use (see may_exist).
-        self._access_works: Optional[bool] = None if _ACCESS_AT else False
+        self._access_works: bool | None = None if _ACCESS_AT else False
 
     def may_exist(self, parent: Dir, name: str) -> bool:
         """False if ``name`` is certainly missing from ``parent`` now; True if it may be there.
@@ -162,7 +161,7 @@ class Tree:
             name, os.F_OK, dir_fd=fd, follow_symlinks=False, effective_ids=_ACCESS_EFFECTIVE
         )
 
-    def open_dir(self, segments: Segments) -> Optional[Dir]:
+    def open_dir(self, segments: Segments) -> Dir | None:
         """Open the directory ``root/segments``; None if it is not one or lies outside the root."""
         if not self.race_free:
             real = self._resolve(segments)
@@ -194,7 +193,7 @@ class Tree:
                 return Dir(fd, segments)
         return None
 
-    def open(self, parent: Dir, name: str, flags: int = FILE_FLAGS) -> Optional[Entry]:
+    def open(self, parent: Dir, name: str, flags: int = FILE_FLAGS) -> Entry | None:
         """Open ``name`` in ``parent``: whatever it is (the caller checks ``st_mode``), or None.
 
         A symlink is followed if, and only if, it resolves inside the root.
@@ -221,7 +220,7 @@ class Tree:
             segments = real
         return self._fstat(found if isinstance(found, int) else None, segments)
 
-    def _open_path(self, segments: Segments, flags: int) -> Optional[Entry]:
+    def _open_path(self, segments: Segments, flags: int) -> Entry | None:
         """Without ``dir_fd``: resolve, check, then open (a directory is not opened: fd None)."""
         real = self._resolve(segments)
         if real is None:
@@ -236,7 +235,7 @@ class Tree:
         return self._fstat(fd, real)
 
     @staticmethod
-    def _fstat(fd: Optional[int], segments: Segments) -> Optional[Entry]:
+    def _fstat(fd: int | None, segments: Segments) -> Entry | None:
         if fd is None:
             return None
         try:
@@ -245,7 +244,7 @@ class Tree:
             os.close(fd)
             raise
 
-    def _resolve(self, segments: Segments) -> Optional[Segments]:
+    def _resolve(self, segments: Segments) -> Segments | None:
         """``root/segments`` with symlinks resolved, as segments below the root; None if outside.
 
         Not a security check on its own: the caller walks the answer again.

@@ -39,7 +39,7 @@ def make_etag(st: os.stat_result, suffix: str = "") -> str:
     same second still give different tags. ``suffix`` tells apart variants
     (such as a precompressed sibling) that must never share a tag.
     """
-    return '"%x-%x%s"' % (st.st_mtime_ns, st.st_size, suffix)  # cheaper than the f-string
+    return f'"{st.st_mtime_ns:x}-{st.st_size:x}{suffix}"'  # cheaper than the f-string
 
 
 #: The range of timestamps an IMF-fixdate (four-digit years) can show:
@@ -102,7 +102,9 @@ def parse_http_date(text: str) -> int | None:
     d, y, h, mi, s = int(day), int(year), int(hh), int(mm), int(ss)
     # Reject impossible values rather than let timegm() roll them over; year 0
     # is a valid match of 4DIGIT, but no year of the calendar (timegm raises).
-    if not (y >= 1 and 1 <= d <= calendar.monthrange(y, month)[1] and h < 24 and mi < 60 and s < 61):
+    if not (
+        y >= 1 and 1 <= d <= calendar.monthrange(y, month)[1] and h < 24 and mi < 60 and s < 61
+    ):
         return None
     return calendar.timegm((y, month, d, h, mi, min(s, 59)))
 

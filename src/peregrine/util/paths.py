@@ -23,7 +23,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 __all__ = [
-    "BadPath", "RequestPath", "is_within", "parse_prefix", "quote_segments", "split_target", "split_target_tuple",
+    "BadPath",
+    "RequestPath",
+    "is_within",
+    "parse_prefix",
+    "quote_segments",
+    "split_target",
+    "split_target_tuple",
 ]
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
@@ -88,7 +94,9 @@ def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
     return RequestPath(*split_target_tuple(raw_target, show_hidden))
 
 
-def split_target_tuple(raw_target: bytes, show_hidden: bool = False) -> tuple[tuple[str, ...], bool]:
+def split_target_tuple(
+    raw_target: bytes, show_hidden: bool = False
+) -> tuple[tuple[str, ...], bool]:
     """:func:`split_target` as a plain ``(segments, trailing_slash)`` pair (cheaper, for each request)."""
     if raw_target[:1] == b"/" and not _WINDOWS:
         # Fast path for the common plain path, checked on the decoded text:
@@ -103,7 +111,12 @@ def split_target_tuple(raw_target: bytes, show_hidden: bool = False) -> tuple[tu
         except UnicodeDecodeError:
             text = ""
         if text and not (
-            "%" in text or "/." in text or "\\" in text or "\x00" in text or "?" in text or "#" in text
+            "%" in text
+            or "/." in text
+            or "\\" in text
+            or "\x00" in text
+            or "?" in text
+            or "#" in text
         ):
             return tuple(filter(None, text.split("/"))), text[-1] == "/"
     target = _strip_absolute_form(raw_target).partition(b"?")[0]

@@ -26,7 +26,6 @@ matters:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 __all__ = [
     "FULL",
@@ -72,7 +71,7 @@ class Unsatisfiable:
 FULL = Full()
 UNSATISFIABLE = Unsatisfiable()
 
-RangeResult = Union[ByteRange, Full, Unsatisfiable]
+RangeResult = ByteRange | Full | Unsatisfiable
 
 _DIGITS = frozenset("0123456789")
 

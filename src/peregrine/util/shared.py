@@ -29,7 +29,7 @@ import struct
 import tempfile
 import threading
 import weakref
-from typing import Any, Optional
+from typing import Any
 
 try:
     import fcntl
@@ -39,17 +39,17 @@ except ImportError:  # Windows: no fork, so one process; the thread lock alone i
 log = logging.getLogger("peregrine")
 
 _INT = struct.Struct("q")  # one signed 64-bit integer, native order
-_registry: dict[str, "SharedCounter"] = {}
+_registry: dict[str, SharedCounter] = {}
 _registry_lock = threading.Lock()
 
 #: set by the supervisor in each worker process; counters made after it are not shared
 _forked_worker = False
 
 # The file whose bytes are the counters' record locks (made with the first counter).
-_lock_file: Optional[int] = None
+_lock_file: int | None = None
 _next_byte = 0
 _lock_file_lock = threading.Lock()
-_locks: "weakref.WeakSet[_ProcessLock]" = weakref.WeakSet()
+_locks: weakref.WeakSet[_ProcessLock] = weakref.WeakSet()
 
 
 class _ProcessLock:
@@ -60,7 +60,7 @@ class _ProcessLock:
         self._thread_lock = threading.Lock()
         with _lock_file_lock:
             if fcntl is None:
-                self._file: Optional[int] = None
+                self._file: int | None = None
             else:
                 if _lock_file is None:
                     with tempfile.TemporaryFile() as file:
@@ -119,7 +119,7 @@ class SharedCounter:
         _INT.pack_into(self._memory, 0, start)
 
     @classmethod
-    def named(cls, name: str, start: int = 0) -> "SharedCounter":
+    def named(cls, name: str, start: int = 0) -> SharedCounter:
         """The counter registered under ``name``, made (at ``start``) on first use."""
         with _registry_lock:
             counter = _registry.get(name)
@@ -157,6 +157,6 @@ class SharedCounter:
         return f"SharedCounter({self.value})"
 
 
-def get_counter(name: str) -> Optional[SharedCounter]:
+def get_counter(name: str) -> SharedCounter | None:
     """The counter registered under ``name``, or None."""
     return _registry.get(name)

@@ -33,7 +33,8 @@ from __future__ import annotations
 import os
 import stat
 import time
-from typing import Any, Callable, Optional, Sequence, Union
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
@@ -41,7 +42,13 @@ from .conditional import evaluate_preconditions, http_date, if_range_allows, mak
 from .mimetypes import guess_type
 from .negotiation import accepts_encoding, parse_accept_encoding
 from .paths import BadPath, parse_prefix, quote_segments, split_target_tuple
-from .ranges import ByteRange, Unsatisfiable, content_range, evaluate_range, unsatisfied_content_range
+from .ranges import (
+    ByteRange,
+    Unsatisfiable,
+    content_range,
+    evaluate_range,
+    unsatisfied_content_range,
+)
 
 __all__ = ["DirServer", "FileServer", "make_static_handler", "CacheControl"]
 
@@ -49,7 +56,7 @@ __all__ = ["DirServer", "FileServer", "make_static_handler", "CacheControl"]
 #: function of the file's path relative to the root (``"css/site.css"``)
 #: returning either. A function lets hashed assets be ``immutable`` while
 #: HTML is revalidated.
-CacheControl = Union[str, None, Callable[[str], Optional[str]]]
+CacheControl = str | None | Callable[[str], str | None]
 
 #: Default Cache-Control: caches may keep the file but must revalidate it
 #: (cheaply, with ETag/Last-Modified and a 304) before each use, so an edited
@@ -85,7 +92,9 @@ class _Named:
 
     __slots__ = ("open", "relpath", "content_type")
 
-    def __init__(self, open: Callable[[str], Optional[_Opened]], relpath: str, content_type: str) -> None:
+    def __init__(
+        self, open: Callable[[str], _Opened | None], relpath: str, content_type: str
+    ) -> None:
         self.open = open
         self.relpath = relpath
         self.content_type = content_type
@@ -95,7 +104,7 @@ class _Changed(Exception):
     """The file changed size between fstat and read: start again from a fresh open."""
 
 
-def _header(req: Any, name: str) -> Optional[str]:
+def _header(req: Any, name: str) -> str | None:
     # Repeated fields are joined as a list would be (RFC 9110 section 5.3): a
     # split If-None-Match still works, and two Range or date fields become
     # invalid and are ignored, as they must be.
@@ -110,7 +119,14 @@ def _header(req: Any, name: str) -> Optional[str]:
 # Each header lookup costs ~2,500 instructions (the first one also indexes all the
 # headers), and most requests carry none of these: a quick look at the raw names first.
 _CONDITIONAL_NAMES = frozenset(
-    [b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodified-since", b"if-range", b"range"]
+    [
+        b"if-match",
+        b"if-none-match",
+        b"if-modified-since",
+        b"if-unmodified-since",
+        b"if-range",
+        b"range",
+    ]
 )
 _CONDITIONAL_INITIALS = frozenset(b"iIrR")
 
@@ -134,7 +150,7 @@ def _plain(resp: Any, status: int, extra: Sequence[tuple[str, str]] = ()) -> Non
     resp.set_body(f"{status} {REASONS.get(status, '')}\n")
 
 
-def _regular(entry: Optional[Entry]) -> Optional[_Opened]:
+def _regular(entry: Entry | None) -> _Opened | None:
     """``entry`` as an open file if it is a regular file; anything else is closed and None."""
     if entry is None or entry.fd is None:
         return None
@@ -144,7 +160,7 @@ def _regular(entry: Optional[Entry]) -> Optional[_Opened]:
     return entry.fd, entry.st
 
 
-def _open_regular(path: str) -> Optional[_Opened]:
+def _open_regular(path: str) -> _Opened | None:
     """Open ``path`` (symlinks followed) and fstat it; None unless a regular file."""
     try:
         fd = os.open(path, FILE_FLAGS)
@@ -190,11 +206,13 @@ class _Responder:
     def _serve(self, req: Any, resp: Any) -> None:
         raise NotImplementedError
 
-    def _cache_control_for(self, relpath: str) -> Optional[str]:
+    def _cache_control_for(self, relpath: str) -> str | None:
         policy = self.cache_control
         return policy(relpath) if callable(policy) else policy
 
-    def _respond_file(self, req: Any, resp: Any, named: _Named, opened: Optional[_Opened] = None) -> None:
+    def _respond_file(
+        self, req: Any, resp: Any, named: _Named, opened: _Opened | None = None
+    ) -> None:
         """Answer ``req`` with a file: 200, 206, 304, 412 or 416 (404 if it is gone, 503 if never still).
 
         ``opened`` is the file itself when the caller has opened it already.
@@ -205,7 +223,7 @@ class _Responder:
         if self.precompressed:
             # Siblings first (opens that usually fail at once), and parse
             # Accept-Encoding only when there is something to choose.
-            accepted: Optional[dict[str, float]] = None
+            accepted: dict[str, float] | None = None
             for enc, sibling_suffix in _PRECOMPRESSED:
                 sibling = named.open(sibling_suffix)
                 if sibling is None:
@@ -252,8 +270,15 @@ class _Responder:
         _plain(resp, 503)
 
     def _respond_variant(
-        self, req: Any, resp: Any, named: _Named, fd: int, st: os.stat_result, coding: Optional[str], vary: bool
-    ) -> Optional[tuple[int, int]]:
+        self,
+        req: Any,
+        resp: Any,
+        named: _Named,
+        fd: int,
+        st: os.stat_result,
+        coding: str | None,
+        vary: bool,
+    ) -> tuple[int, int] | None:
         """Fill in ``resp`` for the open file ``fd`` (a precompressed variant when ``coding`` is set).
 
         Returns None when the descriptor is not needed any more (answer without
@@ -287,7 +312,7 @@ class _Responder:
                 if_modified_since=_header(req, "If-Modified-Since"),
                 if_unmodified_since=_header(req, "If-Unmodified-Since"),
             )
-        byte_range: Optional[ByteRange] = None
+        byte_range: ByteRange | None = None
         if status is None:
             status = 200
             range_header = _header(req, "Range") if conditional else None
@@ -302,7 +327,7 @@ class _Responder:
 
         # A small body is read now, before any header is set, so a file that
         # changed since fstat can still be retried cleanly.
-        data: Optional[bytes] = None
+        data: bytes | None = None
         if status in (200, 206) and req.method != "HEAD":
             offset, count = (byte_range.start, byte_range.length) if byte_range else (0, size)
             if count <= SMALL_FILE:
@@ -376,9 +401,9 @@ class DirServer(_Responder):
 
     def __init__(
         self,
-        root: Union[str, "os.PathLike[str]"],
+        root: str | os.PathLike[str],
         prefix: str = "/",
-        index: Union[str, Sequence[str], None] = "index.html",
+        index: str | Sequence[str] | None = "index.html",
         cache_control: CacheControl = DEFAULT_CACHE_CONTROL,
         show_hidden: bool = False,
         precompressed: bool = True,
@@ -442,7 +467,12 @@ class DirServer(_Responder):
             parent.close()
 
     def _serve_directory(
-        self, req: Any, resp: Any, segments: tuple[str, ...], trailing_slash: bool, directory: Dir,
+        self,
+        req: Any,
+        resp: Any,
+        segments: tuple[str, ...],
+        trailing_slash: bool,
+        directory: Dir,
         rest: tuple[str, ...],
     ) -> None:
         if not trailing_slash and (rest or self._prefix_segments):
@@ -466,7 +496,7 @@ class DirServer(_Responder):
     def _named(self, parent: Dir, name: str, segments: tuple[str, ...]) -> _Named:
         tree = self._tree
 
-        def open_variant(suffix: str) -> Optional[_Opened]:
+        def open_variant(suffix: str) -> _Opened | None:
             # A sibling is a file like any other: it could be a symlink out of the root.
             # Siblings are usually missing: ask first, without the cost of a failed open.
             if suffix and not tree.may_exist(parent, name + suffix):
@@ -492,8 +522,8 @@ class FileServer(_Responder):
 
     def __init__(
         self,
-        path: Union[str, "os.PathLike[str]"],
-        content_type: Optional[str] = None,
+        path: str | os.PathLike[str],
+        content_type: str | None = None,
         cache_control: CacheControl = DEFAULT_CACHE_CONTROL,
         precompressed: bool = True,
     ) -> None:
@@ -503,7 +533,7 @@ class FileServer(_Responder):
         name = os.path.basename(self.path)
         self._file = _Named(self._open_variant, name, content_type or guess_type(name))
 
-    def _open_variant(self, suffix: str) -> Optional[_Opened]:
+    def _open_variant(self, suffix: str) -> _Opened | None:
         return _open_regular(self.path + suffix)
 
     def _serve(self, req: Any, resp: Any) -> None:
@@ -513,7 +543,7 @@ class FileServer(_Responder):
         return f"FileServer({self.path!r})"
 
 
-def make_static_handler(root: Union[str, "os.PathLike[str]"], **options: Any) -> type:
+def make_static_handler(root: str | os.PathLike[str], **options: Any) -> type:
     """A handler class that serves ``root`` with a :class:`DirServer` (``options`` are its keywords).
 
     The directory is checked now, so a typo fails at startup rather than on

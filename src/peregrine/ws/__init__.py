@@ -10,7 +10,8 @@ lives in `peregrine.aio.websocket`. Applications use `upgrade()` from a request 
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .handshake import HandshakeError, check_request
 
@@ -31,7 +32,7 @@ def _config_of(resp: Any) -> Any:
 def upgrade(
     req: Any,
     resp: Any,
-    subprotocols: Optional[Sequence[str]] = None,
+    subprotocols: Sequence[str] | None = None,
     compression: bool = True,
 ) -> bool:
     """Answer a WebSocket handshake request; True if the connection becomes a WebSocket.

@@ -11,8 +11,8 @@ are dropped after every message.
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .errors import InvalidPayload, MessageTooBig
 
@@ -174,11 +174,11 @@ class PerMessageDeflate:
         # zlib never emits a distance beyond window - 262 bytes (here 250 < 256).
         self._deflate_bits = max(params.server_max_window_bits, 9)
         self._inflate_bits = params.client_max_window_bits
-        self._compressor: "zlib._Compress | None" = None
-        self._decompressor: "zlib._Decompress | None" = None
+        self._compressor: zlib._Compress | None = None
+        self._decompressor: zlib._Decompress | None = None
         # Set once a final block ended the current message's deflate stream: what follows
         # in the message goes through it and may only be blocks that add nothing.
-        self._trailer: "zlib._Decompress | None" = None
+        self._trailer: zlib._Decompress | None = None
 
     def compress(self, data: bytes) -> bytes:
         """Compress one whole message; the result is the payload of a frame with RSV1 set."""

@@ -82,7 +82,9 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
         if n == 0:
             return b""
         key = mask * ((n >> 2) + 1)
-        return (int.from_bytes(data, "little") ^ int.from_bytes(key[:n], "little")).to_bytes(n, "little")
+        return (int.from_bytes(data, "little") ^ int.from_bytes(key[:n], "little")).to_bytes(
+            n, "little"
+        )
     view = memoryview(data)
     out = bytearray(n)
     key_int = int.from_bytes(mask * (_MASK_CHUNK >> 2), "little")
@@ -134,7 +136,9 @@ class FrameParser:
 
     __slots__ = ("_buf", "_pos", "max_payload", "max_continuation", "require_mask", "allow_rsv1")
 
-    def __init__(self, *, max_payload: int, require_mask: bool = True, allow_rsv1: bool = False) -> None:
+    def __init__(
+        self, *, max_payload: int, require_mask: bool = True, allow_rsv1: bool = False
+    ) -> None:
         self._buf = bytearray()
         self._pos = 0
         #: Largest payload accepted in one frame (MessageTooBig beyond it).
@@ -226,7 +230,9 @@ class FrameParser:
 
 # Close codes an endpoint may send on the wire (RFC 6455 section 7.4 and the IANA
 # registry): 1004-1006 and 1015 are reserved or local-only, 1016-2999 unassigned.
-_VALID_CLOSE_CODES = frozenset((1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014))
+_VALID_CLOSE_CODES = frozenset(
+    (1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014)
+)
 
 
 def is_valid_close_code(code: int) -> bool:

@@ -8,8 +8,8 @@ import base64
 import binascii
 import hashlib
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 from .deflate import DeflateParams, negotiate
 
@@ -152,7 +152,11 @@ def select_subprotocol(offered: Iterable[str], supported: Sequence[str] | None) 
 
 
 # RFC 9110 7.8: a sender of Upgrade must also send Connection with the "upgrade" option.
-_VERSION_HEADERS = [("Sec-WebSocket-Version", "13"), ("Upgrade", "websocket"), ("Connection", "Upgrade")]
+_VERSION_HEADERS = [
+    ("Sec-WebSocket-Version", "13"),
+    ("Upgrade", "websocket"),
+    ("Connection", "Upgrade"),
+]
 
 
 def check_request(

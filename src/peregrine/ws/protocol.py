@@ -55,9 +55,21 @@ class ServerConnection:
     """The protocol state of one server-side WebSocket connection."""
 
     __slots__ = (
-        "max_message_size", "max_fragments", "deflate", "state", "failed", "close_code",
-        "close_reason", "_parser", "_out", "_msg_opcode", "_msg_compressed", "_msg_size",
-        "_msg_buf", "_msg_fragments", "_msg_decoder",
+        "max_message_size",
+        "max_fragments",
+        "deflate",
+        "state",
+        "failed",
+        "close_code",
+        "close_reason",
+        "_parser",
+        "_out",
+        "_msg_opcode",
+        "_msg_compressed",
+        "_msg_size",
+        "_msg_buf",
+        "_msg_fragments",
+        "_msg_decoder",
     )
 
     def __init__(
@@ -74,7 +86,9 @@ class ServerConnection:
         #: bound only makes a message of endless empty fragments end. By default one
         #: fragment per 16 bytes of the limit, and never fewer than MIN_MAX_FRAGMENTS.
         self.max_fragments = (
-            max(MIN_MAX_FRAGMENTS, max_message_size >> 4) if max_fragments is None else max_fragments
+            max(MIN_MAX_FRAGMENTS, max_message_size >> 4)
+            if max_fragments is None
+            else max_fragments
         )
         self.deflate = deflate
         self.state = State.OPEN
@@ -88,7 +102,9 @@ class ServerConnection:
         # A compressed frame may be a little larger than its content when the content
         # does not compress (stored blocks add 5 bytes per 64 KiB); allow for it here,
         # the decompressed size is what the limit is really checked against.
-        max_payload = max_message_size + (max_message_size >> 10) + 64 if deflate else max_message_size
+        max_payload = (
+            max_message_size + (max_message_size >> 10) + 64 if deflate else max_message_size
+        )
         self._parser = FrameParser(max_payload=max_payload, allow_rsv1=deflate is not None)
         self._out: list[bytes] = []
         # The data message being reassembled from fragments.
@@ -234,7 +250,9 @@ class ServerConnection:
         if not fin:
             # A continuation's header is checked against the room left in the message.
             room = self.max_message_size - size
-            self._parser.max_continuation = room + (room >> 10) + 64 if self._msg_compressed else room
+            self._parser.max_continuation = (
+                room + (room >> 10) + 64 if self._msg_compressed else room
+            )
             return None
         self._end_message()
         return Message(buf.decode("utf-8") if opcode == _TEXT else bytes(buf))
