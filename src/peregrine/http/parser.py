@@ -50,10 +50,18 @@ class RequestParser:
     After :meth:`feed`, ``requests`` holds every request completed so far (the caller pops them),
     ``expect_continue`` is set when the request in progress waits for ``100 Continue``, and
     ``upgrade_data`` holds the bytes that followed an upgrade request (the parser is finished then).
+
+    With ``stream_bodies`` (the ASGI and WSGI interfaces, whose applications read bodies as they
+    arrive) ``requests`` stays empty and ``events`` says what happened, in order: a
+    :class:`Request` when a head is complete (its ``body`` stays empty), ``bytes`` for a piece of
+    the body of the latest head, ``None`` when that message is complete.
     """
 
     __slots__ = (
         "requests",
+        "events",
+        "stream_bodies",
+        "completed",
         "state",
         "begun",
         "expect_continue",
@@ -95,8 +103,14 @@ class RequestParser:
         max_body_size: int = 1 << 20,
         client: tuple[str, int] | None = None,
         scheme: str = "http",
+        stream_bodies: bool = False,
     ) -> None:
         self.requests: list[Request] = []
+        #: with ``stream_bodies``: what happened, in order (see :data:`BodyEvent`)
+        self.events: list[Request | bytes | None] = []
+        self.stream_bodies = stream_bodies
+        #: how many messages have been completed (heads and bodies)
+        self.completed = 0
         #: IDLE between requests, HEAD while the head arrives, BODY while the body does
         self.state = IDLE
         #: how many requests have begun; lets the caller notice a new one within one feed
@@ -130,7 +144,7 @@ class RequestParser:
         if self._upgrade_request is not None:
             self._collect_upgrade_body(data)
             return
-        state, begun, completed = self.state, self.begun, len(self.requests)
+        state, begun, completed = self.state, self.begun, self.completed
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade as exc:
@@ -141,19 +155,19 @@ class RequestParser:
         except httptools.HttpParserError as exc:
             if self._error is not None:
                 raise self._error from None
-            alone = state == IDLE and self.begun == begun and len(self.requests) == completed
+            alone = state == IDLE and self.begun == begun and self.completed == completed
             raise _classify(exc, data if alone else b"") from None
         if self.state != IDLE:
             same = self.begun == begun
             if self.state == HEAD:
                 self._check_partial_head(
-                    data, state == HEAD and same, not same and len(self.requests) == completed
+                    data, state == HEAD and same, not same and self.completed == completed
                 )
             elif state == BODY and same and self._codings is not None:
                 self._check_chunk_overhead(len(data))
         elif (
             self.begun == begun
-            and len(self.requests) == completed
+            and self.completed == completed
             and data.strip(b"\r\n")
             and self.upgrade_data is None
             and self._upgrade_request is None
@@ -175,7 +189,13 @@ class RequestParser:
             self.upgrade_data = self._upgrade_body[need:]
             self._upgrade_body = b""
             self._upgrade_request = None
-            self.requests.append(request)
+            self.completed += 1
+            if self.stream_bodies:
+                if need:
+                    self.events.append(request.body)
+                self.events.append(None)
+            else:
+                self.requests.append(request)
             self.state = IDLE
 
     def _check_partial_head(self, data: bytes, continued: bool, starts_here: bool) -> None:
@@ -358,6 +378,8 @@ class RequestParser:
             self._scheme,
         )
         self.state = BODY
+        if self.stream_bodies:
+            self.events.append(request)
 
     def _check_connect(self) -> bool:
         # llhttp hands everything after a CONNECT head over as tunnel data. A CONNECT has no
@@ -403,7 +425,9 @@ class RequestParser:
         self._body_size += len(body)
         if self._body_size > self._max_body:
             self._fail(413, "request body larger than max_body_size")
-        if self._body is None:
+        if self.stream_bodies:
+            self.events.append(body)
+        elif self._body is None:
             self._body = [body]
         else:
             self._body.append(body)
@@ -415,10 +439,14 @@ class RequestParser:
             self._upgrade_request = request  # its body follows the upgrade; llhttp has stopped
             self._request = None
             return
-        body = self._body
-        if body is not None:
-            request.body = body[0] if len(body) == 1 else b"".join(body)
-        self.requests.append(request)
+        self.completed += 1
+        if self.stream_bodies:
+            self.events.append(None)
+        else:
+            body = self._body
+            if body is not None:
+                request.body = body[0] if len(body) == 1 else b"".join(body)
+            self.requests.append(request)
         self._request = None
         self.expect_continue = False
         self.state = IDLE
