@@ -1,7 +1,11 @@
 """One asyncio protocol per HTTP connection.
 
-It owns the transport, the parser, the timers and flow control, and calls the handler. Three
-rules keep it correct:
+It owns the transport, the parser, the timers and flow control, and hands each request to the
+application: a native handler is called here (a synchronous one on the hot path, with no object
+made besides the request and response), and an adapter of another interface (ASGI, WSGI) is given
+an :class:`~peregrine.aio.exchange.Exchange`, through which it reads the body as it arrives and
+sends the response. Everything that belongs to one response lives in that exchange. Three
+rules keep the connection correct:
 
 1. Responses leave in request order. Parsed requests (and parse errors, which become error
    responses) wait in ``queue``; only one is handled at a time.
@@ -15,15 +19,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections import deque
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from ..http.errors import ProtocolError
 from ..http.parser import HEAD, IDLE, RequestParser
 from ..http.request import Request
 from ..http.response import Response, serialize_head
-from ..http.status import STATUS_LINES, has_no_body
+from ..http.status import STATUS_LINES
+from .body import RequestBody
+from .exchange import Exchange
 from .send_watchdog import SendWatchdog
 from .state import ServerState
 
@@ -32,7 +38,6 @@ access_log = logging.getLogger("peregrine.access")
 
 # what a read deadline means when it passes
 _KEEP_ALIVE, _HEADER, _BODY = 1, 2, 3
-_FILE_CHUNK = 256 * 1024
 
 
 def error_response(status: int, date_line: bytes, server_line: bytes) -> bytes:
@@ -48,10 +53,6 @@ def error_response(status: int, date_line: bytes, server_line: bytes) -> bytes:
             body,
         )
     )
-
-
-class _FileShrank(Exception):
-    """A file sent with ``send_file`` ended before the announced Content-Length."""
 
 
 class HttpConnection(asyncio.Protocol):
@@ -77,8 +78,11 @@ class HttpConnection(asyncio.Protocol):
         "deadline_kind",
         "timer",
         "timer_at",
-        "streaming_response",
-        "chunked",
+        "dispatch",
+        "adapter",
+        "exchange",
+        "receiving",
+        "bodies",
         "reading_paused",
         "eof",
         "upgraded",
@@ -88,12 +92,28 @@ class HttpConnection(asyncio.Protocol):
         self.state = state
         self.config = state.config
         self.loop = state.loop
-        self.handle = state.handler.handle_request
+        handler = state.handler
+        #: an interface adapter (ASGI, WSGI): ``serve_exchange(exchange)`` runs the application
+        self.adapter = getattr(handler, "serve_exchange", None)
+        #: how a complete request head is handed on: to the native handler, or to the adapter
+        self.dispatch: Callable[[Request], None]
+        if self.adapter is None:
+            self.handle = handler.handle_request
+            self.dispatch = self._handle
+        else:
+            self.handle = None
+            self.dispatch = self._start_exchange
         self.transport: asyncio.Transport | None = None
         self.parser: RequestParser | None = None
         self.queue: deque[Request | ProtocolError] = deque()
-        #: a response is in progress outside data_received (async handler, stream, file)
+        #: a response is in progress outside data_received (async handler, stream, file, adapter)
         self.busy = False
+        #: the exchange in progress, when the response is not sent straight from data_received
+        self.exchange: Exchange | None = None
+        #: with an adapter: the body of the latest request whose head arrived, until it is whole
+        self.receiving: RequestBody | None = None
+        #: with an adapter: the bodies of the requests waiting in ``queue``, in order
+        self.bodies: deque[RequestBody] = deque()
         self.closed = False
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
@@ -105,8 +125,6 @@ class HttpConnection(asyncio.Protocol):
         self.deadline_kind = 0
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0  # when self.timer fires (TimerHandle.when() is a call)
-        self.streaming_response: Response | None = None
-        self.chunked = False
         self.reading_paused = False
         self.eof = False
         self.upgraded = False
@@ -120,7 +138,7 @@ class HttpConnection(asyncio.Protocol):
         config = self.config
         if len(state.connections) > config.max_connections:
             transport.write(error_response(503, state.date_line, state.server_line))
-            self._close()
+            self.close()
             return
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
@@ -144,6 +162,7 @@ class HttpConnection(asyncio.Protocol):
             config.max_body_size,
             self.client,
             self.scheme,
+            stream_bodies=self.adapter is not None,
         )
 
     def data_received(self, data: bytes) -> None:
@@ -154,27 +173,47 @@ class HttpConnection(asyncio.Protocol):
         try:
             parser.feed(data)
         except ProtocolError as exc:
+            if parser.events:
+                self._route_events(parser)
+            if self.receiving is not None:
+                self.receiving.fail()  # that body will never be whole
+                self.receiving = None
             self.queue.extend(parser.requests)
             parser.requests.clear()
             self.queue.append(exc)
             self._pause_reading()  # the stream is out of sync: nothing after this is read
         else:
+            routed = False
+            if parser.events:  # an adapter's parser: heads and body pieces, in order
+                self._route_events(parser)
+                routed = True
             requests = parser.requests
             if requests:
                 parser.requests = []
                 if len(requests) == 1 and not (self.busy or self.write_paused or self.queue):
-                    self._handle(requests[0])  # the common case: no queue needed
+                    self.dispatch(requests[0])  # the common case: no queue needed
                 else:
                     self.queue.extend(requests)
-            elif parser.state == IDLE and parser.begun == begun and parser.upgrade_data is None:
+            elif (
+                parser.state == IDLE
+                and parser.begun == begun
+                and parser.upgrade_data is None
+                and not routed
+            ):
                 return  # empty lines only: no progress, so no fresh deadline either
             if parser.upgrade_data is not None:
                 self._pause_reading()  # the rest belongs to the next protocol
         new_message = parser.begun != begun
         if self.busy or (self.write_paused and self.queue):
             # Behind: a handler is running, or the client is not reading our answers. Let TCP
-            # push back rather than parse (and answer) ever more requests into memory.
-            if self.write_paused or len(self.queue) >= self.config.max_pipelined:
+            # push back rather than parse (and answer) ever more requests into memory; the same
+            # when an application leaves too much of a streamed body unread.
+            receiving = self.receiving
+            if (
+                self.write_paused
+                or len(self.queue) >= self.config.max_pipelined
+                or (receiving is not None and receiving.over_high_water)
+            ):
                 self._pause_reading()
             self._arm_read_deadline(new_message)
         elif self.queue or parser.upgrade_data is not None:
@@ -213,6 +252,11 @@ class HttpConnection(asyncio.Protocol):
             self.send_watchdog.stop()
         self.queue.clear()
         self._wake_writer()
+        if self.exchange is not None:
+            self.exchange.client_left()
+        if self.receiving is not None:
+            self.receiving.fail()
+            self.receiving = None
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -235,7 +279,7 @@ class HttpConnection(asyncio.Protocol):
             if isinstance(item, ProtocolError):
                 self._send_error(item.status)
                 return
-            self._handle(item)
+            self.dispatch(item)
         if self.closed:
             return
         if self.busy:
@@ -269,7 +313,7 @@ class HttpConnection(asyncio.Protocol):
             if self.busy or self.queue:
                 self.deadline_kind = 0  # a handler is running: no read timeout meanwhile
             elif self.eof:
-                self._close()  # the client sent all it will send and has its answers
+                self.close()  # the client sent all it will send and has its answers
             else:
                 self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
         elif state == HEAD:
@@ -288,11 +332,12 @@ class HttpConnection(asyncio.Protocol):
     def _handle(
         self, request: Request, response: Response | None = None, start: float = 0.0
     ) -> None:
-        """Run the handler on ``request``, then send the response it filled in.
+        """Run the native handler on ``request``, then send the response it filled in.
 
-        Given a ``response``, only send it: ``_respond_later`` does so once what the handler
-        left to await is done. (One method for both rather than a second one called from here:
-        this is the per-request hot path, and the call cost ~400 instructions.)
+        Given a ``response``, only send it whole: an exchange does so once what the handler left
+        to await is done, and the adapters for a complete body. (One method for both rather than
+        a second one called from here: this is the per-request hot path, and the call cost ~400
+        instructions.)
         """
         if response is None:
             if self.trusted_proxy and self.state.apply_proxy_headers is not None:
@@ -307,30 +352,27 @@ class HttpConnection(asyncio.Protocol):
             if result is not None and not hasattr(result, "__await__"):
                 result = None  # e.g. "return resp": nothing to wait for
             if result is not None or (response._unusual and response.upgrade_factory is None):
+                exchange = self.exchange = Exchange(self, request, response, None, start)
                 self.busy = True
-                task = self.loop.create_task(self._respond_later(request, response, result, start))
-                self.state.tasks.add(task)
-                task.add_done_callback(self.state.tasks.discard)
+                self._run(self._respond_later(exchange, result))
                 return
-        # send a response whose body is complete (bytes), or end a streamed one
+        # send a response whose body is complete (bytes)
         if self.closed:
             return
         state = self.state
         state.requests += 1
-        if self.streaming_response is response:
-            self._end_stream(request, response)
-        elif response._unusual and response.upgrade_factory is not None:
+        if response._unusual and response.upgrade_factory is not None:
             self._upgrade(response)
         else:
-            # _keep_alive() and has_no_body(), inlined below: this is the per-request hot path
-            keep_alive = request.keep_alive and not response.close_connection and not state.draining
+            # exchange.keep_alive(), inlined: the call costs ~440 instructions (1.2%) per request
+            alive = request.keep_alive and not response.close_connection and not state.draining
             body = response.body
             status = response.status
             try:
                 head = serialize_head(
                     response,
                     len(body),
-                    keep_alive,
+                    alive,
                     request.version == "1.0",
                     state.date_line,
                     state.server_line,
@@ -341,6 +383,7 @@ class HttpConnection(asyncio.Protocol):
                 return
             transport = self.transport
             assert transport is not None
+            # has_no_body(status), inlined: this is the per-request hot path
             if (
                 not body
                 or request.method == "HEAD"
@@ -358,50 +401,123 @@ class HttpConnection(asyncio.Protocol):
                 # no copy: uvloop sends both in one writev (~700 instructions fewer than
                 # write(head + body) for a 6 KB body, measured on a socketpair; ~200 more at 6 B)
                 transport.writelines((head, body))
-            if not keep_alive:
-                self._close()
+            if not alive:
+                self.close()
         if self.config.access_log:
             self._log_access(request, response, start)
 
-    async def _respond_later(
-        self, request: Request, response: Response, result: Any, start: float
-    ) -> None:
-        """Finish a response that needs awaiting: an async handler, a stream or a file."""
+    def _run(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` as a task that graceful shutdown waits for."""
+        task = self.loop.create_task(coroutine)
+        tasks = self.state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
+
+    async def _respond_later(self, exchange: Exchange, result: Any) -> None:
+        """Finish a native response that needs awaiting: an async handler, a stream or a file."""
+        request, response = exchange.request, exchange.response
+        assert response is not None
         try:
             if result is not None:
                 await result
             if response.stream_source is not None:
                 async for chunk in response.stream_source:
-                    await self.write_stream_chunk(response, chunk)
+                    await exchange.write(chunk)
             if self.closed:
                 pass  # the client left while the handler ran: nothing to send it
             elif response.file is not None:
-                await self._send_file(request, response, start)
+                await exchange.send_file(response)
+            elif exchange.streaming:
+                exchange.end()
             else:
-                self._handle(request, response, start)  # sends it
-        except _FileShrank:
-            # Content-Length promised more than the file now has: the only honest end is to cut
-            # the connection, so the client sees a short body rather than a desynchronised one.
-            log.warning("file shrank while being sent for %s %s", request.method, request.url)
-            self._abort()
+                self._handle(request, response, exchange.start)  # sends it
         except ConnectionError:
             if not self.closed:  # the handler's own connection failed, not the client's
                 self._handler_failed(request)
-            self._abort()
+            self.abort()
         except asyncio.CancelledError:
-            self._abort()
+            self.abort()
             raise
         except Exception:
             self._handler_failed(request)
         finally:
             if response.file is not None:
                 response.file[0].close()
+        self.exchange_done(exchange)
+
+    # --- the exchanges of interface adapters --------------------------------------------------
+
+    def _route_events(self, parser: RequestParser) -> None:
+        """Move what a streaming parser reported: heads to ``parser.requests``, body pieces to
+        the body of the latest head."""
+        events = parser.events
+        parser.events = []
+        requests = parser.requests
+        for event in events:
+            if event is None:
+                receiving = self.receiving
+                assert receiving is not None
+                self.receiving = None
+                receiving.finish()
+            elif event.__class__ is bytes:
+                assert self.receiving is not None
+                self.receiving.feed(event)
+            else:
+                body = self.receiving = RequestBody(self._body_wanted)
+                self.bodies.append(body)
+                requests.append(event)  # type: ignore[arg-type]
+
+    def _start_exchange(self, request: Request) -> None:
+        """Hand ``request`` to the interface adapter (ASGI, WSGI)."""
+        if self.trusted_proxy and self.state.apply_proxy_headers is not None:
+            self.state.apply_proxy_headers(request)
+        start = self.loop.time() if self.config.access_log else 0.0
+        exchange = self.exchange = Exchange(self, request, None, self.bodies.popleft(), start)
+        self.busy = True
+        assert self.adapter is not None
+        self.adapter(exchange)
+
+    def exchange_done(self, exchange: Exchange) -> None:
+        """The application is finished with ``exchange``: go on with the next request."""
+        if self.exchange is exchange:
+            self.exchange = None
+        body = exchange.body
+        if body is not None and not body.complete:
+            if body.failed:
+                if exchange.response is not None and not self.closed:
+                    # Answered, but its body broke off (bad framing, timeout): the stream is out
+                    # of sync, and the error queued for it would answer nothing. Close.
+                    self.close()
+            else:
+                body.discard()  # read and dropped as it arrives: keep-alive stays in sync
         self.busy = False
         if not self.closed:
             self._process_queue()
 
-    def _keep_alive(self, request: Request, response: Response) -> bool:
-        return request.keep_alive and not response.close_connection and not self.state.draining
+    def _body_wanted(self, body: RequestBody) -> None:
+        """An application waits for ``body`` or has taken what was buffered: read on."""
+        if self.closed or body is not self.receiving:
+            return
+        parser = self.parser
+        assert parser is not None
+        exchange = self.exchange
+        if parser.expect_continue and exchange is not None and exchange.body is body:
+            self._send_continue()
+        if (
+            self.reading_paused
+            and not body.over_high_water
+            and not self.queue
+            and parser.upgrade_data is None
+        ):
+            self._resume_reading()
+        self._arm_read_deadline(False)
+
+    def response_sent(self, request: Request, response: Response, start: float) -> None:
+        """Count a response whose last byte is written, and log it."""
+        self.state.requests += 1
+        if self.config.access_log:
+            self._log_access(request, response, start)
 
     def _log_access(self, request: Request, response: Response, start: float) -> None:
         client = request.client
@@ -415,150 +531,24 @@ class HttpConnection(asyncio.Protocol):
             (self.loop.time() - start) * 1000,
         )
 
-    # --- streamed and file bodies ---------------------------------------------------------------
+    # --- streamed bodies ------------------------------------------------------------------------
 
     async def write_stream_chunk(self, response: Response, chunk: bytes | str) -> None:
         """Send one part of a streamed body (see :meth:`Response.write`)."""
-        if self.closed:
-            raise ConnectionResetError("the client has gone")
-        transport = self.transport
-        assert transport is not None
-        if isinstance(chunk, str):
-            chunk = chunk.encode("utf-8")
-        request = response._request
-        request_version, is_head = request.version, request.method == "HEAD"
-        if self.streaming_response is not response:
-            # HTTP/1.0 has no chunked coding: the body ends when the connection does.
-            self.chunked = request_version == "1.1" and not has_no_body(response.status)
-            keep_alive = self.chunked and self._keep_alive(request, response)
-            response.close_connection = not keep_alive
-            transport.write(
-                serialize_head(
-                    response,
-                    None,
-                    keep_alive,
-                    request_version == "1.0",
-                    self.state.date_line,
-                    self.state.server_line,
-                    chunked=self.chunked,
-                )
-            )
-            self.streaming_response = response
-        if chunk and not is_head and not has_no_body(response.status):
-            if self.chunked:
-                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
-            else:
-                transport.write(chunk)
-        if self.write_paused:
-            await self._drain()
-
-    def _end_stream(self, request: Request, response: Response) -> None:
-        transport = self.transport
-        assert transport is not None
-        if self.chunked and request.method != "HEAD":
-            transport.write(b"0\r\n\r\n")
-        self.streaming_response = None
-        if response.close_connection or not request.keep_alive or self.state.draining:
-            self._close()
-
-    async def _send_file(self, request: Request, response: Response, start: float) -> None:
-        assert response.file is not None and self.transport is not None
-        file, offset, count = response.file
-        keep_alive = self._keep_alive(request, response)
-        self.transport.write(
-            serialize_head(
-                response,
-                count,
-                keep_alive,
-                request.version == "1.0",
-                self.state.date_line,
-                self.state.server_line,
-                keep_alive_line=self.state.keep_alive_line,
-            )
-        )
-        if request.method != "HEAD" and not has_no_body(response.status) and count:
-            await self._copy_file(file, offset, count)
-        self.state.requests += 1
-        if self.config.access_log:
-            self._log_access(request, response, start)
-        if not keep_alive:
-            self._close()
-
-    async def _copy_file(self, file: Any, offset: int, count: int) -> None:
-        # Not loop.sendfile: uvloop lacks it, and the standard loop's bypasses pause_writing, so
-        # the send timeout would never notice a client that stopped reading.
-        transport = self.transport
-        assert transport is not None
-        sock = transport.get_extra_info("socket")
-        if (
-            sock is not None
-            and transport.get_extra_info("sslcontext") is None
-            and hasattr(os, "sendfile")
-        ):
-            await self._sendfile(sock.fileno(), file.fileno(), offset, count)
-        else:
-            await self._copy_through_transport(file.fileno(), offset, count)
-
-    async def _sendfile(self, sock_fd: int, file_fd: int, offset: int, count: int) -> None:
-        """``os.sendfile`` straight into the socket whenever the transport has nothing queued.
-
-        The socket belongs to the transport, so sendfile may only write while the transport's
-        buffer is empty (else bytes would overtake each other). When the socket is full, one
-        piece goes through the transport, which waits for the socket; a low-water mark of 0
-        wakes us only once that piece has gone, and sendfile takes over again.
-        """
-        transport = self.transport
-        assert transport is not None
-        config = self.config
-        transport.set_write_buffer_limits(config.write_buffer_high, 0)
-        try:
-            while count > 0:
-                if self.write_paused:
-                    await self._drain()
-                elif not transport.get_write_buffer_size():
-                    try:
-                        sent = os.sendfile(sock_fd, file_fd, offset, count)
-                    except (BlockingIOError, InterruptedError):
-                        sent = -1
-                    except OSError as exc:  # reset, broken pipe: the client has gone
-                        self._abort()
-                        raise ConnectionResetError(str(exc)) from None
-                    if sent == 0:
-                        raise _FileShrank()
-                    if sent > 0:
-                        offset += sent
-                        count -= sent
-                        continue
-                if count > 0 and not self.write_paused:
-                    sent = self._write_file_piece(file_fd, offset, count)
-                    offset += sent
-                    count -= sent
-                if self.closed:
-                    raise ConnectionResetError("the client has gone")
-        finally:
-            if not self.closed:
-                transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
-
-    async def _copy_through_transport(self, file_fd: int, offset: int, count: int) -> None:
-        """Read and write in bounded pieces (TLS, or no sendfile): memory stays bounded."""
-        while count > 0:
-            sent = self._write_file_piece(file_fd, offset, count)
-            offset += sent
-            count -= sent
-            if self.write_paused:
-                await self._drain()
+        exchange = self.exchange
+        if exchange is None or exchange.response is not response:
             if self.closed:
                 raise ConnectionResetError("the client has gone")
+            raise RuntimeError("Response.write() is for async handlers, while they run")
+        await exchange.write(chunk)
 
-    def _write_file_piece(self, file_fd: int, offset: int, count: int) -> int:
-        piece = os.pread(file_fd, min(_FILE_CHUNK, count), offset)
-        if not piece:
-            raise _FileShrank()
-        assert self.transport is not None
-        self.transport.write(piece)
-        return len(piece)
+    def is_streaming(self, response: Response) -> bool:
+        """True once the head of ``response``'s streamed body has been sent."""
+        exchange = self.exchange
+        return exchange is not None and exchange.response is response and exchange.streaming
 
-    async def _drain(self) -> None:
+    async def drain(self) -> None:
+        """Wait until the client has read enough of what is buffered (or raise if it left)."""
         if self.closed:
             raise ConnectionResetError("the client has gone")
         waiter = self.drain_waiter
@@ -589,11 +579,11 @@ class HttpConnection(asyncio.Protocol):
         transport.write(
             serialize_head(
                 response,
-                None,
-                True,
-                False,
-                self.state.date_line,
-                self.state.server_line,
+                content_length=None,
+                keep_alive=True,
+                http10=False,
+                date_line=self.state.date_line,
+                server_line=self.state.server_line,
             )
         )
         leftover = parser.upgrade_data or b""
@@ -617,8 +607,9 @@ class HttpConnection(asyncio.Protocol):
 
     def _handler_failed(self, request: Request) -> None:
         log.exception("handler failed on %s %s", request.method, request.url)
-        if self.streaming_response is not None:
-            self._abort()  # the head is out: a 500 can no longer be sent
+        exchange = self.exchange
+        if exchange is not None and exchange.streaming:
+            self.abort()  # the head is out: a 500 can no longer be sent
         else:
             self._send_error(500)
 
@@ -628,14 +619,14 @@ class HttpConnection(asyncio.Protocol):
         assert self.transport is not None
         self.state.requests += 1
         self.transport.write(error_response(status, self.state.date_line, self.state.server_line))
-        self._close()
+        self.close()
 
     def _send_continue(self) -> None:
         assert self.transport is not None and self.parser is not None
         self.parser.expect_continue = False
         self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
-    def _close(self) -> None:
+    def close(self) -> None:
         """Close after what is buffered has been sent (the one orderly way out)."""
         self.closed = True  # nothing more is handled or written on this connection
         self.queue.clear()
@@ -646,7 +637,7 @@ class HttpConnection(asyncio.Protocol):
                 self._watch_sending()  # the flush must not wait forever on a non-reader
             transport.close()
 
-    def _abort(self) -> None:
+    def abort(self) -> None:
         """Drop the connection now, discarding buffered output."""
         self.closed = True
         self.queue.clear()
@@ -657,7 +648,7 @@ class HttpConnection(asyncio.Protocol):
         watchdog = self.send_watchdog
         if watchdog is None:
             watchdog = self.send_watchdog = SendWatchdog(
-                self.loop, self.transport, self.config.send_timeout, self._abort
+                self.loop, self.transport, self.config.send_timeout, self.abort
             )
         watchdog.start()
 
@@ -699,9 +690,12 @@ class HttpConnection(asyncio.Protocol):
             return
         self.deadline_kind = 0
         if kind == _KEEP_ALIVE:
-            self._close()
+            self.close()
         else:
             # A slow or stalled request (slowloris): 408 once earlier responses are out.
+            if self.receiving is not None:
+                self.receiving.fail()  # an application waiting for that body hears of it
+                self.receiving = None
             self.queue.append(ProtocolError(408, "request timeout"))
             self._pause_reading()
             if not self.busy:
@@ -725,4 +719,4 @@ class HttpConnection(asyncio.Protocol):
     def shutdown(self) -> None:
         """Close now when idle; otherwise the response in flight closes the connection."""
         if self.is_idle():
-            self._close()
+            self.close()

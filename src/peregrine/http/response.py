@@ -203,7 +203,7 @@ class Response:
     @property
     def streaming(self) -> bool:
         """True once the head of a streamed body has been sent."""
-        return self._conn is not None and self._conn.streaming_response is self
+        return self._conn is not None and bool(self._conn.is_streaming(self))
 
     def send_file(
         self,

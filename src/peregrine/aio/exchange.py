@@ -1,0 +1,231 @@
+"""One request and its response on an HTTP/1 connection.
+
+An :class:`Exchange` is made for every response that is not sent straight from a synchronous
+native handler: async handlers, streamed bodies, files, and every request of the ASGI and WSGI
+interfaces. It holds what belongs to one response (whether its head is out, chunked or
+length-delimited, how much of a declared length is left) and the body of its request while it
+streams in, so that the connection keeps only what belongs to the connection. The adapters of
+the application interfaces talk to the connection through this object only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from ..http.request import Request
+from ..http.response import Response, serialize_head
+from ..http.status import has_no_body
+from .body import RequestBody
+from .files import FileShrank, copy_file
+
+if TYPE_CHECKING:
+    from .connection import HttpConnection
+
+log = logging.getLogger("peregrine.error")
+
+
+def keep_alive(request: Request, response: Response, draining: bool) -> bool:
+    """Whether the connection stays open after ``response``: the one place this is decided.
+
+    The request must allow it (HTTP/1.1 without ``Connection: close``, or HTTP/1.0 asking for
+    keep-alive), the response must not ask to close, and the server must not be shutting down.
+    """
+    return request.keep_alive and not response.close_connection and not draining
+
+
+class Exchange:
+    """One request/response exchange (see the module docstring)."""
+
+    __slots__ = (
+        "conn",
+        "request",
+        "response",
+        "body",
+        "start",
+        "streaming",
+        "chunked",
+        "keep_alive",
+        "left",
+        "_gone",
+    )
+
+    def __init__(
+        self,
+        conn: HttpConnection,
+        request: Request,
+        response: Response | None = None,
+        body: RequestBody | None = None,
+        start: float = 0.0,
+    ) -> None:
+        self.conn = conn
+        self.request = request
+        self.response = response
+        #: the request body as it arrives (interfaces that stream bodies), else None
+        self.body = body
+        #: when the request was dispatched (for the access log; 0 when it is off)
+        self.start = start
+        #: True once the head of a streamed body is out
+        self.streaming = False
+        self.chunked = False
+        self.keep_alive = False
+        #: bytes still owed of a length the application declared, or None
+        self.left: int | None = None
+        self._gone: asyncio.Future[None] | None = None
+
+    # --- state --------------------------------------------------------------------------------
+
+    @property
+    def client_gone(self) -> bool:
+        """True once nothing more can be sent to the client."""
+        return self.conn.closed
+
+    async def wait_client_gone(self) -> None:
+        """Wait until the client disconnects (returns at once if it has)."""
+        if self.conn.closed:
+            return
+        if self._gone is None:
+            self._gone = asyncio.get_running_loop().create_future()
+        await self._gone
+
+    def client_left(self) -> None:
+        """Called by the connection when the transport is gone."""
+        if self.body is not None:
+            self.body.fail()
+        gone = self._gone
+        if gone is not None and not gone.done():
+            gone.set_result(None)
+
+    # --- sending ------------------------------------------------------------------------------
+
+    def respond(self, response: Response) -> None:
+        """Send ``response`` whole: its body is ``response.body`` (bytes)."""
+        self.response = response
+        self.conn._handle(self.request, response, self.start)
+
+    def begin_stream(self, response: Response, length: int | None = None) -> None:
+        """Send the head of a body that follows in pieces (:meth:`write`, then :meth:`end`).
+
+        With ``length`` the head carries that Content-Length and exactly that many bytes must
+        follow; without, the body is chunked on HTTP/1.1 and ends with the connection on 1.0.
+        """
+        conn = self.conn
+        if conn.closed:
+            raise ConnectionResetError("the client has gone")
+        request = self.request
+        self.response = response
+        http10 = request.version == "1.0"
+        no_body = has_no_body(response.status)
+        if length is not None or no_body:
+            self.chunked = False
+            self.left = None if no_body else length
+            self.keep_alive = keep_alive(request, response, conn.state.draining)
+        else:
+            # HTTP/1.0 has no chunked coding: the body ends when the connection does.
+            self.chunked = not http10
+            self.keep_alive = self.chunked and keep_alive(request, response, conn.state.draining)
+        state = conn.state
+        assert conn.transport is not None
+        conn.transport.write(
+            serialize_head(
+                response,
+                content_length=None if no_body else length,
+                keep_alive=self.keep_alive,
+                http10=http10,
+                date_line=state.date_line,
+                server_line=state.server_line,
+                chunked=self.chunked,
+                keep_alive_line=state.keep_alive_line,
+            )
+        )
+        self.streaming = True
+
+    async def write(self, chunk: bytes | bytearray | memoryview | str) -> None:
+        """Send one piece of a streamed body; waits while the client is not reading."""
+        conn = self.conn
+        if conn.closed:
+            raise ConnectionResetError("the client has gone")
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        elif chunk.__class__ is not bytes:
+            chunk = bytes(chunk)  # also a must: uvloop queues what it cannot send uncopied
+        response = self.response
+        assert response is not None
+        if not self.streaming:
+            self.begin_stream(response)
+        if chunk and self.request.method != "HEAD" and not has_no_body(response.status):
+            transport = conn.transport
+            assert transport is not None
+            left = self.left
+            if left is not None:
+                if len(chunk) > left:
+                    raise ValueError("more body than the declared Content-Length")
+                self.left = left - len(chunk)
+                transport.write(chunk)
+            elif self.chunked:
+                transport.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+            else:
+                transport.write(chunk)
+        if conn.write_paused:
+            await conn.drain()
+
+    def end(self) -> None:
+        """Finish a streamed body (sending the head first if nothing was written)."""
+        conn = self.conn
+        if conn.closed:
+            return
+        response = self.response
+        assert response is not None
+        if not self.streaming:
+            self.begin_stream(response)
+        if self.left and self.request.method != "HEAD":
+            # Fewer bytes than the head promised: cutting the connection is the only honest end
+            # (the client sees a short body, not a complete-looking one).
+            log.warning(
+                "response to %s %s ended %d bytes short of its Content-Length",
+                self.request.method,
+                self.request.url,
+                self.left,
+            )
+            conn.abort()
+            return
+        if self.chunked and self.request.method != "HEAD":
+            assert conn.transport is not None
+            conn.transport.write(b"0\r\n\r\n")
+        conn.response_sent(self.request, response, self.start)
+        if not self.keep_alive:
+            conn.close()
+
+    async def send_file(self, response: Response) -> None:
+        """Send ``response`` whose body is the file set by ``Response.send_file``."""
+        assert response.file is not None
+        conn = self.conn
+        file, offset, count = response.file
+        request = self.request
+        self.response = response
+        try:
+            self.begin_stream(response, count)
+            if request.method != "HEAD" and not has_no_body(response.status) and count:
+                try:
+                    await copy_file(conn, file.fileno(), offset, count)
+                except FileShrank:
+                    log.warning(
+                        "file shrank while being sent for %s %s", request.method, request.url
+                    )
+                    conn.abort()
+                    return
+            self.left = 0
+            self.end()
+        finally:
+            file.close()
+
+    def abort(self) -> None:
+        """Cut the connection (after an error once the head is out)."""
+        self.conn.abort()
+
+    def __repr__(self) -> str:
+        return f"<Exchange {self.request.method} {self.request.url}>"
+
+
+__all__ = ["Exchange", "RequestBody", "keep_alive"]
