@@ -25,6 +25,31 @@ class Config:
     Raises ``ValueError`` naming the offending field when a value is out of range.
     """
 
+    # --- the application ---------------------------------------------------------------------
+    interface: str = _opt(
+        "auto",
+        "auto (guess from the app), native (handle_request), asgi or wsgi",
+        "application",
+    )
+    factory: bool = _opt(
+        False, "MODULE:ATTR is a function that returns the app: call it", "application"
+    )
+    root_path: str = _opt(
+        "",
+        "path prefix a proxy removed before forwarding (ASGI root_path, WSGI SCRIPT_NAME)",
+        "application",
+    )
+    lifespan: str = _opt(
+        "auto",
+        "ASGI lifespan events: auto (if the app supports them), on (required) or off",
+        "application",
+    )
+    threads: int = _opt(
+        10,
+        "WSGI: threads per worker running the app; 0 = on the event loop, one request at a time",
+        "application",
+    )
+
     # --- listening -------------------------------------------------------------------------
     host: str = _opt("127.0.0.1", "address to bind (IPv4 or IPv6)", "listen")
     port: int = _opt(3000, "TCP port to bind (0 picks a free port)", "listen")
@@ -211,6 +236,17 @@ class Config:
         if self.write_buffer_low > self.write_buffer_high:
             raise ValueError("Config.write_buffer_low must not exceed Config.write_buffer_high")
         self._check_choice("loop", ("auto", "uvloop", "asyncio"))
+        self._check_choice("interface", ("auto", "native", "asgi", "wsgi"))
+        self._check_choice("lifespan", ("auto", "on", "off"))
+        if isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 0:
+            raise ValueError(f"Config.threads must be a whole number >= 0, got {self.threads!r}")
+        if not isinstance(self.root_path, str) or (
+            self.root_path and (not self.root_path.startswith("/") or self.root_path.endswith("/"))
+        ):
+            raise ValueError(
+                f"Config.root_path must be empty or a path like '/api' (a leading slash, no "
+                f"trailing one), got {self.root_path!r}"
+            )
         self._check_choice("log_level", ("debug", "info", "warning", "error", "critical"))
         self._check_choice("ssl_cert_reqs", ("none", "optional", "required"))
         self._check_choice("ssl_min_version", ("1.2", "1.3"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import os
 import ssl
-from collections.abc import Callable
 from typing import Any
 
+from .app import app_factory
 from .config import Config
 from .log import configure_logging
 from .process.listeners import created_socket_files, make_listeners
@@ -23,37 +23,20 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
-def handler_factory(handler: Any) -> Callable[[], Any]:
-    """Normalise what users pass: a class (instantiated per worker), or a ready instance."""
-    if isinstance(handler, type):
-        return handler
-    if hasattr(handler, "handle_request"):
-        return lambda: handler
-    if callable(handler):
-        # a plain function handle_request(req, resp)
-        return lambda: _FunctionHandler(handler)
-    raise TypeError(
-        "handler must be a class with handle_request(req, resp), an instance, or a function"
-    )
-
-
-class _FunctionHandler:
-    def __init__(self, function: Callable[..., Any]) -> None:
-        self.handle_request = function
-
-
 class Server:
     """A Peregrine HTTP server.
 
     ``handler`` is a class with ``handle_request(req, resp)`` (one instance is made per worker),
-    an instance, or a plain function. Keyword options are :class:`Config` fields, or pass
-    ``config=Config(...)``.
+    an instance, a plain function, an ASGI 3 application or a WSGI application (see
+    :mod:`peregrine.app`; ``interface=`` overrides the guess). Keyword options are
+    :class:`Config` fields, or pass ``config=Config(...)``.
     """
 
     def __init__(self, handler: Any, config: Config | None = None, **options: Any) -> None:
         self.handler = handler
-        self.handler_factory = handler_factory(handler)
         self.config = config.replace(**options) if config is not None else Config(**options)
+        #: what a worker calls once for its handler (a native handler, or an ASGI/WSGI adapter)
+        self.handler_factory = app_factory(handler, self.config)
         self._worker: Worker | None = None
         self._supervisor: Any = None
         #: shutdown() was called: seen by a start() that has not made its worker/supervisor yet

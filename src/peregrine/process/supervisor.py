@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..app import app_factory
 from ..config import Config
 from .listeners import SocketFile, bind_tcp, created_socket_files, make_listeners, uses_reuse_port
 from .reload import find_reload_target, load_fresh
@@ -488,9 +489,7 @@ class Supervisor:
         """The handler factory of a new worker (runs in it): after a SIGHUP, the code on disk."""
         if not self.reload or self.reload_target is None:
             return self.handler_factory
-        from ..server import handler_factory
-
-        return handler_factory(load_fresh(self.reload_target))
+        return app_factory(load_fresh(self.reload_target), self.config)
 
     def _on_ready(self, child: _Child) -> None:
         child.ready = True
