@@ -110,14 +110,21 @@ class Server:
             files = created_socket_files(config)
             try:
                 try:
-                    worker = build_worker(config, self.handler_factory, sockets)
+                    worker = build_worker(
+                        config,
+                        self.handler_factory,
+                        sockets,
+                        # "serving on" once the worker accepts (after an ASGI lifespan startup)
+                        on_ready=lambda: log.info(
+                            startup_line(config, sockets, f"1 worker, pid {os.getpid()}")
+                        ),
+                    )
                 except (OSError, ValueError, ssl.SSLError) as exc:
                     log.error("cannot start: %s", exc)
                     raise SystemExit(1) from None
                 self._worker = worker
                 if self._stop_requested:
                     worker.stop()
-                log.info(startup_line(config, sockets, f"1 worker, pid {os.getpid()}"))
                 try:
                     worker.run()
                 finally:

@@ -237,6 +237,10 @@ class HttpConnection(asyncio.Protocol):
         # A half-closed client may still read the responses to what it sent: keep writing them,
         # then close (see _arm_read_deadline).
         self.eof = True
+        if self.exchange is not None:
+            # An application waiting to hear that the client went away (ASGI http.disconnect)
+            # hears it now: a client that stops sending is gone as far as requests go.
+            self.exchange.client_left()
         if self.busy or self.queue:
             return True
         return None

@@ -93,6 +93,11 @@ class Exchange:
         """Called by the connection when the transport is gone."""
         if self.body is not None:
             self.body.fail()
+        self.release()
+
+    def release(self) -> None:
+        """Wake whoever waits in :meth:`wait_client_gone`: the response is complete, or the
+        client has gone (the ASGI spec ends a pending ``receive()`` either way)."""
         gone = self._gone
         if gone is not None and not gone.done():
             gone.set_result(None)

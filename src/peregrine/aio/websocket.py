@@ -105,12 +105,19 @@ class WebSocket:
 
 
 def make_factory(
-    request: Any, subprotocol: str | None, deflate: DeflateParams | None
+    request: Any,
+    subprotocol: str | None,
+    deflate: DeflateParams | None,
+    hooks: Any = None,
 ) -> Callable[[asyncio.Transport, ServerState], WebSocketConnection]:
-    """The `factory(transport, state)` that `Response.upgrade` expects (docs/internals.md)."""
+    """The `factory(transport, state)` that `Response.upgrade` expects (docs/internals.md).
+
+    ``hooks`` is the object whose ``handle_ws_*`` methods are called (default: the worker's
+    handler; the ASGI adapter passes one per connection).
+    """
 
     def factory(transport: asyncio.Transport, state: ServerState) -> WebSocketConnection:
-        return WebSocketConnection(state, request, subprotocol, deflate)
+        return WebSocketConnection(state, request, subprotocol, deflate, hooks)
 
     return factory
 
@@ -152,6 +159,7 @@ class WebSocketConnection(asyncio.Protocol):
         request: Any,
         subprotocol: str | None = None,
         deflate: DeflateParams | None = None,
+        hooks: Any = None,
     ) -> None:
         self.state = state
         config = self.config = state.config
@@ -162,7 +170,7 @@ class WebSocketConnection(asyncio.Protocol):
         #: The sans-IO protocol state.
         self.protocol = ServerConnection(max_message_size=config.ws_max_message_size, deflate=codec)
         self.ws = WebSocket(self, request, subprotocol)
-        handler = state.handler
+        handler = hooks if hooks is not None else state.handler
         self.on_conn = getattr(handler, "handle_ws_conn", None)
         self.on_message = getattr(handler, "handle_ws_message", None)
         self.on_disconn = getattr(handler, "handle_ws_disconn", None)

@@ -126,6 +126,12 @@ class Request:
         return headers  # type: ignore[return-value]
 
     @property
+    def raw_headers(self) -> RawHeaders:
+        """The header fields as ``(name, value)`` bytes pairs, as received (no copy)."""
+        headers = self._headers
+        return headers.raw if headers.__class__ is Headers else headers  # type: ignore[union-attr,return-value]
+
+    @property
     def path(self) -> str:
         """The percent-decoded path, without the query string."""
         path = self._path

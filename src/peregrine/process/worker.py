@@ -149,6 +149,10 @@ class Worker:
             # graceful stop, not a death that leaves sockets behind
             self._install_signals(loop)
         handler = self.handler_factory()
+        startup = getattr(handler, "startup", None)
+        if startup is not None:
+            # the ASGI lifespan: before the first connection is accepted; failing stops the start
+            await startup()
         state = ServerState(self.config, handler, loop)
         self.state = state
         proxy_hook = _proxy_hooks(self.config)

@@ -1,0 +1,148 @@
+"""ASGI 3: serving FastAPI, Starlette, Django, Litestar and Quart applications.
+
+:class:`AsgiHandler` is what a worker holds for an ASGI application: the connection core calls
+its ``serve_exchange`` for every request (see ``peregrine.aio.exchange``), and the worker runs
+its ``startup`` before accepting and ``close`` when it stops (the lifespan protocol). The HTTP
+and WebSocket cycles live in :mod:`.http` and :mod:`.websocket`; scopes are built in :mod:`.scope`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Coroutine
+from typing import Any
+
+from ..aio.exchange import Exchange
+from ..config import Config
+from ..ws.handshake import HandshakeError, check_request
+from .http import ClientDisconnected, HttpCycle
+from .lifespan import Lifespan, LifespanFailure
+from .scope import http_scope
+from .websocket import WebSocketCycle
+
+__all__ = ["AsgiHandler", "ClientDisconnected", "LifespanFailure"]
+
+# Python 3.12+ can start a task eagerly: its first step runs now, with the task as the current
+# one, so an application that answers without awaiting anything costs no trip through the event
+# loop. (Running the coroutine outside any task would be cheaper still, but frameworks built on
+# anyio, FastAPI's sync endpoints among them, need a current task from their first step.)
+_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
+
+
+class AsgiHandler:
+    """A worker's handler for an ASGI 3 application (see the module docstring)."""
+
+    def __init__(self, app: Any, config: Config) -> None:
+        self.app = app
+        self.config = config
+        self.root_path = config.root_path
+        self.lifespan = Lifespan(app, config.lifespan)
+
+    async def startup(self) -> None:
+        """Run the lifespan startup; raises :class:`LifespanFailure` to stop the worker."""
+        await self.lifespan.startup()
+
+    async def close(self) -> None:
+        """Run the lifespan shutdown (called by the worker as it stops)."""
+        await self.lifespan.shutdown()
+
+    def serve_exchange(self, exchange: Exchange) -> None:
+        """Start the application on one request (called by the connection, on the loop)."""
+        request = exchange.request
+        conn = exchange.conn
+        transport = conn.transport
+        assert transport is not None
+        server = transport.get_extra_info("sockname")
+        if not isinstance(server, tuple):
+            server = None  # a unix socket
+        else:
+            server = server[:2]
+        extensions: dict[str, Any] = {"http.response.pathsend": {}}
+        if conn.scheme == "https":
+            extensions["tls"] = _tls_extension(transport)
+        if _is_websocket(request.raw_headers):
+            try:
+                accepted = check_request(
+                    request.method,
+                    request.version,
+                    request.headers,
+                    compression=self.config.ws_compression,
+                    window_bits=self.config.ws_compression_window_bits,
+                )
+            except HandshakeError as exc:
+                _refuse_handshake(exchange, exc)
+                conn.exchange_done(exchange)
+                return
+            extensions["websocket.http.response"] = {}
+            scope = http_scope(
+                request, self.root_path, server, self.lifespan.state, extensions, "websocket"
+            )
+            scope["subprotocols"] = _offered_subprotocols(request.raw_headers)
+            cycle: Any = WebSocketCycle(exchange, accepted)
+        else:
+            scope = http_scope(request, self.root_path, server, self.lifespan.state, extensions)
+            cycle = HttpCycle(exchange)
+        _start(conn, cycle.run(self.app, scope))
+
+
+def _start(conn: Any, coroutine: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.Task(coroutine, loop=conn.loop, **_EAGER)
+    tasks = conn.state.tasks
+    if not task.done():
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+
+def _is_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():
+            return True
+    return False
+
+
+def _offered_subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
+    offered: list[str] = []
+    for name, value in headers:
+        if name.lower() == b"sec-websocket-protocol":
+            offered += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
+    return offered
+
+
+def _refuse_handshake(exchange: Exchange, exc: HandshakeError) -> None:
+    from ..http.response import Response
+
+    response = Response(None, exchange.request)
+    response.status = exc.status
+    for name, value in exc.headers:
+        response.set_header(name, value)
+    response.set_header("Content-Type", "text/plain; charset=utf-8")
+    response.set_body(exc.message + "\n")
+    exchange.respond(response)
+
+
+def _tls_extension(transport: Any) -> dict[str, Any]:
+    """The ``tls`` scope extension: the client certificate chain (PEM) and the TLS version."""
+    import ssl
+
+    ssl_object = transport.get_extra_info("ssl_object")
+    extension: dict[str, Any] = {
+        "server_cert": None,
+        "client_cert_chain": [],
+        "client_cert_name": None,
+        "client_cert_error": None,
+        "tls_version": None,
+        "cipher_suite": None,
+    }
+    if ssl_object is None:
+        return extension
+    der = ssl_object.getpeercert(binary_form=True)
+    if der:
+        extension["client_cert_chain"] = [ssl.DER_cert_to_PEM_cert(der)]
+        subject = ssl_object.getpeercert().get("subject", ())
+        extension["client_cert_name"] = (
+            ", ".join(f"{key}={value}" for rdn in subject for key, value in rdn) or None
+        )
+    version = ssl_object.version()
+    extension["tls_version"] = {"TLSv1.2": 0x0303, "TLSv1.3": 0x0304}.get(version)
+    return extension
