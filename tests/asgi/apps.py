@@ -35,6 +35,10 @@ async def _respond(send: Any, status: int, body: bytes, headers: Any = ()) -> No
     await send({"type": "http.response.body", "body": body})
 
 
+_arrived: list[int] = []
+_all_here = asyncio.Event()
+
+
 async def raw(scope: Scope, receive: Any, send: Any) -> None:
     """One route per rule the tests check."""
     if scope["type"] == "lifespan":
@@ -143,9 +147,18 @@ async def raw(scope: Scope, receive: Any, send: Any) -> None:
             }
         )
         await send({"type": "http.response.pathsend", "path": file})
-    elif path == "/sleep":
-        await asyncio.sleep(0.5)
-        await _respond(send, 200, b"slept")
+    elif path == "/barrier":
+        # answers only once `n` requests are inside the app at the same time (or 504 after 10 s)
+        n = int(scope["query_string"])
+        _arrived.append(n)
+        if len(_arrived) % n == 0:
+            _all_here.set()
+        try:
+            await asyncio.wait_for(_all_here.wait(), 10)
+        except asyncio.TimeoutError:
+            await _respond(send, 504, b"alone")
+            return
+        await _respond(send, 200, b"together")
     elif path == "/state":
         await _respond(send, 200, json.dumps(scope.get("state")).encode())
     elif path == "/status":
