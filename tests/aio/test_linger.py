@@ -11,11 +11,14 @@ from __future__ import annotations
 import os
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.linger import Lingerer
@@ -398,3 +401,24 @@ def test_lingering_timeout_0_closes_at_once_in_process() -> None:
     conn.data_received(MALFORMED + b"x" * 100)
     assert statuses(transport.written) == [b"400"]
     assert transport.protocol is conn and transport.closed
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_tls_client_gets_every_answer_and_the_400(
+    start_server: Callable[..., ServerProcess], tmp_path: Path, loop: str
+) -> None:
+    """Over TLS the sending side cannot be shut down alone (no write_eof): the lingerer takes
+    over the TLS transport all the same, reads what the client sends, and closes at the timeout
+    with nothing left unread."""
+    ca = trustme.CA()
+    certfile = str(tmp_path / "server.pem")
+    ca.issue_cert("127.0.0.1").private_key_and_cert_chain_pem.write_to_path(certfile)
+    server = start_server(
+        APP, "--ssl-certfile", certfile, "--loop", loop, "--lingering-timeout", "0.5"
+    )
+    context = ssl.create_default_context()
+    ca.configure_trust(context)
+    with context.wrap_socket(server.connect(), server_hostname="127.0.0.1") as sock:
+        sock.sendall(GET * 200 + MALFORMED + b"x" * 300_000)
+        raw = read_until_closed(sock)
+    assert statuses(raw) == [b"200"] * 200 + [b"400"]
