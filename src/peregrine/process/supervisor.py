@@ -7,7 +7,8 @@ It is a small single-threaded loop in the server's main process, doing no HTTP i
   own handler instance and serves with :class:`~peregrine.process.worker.Worker`;
 * every child has a pipe back to it and says ``ready`` once accepting, ``limit`` when it has
   served its ``max_requests``, ``draining`` once it has stopped accepting, or ``error <text>``
-  when it could not start;
+  when it could not start; and ``alive`` every second or so while its event loop runs, for the
+  hung-worker watchdog (``worker_timeout``, :mod:`.watchdog`);
 * signals arrive through ``signal.set_wakeup_fd`` on a pipe, so they are handled in the loop,
   never in the middle of something else. The handlers are in place before anything is bound.
 
