@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -151,7 +152,7 @@ GOOD = [
 
 @pytest.mark.parametrize("field, value", BAD, ids=[f"{f}={v!r}" for f, v in BAD])
 def test_bad_value_is_refused_in_one_line_naming_field_value_and_what_is_allowed(
-    field: str, value: object
+    field: str, value: Any
 ) -> None:
     with pytest.raises(ValueError) as info:
         Config(**{field: value})
@@ -164,7 +165,7 @@ def test_bad_value_is_refused_in_one_line_naming_field_value_and_what_is_allowed
 
 
 @pytest.mark.parametrize("field, value", GOOD, ids=[f"{f}={v!r}" for f, v in GOOD])
-def test_edge_value_is_accepted(field: str, value: object) -> None:
+def test_edge_value_is_accepted(field: str, value: Any) -> None:
     assert getattr(Config(**{field: value}), field) == value
 
 
