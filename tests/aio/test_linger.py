@@ -255,6 +255,8 @@ class FakeTransport:
 
 class Hello:
     def handle_request(self, req: Any, resp: Any) -> None:
+        if req.path == "/raise":
+            raise RuntimeError("handler bug")
         resp.set_body(b"hello")
 
 
@@ -394,6 +396,19 @@ def test_408_lingers_too() -> None:
     assert statuses(transport.written) == [b"408"]
     assert isinstance(transport.protocol, Lingerer)
     assert not transport.is_closing()
+
+
+def test_500_from_a_failing_handler_lingers_and_leaves_no_timer_behind(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    conn, transport, state, loop = connection()
+    conn.data_received(GET + b"GET /raise HTTP/1.1\r\nHost: t\r\n\r\n" + GET + b"GET /x")
+    assert statuses(transport.written) == [b"200", b"500"]
+    lingerer = transport.protocol
+    assert isinstance(lingerer, Lingerer)
+    assert [t.callback for t in loop.pending()] == [lingerer._on_timer]
+    assert state.connections == {lingerer}
+    assert "handler failed" in caplog.text
 
 
 def test_lingering_timeout_0_closes_at_once_in_process() -> None:
