@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -23,19 +24,63 @@ def test_defaults_are_valid_and_safe() -> None:
     assert config.write_buffer_low <= config.write_buffer_high
 
 
+# At least one bad value for every field (test_every_field_has_a_bad_value keeps it so).
 BAD = [
+    ("interface", "cgi"),
+    ("factory", "yes"),
+    ("root_path", "api"),
+    ("root_path", "/api/"),
+    ("root_path", None),
+    ("lifespan", "maybe"),
+    ("threads", -1),
+    ("threads", True),
+    ("host", 5),
+    ("host", ""),
+    ("host", "a b"),
+    ("host", "[::1]"),
+    ("host", "-bad-.example"),
     ("port", -1),
     ("port", 65536),
     ("port", "80"),
     ("port", True),
-    ("workers", -1),
+    ("port", 80.0),
+    ("uds", ""),
+    ("uds", 7),
+    ("uds", "/tmp/a\0b"),
+    ("uds", "/tmp/" + "s" * 200),
+    ("uds_permissions", -5),
+    ("uds_permissions", 0o1777),
+    ("uds_permissions", "660"),
+    ("fd", -3),
+    ("fd", "3"),
+    ("fd", 3.0),
     ("backlog", 0),
+    ("backlog", None),
+    ("reuse_port", 1),
+    ("reuse_port", "yes"),
+    ("workers", -1),
+    ("workers", 2.5),
+    ("cpu_affinity", "true"),
+    ("graceful_timeout", -1),
+    ("graceful_timeout", float("inf")),
+    ("max_requests", -1),
+    ("max_requests_jitter", -1),
+    ("worker_timeout", -1),
+    ("worker_timeout", float("nan")),
+    ("worker_timeout", "30"),
+    ("loop", "tokio"),
+    ("loop", None),
     ("keep_alive_timeout", 0),
     ("keep_alive_timeout", -1.0),
     ("keep_alive_timeout", "5"),
+    ("keep_alive_timeout", float("nan")),
     ("header_timeout", 0),
     ("body_timeout", -0.5),
     ("send_timeout", 0),
+    ("tls_handshake_timeout", 0),
+    ("lingering_timeout", -1),
+    ("lingering_timeout", float("inf")),
+    ("lingering_timeout", True),
     ("max_request_line", 0),
     ("max_request_line", 1.5),
     ("max_header_size", -1),
@@ -45,20 +90,93 @@ BAD = [
     ("max_pipelined", 0),
     ("write_buffer_high", 0),
     ("write_buffer_low", -1),
-    ("graceful_timeout", -1),
-    ("max_requests", -1),
-    ("loop", "tokio"),
-    ("log_level", "verbose"),
+    ("lingering_max", -1),
+    ("lingering_max", 1.5),
+    ("ssl_certfile", ""),
+    ("ssl_certfile", 5),
+    ("ssl_keyfile", ""),
+    ("ssl_keyfile_password", 1234),
+    ("ssl_ca_certs", ""),
+    ("ssl_cert_reqs", "sometimes"),
+    ("ssl_min_version", "1.1"),
+    ("forwarded_allow_ips", "10.0.0.0/8, proxy.example"),
+    ("forwarded_allow_ips", ["127.0.0.1"]),
+    ("forwarded_headers", "x-real-ip"),
+    ("ws_max_message_size", 0),
+    ("ws_ping_interval", -1),
+    ("ws_ping_timeout", 0),
+    ("ws_write_limit", 0),
+    ("ws_close_timeout", 0),
+    ("ws_compression", "on"),
     ("ws_compression_window_bits", 8),
+    ("ws_compression_window_bits", 16),
+    ("ws_compression_level", 0),
     ("ws_compression_level", 10),
+    ("server_header", None),
+    ("access_log", 1),
+    ("log_level", "verbose"),
+    ("log_level", "INFO"),
+]
+
+# Values at the edge of what a field allows: accepted.
+GOOD = [
+    ("root_path", ""),
+    ("root_path", "/api"),
+    ("threads", 0),
+    ("host", "::1"),
+    ("host", "0.0.0.0"),
+    ("host", "localhost"),
+    ("host", "fe80::1%lo"),
+    ("port", 0),
+    ("port", 65535),
+    ("uds", "/tmp/peregrine.sock"),
+    ("uds", "\0peregrine-abstract"),
+    ("fd", 0),
+    ("backlog", 1),
+    ("graceful_timeout", 0),
+    ("worker_timeout", 0),
+    ("worker_timeout", 0.5),
+    ("keep_alive_timeout", 1),
+    ("lingering_timeout", 0),
+    ("lingering_max", 0),
+    ("max_body_size", 0),
+    ("write_buffer_low", 0),
+    ("ws_ping_interval", 0),
+    ("ws_compression_window_bits", 9),
+    ("ws_compression_window_bits", 15),
+    ("forwarded_allow_ips", "*"),
+    ("forwarded_allow_ips", "unix, 10.0.0.0/8,::1"),
+    ("ssl_keyfile_password", ""),
 ]
 
 
 @pytest.mark.parametrize("field, value", BAD, ids=[f"{f}={v!r}" for f, v in BAD])
-def test_bad_value_names_the_field(field: str, value: object) -> None:
+def test_bad_value_is_refused_in_one_line_naming_field_value_and_what_is_allowed(
+    field: str, value: Any
+) -> None:
     with pytest.raises(ValueError) as info:
         Config(**{field: value})
-    assert f"Config.{field}" in str(info.value)
+    message = str(info.value)
+    secret = next(f for f in dataclasses.fields(Config) if f.name == field).metadata.get("secret")
+    shown = "a value not shown here (secret)" if secret else repr(value)
+    assert message.startswith(f"Config.{field} must be "), message
+    assert message.endswith(f", got {shown}"), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("field, value", GOOD, ids=[f"{f}={v!r}" for f, v in GOOD])
+def test_edge_value_is_accepted(field: str, value: Any) -> None:
+    assert getattr(Config(**{field: value}), field) == value
+
+
+def test_every_field_has_a_bad_value() -> None:
+    assert {f.name for f in dataclasses.fields(Config)} == {name for name, _ in BAD}
+
+
+def test_bad_password_is_not_shown() -> None:
+    with pytest.raises(ValueError, match="Config.ssl_keyfile_password") as info:
+        Config(ssl_keyfile_password=b"hunter2")  # type: ignore[arg-type]
+    assert "hunter2" not in str(info.value)
 
 
 def test_low_water_mark_above_high() -> None:

@@ -30,6 +30,7 @@ from ..http.response import Response, serialize_head
 from ..http.status import STATUS_LINES
 from .body import RequestBody
 from .exchange import Exchange
+from .linger import Lingerer
 from .send_watchdog import SendWatchdog
 from .state import ServerState
 
@@ -623,7 +624,14 @@ class HttpConnection(asyncio.Protocol):
         assert self.transport is not None
         self.state.requests += 1
         self.transport.write(error_response(status, self.state.date_line, self.state.server_line))
-        self.close()
+        if self.eof or not self.config.lingering_timeout or self.transport.is_closing():
+            self.close()  # nothing of the client's can be left unread (or lingering is off)
+        else:
+            # For this protocol the connection ends here (timers, exchange, queue: as when the
+            # transport is lost); a Lingerer takes the transport over and closes it without a
+            # reset (see linger.py).
+            self.connection_lost(None)
+            Lingerer(self.transport, self.state).start()
 
     def _send_continue(self) -> None:
         assert self.transport is not None and self.parser is not None

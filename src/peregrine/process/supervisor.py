@@ -7,7 +7,8 @@ It is a small single-threaded loop in the server's main process, doing no HTTP i
   own handler instance and serves with :class:`~peregrine.process.worker.Worker`;
 * every child has a pipe back to it and says ``ready`` once accepting, ``limit`` when it has
   served its ``max_requests``, ``draining`` once it has stopped accepting, or ``error <text>``
-  when it could not start;
+  when it could not start; and ``alive`` every second or so while its event loop runs, for the
+  hung-worker watchdog (``worker_timeout``, :mod:`.watchdog`);
 * signals arrive through ``signal.set_wakeup_fd`` on a pipe, so they are handled in the loop,
   never in the middle of something else. The handlers are in place before anything is bound.
 
@@ -45,13 +46,14 @@ import sys
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..app import app_factory
 from ..config import Config
 from .listeners import SocketFile, bind_tcp, created_socket_files, make_listeners, uses_reuse_port
 from .reload import find_reload_target, load_fresh
+from .watchdog import DUMP_SIGNAL, HangWatch
 from .worker import BOOT_FAILURE, run_child, startup_line
 
 log = logging.getLogger("peregrine")
@@ -90,6 +92,8 @@ class _Child:
     kill_at: float = 0.0
     error: str | None = None
     buffer: bytes = b""
+    #: liveness, for the hung-worker watchdog (worker_timeout)
+    watch: HangWatch = field(default_factory=lambda: HangWatch(time.monotonic()))
 
 
 @dataclass(eq=False)
@@ -307,6 +311,12 @@ class Supervisor:
         now = time.monotonic()
         moments = [slot.start_at for slot in self.slots.values() if slot.start_at is not None]
         moments += [c.kill_at for c in self.children.values() if c.kill_at]
+        if self.config.worker_timeout:
+            moments += [
+                c.watch.next_moment(self.config.worker_timeout)
+                for c in self.children.values()
+                if c.ready and c.watch.next_moment(self.config.worker_timeout)
+            ]
         if not moments:
             return _TICK
         return max(0.0, min(min(moments) - now, _TICK))
@@ -350,6 +360,7 @@ class Supervisor:
         if not data:
             self._forget_fd(child)
             return
+        child.watch.heard_at = time.monotonic()
         child.buffer += data
         while b"\n" in child.buffer:
             line, _, child.buffer = child.buffer.partition(b"\n")
@@ -362,6 +373,8 @@ class Supervisor:
                 child.draining = True
             elif message.startswith("error "):
                 child.error = message[6:]
+            elif message != "alive":
+                child.watch.add_stack_line(message)  # a hung worker's stack dump
 
     def _forget_fd(self, child: _Child) -> None:
         if child.fd >= 0:
@@ -388,6 +401,8 @@ class Supervisor:
 
     def _run_timers(self) -> None:
         now = time.monotonic()
+        if self.config.worker_timeout:
+            self._check_hung(now)
         for child in list(self.children.values()):
             if child.kill_at and now >= child.kill_at:
                 log.warning(
@@ -403,6 +418,41 @@ class Supervisor:
                 if slot.needs_child:
                     self._spawn(slot)
         self._continue_reload()
+
+    def _check_hung(self, now: float) -> None:
+        """The watchdog: a ready worker silent for ``worker_timeout`` is dumped, then killed.
+
+        Its event loop sends ``alive`` every second or so (:mod:`.watchdog`); silence means a
+        handler is blocking it. The stack dump it is asked for arrives on its pipe within
+        ``DUMP_WAIT``; then it is logged, and the SIGKILL makes the slot start a replacement.
+        """
+        timeout = self.config.worker_timeout
+        for child in list(self.children.values()):
+            watch = child.watch
+            if not child.ready or watch.killed:
+                continue
+            if watch.watching and now - watch.heard_at >= timeout:
+                log.error(
+                    "worker %d (pid %d) is hung: its event loop has not run for %.1fs "
+                    "(worker_timeout %gs); killing it",
+                    child.slot,
+                    child.pid,
+                    now - watch.heard_at,
+                    timeout,
+                )
+                watch.found_hung(now)
+                _kill(child.pid, DUMP_SIGNAL)
+            elif watch.dumping and now >= watch.dump_until:
+                if child.fd >= 0:
+                    self._read_child(child)  # what has arrived of the dump since the last step
+                watch.killed = True
+                log.error(
+                    "worker %d (pid %d) was stuck at (all threads, most recent call first):\n%s",
+                    child.slot,
+                    child.pid,
+                    watch.stack_text(),
+                )
+                _kill(child.pid, signal.SIGKILL)
 
     # --- children ------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ from ..aio.state import ServerState
 from ..config import Config
 from .acceptor import Acceptor
 from .listeners import describe
+from .watchdog import Heartbeat, arm_stack_dump, heartbeat_interval
 
 try:
     import fcntl
@@ -75,7 +76,8 @@ class Worker:
     this worker has answered its share of ``max_requests`` (plus jitter): the supervisor then
     starts a replacement and stops this worker when the replacement is ready, so no request
     meets a closed door. ``parent_pid``: stop when that process is no longer our parent (the
-    supervisor died).
+    supervisor died). ``on_heartbeat`` is called from the event loop every few seconds while it
+    runs (the supervisor's hung-worker watchdog listens for it; see :mod:`.watchdog`).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class Worker:
         on_ready: Callable[[], None] | None = None,
         parent_pid: int | None = None,
         on_draining: Callable[[], None] | None = None,
+        on_heartbeat: Callable[[], None] | None = None,
     ) -> None:
         self.config = config
         self.handler_factory = handler_factory
@@ -96,6 +99,7 @@ class Worker:
         self.on_request_limit = on_request_limit
         self.on_ready = on_ready
         self.on_draining = on_draining
+        self.on_heartbeat = on_heartbeat
         self.parent_pid = parent_pid
         self.loop: asyncio.AbstractEventLoop | None = None
         self.state: ServerState | None = None
@@ -160,6 +164,7 @@ class Worker:
             state.is_trusted_proxy, state.apply_proxy_headers = proxy_hook  # type: ignore[attr-defined]
         state.start_clock()
         loop.set_exception_handler(_exception_handler)
+        heartbeat = None
         try:
             for sock in self.sockets:
                 acceptor = Acceptor(
@@ -177,6 +182,10 @@ class Worker:
                 self._watch_parent()
             if self.on_ready is not None:
                 self.on_ready()
+            if self.on_heartbeat is not None and self.config.worker_timeout:
+                interval = heartbeat_interval(self.config.worker_timeout)
+                heartbeat = Heartbeat(loop, interval, self.on_heartbeat)
+                heartbeat.start()
             if self._stop_requested:
                 self.stopping.set()
             await self.stopping.wait()
@@ -191,6 +200,8 @@ class Worker:
                         await result
                 except Exception:
                     log.exception("handler close() failed")
+            if heartbeat is not None:
+                heartbeat.stop()  # beats through the shutdown: a hung close() is noticed too
 
     async def _shutdown(self) -> None:
         """Stop accepting now; finish what is in flight within ``graceful_timeout``; close the rest."""
@@ -467,8 +478,11 @@ def run_child(
     The supervisor forked with its signals blocked (``signal_mask`` is the mask to return to):
     the child resets them first. It reports to the supervisor on ``pipe``, one line each:
     ``ready`` once accepting, ``limit`` at its ``max_requests``, ``draining`` once it has
-    stopped accepting (it finishes what it has), ``error TEXT`` when it could not start (then it exits with :data:`BOOT_FAILURE`). ``make_factory`` gives the handler
-    factory (importing the application afresh after a SIGHUP).
+    stopped accepting (it finishes what it has), ``error TEXT`` when it could not start (then it
+    exits with :data:`BOOT_FAILURE`), and ``alive`` every few seconds while its event loop runs
+    (with ``worker_timeout``; on :data:`~.watchdog.DUMP_SIGNAL` it writes its threads' stacks
+    there too). ``make_factory`` gives the handler factory (importing the application afresh
+    after a SIGHUP).
     """
     signal.set_wakeup_fd(-1)
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -483,6 +497,10 @@ def run_child(
     from ..util.shared import mark_worker_process
 
     mark_worker_process()
+    # Never block on the pipe: a supervisor that stops reading must not stop the event loop.
+    os.set_blocking(pipe, False)
+    if config.worker_timeout:
+        arm_stack_dump(pipe)
 
     def send(message: str) -> None:
         try:
@@ -507,6 +525,7 @@ def run_child(
             on_request_limit=lambda: send("limit"),
             on_ready=on_ready,
             on_draining=lambda: send("draining"),
+            on_heartbeat=lambda: send("alive"),
             parent_pid=parent_pid,
         )
         worker.run()
