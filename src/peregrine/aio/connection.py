@@ -84,6 +84,7 @@ class HttpConnection(asyncio.Protocol):
         "exchange",
         "receiving",
         "bodies",
+        "adapter_data",
         "reading_paused",
         "eof",
         "upgraded",
@@ -115,6 +116,8 @@ class HttpConnection(asyncio.Protocol):
         self.receiving: RequestBody | None = None
         #: with an adapter: the bodies of the requests waiting in ``queue``, in order
         self.bodies: deque[RequestBody] = deque()
+        #: what an adapter keeps for the life of the connection (e.g. the ASGI scope's fixed part)
+        self.adapter_data: Any = None
         self.closed = False
         self.client: tuple[str, int] | None = None
         self.scheme = "http"

@@ -18,7 +18,7 @@ from ..config import Config
 from ..ws.handshake import HandshakeError, check_request
 from .http import ClientDisconnected, HttpCycle
 from .lifespan import Lifespan, LifespanFailure
-from .scope import http_scope
+from .scope import connection_scope, http_scope, websocket_scope
 from .websocket import WebSocketCycle
 
 __all__ = ["AsgiHandler", "ClientDisconnected", "LifespanFailure"]
@@ -51,17 +51,11 @@ class AsgiHandler:
         """Start the application on one request (called by the connection, on the loop)."""
         request = exchange.request
         conn = exchange.conn
-        transport = conn.transport
-        assert transport is not None
-        server = transport.get_extra_info("sockname")
-        if not isinstance(server, tuple):
-            server = None  # a unix socket
-        else:
-            server = server[:2]
-        extensions: dict[str, Any] = {"http.response.pathsend": {}}
-        if conn.scheme == "https":
-            extensions["tls"] = _tls_extension(transport)
-        if _is_websocket(request.raw_headers):
+        template = conn.adapter_data
+        if template is None:
+            template = conn.adapter_data = self._connection_scope(conn)
+        parser = conn.parser
+        if parser is not None and parser.upgrade_data is not None and _is_websocket(request):
             try:
                 accepted = check_request(
                     request.method,
@@ -74,16 +68,21 @@ class AsgiHandler:
                 _refuse_handshake(exchange, exc)
                 conn.exchange_done(exchange)
                 return
-            extensions["websocket.http.response"] = {}
-            scope = http_scope(
-                request, self.root_path, server, self.lifespan.state, extensions, "websocket"
-            )
-            scope["subprotocols"] = _offered_subprotocols(request.raw_headers)
+            scope = websocket_scope(template, request, self.lifespan.state)
             cycle: Any = WebSocketCycle(exchange, accepted)
         else:
-            scope = http_scope(request, self.root_path, server, self.lifespan.state, extensions)
+            scope = http_scope(template, request, self.lifespan.state)
             cycle = HttpCycle(exchange)
         _start(conn, cycle.run(self.app, scope))
+
+    def _connection_scope(self, conn: Any) -> dict[str, Any]:
+        transport = conn.transport
+        server = transport.get_extra_info("sockname")
+        server = server[:2] if isinstance(server, tuple) else None  # None: a unix socket
+        extensions: dict[str, Any] = {"http.response.pathsend": {}}
+        if conn.scheme == "https":
+            extensions["tls"] = _tls_extension(transport)
+        return connection_scope(conn.scheme, conn.client, server, self.root_path, extensions)
 
 
 def _start(conn: Any, coroutine: Coroutine[Any, Any, None]) -> None:
@@ -94,19 +93,11 @@ def _start(conn: Any, coroutine: Coroutine[Any, Any, None]) -> None:
         task.add_done_callback(tasks.discard)
 
 
-def _is_websocket(headers: list[tuple[bytes, bytes]]) -> bool:
-    for name, value in headers:
+def _is_websocket(request: Any) -> bool:
+    for name, value in request.raw_headers:
         if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():
             return True
     return False
-
-
-def _offered_subprotocols(headers: list[tuple[bytes, bytes]]) -> list[str]:
-    offered: list[str] = []
-    for name, value in headers:
-        if name.lower() == b"sec-websocket-protocol":
-            offered += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
-    return offered
 
 
 def _refuse_handshake(exchange: Exchange, exc: HandshakeError) -> None:

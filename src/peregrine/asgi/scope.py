@@ -45,42 +45,72 @@ def lowered_headers(request: Request) -> list[tuple[bytes, bytes]]:
     return [(lower(name) or name.lower(), value) for name, value in request.raw_headers]
 
 
-def http_scope(
-    request: Request,
-    root_path: str,
+def connection_scope(
+    scheme: str,
+    client: tuple[str, int] | None,
     server: tuple[str, int] | None,
-    state: dict[str, Any] | None,
+    root_path: str,
     extensions: dict[str, Any],
-    scope_type: str = "http",
 ) -> dict[str, Any]:
-    """The scope of an HTTP request (``scope_type`` "websocket" for a WebSocket handshake).
+    """The part of an HTTP scope that is the same for every request of one connection."""
+    return {
+        "type": "http",
+        "asgi": ASGI_VERSION,
+        "http_version": "1.1",
+        "scheme": scheme,
+        "method": "GET",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "root_path": root_path,
+        "headers": [],
+        "client": client,
+        "server": server,
+        "extensions": extensions,
+    }
+
+
+def http_scope(
+    template: dict[str, Any], request: Request, state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The scope of one HTTP request: ``template`` (see :func:`connection_scope`) filled in.
 
     ``root_path`` follows uvicorn's meaning: a proxy already removed it from the path, so
     ``path`` and ``raw_path`` get it back in front.
     """
-    path = request.path
-    raw_path = request.raw_path
+    scope = template.copy()
+    root_path = template["root_path"]
     if root_path:
-        path = root_path + path
-        raw_path = root_path.encode("utf-8") + raw_path
-    scope: dict[str, Any] = {
-        "type": scope_type,
-        "asgi": ASGI_VERSION,
-        "http_version": request.version,
-        "scheme": request.scheme if scope_type == "http" else _WS_SCHEMES[request.scheme],
-        "path": path,
-        "raw_path": raw_path,
-        "query_string": request.query_bytes,
-        "root_path": root_path,
-        "headers": lowered_headers(request),
-        "client": request.client,
-        "server": server,
-        "extensions": extensions,
-    }
-    if scope_type == "http":
-        scope["method"] = request.method
+        scope["path"] = root_path + request.path
+        scope["raw_path"] = root_path.encode("utf-8") + request.raw_path
+    else:
+        scope["path"] = request.path
+        scope["raw_path"] = request.raw_path
+    scope["method"] = request.method
+    scope["http_version"] = request.version
+    scope["query_string"] = request.query_bytes
+    scope["headers"] = lowered_headers(request)
+    scope["client"] = request.client  # a trusted proxy may have rewritten it
+    scope["scheme"] = request.scheme
     if state is not None:
         scope["state"] = state.copy()  # shallow, per request (ASGI lifespan state)
+    return scope
+
+
+def websocket_scope(
+    template: dict[str, Any], request: Request, state: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The scope of a WebSocket handshake request."""
+    scope = http_scope(template, request, state)
+    scope["type"] = "websocket"
+    scope["scheme"] = _WS_SCHEMES.get(request.scheme, "ws")
+    del scope["method"]
+    scope["extensions"] = {**scope["extensions"], "websocket.http.response": {}}
+    subprotocols: list[str] = []
+    for name, value in scope["headers"]:
+        if name == b"sec-websocket-protocol":
+            subprotocols += [p.strip() for p in value.decode("latin-1").split(",") if p.strip()]
+    scope["subprotocols"] = subprotocols
     return scope
 
 
