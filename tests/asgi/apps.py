@@ -62,6 +62,10 @@ async def raw(scope: Scope, receive: Any, send: Any) -> None:
         shown["query_string"] = scope["query_string"].decode()
         shown["extensions"] = sorted(scope["extensions"])
         await _respond(send, 200, json.dumps(shown).encode())
+    elif path == "/tls":
+        shown = dict(scope["extensions"].get("tls") or {})
+        shown["scheme"] = scope["scheme"]
+        await _respond(send, 200, json.dumps(shown).encode())
     elif path == "/echo":
         data, messages = await _body(receive)
         await _respond(send, 200, data, [(b"x-messages", str(messages).encode())])
