@@ -113,7 +113,14 @@ def bind_unix(
         if permissions is not None:
             os.chmod(path, permissions)  # the umask cannot add bits, chmod can
         if group is not None:
-            os.chown(path, -1, group_id(group))
+            try:
+                os.chown(path, -1, group_id(group))
+            except PermissionError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"cannot give --uds {path!r} to group {group!r}: permission denied "
+                    "(the server's user must belong to that group)",
+                ) from None
         sock.listen(backlog)
     except BaseException:
         sock.close()
