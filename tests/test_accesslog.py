@@ -159,3 +159,13 @@ def _read_all(sock: socket.socket) -> bytes:
     while chunk := sock.recv(4096):
         data += chunk
     return data
+
+
+def test_asgi_answers_are_logged(access_lines: pytest.LogCaptureFixture) -> None:
+    from .test_testing import AsgiApp
+
+    with Client(AsgiApp(), access_log=True) as client:
+        assert client.post("/x", content=b"12345").status == 200
+    [record] = fields(access_lines)
+    assert (record["method"], record["path"], record["status"]) == ("POST", "/x", 200)
+    assert record["bytes"] == len(b"POST /x  12345")

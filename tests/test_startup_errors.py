@@ -174,15 +174,16 @@ class TestTheApplication:
         class NotAHandler:
             pass
 
-        with pytest.raises(TypeError, match="NotAHandler has no handle_request"):
-            peregrine.Server(NotAHandler)
+        with pytest.raises(ValueError, match="NotAHandler has no handle_request"):
+            peregrine.Server(NotAHandler)  # peregrine.app.AppError, a ValueError
 
     def test_cli_refuses_it_in_one_line(self, tmp_path: Path) -> None:
         (tmp_path / "nohandle.py").write_text("class Handler:\n    pass\n")
         proc = peregrine_run("nohandle:Handler", cwd=tmp_path)
         assert proc.returncode == 1
         assert proc.stderr == (
-            "error: handler class Handler has no handle_request(req, resp) method\n"
+            "error: class nohandle.Handler has no handle_request(req, resp) method, "
+            "and is no ASGI or WSGI application either\n"
         )
 
     @pytest.mark.parametrize("workers", ["1", "2"])

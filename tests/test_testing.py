@@ -180,3 +180,62 @@ def test_client_closes_the_websocket_on_exit() -> None:
             ws.send("x")
             assert ws.receive() == "x"
         assert closed == [1000]
+
+
+class AsgiApp:
+    """A raw ASGI 3 application: lifespan, an HTTP echo, a WebSocket echo."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                self.events.append(message["type"])
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        elif scope["type"] == "http":
+            body = b""
+            while True:
+                message = await receive()
+                body += message.get("body", b"")
+                if not message.get("more_body"):
+                    break
+            answer = f"{scope['method']} {scope['path']} {scope['query_string'].decode()} ".encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/plain")],
+                }
+            )
+            await send({"type": "http.response.body", "body": answer + body})
+        elif scope["type"] == "websocket":
+            assert (await receive())["type"] == "websocket.connect"
+            await send({"type": "websocket.accept"})
+            while True:
+                message = await receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                if message.get("text") is not None:
+                    await send({"type": "websocket.send", "text": message["text"].upper()})
+                else:
+                    await send({"type": "websocket.send", "bytes": message["bytes"][::-1]})
+
+
+def test_asgi_app_with_its_lifespan() -> None:
+    app = AsgiApp()
+    with Client(app) as client:
+        assert app.events == ["lifespan.startup"]
+        response = client.post("/path", params={"q": "1"}, content=b"body")
+        assert response.text == "POST /path q=1 body"
+        with client.websocket("/ws") as ws:
+            ws.send("shout")
+            assert ws.receive() == "SHOUT"
+            ws.send(b"abc")
+            assert ws.receive() == b"cba"
+    assert app.events == ["lifespan.startup", "lifespan.shutdown"]

@@ -15,8 +15,10 @@ and the WebSocket protocol after an upgrade, over an in-memory transport instead
             ws.send("hello")
             assert ws.receive() == "hello"
 
-Entering the client makes the handler (as a worker does); leaving it calls the handler's
-``close()``. Server options are keyword arguments (``Client(app, max_body_size=100)``).
+Entering the client makes the handler (as a worker does), and for an ASGI application runs its
+lifespan startup; leaving it runs the lifespan shutdown and calls a native handler's ``close()``.
+``app`` is anything :class:`peregrine.Server` serves: a native handler, an ASGI 3 or a WSGI
+application. Server options are keyword arguments (``Client(app, max_body_size=100)``).
 
 Each request opens a fresh in-memory connection, sends the request as bytes, and runs the
 client's own event loop until the response is complete. The client is synchronous: call it from
@@ -38,7 +40,7 @@ from .aio.connection import HttpConnection
 from .aio.state import ServerState
 from .config import Config
 from .http.headers import Headers
-from .server import handler_factory
+from .app import app_factory
 from .ws.frames import FrameParser, Opcode, parse_close_payload, serialize_frame
 
 __all__ = ["Client", "TestResponse", "WebSocketSession", "WebSocketClosed", "WebSocketRejected"]
@@ -321,9 +323,9 @@ class Client:
         self.config = Config(**options)
         self.default_headers = _header_list(headers)
         self.timeout = timeout
-        # The handler factory is the one Server uses, so that every interface Server learns
-        # (native handlers today; the ASGI and WSGI adapters when they land) works here too.
-        self._make_handler = handler_factory(app)
+        # The factory Server uses: native handlers, and the ASGI and WSGI adapters (whose
+        # serve_exchange the connection calls) work here as they do in a worker.
+        self._make_handler = app_factory(app, self.config)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: ServerState | None = None
 
@@ -348,11 +350,18 @@ class Client:
         loop = asyncio.new_event_loop()
         self._loop = loop
         handler = self._make_handler()
+        startup = getattr(handler, "startup", None)
+        if startup is not None:
+            # an ASGI application's lifespan startup, as a worker runs it before accepting
+            # (its shutdown is the adapter's close(), run by close() below)
+            try:
+                loop.run_until_complete(startup())
+            except BaseException:
+                loop.close()
+                self._loop = None
+                raise
         self._state = ServerState(self.config, handler, loop)
         self._state.start_clock()
-        # ASGI/WSGI: when the adapters land, an ASGI app's lifespan "startup" runs here
-        # (loop.run_until_complete(<adapter>.startup())), and "shutdown" in close() below,
-        # before the handler's close(); both belong to the adapter the factory returns.
 
     def close(self) -> None:
         """Call the handler's ``close()`` and end the client's event loop (leaving ``with``)."""
