@@ -38,9 +38,9 @@ from urllib.parse import urlencode, urlsplit
 
 from .aio.connection import HttpConnection
 from .aio.state import ServerState
+from .app import app_factory
 from .config import Config
 from .http.headers import Headers
-from .app import app_factory
 from .ws.frames import FrameParser, Opcode, parse_close_payload, serialize_frame
 
 __all__ = ["Client", "TestResponse", "WebSocketSession", "WebSocketClosed", "WebSocketRejected"]
