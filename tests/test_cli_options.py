@@ -167,7 +167,7 @@ class TestValues:
 
     def test_log_level_in_any_case(self) -> None:
         assert options(["--log-level", "DEBUG"])["log_level"] == "debug"
-        assert Config(log_level="Warning").log_level == "warning"
+        assert options(["--log-level", "Warning"])["log_level"] == "warning"
 
     def test_access_log_format_implies_the_access_log(self) -> None:
         config = Config(**options(["--access-log-format", "{status} {path}"]))

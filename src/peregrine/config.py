@@ -452,7 +452,7 @@ class Config:
     )
     log_level: str = _opt(
         "info",
-        "debug, info, warning, error or critical (any case)",
+        "debug, info, warning, error or critical (any case on the command line)",
         "logging",
         _choice("debug", "info", "warning", "error", "critical"),
     )
@@ -470,8 +470,6 @@ class Config:
     )
 
     def __post_init__(self) -> None:
-        if isinstance(self.log_level, str):
-            self.log_level = self.log_level.lower()
         if self.access_log_format is not None or self.access_log_json is True:
             self.access_log = True
         for each in dataclasses.fields(self):
