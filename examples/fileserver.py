@@ -1,6 +1,7 @@
 """Serve one file, whatever path is asked for.
 
     python examples/fileserver.py [PATH] [--port N]
+    FILESERVER_PATH=PATH peregrine run examples.fileserver:Handler
 
 ``PATH`` defaults to this script itself. The file is opened afresh on every
 request, so replacing it takes effect at once; ranges, conditional requests
@@ -14,6 +15,13 @@ import sys
 
 from peregrine.cli import run_example
 from peregrine.util import FileServer
+
+
+class Handler(FileServer):
+    """The file named by ``FILESERVER_PATH`` (this script when unset), for ``peregrine run``."""
+
+    def __init__(self) -> None:
+        super().__init__(os.environ.get("FILESERVER_PATH", os.path.abspath(__file__)))
 
 
 def main() -> None:

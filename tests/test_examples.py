@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 
-from .helpers import ServerProcess
+from .helpers import ROOT, ServerProcess
 
 
 @pytest.mark.parametrize("how", ["script", "peregrine run"])
@@ -34,3 +36,34 @@ def test_counter_counts_up_from_zero() -> None:
             "counter=1\n",
             "counter=2\n",
         ]
+
+
+@pytest.mark.parametrize(
+    "spec, path, expected",
+    [
+        ("examples.basic:Handler", "/", "Kawww"),
+        ("examples.counter:Handler", "/", "counter=0"),
+        ("examples.websocket.app:Handler", "/", "<"),
+        ("examples.dirserver.app:Handler", "/api/hello", '{"hello": "world"'),
+        ("examples.fileserver:Handler", "/any/path", '"""Serve one file'),
+    ],
+)
+def test_every_example_runs_with_the_spec_the_readme_gives(
+    spec: str, path: str, expected: str
+) -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert f"`peregrine run {spec}`" in readme or f"peregrine run {spec}`" in readme
+    with ServerProcess(spec) as server:
+        response = httpx.get(server.url + path)
+    assert response.status_code == 200
+    assert response.text.startswith(expected)
+
+
+def test_fileserver_serves_the_file_named_in_the_environment(tmp_path: Path) -> None:
+    served = tmp_path / "hello.txt"
+    served.write_text("from the environment\n")
+    env = {"FILESERVER_PATH": str(served)}
+    with ServerProcess("examples.fileserver:Handler", env=env) as server:
+        response = httpx.get(server.url + "/whatever")
+    assert response.text == "from the environment\n"
+    assert response.headers["content-type"].startswith("text/plain")

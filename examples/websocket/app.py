@@ -1,6 +1,7 @@
 """WebSocket echo: a page at ``/`` that talks to ``/ws``, which echoes every message.
 
 Run it:  python examples/websocket/app.py [--port N]   then open http://127.0.0.1:3000/
+    or:  peregrine run examples.websocket.app:Handler
 """
 
 from pathlib import Path

@@ -6,7 +6,7 @@ from .config import Config  # noqa: E402
 from .http.headers import Headers  # noqa: E402
 from .http.request import QueryParams, Request  # noqa: E402
 from .http.response import Response  # noqa: E402
-from .server import Server, run  # noqa: E402
+from .server import Server, StartupError, run  # noqa: E402
 
 __all__ = [
     "Config",
@@ -15,6 +15,7 @@ __all__ = [
     "Request",
     "Response",
     "Server",
+    "StartupError",
     "run",
     "__version__",
 ]

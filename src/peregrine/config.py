@@ -28,6 +28,20 @@ MiB = 1024 * KiB
 #: a field's check: ``None`` when the value is good, else what the field allows
 Check = Callable[[Any], "str | None"]
 
+#: options measured in bytes: the command line also takes them as ``10MB`` or ``512KiB``
+SIZE_FIELDS = frozenset(
+    (
+        "max_request_line",
+        "max_header_size",
+        "max_body_size",
+        "write_buffer_high",
+        "write_buffer_low",
+        "ws_max_message_size",
+        "ws_write_limit",
+        "lingering_max",
+    )
+)
+
 # Linux's sun_path holds 108 bytes, the terminating NUL included.
 _UDS_PATH_MAX = 107
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)\Z")
@@ -128,6 +142,21 @@ def _host(value: Any) -> str | None:
     return None
 
 
+def _access_log_format(value: Any) -> str | None:
+    """A ``str.format`` template of the access log's fields (see ``peregrine.accesslog``)."""
+    from .accesslog import FIELDS, format_problem
+
+    if not isinstance(value, str):
+        return "a string"
+    problem = format_problem(value)
+    return None if problem is None else f"a template of {{{'}, {'.join(FIELDS)}}} ({problem})"
+
+
+def _group(value: Any) -> str | None:
+    ok = isinstance(value, str) and value != "" and "\0" not in value
+    return None if ok else "a group name or number"
+
+
 def _uds_path(value: Any) -> str | None:
     """A unix socket path; a leading NUL is Linux's abstract namespace."""
     allowed = f"a unix socket path of 1 to {_UDS_PATH_MAX} bytes (a leading NUL for the abstract namespace)"
@@ -210,6 +239,13 @@ class Config:
         "file mode of the unix socket, e.g. 0o660 (octal accepted on the command line)",
         "listen",
         _optional(_file_mode),
+    )
+    uds_group: str | None = _opt(
+        None,
+        "group (name or id) owning the unix socket, e.g. www-data so that nginx may connect "
+        "(with --uds-permissions 0o660)",
+        "listen",
+        _optional(_group),
     )
     fd: int | None = _opt(
         None,
@@ -395,15 +431,47 @@ class Config:
 
     # --- responses and logging -----------------------------------------------------------------
     server_header: bool = _opt(True, "send 'Server: peregrine'", "logging", _flag)
-    access_log: bool = _opt(False, "log one line per request, with its duration", "logging", _flag)
+    access_log: bool = _opt(
+        False,
+        "log one line per answer (logger peregrine.access), errors the server sends included",
+        "logging",
+        _flag,
+    )
+    access_log_format: str | None = _opt(
+        None,
+        "access log line with {fields}: client, method, path, query, target, version, status, "
+        "bytes, duration_us, user_agent, referer, request_id (implies --access-log)",
+        "logging",
+        _optional(_access_log_format),
+    )
+    access_log_json: bool = _opt(
+        False,
+        "access log lines as JSON objects of those fields (implies --access-log)",
+        "logging",
+        _flag,
+    )
     log_level: str = _opt(
         "info",
-        "debug, info, warning, error or critical",
+        "debug, info, warning, error or critical (any case on the command line)",
         "logging",
         _choice("debug", "info", "warning", "error", "critical"),
     )
+    log_config: str | None = _opt(
+        None,
+        "logging set-up file: dictConfig as .json, .toml or .yaml (PyYAML), or fileConfig .ini",
+        "logging",
+        _optional(_path),
+    )
+    pid_file: str | None = _opt(
+        None,
+        "write the server's process id to this file (removed at exit)",
+        "process",
+        _optional(_path),
+    )
 
     def __post_init__(self) -> None:
+        if self.access_log_format is not None or self.access_log_json is True:
+            self.access_log = True
         for each in dataclasses.fields(self):
             value = getattr(self, each.name)
             allowed = each.metadata["check"](value)

@@ -116,6 +116,12 @@ BAD = [
     ("access_log", 1),
     ("log_level", "verbose"),
     ("log_level", "INFO"),
+    ("uds_group", ""),
+    ("access_log_format", "{status} {colour}"),
+    ("access_log_format", "{status"),
+    ("access_log_json", "yes"),
+    ("log_config", ""),
+    ("pid_file", ""),
 ]
 
 # Values at the edge of what a field allows: accepted.
@@ -147,6 +153,11 @@ GOOD = [
     ("forwarded_allow_ips", "*"),
     ("forwarded_allow_ips", "unix, 10.0.0.0/8,::1"),
     ("ssl_keyfile_password", ""),
+    ("uds_group", "www-data"),
+    ("access_log_format", "{status} {duration_us}"),
+    ("access_log_format", "no fields at all"),
+    ("log_config", "logging.toml"),
+    ("pid_file", "/run/app/server.pid"),
 ]
 
 

@@ -250,3 +250,45 @@ class TestSerialisation:
         for code in range(100, 600):
             line = STATUS_LINES[code]
             assert line.startswith(b"HTTP/1.1 %d " % code) and line.endswith(b"\r\n")
+
+
+class TestThroughTheConnection:
+    """What a handler does with its Response, seen on the wire (in memory: peregrine.testing)."""
+
+    def test_headers_and_body_arrive(self) -> None:
+        from peregrine.testing import Client
+
+        def handler(req: object, resp: Response) -> None:
+            resp.status = 201
+            resp.set_header("X-One", "1")
+            resp.add_header("Set-Cookie", "a=1")
+            resp.add_header("Set-Cookie", "b=2")
+            resp.set_body("créé")
+
+        with Client(handler) as client:
+            response = client.get("/")
+        assert response.status == 201 and response.reason == "Created"
+        assert response.headers.getall("set-cookie") == ["a=1", "b=2"]
+        assert response.headers["content-length"] == str(len("créé".encode()))
+        assert response.text == "créé"
+
+    @pytest.mark.parametrize("body", [42, None, 1.5])
+    def test_set_body_with_a_number_is_a_500_not_nul_bytes(self, body: object) -> None:
+        from peregrine.testing import Client
+
+        def handler(req: object, resp: Response) -> None:
+            resp.set_body(body)  # type: ignore[arg-type]
+
+        with Client(handler) as client:
+            response = client.get("/")
+        assert response.status == 500
+        assert b"\x00" not in response.content
+
+    def test_framing_header_from_a_handler_is_a_500(self) -> None:
+        from peregrine.testing import Client
+
+        def handler(req: object, resp: Response) -> None:
+            resp.set_header("Content-Length", "5")
+
+        with Client(handler) as client:
+            assert client.get("/").status == 500

@@ -65,10 +65,16 @@ def test_sighup_with_broken_code_keeps_the_old_workers(start_server, tmp_path) -
         "reloadapp:Handler", workers=2, cwd=str(tmp_path), env={"PYTHONDONTWRITEBYTECODE": "1"}
     )
     old_workers = set(children(server.proc.pid))
-    (tmp_path / "reloadapp.py").write_text("this is not python\n")
+    (tmp_path / "reloadapp.py").write_text("def broken(:\n")  # a SyntaxError
     mark = len(server.lines)
     server.send_signal(signal.SIGHUP)
     assert server.wait_for_line("reload failed", 10, start=mark), server.output
+    time.sleep(1.5)  # longer than the back-off a retry would wait
+    after = "\n".join(server.lines[mark:])
+    assert after.count("reload failed") == 1, after
+    assert after.count("could not start") == 1, after  # one new worker tried, once
+    assert "SyntaxError" in after
+    assert "trying again" not in after, after
     assert set(children(server.proc.pid)) >= old_workers
     assert get(server.url + "/").text.startswith("v1 ")
     assert server.stop() == 0

@@ -119,7 +119,7 @@ def test_bind_failure_exits_non_zero(start_server) -> None:
         timeout=30,
     )
     assert proc.returncode == 1
-    assert "Address already in use" in proc.stderr
+    assert f"cannot bind 127.0.0.1:{server.port}: address already in use" in proc.stderr
 
 
 def test_ttin_adds_and_ttou_removes_a_worker(start_server) -> None:

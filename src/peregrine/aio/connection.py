@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
+from time import perf_counter
 from typing import Any
 
 from ..http.errors import ProtocolError
@@ -35,7 +36,6 @@ from .send_watchdog import SendWatchdog
 from .state import ServerState
 
 log = logging.getLogger("peregrine.error")
-access_log = logging.getLogger("peregrine.access")
 
 # what a read deadline means when it passes
 _KEEP_ALIVE, _HEADER, _BODY = 1, 2, 3
@@ -142,6 +142,8 @@ class HttpConnection(asyncio.Protocol):
         config = self.config
         if len(state.connections) > config.max_connections:
             transport.write(error_response(503, state.date_line, state.server_line))
+            if state.access_log is not None:
+                state.access_log.error(503, transport.get_extra_info("peername"))
             self.close()
             return
         peer = transport.get_extra_info("peername")
@@ -351,11 +353,11 @@ class HttpConnection(asyncio.Protocol):
             if self.trusted_proxy and self.state.apply_proxy_headers is not None:
                 self.state.apply_proxy_headers(request)
             response = Response(self, request)
-            start = self.loop.time() if self.config.access_log else 0.0
+            start = perf_counter() if self.config.access_log else 0.0
             try:
                 result = self.handle(request, response)
             except Exception:
-                self._handler_failed(request)
+                self._handler_failed(request, start)
                 return
             if result is not None and not hasattr(result, "__await__"):
                 result = None  # e.g. "return resp": nothing to wait for
@@ -386,7 +388,7 @@ class HttpConnection(asyncio.Protocol):
                     keep_alive_line=state.keep_alive_line,
                 )
             except ValueError:
-                self._handler_failed(request)
+                self._handler_failed(request, start)
                 return
             transport = self.transport
             assert transport is not None
@@ -441,13 +443,13 @@ class HttpConnection(asyncio.Protocol):
                 self._handle(request, response, exchange.start)  # sends it
         except ConnectionError:
             if not self.closed:  # the handler's own connection failed, not the client's
-                self._handler_failed(request)
+                self._handler_failed(request, exchange.start)
             self.abort()
         except asyncio.CancelledError:
             self.abort()
             raise
         except Exception:
-            self._handler_failed(request)
+            self._handler_failed(request, exchange.start)
         finally:
             if response.file is not None:
                 response.file[0].close()
@@ -479,7 +481,7 @@ class HttpConnection(asyncio.Protocol):
         """Hand ``request`` to the interface adapter (ASGI, WSGI)."""
         if self.trusted_proxy and self.state.apply_proxy_headers is not None:
             self.state.apply_proxy_headers(request)
-        start = self.loop.time() if self.config.access_log else 0.0
+        start = perf_counter() if self.config.access_log else 0.0
         exchange = self.exchange = Exchange(self, request, None, self.bodies.popleft(), start)
         self.busy = True
         assert self.adapter is not None
@@ -527,16 +529,8 @@ class HttpConnection(asyncio.Protocol):
             self._log_access(request, response, start)
 
     def _log_access(self, request: Request, response: Response, start: float) -> None:
-        client = request.client
-        access_log.info(
-            '%s - "%s %s HTTP/%s" %d %.2fms',
-            f"{client[0]}:{client[1]}" if client else "-",
-            request.method,
-            request.url,
-            request.version,
-            response.status,
-            (self.loop.time() - start) * 1000,
-        )
+        assert self.state.access_log is not None  # set whenever config.access_log is
+        self.state.access_log.response(request, response, start)
 
     # --- streamed bodies ------------------------------------------------------------------------
 
@@ -612,20 +606,22 @@ class HttpConnection(asyncio.Protocol):
 
     # --- errors and closing ----------------------------------------------------------------------
 
-    def _handler_failed(self, request: Request) -> None:
+    def _handler_failed(self, request: Request, start: float = 0.0) -> None:
         log.exception("handler failed on %s %s", request.method, request.url)
         exchange = self.exchange
         if exchange is not None and exchange.streaming:
             self.abort()  # the head is out: a 500 can no longer be sent
         else:
-            self._send_error(500)
+            self._send_error(500, request, start)
 
-    def _send_error(self, status: int) -> None:
+    def _send_error(self, status: int, request: Request | None = None, start: float = 0.0) -> None:
         if self.closed:
             return
         assert self.transport is not None
         self.state.requests += 1
         self.transport.write(error_response(status, self.state.date_line, self.state.server_line))
+        if self.state.access_log is not None:
+            self.state.access_log.error(status, self.client, request, start)
         if self.eof or not self.config.lingering_timeout or self.transport.is_closing():
             self.close()  # nothing of the client's can be left unread (or lingering is off)
         else:

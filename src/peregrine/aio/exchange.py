@@ -160,6 +160,7 @@ class Exchange:
         if not self.streaming:
             self.begin_stream(response)
         if chunk and self.request.method != "HEAD" and not has_no_body(response.status):
+            response._bytes_streamed += len(chunk)  # for the access log
             transport = conn.transport
             assert transport is not None
             left = self.left

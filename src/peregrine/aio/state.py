@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from ..accesslog import AccessLog
 from ..config import Config
 from ..http.dates import date_line
 
@@ -37,6 +38,12 @@ class ServerState:
         #: for HTTP/1.0 clients that asked to keep the connection: how long we will keep it
         self.keep_alive_line = b"Connection: keep-alive\r\nKeep-Alive: timeout=%d\r\n" % max(
             1, int(config.keep_alive_timeout)
+        )
+        #: the access log, None when it is off
+        self.access_log = (
+            AccessLog(config.access_log_format, config.access_log_json)
+            if config.access_log
+            else None
         )
         self._ticker: asyncio.TimerHandle | None = None
 

@@ -104,6 +104,8 @@ class Response:
     stream_source: AsyncIterable[bytes | str] | None = None
     upgrade_factory: Callable[..., asyncio.Protocol] | None = None
     _has_connection = False
+    #: body bytes of a streamed response sent so far (for the access log)
+    _bytes_streamed = 0
 
     def __init__(self, conn: Any = None, request: Any = None) -> None:
         # The fields as checked (see check_header), and their lines joined: the head is then
@@ -179,10 +181,18 @@ class Response:
     # --- bodies -------------------------------------------------------------------------------
 
     def set_body(self, body: bytes | bytearray | memoryview | str) -> None:
-        """The whole body at once (``str`` is encoded as UTF-8). Content-Length follows from it."""
+        """The whole body at once (``str`` is encoded as UTF-8). Content-Length follows from it.
+
+        Anything else raises ``TypeError``: ``bytes(42)`` would be 42 NUL bytes, not "42".
+        """
         if isinstance(body, str):
             body = body.encode("utf-8")
         elif not isinstance(body, bytes):
+            if not isinstance(body, (bytearray, memoryview)):
+                raise TypeError(
+                    f"set_body() takes bytes, bytearray, memoryview or str, not "
+                    f"{type(body).__name__} (for a number, pass str(value))"
+                )
             body = bytes(body)
         self.body = body
 

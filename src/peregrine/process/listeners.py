@@ -57,7 +57,12 @@ def bind_tcp(
     reuse_port = reuse_port and has_reuse_port()
     sock = _tcp_socket(host, reuse_port)
     try:
-        sock.bind((host, port))
+        try:
+            sock.bind((host, port))
+        except socket.gaierror as exc:
+            raise OSError(exc.errno, f"cannot resolve host {host!r}: {exc.strerror}") from None
+        except OSError as exc:
+            raise bind_error(exc, host, port) from None
         if listen:
             sock.listen(backlog)
     except BaseException:
@@ -67,21 +72,55 @@ def bind_tcp(
     return sock
 
 
-def bind_unix(path: str, backlog: int, permissions: int | None = None) -> socket.socket:
-    """A non-blocking unix socket at ``path``.
+def bind_error(exc: OSError, host: str, port: int) -> OSError:
+    """``exc`` from binding ``host:port``, reworded to say what happened and what to do."""
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if exc.errno == errno.EADDRINUSE:
+        text = f"cannot bind {address}: address already in use (is another server running?)"
+    elif exc.errno == errno.EACCES and 0 < port < 1024:
+        text = (
+            f"permission denied binding port {port} "
+            "(ports below 1024 need root or CAP_NET_BIND_SERVICE)"
+        )
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        text = f"cannot bind {address}: {host!r} is not an address of this machine"
+    else:
+        text = f"cannot bind {address}: {exc.strerror or exc}"
+    return OSError(exc.errno, text)
+
+
+def bind_unix(
+    path: str, backlog: int, permissions: int | None = None, group: str | None = None
+) -> socket.socket:
+    """A non-blocking unix socket at ``path`` (owned by ``group`` when given).
 
     A socket file already there is replaced only when it is stale (nothing answers a connect()
     to it); a live one raises ``OSError(EADDRINUSE)``, as binding a TCP port in use does.
     """
-    _remove_if_stale(path)
+    try:
+        _remove_if_stale(path)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot bind --uds {path!r}: {exc.strerror or exc}") from None
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     # The file exists from bind() on: narrowing the umask makes it appear with the requested mode
     # instead of being world-connectable until a later chmod.
     old_umask = os.umask(0o777 & ~permissions) if permissions is not None else None
     try:
-        sock.bind(path)
+        try:
+            sock.bind(path)
+        except OSError as exc:
+            raise OSError(exc.errno, _uds_error(path, exc)) from None
         if permissions is not None:
             os.chmod(path, permissions)  # the umask cannot add bits, chmod can
+        if group is not None:
+            try:
+                os.chown(path, -1, group_id(group))
+            except PermissionError as exc:
+                raise OSError(
+                    exc.errno,
+                    f"cannot give --uds {path!r} to group {group!r}: permission denied "
+                    "(the server's user must belong to that group)",
+                ) from None
         sock.listen(backlog)
     except BaseException:
         sock.close()
@@ -91,6 +130,33 @@ def bind_unix(path: str, backlog: int, permissions: int | None = None) -> socket
             os.umask(old_umask)
     sock.setblocking(False)
     return sock
+
+
+def _uds_error(path: str, exc: OSError) -> str:
+    directory = os.path.dirname(path) or "."
+    if exc.errno == errno.ENOENT:
+        return f"cannot bind --uds {path!r}: the directory {directory!r} does not exist"
+    if exc.errno == errno.EACCES:
+        return (
+            f"cannot bind --uds {path!r}: permission denied (can this user write to {directory!r}?)"
+        )
+    if exc.errno == errno.EADDRINUSE:
+        return f"cannot bind --uds {path!r}: address already in use (is another server running?)"
+    return f"cannot bind --uds {path!r}: {exc.strerror or exc}"
+
+
+def group_id(group: str) -> int:
+    """The numeric id of ``group`` (a name or a number); ``ValueError`` names an unknown one."""
+    if group.isdigit():
+        return int(group)
+    try:
+        import grp
+    except ImportError:  # not on this platform
+        raise ValueError("Config.uds_group needs a platform with unix groups") from None
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise ValueError(f"Config.uds_group: no group named {group!r}") from None
 
 
 def _remove_if_stale(path: str) -> None:
@@ -112,11 +178,9 @@ def _remove_if_stale(path: str) -> None:
             return  # removed meanwhile
         except OSError as exc:
             # a full backlog (timeout), no permission...: someone else's business either way
-            raise OSError(errno.EADDRINUSE, f"{path}: socket file in use ({exc})") from None
+            raise OSError(errno.EADDRINUSE, f"socket file in use ({exc})") from None
         else:
-            raise OSError(
-                errno.EADDRINUSE, f"{path}: address already in use (a server answers on it)"
-            )
+            raise OSError(errno.EADDRINUSE, "address already in use (a server answers on it)")
     os.unlink(path)
 
 
@@ -177,7 +241,7 @@ def make_listeners(config: Config) -> list[socket.socket]:
     The TCP socket is a plain one (no SO_REUSEPORT): one socket that every worker shares.
     """
     if config.uds:
-        return [bind_unix(config.uds, config.backlog, config.uds_permissions)]
+        return [bind_unix(config.uds, config.backlog, config.uds_permissions, config.uds_group)]
     if config.fd is not None:
         return [adopt_fd(config.fd, config.backlog)]
     activated = inherited_sockets(config.backlog)

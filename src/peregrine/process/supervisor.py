@@ -41,7 +41,6 @@ import logging
 import os
 import selectors
 import signal
-import ssl
 import sys
 import time
 import traceback
@@ -175,6 +174,8 @@ class Supervisor:
         )
         #: the last reason a worker gave for failing to start
         self.last_error: str | None = None
+        #: why the server gave up (every worker failed to start), for Server.start to raise
+        self.failure: str | None = None
         self._interrupts = 0
         self._stop_requested = False
         self._wake_r = -1
@@ -191,15 +192,12 @@ class Supervisor:
         # Signals first: a SIGTERM while binding is then a stop, not a death leaving a socket file.
         self._install_signals()
         try:
-            try:
-                self._open_listeners()
-                if self.config.tls:
-                    from .tls import make_ssl_context
+            # OSError, ValueError, ssl.SSLError propagate: Server.start's caller reports them
+            self._open_listeners()
+            if self.config.tls:
+                from .tls import make_ssl_context
 
-                    make_ssl_context(self.config)  # fail now, once, rather than in every worker
-            except (OSError, ValueError, ssl.SSLError) as exc:
-                log.error("cannot start: %s", exc)
-                return 1
+                make_ssl_context(self.config)  # fail now, once, rather than in every worker
             self._read_signals()  # any that came while binding
             if self._stop_requested:
                 self._begin_stop("shutting down")
@@ -214,7 +212,7 @@ class Supervisor:
             self._restore_signals()
             self._close_listeners()
             self._selector.close()
-        if self.booted or self.exit_code:
+        if self.booted:
             log.info("stopped")
         return self.exit_code
 
@@ -649,9 +647,10 @@ class Supervisor:
                     why,
                 )
                 self.rolling = None
+            if not slot.needs_child:
+                return  # the slot's running worker goes on: nothing is tried again
             delay = max(_backoff(slot.failures), _BACKOFF_FIRST)
-            if slot.needs_child:
-                self._schedule(slot, delay)
+            self._schedule(slot, delay)
             log.warning(
                 "worker %d (pid %d) %s%s; trying again in %.1fs",
                 child.slot,
@@ -667,9 +666,9 @@ class Supervisor:
             return  # someone is still starting
         ready = [slot for slot in self.slots.values() if slot.active is not None]
         if not ready:
-            log.error(
-                "no worker could start%s; exiting",
-                f": {self.last_error}" if self.last_error else "",
+            # not logged here: Server.start raises it, and whoever called it reports it once
+            self.failure = "no worker could start" + (
+                f": {self.last_error}" if self.last_error else ""
             )
             self.exit_code = 1
             self.stopping = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import ssl
 
 from ..config import Config
@@ -17,6 +19,7 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     server can refuse to start with the reason.
     """
     assert config.ssl_certfile is not None
+    _check_files(config)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = (
         ssl.TLSVersion.TLSv1_3 if config.ssl_min_version == "1.3" else ssl.TLSVersion.TLSv1_2
@@ -43,3 +46,40 @@ def _no_password() -> str:
         "the private key is encrypted: give its password with ssl_keyfile_password "
         "(--ssl-keyfile-password)"
     )
+
+
+def _check_files(config: Config) -> None:
+    """Refuse, naming the option, a file that cannot be read or a certificate without its key.
+
+    OpenSSL's own errors ("[SSL] PEM lib (_ssl.c:3900)") name neither the file nor the fix.
+    """
+    for option, path in (
+        ("--ssl-certfile", config.ssl_certfile),
+        ("--ssl-keyfile", config.ssl_keyfile),
+        ("--ssl-ca-certs", config.ssl_ca_certs),
+    ):
+        if path is None:
+            continue
+        try:
+            with open(path, "rb") as file:
+                file.read(1)
+        except FileNotFoundError:
+            raise OSError(errno.ENOENT, f"cannot read {option} {path!r}: no such file") from None
+        except IsADirectoryError:
+            raise OSError(errno.EISDIR, f"cannot read {option} {path!r}: a directory") from None
+        except PermissionError:
+            raise OSError(
+                errno.EACCES, f"cannot read {option} {path!r}: permission denied"
+            ) from None
+    certfile = str(config.ssl_certfile)
+    if os.path.getsize(certfile) > 1 << 20:
+        return  # not a PEM bundle worth reading whole here: let OpenSSL judge
+    with open(certfile, "rb") as file:
+        pem = file.read()
+    if b"-----BEGIN CERTIFICATE-----" not in pem:
+        raise ValueError(
+            f"cannot load --ssl-certfile {certfile!r}: not a PEM certificate "
+            "(no -----BEGIN CERTIFICATE----- line)"
+        )
+    if config.ssl_keyfile is None and b"PRIVATE KEY-----" not in pem:
+        raise ValueError(f"--ssl-keyfile missing for --ssl-certfile {certfile!r}")

@@ -114,6 +114,8 @@ class Worker:
         )
         self._limit_reported = False
         self._stop_requested = False
+        #: True once the handler is made and every socket is accepted on
+        self.ready = False
 
     # --- public -------------------------------------------------------------------------------
 
@@ -131,6 +133,11 @@ class Worker:
             finally:
                 asyncio.set_event_loop(None)
                 loop.close()
+
+    async def serve(self) -> None:
+        """Serve in the running event loop (which the caller owns, signals included) until stopped."""
+        self.loop = asyncio.get_running_loop()
+        await self._serve(install_signals=False)
 
     def stop(self) -> None:
         """Begin a graceful shutdown; safe to call from any thread or a signal handler."""
@@ -180,6 +187,7 @@ class Worker:
                 self._watch_request_count()
             if self.parent_pid is not None:
                 self._watch_parent()
+            self.ready = True
             if self.on_ready is not None:
                 self.on_ready()
             if self.on_heartbeat is not None and self.config.worker_timeout:
@@ -533,11 +541,12 @@ def run_child(
         if ready:
             raise
         log.exception("worker %d could not start", index)
-        send("error " + _one_line(exc))
+        send("error " + one_line(exc))
         return BOOT_FAILURE
     return 0
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """``Type: message`` of ``exc`` on one line (at most 500 characters)."""
     text = f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())[:500]
