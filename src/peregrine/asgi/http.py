@@ -61,7 +61,7 @@ class HttpCycle:
                 log.debug("ASGI application failed after the client left", exc_info=True)
             elif self.stage < _STREAMING:
                 self._refuse_body()
-                conn._handler_failed(exchange.request)  # logs the traceback, answers 500
+                conn._handler_failed(exchange.request, exchange.start)  # logs, answers 500
                 self.stage = _DONE
             else:
                 log.exception(
@@ -90,7 +90,7 @@ class HttpCycle:
                         exchange.request.url,
                     )
                     self._refuse_body()
-                    conn._send_error(500)
+                    conn._send_error(500, exchange.request, exchange.start)
         finally:
             exchange.release()
             conn.exchange_done(exchange)

@@ -57,7 +57,7 @@ class WebSocketCycle:
             pass
         except Exception:
             if self.stage <= _HANDSHAKE and not exchange.client_gone and not self._denied():
-                conn._handler_failed(exchange.request)  # logs, answers 500
+                conn._handler_failed(exchange.request, exchange.start)  # logs, answers 500
             else:
                 log.exception("ASGI WebSocket application failed on %s", exchange.request.url)
                 self._close(1011)
