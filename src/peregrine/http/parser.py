@@ -24,6 +24,7 @@ IDLE, HEAD, BODY = 0, 1, 2
 _HEADER_OVERHEAD = 4  # ": " and CRLF around every field
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 _OWS = (0x20, 0x09)
+_CRLF = (0x0D, 0x0A)
 # header fields the parser must act on, found by one dict lookup for the usual spellings
 _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT = range(5)
 _SPECIAL_HEADERS = {}
@@ -76,7 +77,10 @@ class RequestParser:
         "_content_length",
         "_codings",
         "_has_connection",
-        "_head_fed",
+        "_head_buf",
+        "_method_pending",
+        "_replaying",
+        "_chunk_tail",
         "_trailer_count",
         "_special",
         "_line_tail",
@@ -131,51 +135,191 @@ class RequestParser:
         self._special = True  # so that the first on_url sets every field
         self._body: list[bytes] | None = None
         self._body_size = 0
+        self._head_buf = bytearray()  # the head in progress, when it spans several feeds
+        self._method_pending = False
+        self._replaying = False
         self.on_url(b"")  # sets the per-message fields
         self.state = IDLE
         self.begun = 0
         self._parser = httptools.HttpRequestParser(self)
 
     def feed(self, data: bytes) -> None:
-        """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed."""
+        """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed.
+
+        llhttp gets the bytes in pieces that end where a head or a body ends, so that every head
+        is measured as received (request line, fields, whitespace and line ends) and its limit
+        and its refusal status are the same however TCP split the bytes.
+        """
         if self.upgrade_data is not None:
             self.upgrade_data += data
             return
         if self._upgrade_request is not None:
             self._collect_upgrade_body(data)
             return
-        state, begun, completed = self.state, self.begun, self.completed
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            if self._upgrade_request is not None:
-                self._collect_upgrade_body(data[exc.args[0] :])
+        if self._method_pending:
+            self._continue_unknown_method(data)
+            return
+        n = len(data)
+        pos = 0
+        while pos < n:
+            state = self.state
+            begun = self.begun
+            if state == BODY:
+                if self._codings is None:
+                    end = pos + self._content_length - self._body_size
+                    if end <= pos:
+                        end = n  # not expected: llhttp ends such a message at its head
+                else:
+                    end = self._chunked_body_end(data, pos)
             else:
-                self.upgrade_data = data[exc.args[0] :]
-        except httptools.HttpParserError as exc:
-            if self._error is not None:
-                raise self._error from None
-            alone = state == IDLE and self.begun == begun and self.completed == completed
-            raise _classify(exc, data if alone else b"") from None
-        if self.state != IDLE:
-            same = self.begun == begun
-            if self.state == HEAD:
-                self._check_partial_head(
-                    data, state == HEAD and same, not same and self.completed == completed
-                )
-            elif state == BODY and same and self._codings is not None:
-                self._check_chunk_overhead(len(data))
-        elif (
-            self.begun == begun
-            and self.completed == completed
-            and data.strip(b"\r\n")
-            and self.upgrade_data is None
-            and self._upgrade_request is None
-        ):
-            # llhttp is inside a request line it reports only at the target: the request (and
-            # its header timeout) starts now, at its first byte.
-            self.on_url(b"")
-            self._check_partial_head(data, False, True)
+                end = self._head_end(data, pos)
+            if end >= n:
+                end = n
+                piece = data if pos == 0 else data[pos:]
+            else:
+                piece = data[pos:end]
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserUpgrade as exc:
+                rest = data[pos + exc.args[0] :]
+                if self._upgrade_request is not None:
+                    self._collect_upgrade_body(rest)
+                else:
+                    self.upgrade_data = rest
+                return
+            except httptools.HttpParserError as exc:
+                if self._error is not None:
+                    raise self._error from None
+                if state == BODY:
+                    raise _classify(exc) from None
+                self._refuse_head(exc, self._head_bytes(data, pos, end, state))
+                # an unknown method whose verdict waits for the end of its name
+                self._continue_unknown_method(data[end:])
+                return
+            if state == BODY:
+                if self._codings is not None:
+                    self._chunk_tail = piece[-3:]
+                    self._check_chunk_overhead(end - pos)
+            elif self.state == HEAD or (state == self.state == IDLE and self.begun == begun):
+                self._partial_head(data, pos, end, state)
+                if end < n:  # the head goes on past max_header_size
+                    self._fail(431, "request header fields too large")
+            elif self._head_buf:
+                self._head_buf.clear()
+            pos = end
+
+    def _head_end(self, data: bytes, pos: int) -> int:
+        """Where the piece of ``data`` from ``pos`` that belongs to the head in progress ends.
+
+        That is at the blank line that ends the head, or at the end of ``data``, or where the
+        head reaches ``max_header_size``: a head still going on there is refused with 431 once
+        it is fed (unless llhttp refuses one of its bytes first).
+        """
+        buf = self._head_buf
+        start = pos
+        if self.state == IDLE:
+            n = len(data)
+            while start < n and data[start] in _CRLF:
+                start += 1  # empty lines before a request: llhttp skips them
+        elif buf:
+            # the blank line may straddle the previous piece
+            tail = bytes(buf[-3:])
+            k = (tail + data[pos : pos + 3]).find(b"\r\n\r\n")
+            if k >= 0 and len(buf) + k + 4 - len(tail) <= self._max_head:
+                return pos + k + 4 - len(tail)
+        room = self._max_head - len(buf)
+        e = data.find(b"\r\n\r\n", start, start + room)
+        if e >= 0:
+            return e + 4
+        return start + room
+
+    def _head_bytes(self, data: bytes, pos: int, end: int, state: int) -> bytes:
+        """The bytes of the head in progress, up to ``end`` (for a refusal's verdict)."""
+        if state == IDLE:
+            while pos < end and data[pos] in _CRLF:
+                pos += 1
+        return bytes(self._head_buf) + data[pos:end]
+
+    def _partial_head(self, data: bytes, pos: int, end: int, state: int) -> None:
+        """Book-keeping and limits for a head still incomplete after the piece ``data[pos:end]``."""
+        if state == IDLE:
+            while pos < end and data[pos] in _CRLF:
+                pos += 1
+            if pos == end:
+                return  # empty lines only
+            if self.state == IDLE:
+                # llhttp is inside a request line it reports only at the target: the request
+                # (and its header timeout) starts now, at its first byte.
+                self.on_url(b"")
+        self._head_buf += data[pos:end]
+        if not self._headers:
+            self._check_http09(data[pos:end])
+
+    def _refuse_head(self, exc: Exception, head: bytes) -> None:
+        """Raise the status for a head llhttp refused: the one its bytes would get one at a time.
+
+        Checks made in callbacks run when llhttp reports a span, which depends on where the
+        reads ended (a field reaches ``on_header`` only when the next one's name is reported).
+        So the head is replayed in a fresh parser in pieces cut where those checks are due:
+        one byte into every line, and one byte past ``max_request_line`` in the target.
+        """
+        if str(exc) == "Invalid method encountered":
+            status = _unknown_method_status(head, self._max_head)
+            if status is None:
+                self._method_pending = True  # the verdict waits for the end of the name
+                self._head_buf = bytearray(head)
+                return
+            raise ProtocolError(
+                status, "method not implemented" if status == 501 else str(exc)
+            ) from None
+        if not self._replaying:
+            error = self._replay(head)
+            if error is not None:
+                raise error from None
+        raise _classify(exc) from None
+
+    def _replay(self, head: bytes) -> ProtocolError | None:
+        cuts = set()
+        i = head.find(b"\n")
+        while 0 <= i < len(head) - 2:
+            cuts.add(i + 2)
+            i = head.find(b"\n", i + 1)
+        target = _TARGET_START.match(head)
+        if target is not None:
+            cuts.add(target.end() + self._max_line + 1)
+        replay = RequestParser(self._max_line, self._max_head, self._max_count, self._max_body)
+        replay._replaying = True
+        start = 0
+        for cut in sorted(c for c in cuts if c < len(head)) + [len(head)]:
+            try:
+                replay.feed(head[start:cut])
+            except ProtocolError as exc:
+                return exc
+            start = cut
+        return None
+
+    def _continue_unknown_method(self, data: bytes) -> None:
+        buf = self._head_buf
+        buf += data[: self._max_head + 1 - len(buf)]
+        status = _unknown_method_status(bytes(buf), self._max_head)
+        if status is not None:
+            self._method_pending = False
+            detail = "method not implemented" if status == 501 else "Invalid method encountered"
+            raise ProtocolError(status, detail)
+
+    def _chunked_body_end(self, data: bytes, pos: int) -> int:
+        """Where a piece of a chunked body may end: after the next blank line, or at the end.
+
+        A chunked message ends with a blank line (after the last chunk or its trailer fields),
+        so cutting there lets the next head start exactly where llhttp finished this message.
+        """
+        tail = self._chunk_tail
+        if tail:
+            k = (tail + data[pos : pos + 3]).find(b"\r\n\r\n")
+            if k >= 0:
+                return pos + k + 4 - len(tail)
+        e = data.find(b"\r\n\r\n", pos)
+        return len(data) if e < 0 else e + 4
 
     def _collect_upgrade_body(self, data: bytes) -> None:
         # llhttp stops at the head of an upgrade request, body or not. Should the handler decline
@@ -197,21 +341,6 @@ class RequestParser:
             else:
                 self.requests.append(request)
             self.state = IDLE
-
-    def _check_partial_head(self, data: bytes, continued: bool, starts_here: bool) -> None:
-        """Limits on a head still incomplete after a feed (llhttp would just wait for more).
-
-        ``continued``: all of ``data`` went to a head begun in an earlier feed; ``starts_here``:
-        the head began in ``data`` with no request before it, so all of ``data`` is its own.
-        """
-        if continued or starts_here:
-            # llhttp buffers a header line it has not finished: bound what a client can make it
-            # hold by counting every byte fed while one head is in progress.
-            self._head_fed = self._head_fed + len(data) if continued else len(data)
-            if self._head_fed > self._max_head:
-                self._fail(431, "request header fields too large")
-        if not self._headers:
-            self._check_http09(data)
 
     def _check_http09(self, data: bytes) -> None:
         # "GET /" + CRLF is a whole HTTP/0.9 request: its client waits for an answer rather than
@@ -255,17 +384,17 @@ class RequestParser:
             self._headers: list[tuple[bytes, bytes]] = []
             self._head_size = 0
             self._has_host = False
-            self._head_fed = 0
-            self._line_tail = b""
+            self._line_tail: bytes = b""
             if self._special:
                 # only requests with framing/connection headers dirtied these
                 self._special = False
-                self._content_length = 0
+                self._content_length: int = 0
                 self._codings: list[bytes] | None = None
                 self._has_connection = False
                 self._trailer_count = 0
                 self._chunks = 0
                 self._body_fed = 0
+                self._chunk_tail = b""
             if self._body is not None:
                 self._body = None
                 self._body_size = 0
@@ -463,18 +592,29 @@ def _absolute_form(url: bytes) -> tuple[bytes, bytes]:
     return parsed.path or b"/", parsed.query or b""
 
 
-_METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ ")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
+# the request line up to its target: method, then the spaces llhttp allows
+_TARGET_START = re.compile(rb"[^ \r\n]+ +")
 
 
-def _classify(exc: Exception, data: bytes) -> ProtocolError:
-    """Turn an llhttp error into the status a client should see.
-
-    ``data`` is what was fed when the request began in it (else empty).
-    """
+def _classify(exc: Exception) -> ProtocolError:
+    """Turn an llhttp error into the status a client should see."""
     message = str(exc) or "malformed request"
     if message == "Invalid HTTP version":
         return ProtocolError(505, message)  # well-formed "HTTP/x.y", not 1.0/1.1
-    if message == "Invalid method encountered" and _METHOD_TOKEN.match(data.lstrip(b"\r\n")):
-        # a syntactically valid method llhttp does not know (RFC 9110 §9.1)
-        return ProtocolError(501, "method not implemented")
     return ProtocolError(400, message)
+
+
+def _unknown_method_status(head: bytes, max_head: int) -> int | None:
+    """The status for a head whose method llhttp does not know; None until its name ends.
+
+    A syntactically valid method (a token followed by a space) llhttp does not know is 501
+    (RFC 9110 §9.1); anything else there is 400. A name still going on past ``max_header_size``
+    is 431, as any head is.
+    """
+    end = _TOKEN.match(head).end()  # type: ignore[union-attr]  # matches the empty string
+    if end < len(head) and end < max_head:
+        return 501 if end and head[end] == 32 else 400
+    if len(head) > max_head:
+        return 431
+    return None
