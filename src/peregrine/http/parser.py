@@ -138,6 +138,8 @@ class RequestParser:
         self._head_buf = bytearray()  # the head in progress, when it spans several feeds
         self._method_pending = False
         self._replaying = False
+        self._line_tail = b""
+        self._content_length = 0
         self.on_url(b"")  # sets the per-message fields
         self.state = IDLE
         self.begun = 0
@@ -384,11 +386,11 @@ class RequestParser:
             self._headers: list[tuple[bytes, bytes]] = []
             self._head_size = 0
             self._has_host = False
-            self._line_tail: bytes = b""
+            self._line_tail = b""
             if self._special:
                 # only requests with framing/connection headers dirtied these
                 self._special = False
-                self._content_length: int = 0
+                self._content_length = 0
                 self._codings: list[bytes] | None = None
                 self._has_connection = False
                 self._trailer_count = 0
