@@ -11,6 +11,7 @@ it and closes, since a stream that failed to parse cannot be trusted to stay in 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import httptools
@@ -81,6 +82,9 @@ class RequestParser:
         "_method_pending",
         "_replaying",
         "_chunk_tail",
+        "_chunk_left",
+        "_chunk_line",
+        "_chunk_trailers",
         "_trailer_count",
         "_special",
         "_line_tail",
@@ -140,6 +144,11 @@ class RequestParser:
         self._replaying = False
         self._line_tail = b""
         self._content_length = 0
+        # where a chunked body is (see _feed_chunked)
+        self._chunk_left = 0  # bytes of chunk data and CRLF still to come
+        self._chunk_line = bytearray()  # a chunk-size line held back until its end comes
+        self._chunk_trailers = False  # after the last chunk
+        self._chunk_tail = b""  # the trailer section's last bytes, for a blank line split
         self.on_url(b"")  # sets the per-message fields
         self.state = IDLE
         self.begun = 0
@@ -167,12 +176,12 @@ class RequestParser:
             state = self.state
             begun = self.begun
             if state == BODY:
-                if self._codings is None:
-                    end = pos + self._content_length - self._body_size
-                    if end <= pos:
-                        end = n  # not expected: llhttp ends such a message at its head
-                else:
-                    end = self._chunked_body_end(data, pos)
+                if self._codings is not None:
+                    pos = self._feed_chunked(data, pos)
+                    continue
+                end = pos + self._content_length - self._body_size
+                if end <= pos:
+                    end = n  # not expected: llhttp ends such a message at its head
             else:
                 end = self._head_end(data, pos)
             if end >= n:
@@ -194,14 +203,16 @@ class RequestParser:
                     raise self._error from None
                 if state == BODY:
                     raise _classify(exc) from None
-                self._refuse_head(exc, self._head_bytes(data, pos, end, state))
+                head = self._head_bytes(data, pos, end, state)
+                if self._reparse_without_tabs(head):
+                    self.feed(data[end:])
+                    return
+                self._refuse_head(exc, head)
                 # an unknown method whose verdict waits for the end of its name
                 self._continue_unknown_method(data[end:])
                 return
             if state == BODY:
-                if self._codings is not None:
-                    self._chunk_tail = piece[-3:]
-                    self._check_chunk_overhead(end - pos)
+                pass
             elif self.state == HEAD or (state == self.state == IDLE and self.begun == begun):
                 self._partial_head(data, pos, end, state)
                 if end < n:  # the head goes on past max_header_size
@@ -257,6 +268,29 @@ class RequestParser:
         if not self._headers:
             self._check_http09(data[pos:end])
 
+    def _reparse_without_tabs(self, head: bytes) -> bool:
+        """Parse a whole head again with the tabs of trailing whitespace made spaces, if any.
+
+        Trailing whitespace is not part of a field value (RFC 9110 §5.5), but llhttp takes
+        ``chunked<TAB>`` for an unknown transfer coding where it accepts ``chunked<SP>``.
+        """
+        if not head.endswith(b"\r\n\r\n") or b"\t\r\n" not in head:
+            return False
+        first = head.index(b"\n") + 1  # the request line keeps its bytes
+        fields = _TRAILING_OWS.sub(lambda m: b" " * len(m.group()), head[first:])
+        if fields == head[first:]:
+            return False
+        # begin the message again in a fresh llhttp
+        self._parser = httptools.HttpRequestParser(self)
+        self.state = IDLE
+        self.begun -= 1
+        self._special = True
+        self.expect_continue = False
+        self._request = None
+        self._head_buf.clear()
+        self.feed(head[:first] + fields)
+        return True
+
     def _refuse_head(self, exc: Exception, head: bytes) -> None:
         """Raise the status for a head llhttp refused: the one its bytes would get one at a time.
 
@@ -309,19 +343,70 @@ class RequestParser:
             detail = "method not implemented" if status == 501 else "Invalid method encountered"
             raise ProtocolError(status, detail)
 
-    def _chunked_body_end(self, data: bytes, pos: int) -> int:
-        """Where a piece of a chunked body may end: after the next blank line, or at the end.
+    def _feed_chunked(self, data: bytes, pos: int) -> int:
+        """Feed the chunked body from ``data[pos]``; return where its message ended (or len).
 
-        A chunked message ends with a blank line (after the last chunk or its trailer fields),
-        so cutting there lets the next head start exactly where llhttp finished this message.
+        Chunk-size lines reach llhttp whole: one still incomplete is held back until its end
+        comes, so that the whitespace RFC 9112 §7.1.1 allows around extensions (which llhttp
+        refuses) can be taken out first. Knowing where the chunks are also tells where the
+        message ends, hence where the next head begins.
         """
-        tail = self._chunk_tail
-        if tail:
-            k = (tail + data[pos : pos + 3]).find(b"\r\n\r\n")
-            if k >= 0:
-                return pos + k + 4 - len(tail)
-        e = data.find(b"\r\n\r\n", pos)
-        return len(data) if e < 0 else e + 4
+        n = len(data)
+        fed = i = pos
+        while i < n:
+            if self._chunk_left:  # chunk data and the CRLF after it
+                step = min(self._chunk_left, n - i)
+                self._chunk_left -= step
+                i += step
+                continue
+            if self._chunk_trailers:  # the trailer section, ended by a blank line
+                tail = self._chunk_tail
+                k = (tail + data[i : i + 3]).find(b"\r\n\r\n")
+                end = i + k + 4 - len(tail) if k >= 0 else data.find(b"\r\n\r\n", i)
+                if end < 0:
+                    self._chunk_tail = (tail + data[i:])[-3:]
+                    break
+                end = end if k >= 0 else end + 4
+                self._feed_body(data[fed:end], end - pos)
+                self._chunk_trailers = False
+                self._chunk_tail = b""
+                return end
+            lf = data.find(b"\n", i)
+            held = self._chunk_line
+            if lf < 0:
+                self._feed_body(data[fed:i], 0)
+                held += data[i:]
+                self._check_chunk_overhead(n - pos)
+                return n
+            line = held + data[i : lf + 1] if held else data[i : lf + 1]
+            size, fixed = _chunk_size_line(bytes(line))
+            if held or fixed is not None:
+                self._feed_body(data[fed:i], 0)
+                self._feed_body(fixed or bytes(line), 0)
+                held.clear()
+                fed = lf + 1
+            i = lf + 1
+            if size is None:
+                break  # not a chunk-size line: llhttp refuses it below
+            if size:
+                self._chunk_left = size + 2
+            else:
+                self._chunk_trailers = True
+                self._chunk_tail = b"\r\n"  # the last-chunk line's own line end
+        self._feed_body(data[fed:] if fed else data, n - pos)
+        return n
+
+    def _feed_body(self, piece: bytes, received: int) -> None:
+        """Give llhttp a piece of a chunked body; ``received``: bytes to count as framing."""
+        if piece:
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserError as exc:
+                if self._error is not None:
+                    raise self._error from None
+                raise _classify(exc) from None
+        if received:
+            self._check_chunk_overhead(received)
 
     def _collect_upgrade_body(self, data: bytes) -> None:
         # llhttp stops at the head of an upgrade request, body or not. Should the handler decline
@@ -396,7 +481,6 @@ class RequestParser:
                 self._trailer_count = 0
                 self._chunks = 0
                 self._body_fed = 0
-                self._chunk_tail = b""
             if self._body is not None:
                 self._body = None
                 self._body_size = 0
@@ -432,9 +516,19 @@ class RequestParser:
             if self._has_host:
                 self._fail(400, "more than one Host header")
             self._has_host = True
+            if value not in _valid_hosts:
+                self._check_host(value)
         else:
             self._special = True
             self._on_special_header(kind, value)
+
+    def _check_host(self, value: bytes) -> None:
+        # RFC 9112 §3.2: a Host whose value is not uri-host [":" port] is answered with 400
+        if not _is_host(value, _HOST_VALUE):
+            self._fail(400, "invalid Host header")
+        if len(_valid_hosts) >= 256:
+            _valid_hosts.clear()  # a bound on what clients can make us remember
+        _valid_hosts.add(value)
 
     def _on_special_header(self, kind: int, value: bytes) -> None:
         if kind == _CONTENT_LENGTH:
@@ -445,7 +539,11 @@ class RequestParser:
         elif kind == _TRANSFER_ENCODING:
             if self._codings is None:
                 self._codings = []
-            self._codings += (c.strip().lower() for c in value.split(b","))
+            # empty list elements (", chunked") are allowed and ignored (RFC 9110 §5.6.1)
+            codings = [c for c in (e.strip(b" \t").lower() for e in value.split(b",")) if c]
+            if not codings:
+                self._fail(400, "empty Transfer-Encoding")
+            self._codings += codings
         elif kind == _CONNECTION:
             self._has_connection = True
         elif kind == _EXPECT:
@@ -475,15 +573,15 @@ class RequestParser:
         if self._special:
             keep_alive = self._check_framing(version, keep_alive)
         url = self._url
+        if 35 in url:  # b"#": a fragment is never sent in a request target (RFC 9112 §3.2)
+            self._fail(400, "fragment in request target")
         if url[0] == 47:  # "/": origin-form, by far the commonest
             if 63 in url:  # b"?" as an int: one memchr (see request.decode_path)
                 path, _, query = url.partition(b"?")
             else:
                 path, query = url, b""
-        elif url == b"*":
-            path, query = url, b""
         else:
-            path, query = _absolute_form(url)
+            path, query = self._other_form(url)
         method = parser.get_method()
         if method == b"GET":
             # most requests: comparing llhttp's fresh bytes costs ~400 instructions less than
@@ -512,9 +610,23 @@ class RequestParser:
         if self.stream_bodies:
             self.events.append(request)
 
+    def _other_form(self, url: bytes) -> tuple[bytes, bytes]:
+        """Path and query of a target not in origin-form (RFC 9112 §3.2.2-3.2.4)."""
+        method = self._parser.get_method()
+        if url == b"*":
+            if method != b"OPTIONS":
+                self._fail(400, "asterisk-form target for a method other than OPTIONS")
+            return url, b""
+        if method == b"CONNECT":
+            return url, b""  # authority-form, checked by _check_connect
+        return _absolute_form(url)
+
     def _check_connect(self) -> bool:
         # llhttp hands everything after a CONNECT head over as tunnel data. A CONNECT has no
-        # content (RFC 9110 §9.3.6), and we tunnel nothing: answer it, then close.
+        # content (RFC 9110 §9.3.6), and we tunnel nothing: the handler answers it (501 unless
+        # it sets another status, see Response), then the connection closes.
+        if not _is_host(self._url, _AUTHORITY):
+            self._fail(400, "CONNECT target is not host:port")
         if self._content_length or self._codings:
             self._fail(400, "CONNECT with a body")
         return False
@@ -594,6 +706,59 @@ def _absolute_form(url: bytes) -> tuple[bytes, bytes]:
     return parsed.path or b"/", parsed.query or b""
 
 
+# RFC 3986 §3.2.2: host = IP-literal / IPv4address / reg-name (IPv4address is a reg-name too)
+_REG_NAME = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
+_IP_LITERAL = rb"\[(?:([0-9A-Fa-f:.]+)|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+_URI_HOST = rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")"
+_HOST_VALUE = re.compile(_URI_HOST + rb"(?::[0-9]*)?")  # the Host field (RFC 9112 §3.2)
+_AUTHORITY = re.compile(_URI_HOST + rb":[0-9]+")  # authority-form, CONNECT's target (§3.2.3)
+# Host values seen valid; most clients send one of a handful, and a set lookup is cheaper than
+# the match (bounded: see _check_host)
+_valid_hosts: set[bytes] = set()
+
+
+def _is_host(value: bytes, grammar: re.Pattern[bytes]) -> bool:
+    match = grammar.fullmatch(value)
+    if match is None:
+        return False
+    if match.group(1) is not None:  # [IPv6address]
+        try:
+            ipaddress.IPv6Address(match.group(1).decode("ascii"))
+        except ValueError:
+            return False
+    return True
+
+
+_TCHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x20-\x7e\x80-\xff])*"'
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+# chunk extensions with the optional whitespace (BWS) of RFC 9112 §7.1.1, which llhttp refuses
+_CHUNK_EXT = (
+    rb"[ \t]*;[ \t]*(" + _TCHARS + rb")(?:[ \t]*=[ \t]*(" + _TCHARS + rb"|" + _QUOTED + rb"))?"
+)
+_CHUNK_EXTS = re.compile(rb"(?:" + _CHUNK_EXT + rb")+\r\n")
+_ONE_CHUNK_EXT = re.compile(_CHUNK_EXT)
+
+
+def _chunk_size_line(line: bytes) -> tuple[int | None, bytes | None]:
+    """The size a chunk-size line announces (None: not one), and the line without BWS if it had
+    any (else None: llhttp gets it as it came)."""
+    match = _CHUNK_SIZE.match(line)
+    if match is None:
+        return None, None
+    end = match.end()
+    size = int(match.group(), 16)
+    rest = line[end:]
+    if (32 not in rest and 9 not in rest) or not _CHUNK_EXTS.fullmatch(rest):
+        return size, None  # as llhttp expects it, or malformed (llhttp says so)
+    exts = [
+        b";" + m.group(1) + (b"=" + m.group(2) if m.group(2) is not None else b"")
+        for m in _ONE_CHUNK_EXT.finditer(rest)
+    ]
+    return size, line[:end] + b"".join(exts) + b"\r\n"
+
+
+_TRAILING_OWS = re.compile(rb"[ \t]+(?=\r\n)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 # the request line up to its target: method, then the spaces llhttp allows
 _TARGET_START = re.compile(rb"[^ \r\n]+ +")
