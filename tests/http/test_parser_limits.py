@@ -87,3 +87,29 @@ class TestHeadSizeAsReceived:
             parser.feed(before + head_of_size(300))
             assert len(parser.requests) == 2
             assert outcome([before + head_of_size(301, b" ")], max_header_size=300) == 431
+
+
+class TestStreamedBodies:
+    """With ``stream_bodies`` the same pieces come out, and each body is bounded on its own."""
+
+    def test_body_limit_counts_each_message_alone(self) -> None:
+        one = b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 6\r\n\r\nabcdef"
+        parser = RequestParser(max_body_size=10, stream_bodies=True)
+        parser.feed(one)
+        parser.feed(one + one)
+        assert [e for e in parser.events if e is None] == [None] * 3
+        assert [e for e in parser.events if isinstance(e, bytes)] == [b"abcdef"] * 3
+
+    def test_head_parsed_again_for_a_trailing_tab_is_reported_once(self) -> None:
+        data = (
+            b"POST / HTTP/1.1\r\n"
+            + H
+            + b"Transfer-Encoding: chunked\t\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        )
+        for pieces in ([data], bytewise(data)):
+            parser = RequestParser(stream_bodies=True)
+            for piece in pieces:
+                parser.feed(piece)
+            kinds = [type(e).__name__ for e in parser.events if not isinstance(e, bytes)]
+            assert kinds == ["Request", "NoneType"]
+            assert b"".join(e for e in parser.events if isinstance(e, bytes)) == b"abc"

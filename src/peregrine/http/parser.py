@@ -281,6 +281,8 @@ class RequestParser:
         if fields == head[first:]:
             return False
         # begin the message again in a fresh llhttp
+        if self.stream_bodies and self.events and self.events[-1] is self._request:
+            self.events.pop()  # its head is reported again below
         self._parser = httptools.HttpRequestParser(self)
         self.state = IDLE
         self.begun -= 1
@@ -481,7 +483,7 @@ class RequestParser:
                 self._trailer_count = 0
                 self._chunks = 0
                 self._body_fed = 0
-            if self._body is not None:
+            if self._body_size:  # (not _body: with stream_bodies it stays None)
                 self._body = None
                 self._body_size = 0
         else:
