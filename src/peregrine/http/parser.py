@@ -82,6 +82,10 @@ class RequestParser:
         "_method_pending",
         "_replaying",
         "_chunk_tail",
+        "_fast_max",
+        "_host",
+        "_in_pieces",
+        "_again",
         "_chunk_left",
         "_chunk_line",
         "_chunk_trailers",
@@ -142,6 +146,11 @@ class RequestParser:
         self._head_buf = bytearray()  # the head in progress, when it spans several feeds
         self._method_pending = False
         self._replaying = False
+        # stream_bodies: reports events that could not be taken back, so always in pieces
+        self._fast_max = -1 if stream_bodies else max_header_size
+        self._host = b"\x00"  # the last Host value found valid (never this one)
+        self._in_pieces = False
+        self._again = False
         self._line_tail = b""
         self._content_length = 0
         # where a chunked body is (see _feed_chunked)
@@ -157,9 +166,13 @@ class RequestParser:
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed.
 
-        llhttp gets the bytes in pieces that end where a head or a body ends, so that every head
-        is measured as received (request line, fields, whitespace and line ends) and its limit
-        and its refusal status are the same however TCP split the bytes.
+        Every head is measured as received (request line, fields, whitespace and line ends), and
+        its limit and its refusal status are the same however TCP split the bytes. For that
+        llhttp gets the bytes in pieces that end where a head or a body ends (_feed_pieces).
+        A read that cannot hold a head over the limit and ends a line is fed whole first, as
+        nearly every read of small requests is; should it turn out to need those positions (an
+        error, a chunked body, a head it leaves unfinished after a complete request), it is
+        parsed again in pieces.
         """
         if self.upgrade_data is not None:
             self.upgrade_data += data
@@ -167,6 +180,59 @@ class RequestParser:
         if self._upgrade_request is not None:
             self._collect_upgrade_body(data)
             return
+        # (IDLE is 0; _fast_max is max_header_size, or -1 while only pieces will do)
+        if not self.state and data and len(data) <= self._fast_max and data[-1] == 10:
+            completed = self.completed
+            begun = self.begun
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                rest = data[exc.args[0] :]
+                if self._upgrade_request is not None:
+                    self._collect_upgrade_body(rest)
+                else:
+                    self.upgrade_data = rest
+                return
+            except httptools.HttpParserError:
+                if self._error is not None and not self._again:
+                    raise self._error from None  # a check of ours: due where it fired
+                self._feed_again(data, completed, begun)
+                return
+            if self.state and self.state == HEAD:
+                if self.completed != completed:
+                    self._feed_again(data, completed, begun)
+                else:
+                    self._partial_head(data, 0, len(data), IDLE)
+            return
+        self._feed_pieces(data)
+
+    def _feed_again(self, data: bytes, completed: int, begun: int) -> None:
+        """Undo what feeding ``data`` whole did, and parse it in pieces instead."""
+        done = self.completed - completed
+        if done:
+            del self.requests[len(self.requests) - done :]
+        self.completed = completed
+        self.begun = begun
+        self.state = IDLE
+        self._special = True
+        self._error = None
+        self._again = False
+        self.expect_continue = False
+        self._request = None
+        self._head_buf.clear()
+        self._parser = httptools.HttpRequestParser(self)
+        self._feed_pieces(data)
+
+    def _feed_pieces(self, data: bytes) -> None:
+        outer = self._in_pieces
+        self._in_pieces = True
+        try:
+            self._feed_each_piece(data)
+        finally:
+            self._in_pieces = outer
+
+    def _feed_each_piece(self, data: bytes) -> None:
+        """Feed llhttp ``data`` in pieces that end where a head or a body ends."""
         if self._method_pending:
             self._continue_unknown_method(data)
             return
@@ -205,7 +271,8 @@ class RequestParser:
                     raise _classify(exc) from None
                 head = self._head_bytes(data, pos, end, state)
                 if self._reparse_without_tabs(head):
-                    self.feed(data[end:])
+                    if end < n:
+                        self.feed(data[end:])
                     return
                 self._refuse_head(exc, head)
                 # an unknown method whose verdict waits for the end of its name
@@ -305,6 +372,7 @@ class RequestParser:
             status = _unknown_method_status(head, self._max_head)
             if status is None:
                 self._method_pending = True  # the verdict waits for the end of the name
+                self._fast_max = -1
                 self._head_buf = bytearray(head)
                 return
             raise ProtocolError(
@@ -518,8 +586,10 @@ class RequestParser:
             if self._has_host:
                 self._fail(400, "more than one Host header")
             self._has_host = True
-            if value not in _valid_hosts:
-                self._check_host(value)
+            if value != self._host:  # most connections send one Host value throughout
+                if value not in _valid_hosts:
+                    self._check_host(value)
+                self._host = value
         else:
             self._special = True
             self._on_special_header(kind, value)
@@ -645,6 +715,10 @@ class RequestParser:
     def _check_framing(self, version: str, keep_alive: bool) -> bool:
         """Rules for requests with framing or connection headers; returns the final keep-alive."""
         codings = self._codings
+        if codings and not self._in_pieces:
+            # fed whole: llhttp must not read this chunked body before _feed_chunked follows it
+            self._again = True
+            raise _FeedAgain
         if codings and codings != [b"chunked"]:
             if codings[-1] != b"chunked":  # the body's length would be unknowable (RFC 9112 §6.3)
                 self._fail(400, "the last transfer coding is not chunked")
@@ -758,6 +832,10 @@ def _chunk_size_line(line: bytes) -> tuple[int | None, bytes | None]:
         for m in _ONE_CHUNK_EXT.finditer(rest)
     ]
     return size, line[:end] + b"".join(exts) + b"\r\n"
+
+
+class _FeedAgain(Exception):
+    """Raised in a callback to stop llhttp: the read is parsed again in pieces."""
 
 
 _TRAILING_OWS = re.compile(rb"[ \t]+(?=\r\n)")
