@@ -71,6 +71,15 @@ MALFORMED = [
     ("version-2.0", b"GET / HTTP/2.0\r\n" + H + b"\r\n", {505}),
     ("version-3.0", b"GET / HTTP/3.0\r\n" + H + b"\r\n", {505}),
     ("absolute-form-not-http", b"GET ftp://a/b HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    # request-target forms (RFC 9112 §3.2)
+    ("asterisk-form-not-options", b"GET * HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("fragment-in-path", b"GET /a#b HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("fragment-in-query", b"GET /a?q=1#b HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("fragment-in-absolute-form", b"GET http://h/a#b HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("connect-origin-form", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("connect-without-port", b"CONNECT example.com HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("connect-absolute-form", b"CONNECT http://h:443/ HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("authority-form-not-connect", b"GET example.com:443 HTTP/1.1\r\n" + H + b"\r\n", {400}),
     # field syntax (RFC 9112 §5)
     ("obs-fold-space", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n b\r\n\r\n", {400}),
     ("obs-fold-tab", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n\tb\r\n\r\n", {400}),
@@ -88,6 +97,16 @@ MALFORMED = [
     # Host (RFC 9112 §3.2)
     ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", {400}),
     ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {400}),
+    ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", {400}),
+    ("host-port-not-digits", b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", {400}),
+    ("host-two-ports", b"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", {400}),
+    ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", {400}),
+    ("host-with-path", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", {400}),
+    ("host-bad-percent", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", {400}),
+    ("host-ipv6-unbracketed", b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", {400}),
+    ("host-ipv6-invalid", b"GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n", {400}),
+    ("host-ipv6-unclosed", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", {400}),
+    ("host-http10-invalid", b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", {400}),
     # message body length (RFC 9112 §6)
     (
         "cl-and-te",
@@ -135,6 +154,17 @@ MALFORMED = [
         {400},
     ),
     ("te-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: \r\n\r\n", {400}),
+    ("te-only-commas", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: , ,\r\n\r\n", {400}),
+    (
+        "te-empty-element-then-gzip",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, , gzip\r\n\r\n",
+        {400},
+    ),
+    (
+        "te-inner-tab-not-ows",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chun\tked\r\n\r\n0\r\n\r\n",
+        {400, 501},
+    ),
     (
         "te-unknown-then-chunked",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
@@ -183,6 +213,40 @@ MALFORMED = [
     (
         "chunk-bare-lf",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
+        {400},
+    ),
+    (
+        "chunk-size-then-space",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "last-chunk-then-space",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0 \r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-extension-trailing-space",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n3;a=1 \r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-extension-space-in-name",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n3; a b=1\r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-extension-space-no-name",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3 ; \r\nabc\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "chunk-extension-space-then-bare-lf",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3 ;a\nabc\r\n0\r\n\r\n",
         {400},
     ),
     (
@@ -506,6 +570,90 @@ VALID = [
                 True,
             ),
             ("GET", b"/4", b"", "1.0", [], b"", False),
+        ],
+    ),
+    (
+        "host-forms",
+        b"".join(
+            b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % h
+            for h in (b"a.example:8080", b"127.0.0.1", b"[::1]:3000", b"[v1.x]", b"a%20b", b"h:")
+        )
+        + b"GET / HTTP/1.1\r\nHost:\r\n\r\n",
+        [
+            ("GET", b"/", b"", "1.1", [(b"Host", h)], b"", True)
+            for h in (
+                b"a.example:8080",
+                b"127.0.0.1",
+                b"[::1]:3000",
+                b"[v1.x]",
+                b"a%20b",
+                b"h:",
+                b"",
+            )
+        ],
+    ),
+    (
+        "connect-authority-form",
+        b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n",
+        [
+            (
+                "CONNECT",
+                b"example.com:443",
+                b"",
+                "1.1",
+                [(b"Host", b"example.com:443")],
+                b"",
+                False,
+            )
+        ],
+    ),
+    (
+        "connect-ipv6",
+        b"CONNECT [::1]:8443 HTTP/1.1\r\nHost: [::1]:8443\r\n\r\n",
+        [("CONNECT", b"[::1]:8443", b"", "1.1", [(b"Host", b"[::1]:8443")], b"", False)],
+    ),
+    (
+        "te-empty-list-elements",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: , chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,,\t, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n",
+        [
+            ("POST", b"/", b"", "1.1", [(b"Host", b"h"), (b"Transfer-Encoding", v)], body, True)
+            for v, body in ((b", chunked", b"abc"), (b",,\t, chunked", b"z"))
+        ],
+    ),
+    (
+        "te-trailing-tab",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\t\r\nX-A: b \t\r\n\r\n"
+        b"3\r\nabc\r\n0\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
+        [
+            (
+                "POST",
+                b"/",
+                b"",
+                "1.1",
+                [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked"), (b"X-A", b"b")],
+                b"abc",
+                True,
+            ),
+            ("GET", b"/next", b"", "1.1", [(b"Host", b"h")], b"", True),
+        ],
+    ),
+    (
+        "chunk-extension-whitespace",
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'5 ;a=1\r\nhello\r\n1; a = 1\r\n \r\n2\t;\tb\r\nab\r\n3 ; q = "x ; y" ; f\r\nxyz\r\n'
+        b"0 ; last\r\n\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n",
+        [
+            (
+                "POST",
+                b"/",
+                b"",
+                "1.1",
+                [(b"Host", b"h"), (b"Transfer-Encoding", b"chunked")],
+                b"hello abxyz",
+                True,
+            ),
+            ("GET", b"/next", b"", "1.1", [(b"Host", b"h")], b"", True),
         ],
     ),
     (

@@ -11,6 +11,7 @@ it and closes, since a stream that failed to parse cannot be trusted to stay in 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 
 import httptools
@@ -24,6 +25,7 @@ IDLE, HEAD, BODY = 0, 1, 2
 _HEADER_OVERHEAD = 4  # ": " and CRLF around every field
 _VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
 _OWS = (0x20, 0x09)
+_CRLF = (0x0D, 0x0A)
 # header fields the parser must act on, found by one dict lookup for the usual spellings
 _HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT = range(5)
 _SPECIAL_HEADERS = {}
@@ -76,7 +78,17 @@ class RequestParser:
         "_content_length",
         "_codings",
         "_has_connection",
-        "_head_fed",
+        "_head_buf",
+        "_method_pending",
+        "_replaying",
+        "_chunk_tail",
+        "_fast_max",
+        "_host",
+        "_in_pieces",
+        "_again",
+        "_chunk_left",
+        "_chunk_line",
+        "_chunk_trailers",
         "_trailer_count",
         "_special",
         "_line_tail",
@@ -131,51 +143,340 @@ class RequestParser:
         self._special = True  # so that the first on_url sets every field
         self._body: list[bytes] | None = None
         self._body_size = 0
+        self._head_buf = bytearray()  # the head in progress, when it spans several feeds
+        self._method_pending = False
+        self._replaying = False
+        # stream_bodies: reports events that could not be taken back, so always in pieces
+        self._fast_max = -1 if stream_bodies else max_header_size
+        self._host = b"\x00"  # the last Host value found valid (never this one)
+        self._in_pieces = False
+        self._again = False
+        self._line_tail = b""
+        self._content_length = 0
+        # where a chunked body is (see _feed_chunked)
+        self._chunk_left = 0  # bytes of chunk data and CRLF still to come
+        self._chunk_line = bytearray()  # a chunk-size line held back until its end comes
+        self._chunk_trailers = False  # after the last chunk
+        self._chunk_tail = b""  # the trailer section's last bytes, for a blank line split
         self.on_url(b"")  # sets the per-message fields
         self.state = IDLE
         self.begun = 0
         self._parser = httptools.HttpRequestParser(self)
 
     def feed(self, data: bytes) -> None:
-        """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed."""
+        """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed.
+
+        Every head is measured as received (request line, fields, whitespace and line ends), and
+        its limit and its refusal status are the same however TCP split the bytes. For that
+        llhttp gets the bytes in pieces that end where a head or a body ends (_feed_pieces).
+        A read that cannot hold a head over the limit and ends a line is fed whole first, as
+        nearly every read of small requests is; should it turn out to need those positions (an
+        error, a chunked body, a head it leaves unfinished after a complete request), it is
+        parsed again in pieces.
+        """
         if self.upgrade_data is not None:
             self.upgrade_data += data
             return
         if self._upgrade_request is not None:
             self._collect_upgrade_body(data)
             return
-        state, begun, completed = self.state, self.begun, self.completed
+        # (IDLE is 0; _fast_max is max_header_size, or -1 while only pieces will do)
+        if not self.state and data and len(data) <= self._fast_max and data[-1] == 10:
+            completed = self.completed
+            begun = self.begun
+            try:
+                self._parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                rest = data[exc.args[0] :]
+                if self._upgrade_request is not None:
+                    self._collect_upgrade_body(rest)
+                else:
+                    self.upgrade_data = rest
+                return
+            except httptools.HttpParserError:
+                if self._error is not None and not self._again:
+                    raise self._error from None  # a check of ours: due where it fired
+                self._feed_again(data, completed, begun)
+                return
+            if self.state and self.state == HEAD:
+                if self.completed != completed:
+                    self._feed_again(data, completed, begun)
+                else:
+                    self._partial_head(data, 0, len(data), IDLE)
+            return
+        self._feed_pieces(data)
+
+    def _feed_again(self, data: bytes, completed: int, begun: int) -> None:
+        """Undo what feeding ``data`` whole did, and parse it in pieces instead."""
+        done = self.completed - completed
+        if done:
+            del self.requests[len(self.requests) - done :]
+        self.completed = completed
+        self.begun = begun
+        self.state = IDLE
+        self._special = True
+        self._error = None
+        self._again = False
+        self.expect_continue = False
+        self._request = None
+        self._head_buf.clear()
+        self._parser = httptools.HttpRequestParser(self)
+        self._feed_pieces(data)
+
+    def _feed_pieces(self, data: bytes) -> None:
+        outer = self._in_pieces
+        self._in_pieces = True
         try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade as exc:
-            if self._upgrade_request is not None:
-                self._collect_upgrade_body(data[exc.args[0] :])
+            self._feed_each_piece(data)
+        finally:
+            self._in_pieces = outer
+
+    def _feed_each_piece(self, data: bytes) -> None:
+        """Feed llhttp ``data`` in pieces that end where a head or a body ends."""
+        if self._method_pending:
+            self._continue_unknown_method(data)
+            return
+        n = len(data)
+        pos = 0
+        while pos < n:
+            state = self.state
+            begun = self.begun
+            if state == BODY:
+                if self._codings is not None:
+                    pos = self._feed_chunked(data, pos)
+                    continue
+                end = pos + self._content_length - self._body_size
+                if end <= pos:
+                    end = n  # not expected: llhttp ends such a message at its head
             else:
-                self.upgrade_data = data[exc.args[0] :]
-        except httptools.HttpParserError as exc:
-            if self._error is not None:
-                raise self._error from None
-            alone = state == IDLE and self.begun == begun and self.completed == completed
-            raise _classify(exc, data if alone else b"") from None
-        if self.state != IDLE:
-            same = self.begun == begun
-            if self.state == HEAD:
-                self._check_partial_head(
-                    data, state == HEAD and same, not same and self.completed == completed
-                )
-            elif state == BODY and same and self._codings is not None:
-                self._check_chunk_overhead(len(data))
-        elif (
-            self.begun == begun
-            and self.completed == completed
-            and data.strip(b"\r\n")
-            and self.upgrade_data is None
-            and self._upgrade_request is None
-        ):
-            # llhttp is inside a request line it reports only at the target: the request (and
-            # its header timeout) starts now, at its first byte.
-            self.on_url(b"")
-            self._check_partial_head(data, False, True)
+                end = self._head_end(data, pos)
+            if end >= n:
+                end = n
+                piece = data if pos == 0 else data[pos:]
+            else:
+                piece = data[pos:end]
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserUpgrade as exc:
+                rest = data[pos + exc.args[0] :]
+                if self._upgrade_request is not None:
+                    self._collect_upgrade_body(rest)
+                else:
+                    self.upgrade_data = rest
+                return
+            except httptools.HttpParserError as exc:
+                if self._error is not None:
+                    raise self._error from None
+                if state == BODY:
+                    raise _classify(exc) from None
+                head = self._head_bytes(data, pos, end, state)
+                if self._reparse_without_tabs(head):
+                    if end < n:
+                        self.feed(data[end:])
+                    return
+                self._refuse_head(exc, head)
+                # an unknown method whose verdict waits for the end of its name
+                self._continue_unknown_method(data[end:])
+                return
+            if state == BODY:
+                pass
+            elif self.state == HEAD or (state == self.state == IDLE and self.begun == begun):
+                self._partial_head(data, pos, end, state)
+                if end < n:  # the head goes on past max_header_size
+                    self._fail(431, "request header fields too large")
+            elif self._head_buf:
+                self._head_buf.clear()
+            pos = end
+
+    def _head_end(self, data: bytes, pos: int) -> int:
+        """Where the piece of ``data`` from ``pos`` that belongs to the head in progress ends.
+
+        That is at the blank line that ends the head, or at the end of ``data``, or where the
+        head reaches ``max_header_size``: a head still going on there is refused with 431 once
+        it is fed (unless llhttp refuses one of its bytes first).
+        """
+        buf = self._head_buf
+        start = pos
+        if self.state == IDLE:
+            n = len(data)
+            while start < n and data[start] in _CRLF:
+                start += 1  # empty lines before a request: llhttp skips them
+        elif buf:
+            # the blank line may straddle the previous piece
+            tail = bytes(buf[-3:])
+            k = (tail + data[pos : pos + 3]).find(b"\r\n\r\n")
+            if k >= 0 and len(buf) + k + 4 - len(tail) <= self._max_head:
+                return pos + k + 4 - len(tail)
+        room = self._max_head - len(buf)
+        e = data.find(b"\r\n\r\n", start, start + room)
+        if e >= 0:
+            return e + 4
+        return start + room
+
+    def _head_bytes(self, data: bytes, pos: int, end: int, state: int) -> bytes:
+        """The bytes of the head in progress, up to ``end`` (for a refusal's verdict)."""
+        if state == IDLE:
+            while pos < end and data[pos] in _CRLF:
+                pos += 1
+        return bytes(self._head_buf) + data[pos:end]
+
+    def _partial_head(self, data: bytes, pos: int, end: int, state: int) -> None:
+        """Book-keeping and limits for a head still incomplete after the piece ``data[pos:end]``."""
+        if state == IDLE:
+            while pos < end and data[pos] in _CRLF:
+                pos += 1
+            if pos == end:
+                return  # empty lines only
+            if self.state == IDLE:
+                # llhttp is inside a request line it reports only at the target: the request
+                # (and its header timeout) starts now, at its first byte.
+                self.on_url(b"")
+        self._head_buf += data[pos:end]
+        if not self._headers:
+            self._check_http09(data[pos:end])
+
+    def _reparse_without_tabs(self, head: bytes) -> bool:
+        """Parse a whole head again with the tabs of trailing whitespace made spaces, if any.
+
+        Trailing whitespace is not part of a field value (RFC 9110 §5.5), but llhttp takes
+        ``chunked<TAB>`` for an unknown transfer coding where it accepts ``chunked<SP>``.
+        """
+        if not head.endswith(b"\r\n\r\n") or b"\t\r\n" not in head:
+            return False
+        first = head.index(b"\n") + 1  # the request line keeps its bytes
+        fields = _TRAILING_OWS.sub(lambda m: b" " * len(m.group()), head[first:])
+        if fields == head[first:]:
+            return False
+        # begin the message again in a fresh llhttp
+        if self.stream_bodies and self.events and self.events[-1] is self._request:
+            self.events.pop()  # its head is reported again below
+        self._parser = httptools.HttpRequestParser(self)
+        self.state = IDLE
+        self.begun -= 1
+        self._special = True
+        self.expect_continue = False
+        self._request = None
+        self._head_buf.clear()
+        self.feed(head[:first] + fields)
+        return True
+
+    def _refuse_head(self, exc: Exception, head: bytes) -> None:
+        """Raise the status for a head llhttp refused: the one its bytes would get one at a time.
+
+        Checks made in callbacks run when llhttp reports a span, which depends on where the
+        reads ended (a field reaches ``on_header`` only when the next one's name is reported).
+        So the head is replayed in a fresh parser in pieces cut where those checks are due:
+        one byte into every line, and one byte past ``max_request_line`` in the target.
+        """
+        if str(exc) == "Invalid method encountered":
+            status = _unknown_method_status(head, self._max_head)
+            if status is None:
+                self._method_pending = True  # the verdict waits for the end of the name
+                self._fast_max = -1
+                self._head_buf = bytearray(head)
+                return
+            raise ProtocolError(
+                status, "method not implemented" if status == 501 else str(exc)
+            ) from None
+        if not self._replaying:
+            error = self._replay(head)
+            if error is not None:
+                raise error from None
+        raise _classify(exc) from None
+
+    def _replay(self, head: bytes) -> ProtocolError | None:
+        cuts = set()
+        i = head.find(b"\n")
+        while 0 <= i < len(head) - 2:
+            cuts.add(i + 2)
+            i = head.find(b"\n", i + 1)
+        target = _TARGET_START.match(head)
+        if target is not None:
+            cuts.add(target.end() + self._max_line + 1)
+        replay = RequestParser(self._max_line, self._max_head, self._max_count, self._max_body)
+        replay._replaying = True
+        start = 0
+        for cut in sorted(c for c in cuts if c < len(head)) + [len(head)]:
+            try:
+                replay.feed(head[start:cut])
+            except ProtocolError as exc:
+                return exc
+            start = cut
+        return None
+
+    def _continue_unknown_method(self, data: bytes) -> None:
+        buf = self._head_buf
+        buf += data[: self._max_head + 1 - len(buf)]
+        status = _unknown_method_status(bytes(buf), self._max_head)
+        if status is not None:
+            self._method_pending = False
+            detail = "method not implemented" if status == 501 else "Invalid method encountered"
+            raise ProtocolError(status, detail)
+
+    def _feed_chunked(self, data: bytes, pos: int) -> int:
+        """Feed the chunked body from ``data[pos]``; return where its message ended (or len).
+
+        Chunk-size lines reach llhttp whole: one still incomplete is held back until its end
+        comes, so that the whitespace RFC 9112 §7.1.1 allows around extensions (which llhttp
+        refuses) can be taken out first. Knowing where the chunks are also tells where the
+        message ends, hence where the next head begins.
+        """
+        n = len(data)
+        fed = i = pos
+        while i < n:
+            if self._chunk_left:  # chunk data and the CRLF after it
+                step = min(self._chunk_left, n - i)
+                self._chunk_left -= step
+                i += step
+                continue
+            if self._chunk_trailers:  # the trailer section, ended by a blank line
+                tail = self._chunk_tail
+                k = (tail + data[i : i + 3]).find(b"\r\n\r\n")
+                end = i + k + 4 - len(tail) if k >= 0 else data.find(b"\r\n\r\n", i)
+                if end < 0:
+                    self._chunk_tail = (tail + data[i:])[-3:]
+                    break
+                end = end if k >= 0 else end + 4
+                self._feed_body(data[fed:end], end - pos)
+                self._chunk_trailers = False
+                self._chunk_tail = b""
+                return end
+            lf = data.find(b"\n", i)
+            held = self._chunk_line
+            if lf < 0:
+                self._feed_body(data[fed:i], 0)
+                held += data[i:]
+                self._check_chunk_overhead(n - pos)
+                return n
+            line = held + data[i : lf + 1] if held else data[i : lf + 1]
+            size, fixed = _chunk_size_line(bytes(line))
+            if held or fixed is not None:
+                self._feed_body(data[fed:i], 0)
+                self._feed_body(fixed or bytes(line), 0)
+                held.clear()
+                fed = lf + 1
+            i = lf + 1
+            if size is None:
+                break  # not a chunk-size line: llhttp refuses it below
+            if size:
+                self._chunk_left = size + 2
+            else:
+                self._chunk_trailers = True
+                self._chunk_tail = b"\r\n"  # the last-chunk line's own line end
+        self._feed_body(data[fed:] if fed else data, n - pos)
+        return n
+
+    def _feed_body(self, piece: bytes, received: int) -> None:
+        """Give llhttp a piece of a chunked body; ``received``: bytes to count as framing."""
+        if piece:
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserError as exc:
+                if self._error is not None:
+                    raise self._error from None
+                raise _classify(exc) from None
+        if received:
+            self._check_chunk_overhead(received)
 
     def _collect_upgrade_body(self, data: bytes) -> None:
         # llhttp stops at the head of an upgrade request, body or not. Should the handler decline
@@ -197,21 +498,6 @@ class RequestParser:
             else:
                 self.requests.append(request)
             self.state = IDLE
-
-    def _check_partial_head(self, data: bytes, continued: bool, starts_here: bool) -> None:
-        """Limits on a head still incomplete after a feed (llhttp would just wait for more).
-
-        ``continued``: all of ``data`` went to a head begun in an earlier feed; ``starts_here``:
-        the head began in ``data`` with no request before it, so all of ``data`` is its own.
-        """
-        if continued or starts_here:
-            # llhttp buffers a header line it has not finished: bound what a client can make it
-            # hold by counting every byte fed while one head is in progress.
-            self._head_fed = self._head_fed + len(data) if continued else len(data)
-            if self._head_fed > self._max_head:
-                self._fail(431, "request header fields too large")
-        if not self._headers:
-            self._check_http09(data)
 
     def _check_http09(self, data: bytes) -> None:
         # "GET /" + CRLF is a whole HTTP/0.9 request: its client waits for an answer rather than
@@ -255,7 +541,6 @@ class RequestParser:
             self._headers: list[tuple[bytes, bytes]] = []
             self._head_size = 0
             self._has_host = False
-            self._head_fed = 0
             self._line_tail = b""
             if self._special:
                 # only requests with framing/connection headers dirtied these
@@ -266,7 +551,7 @@ class RequestParser:
                 self._trailer_count = 0
                 self._chunks = 0
                 self._body_fed = 0
-            if self._body is not None:
+            if self._body_size:  # (not _body: with stream_bodies it stays None)
                 self._body = None
                 self._body_size = 0
         else:
@@ -301,9 +586,21 @@ class RequestParser:
             if self._has_host:
                 self._fail(400, "more than one Host header")
             self._has_host = True
+            if value != self._host:  # most connections send one Host value throughout
+                if value not in _valid_hosts:
+                    self._check_host(value)
+                self._host = value
         else:
             self._special = True
             self._on_special_header(kind, value)
+
+    def _check_host(self, value: bytes) -> None:
+        # RFC 9112 §3.2: a Host whose value is not uri-host [":" port] is answered with 400
+        if not _is_host(value, _HOST_VALUE):
+            self._fail(400, "invalid Host header")
+        if len(_valid_hosts) >= 256:
+            _valid_hosts.clear()  # a bound on what clients can make us remember
+        _valid_hosts.add(value)
 
     def _on_special_header(self, kind: int, value: bytes) -> None:
         if kind == _CONTENT_LENGTH:
@@ -314,7 +611,11 @@ class RequestParser:
         elif kind == _TRANSFER_ENCODING:
             if self._codings is None:
                 self._codings = []
-            self._codings += (c.strip().lower() for c in value.split(b","))
+            # empty list elements (", chunked") are allowed and ignored (RFC 9110 §5.6.1)
+            codings = [c for c in (e.strip(b" \t").lower() for e in value.split(b",")) if c]
+            if not codings:
+                self._fail(400, "empty Transfer-Encoding")
+            self._codings += codings
         elif kind == _CONNECTION:
             self._has_connection = True
         elif kind == _EXPECT:
@@ -344,15 +645,15 @@ class RequestParser:
         if self._special:
             keep_alive = self._check_framing(version, keep_alive)
         url = self._url
+        if 35 in url:  # b"#": a fragment is never sent in a request target (RFC 9112 §3.2)
+            self._fail(400, "fragment in request target")
         if url[0] == 47:  # "/": origin-form, by far the commonest
             if 63 in url:  # b"?" as an int: one memchr (see request.decode_path)
                 path, _, query = url.partition(b"?")
             else:
                 path, query = url, b""
-        elif url == b"*":
-            path, query = url, b""
         else:
-            path, query = _absolute_form(url)
+            path, query = self._other_form(url)
         method = parser.get_method()
         if method == b"GET":
             # most requests: comparing llhttp's fresh bytes costs ~400 instructions less than
@@ -381,9 +682,23 @@ class RequestParser:
         if self.stream_bodies:
             self.events.append(request)
 
+    def _other_form(self, url: bytes) -> tuple[bytes, bytes]:
+        """Path and query of a target not in origin-form (RFC 9112 §3.2.2-3.2.4)."""
+        method = self._parser.get_method()
+        if url == b"*":
+            if method != b"OPTIONS":
+                self._fail(400, "asterisk-form target for a method other than OPTIONS")
+            return url, b""
+        if method == b"CONNECT":
+            return url, b""  # authority-form, checked by _check_connect
+        return _absolute_form(url)
+
     def _check_connect(self) -> bool:
         # llhttp hands everything after a CONNECT head over as tunnel data. A CONNECT has no
-        # content (RFC 9110 §9.3.6), and we tunnel nothing: answer it, then close.
+        # content (RFC 9110 §9.3.6), and we tunnel nothing: the handler answers it (501 unless
+        # it sets another status, see Response), then the connection closes.
+        if not _is_host(self._url, _AUTHORITY):
+            self._fail(400, "CONNECT target is not host:port")
         if self._content_length or self._codings:
             self._fail(400, "CONNECT with a body")
         return False
@@ -400,6 +715,10 @@ class RequestParser:
     def _check_framing(self, version: str, keep_alive: bool) -> bool:
         """Rules for requests with framing or connection headers; returns the final keep-alive."""
         codings = self._codings
+        if codings and not self._in_pieces:
+            # fed whole: llhttp must not read this chunked body before _feed_chunked follows it
+            self._again = True
+            raise _FeedAgain
         if codings and codings != [b"chunked"]:
             if codings[-1] != b"chunked":  # the body's length would be unknowable (RFC 9112 §6.3)
                 self._fail(400, "the last transfer coding is not chunked")
@@ -463,18 +782,86 @@ def _absolute_form(url: bytes) -> tuple[bytes, bytes]:
     return parsed.path or b"/", parsed.query or b""
 
 
-_METHOD_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+ ")
+# RFC 3986 §3.2.2: host = IP-literal / IPv4address / reg-name (IPv4address is a reg-name too)
+_REG_NAME = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
+_IP_LITERAL = rb"\[(?:([0-9A-Fa-f:.]+)|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
+_URI_HOST = rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")"
+_HOST_VALUE = re.compile(_URI_HOST + rb"(?::[0-9]*)?")  # the Host field (RFC 9112 §3.2)
+_AUTHORITY = re.compile(_URI_HOST + rb":[0-9]+")  # authority-form, CONNECT's target (§3.2.3)
+# Host values seen valid; most clients send one of a handful, and a set lookup is cheaper than
+# the match (bounded: see _check_host)
+_valid_hosts: set[bytes] = set()
 
 
-def _classify(exc: Exception, data: bytes) -> ProtocolError:
-    """Turn an llhttp error into the status a client should see.
+def _is_host(value: bytes, grammar: re.Pattern[bytes]) -> bool:
+    match = grammar.fullmatch(value)
+    if match is None:
+        return False
+    if match.group(1) is not None:  # [IPv6address]
+        try:
+            ipaddress.IPv6Address(match.group(1).decode("ascii"))
+        except ValueError:
+            return False
+    return True
 
-    ``data`` is what was fed when the request began in it (else empty).
-    """
+
+_TCHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x20-\x7e\x80-\xff])*"'
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
+# chunk extensions with the optional whitespace (BWS) of RFC 9112 §7.1.1, which llhttp refuses
+_CHUNK_EXT = (
+    rb"[ \t]*;[ \t]*(" + _TCHARS + rb")(?:[ \t]*=[ \t]*(" + _TCHARS + rb"|" + _QUOTED + rb"))?"
+)
+_CHUNK_EXTS = re.compile(rb"(?:" + _CHUNK_EXT + rb")+\r\n")
+_ONE_CHUNK_EXT = re.compile(_CHUNK_EXT)
+
+
+def _chunk_size_line(line: bytes) -> tuple[int | None, bytes | None]:
+    """The size a chunk-size line announces (None: not one), and the line without BWS if it had
+    any (else None: llhttp gets it as it came)."""
+    match = _CHUNK_SIZE.match(line)
+    if match is None:
+        return None, None
+    end = match.end()
+    size = int(match.group(), 16)
+    rest = line[end:]
+    if (32 not in rest and 9 not in rest) or not _CHUNK_EXTS.fullmatch(rest):
+        return size, None  # as llhttp expects it, or malformed (llhttp says so)
+    exts = [
+        b";" + m.group(1) + (b"=" + m.group(2) if m.group(2) is not None else b"")
+        for m in _ONE_CHUNK_EXT.finditer(rest)
+    ]
+    return size, line[:end] + b"".join(exts) + b"\r\n"
+
+
+class _FeedAgain(Exception):
+    """Raised in a callback to stop llhttp: the read is parsed again in pieces."""
+
+
+_TRAILING_OWS = re.compile(rb"[ \t]+(?=\r\n)")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
+# the request line up to its target: method, then the spaces llhttp allows
+_TARGET_START = re.compile(rb"[^ \r\n]+ +")
+
+
+def _classify(exc: Exception) -> ProtocolError:
+    """Turn an llhttp error into the status a client should see."""
     message = str(exc) or "malformed request"
     if message == "Invalid HTTP version":
         return ProtocolError(505, message)  # well-formed "HTTP/x.y", not 1.0/1.1
-    if message == "Invalid method encountered" and _METHOD_TOKEN.match(data.lstrip(b"\r\n")):
-        # a syntactically valid method llhttp does not know (RFC 9110 §9.1)
-        return ProtocolError(501, "method not implemented")
     return ProtocolError(400, message)
+
+
+def _unknown_method_status(head: bytes, max_head: int) -> int | None:
+    """The status for a head whose method llhttp does not know; None until its name ends.
+
+    A syntactically valid method (a token followed by a space) llhttp does not know is 501
+    (RFC 9110 §9.1); anything else there is 400. A name still going on past ``max_header_size``
+    is 431, as any head is.
+    """
+    end = _TOKEN.match(head).end()  # type: ignore[union-attr]  # matches the empty string
+    if end < len(head) and end < max_head:
+        return 501 if end and head[end] == 32 else 400
+    if len(head) > max_head:
+        return 431
+    return None
