@@ -353,6 +353,10 @@ class HttpConnection(asyncio.Protocol):
             if self.trusted_proxy and self.state.apply_proxy_headers is not None:
                 self.state.apply_proxy_headers(request)
             response = Response(self, request)
+            if not request.keep_alive and request.method == "CONNECT":
+                # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
+                # (tested only for closing requests, which every CONNECT is: off the hot path)
+                response.status = 501
             start = perf_counter() if self.config.access_log else 0.0
             try:
                 result = self.handle(request, response)

@@ -114,9 +114,8 @@ class Response:
         self._block = b""
         self._conn = conn
         self._request = request
-        #: the status code; the reason phrase comes from the standard table. 501 for CONNECT,
-        #: which Peregrine does not tunnel: a handler that takes CONNECT sets its own.
-        self.status = 501 if request is not None and request.method == "CONNECT" else 200
+        #: the status code; the reason phrase comes from the standard table
+        self.status = 200
         #: the whole body, for responses that are not streamed or sent from a file
         self.body = b""
         #: True when the handler asked for ``Connection: close``
