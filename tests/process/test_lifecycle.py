@@ -113,10 +113,20 @@ def test_second_interrupt_forces_exit(start_server) -> None:
 
 
 SHUTDOWN_SCRIPT = """
-import sys, threading, peregrine
+import logging, sys, threading, peregrine
 from tests.process.apps import Pid
 server = peregrine.Server(Pid, host="127.0.0.1", port=0, workers=int(sys.argv[1]))
-threading.Timer(1.0, server.shutdown).start()
+
+
+class ShutdownOnceServing(logging.Handler):
+    # shutdown() from another thread as soon as the server serves (however loaded the machine)
+    def emit(self, record):
+        if "serving on" in record.getMessage():
+            threading.Thread(target=server.shutdown).start()
+
+
+logging.basicConfig(level=logging.INFO, stream=sys.stderr)
+logging.getLogger().addHandler(ShutdownOnceServing())
 server.start()
 print("start returned", flush=True)
 """
