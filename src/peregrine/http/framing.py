@@ -1,0 +1,68 @@
+"""A :class:`Response` from the status and header fields an application interface gives.
+
+Shared by the adapters of the ASGI and WSGI interfaces: both hand over a status and a list of
+``(name, value)`` pairs (bytes for ASGI, native strings for WSGI). The server frames bodies
+itself, so the framing fields are taken out here: ``Content-Length`` is returned for the sender
+to honour (and check), and ``Transfer-Encoding`` is dropped (the server chunks when it must; an
+application cannot make it send a body framed its own way).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from .response import Response
+
+
+def framed_response(
+    request: Any, status: int, fields: Iterable[tuple[str | bytes, str | bytes]]
+) -> tuple[Response, int | None]:
+    """``(response, declared Content-Length or None)``.
+
+    Raises ``ValueError`` on a field that could split the response (CR, LF, NUL, a name that
+    is not a token, text outside ISO-8859-1), a status outside 100-599, or a Content-Length that
+    is not one non-negative number (repeats must agree).
+    """
+    if not 100 <= status <= 599:
+        raise ValueError(f"invalid status code {status!r}")
+    response = Response(None, request)
+    response.status = status
+    length: int | None = None
+    add = response.add_header
+    for name, value in fields:
+        if name in _LENGTH_NAMES:
+            length = _content_length(value, length)
+            continue
+        if name in _CODING_NAMES:
+            continue
+        try:
+            add(name, value)  # refuses the framing fields in any other spelling: handled below
+        except ValueError:
+            lname = name.lower() if isinstance(name, bytes) else name.lower().encode("latin-1")
+            if lname == b"content-length":
+                length = _content_length(value, length)
+            elif lname != b"transfer-encoding":
+                raise
+    return response, length
+
+
+def _spellings(name: str) -> frozenset[str | bytes]:
+    forms = (name, name.lower(), name.upper())
+    return frozenset([*forms, *(form.encode("latin-1") for form in forms)])
+
+
+# the usual spellings, recognised before the (costlier) refusal by add_header
+_LENGTH_NAMES = _spellings("Content-Length")
+_CODING_NAMES = _spellings("Transfer-Encoding")
+
+
+def _content_length(value: str | bytes, seen: int | None) -> int:
+    text = value.decode("latin-1") if isinstance(value, bytes) else value
+    text = text.strip()
+    if not text.isdigit() or not text.isascii():
+        raise ValueError(f"invalid Content-Length {text!r}")
+    length = int(text)
+    if seen is not None and seen != length:
+        raise ValueError("conflicting Content-Length values")
+    return length

@@ -1,0 +1,124 @@
+"""Building the WSGI ``environ`` of a request (PEP 3333), without I/O.
+
+Strings are "native strings" as the PEP defines them: bytes from the wire decoded as ISO-8859-1,
+so every byte maps to one character and the application can get the bytes back with
+``.encode("latin-1")`` (Werkzeug and Django do, then decode UTF-8).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote_to_bytes
+
+from ..http.request import Request
+
+# ``b"User-Agent" -> "HTTP_USER_AGENT"``, computed once per spelling seen (bounded below).
+_KEYS: dict[bytes, str | None] = {
+    b"Content-Type": "CONTENT_TYPE",
+    b"content-type": "CONTENT_TYPE",
+    b"Content-Length": "CONTENT_LENGTH",
+    b"content-length": "CONTENT_LENGTH",
+}
+_KEYS_MAX = 2048
+
+_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_DEFAULT_PORTS = {"http": "80", "https": "443"}
+
+
+def environ_key(name: bytes) -> str | None:
+    """The environ key of a header field, or None for a name with ``_`` in it.
+
+    Such names are dropped (as nginx and gunicorn do): ``X-Forwarded_For`` would otherwise
+    arrive as ``HTTP_X_FORWARDED_FOR``, the same key as ``X-Forwarded-For``, and a client could
+    spoof a header a proxy in front of us sets.
+    """
+    key = _KEYS.get(name, False)
+    if key is False:
+        text = name.decode("latin-1")
+        if "_" in text:
+            key = None
+        else:
+            upper = text.upper().replace("-", "_")
+            key = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + upper
+        if len(_KEYS) < _KEYS_MAX:
+            _KEYS[name] = key
+    return key  # type: ignore[return-value]
+
+
+def path_info(raw_path: bytes) -> str:
+    """The percent-decoded path as a native string (bytes decoded as ISO-8859-1)."""
+    if 37 not in raw_path:  # b"%": nothing to decode (an int needle is one memchr)
+        return raw_path.decode("latin-1")
+    return unquote_to_bytes(raw_path).decode("latin-1")
+
+
+def server_address(host_header: str | None, scheme: str, sockname: Any) -> tuple[str, str]:
+    """``(SERVER_NAME, SERVER_PORT)``: from the Host header when there is one (as the URL the
+    client used), else from the address the connection arrived on."""
+    if host_header:
+        if host_header.startswith("["):  # an IPv6 literal: [::1]:8000
+            end = host_header.find("]")
+            if end > 0:
+                port = host_header[end + 2 :] if host_header[end + 1 : end + 2] == ":" else ""
+                return host_header[: end + 1], port or _DEFAULT_PORTS.get(scheme, "80")
+        name, colon, port = host_header.partition(":")
+        return name, (port if colon and port else _DEFAULT_PORTS.get(scheme, "80"))
+    if isinstance(sockname, tuple) and len(sockname) >= 2:
+        return str(sockname[0]), str(sockname[1])
+    return "localhost", _DEFAULT_PORTS.get(scheme, "80")
+
+
+def base_environ(
+    root_path: str, multiprocess: bool, errors: Any, file_wrapper: Any
+) -> dict[str, Any]:
+    """The keys that are the same for every request of a worker (copied per request)."""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.errors": errors,
+        "wsgi.file_wrapper": file_wrapper,
+        "SCRIPT_NAME": root_path,
+    }
+
+
+def build_environ(
+    base: dict[str, Any], request: Request, wsgi_input: Any, sockname: Any = None
+) -> dict[str, Any]:
+    """The environ of ``request``: a copy of ``base`` (see :func:`base_environ`) plus the
+    request's own keys.
+
+    ``PATH_INFO`` is the request path as received: with ``--root-path`` a proxy removed that
+    prefix already, and it is ``SCRIPT_NAME``. Repeated header fields are joined with ``", "``
+    (``Cookie`` with ``"; "``, RFC 6265 §5.4); ``CONTENT_LENGTH`` is absent when the request has
+    no such field (a chunked body: ``wsgi.input_terminated`` says reading to the end is safe).
+    """
+    environ = base.copy()
+    environ["REQUEST_METHOD"] = request.method
+    environ["PATH_INFO"] = path_info(request.raw_path)
+    environ["QUERY_STRING"] = request.query_bytes.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.version) or "HTTP/" + request.version
+    environ["wsgi.url_scheme"] = request.scheme
+    environ["wsgi.input"] = wsgi_input
+    client = request.client
+    if client is not None:
+        environ["REMOTE_ADDR"] = client[0]
+        environ["REMOTE_PORT"] = str(client[1])
+    keys = _KEYS
+    host = None
+    for name, value in request.headers.raw:
+        key = keys.get(name) or environ_key(name)
+        if key is None:
+            continue
+        text = value.decode("latin-1")
+        if key in environ:
+            separator = "; " if key == "HTTP_COOKIE" else ", "
+            environ[key] = environ[key] + separator + text
+        else:
+            environ[key] = text
+            if key == "HTTP_HOST":
+                host = text
+    environ["SERVER_NAME"], environ["SERVER_PORT"] = server_address(host, request.scheme, sockname)
+    return environ

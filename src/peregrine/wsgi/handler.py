@@ -1,0 +1,72 @@
+"""The WSGI adapter a worker serves: :class:`WsgiHandler`."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..config import Config
+from .environ import base_environ
+from .errors import ErrorStream
+from .files import FileWrapper
+from .inline import serve_inline
+from .input import BufferedInput, StreamedInput
+from .pool import LoopInbox, ThreadPool
+from .threaded import ThreadedCall
+
+if TYPE_CHECKING:
+    from ..aio.exchange import Exchange
+
+log = logging.getLogger("peregrine.error")
+
+
+def _run_call(call: ThreadedCall) -> None:
+    call.run()
+
+
+class WsgiHandler:
+    """Serves a WSGI application (PEP 3333) on the connections of one worker.
+
+    With ``config.threads`` N > 0 the application runs in a pool of N threads (``threaded.py``);
+    with 0 on the event loop, one request at a time, once the request is whole (``inline.py``).
+    The connection calls :meth:`serve_exchange` for each request, in order; the worker calls
+    :meth:`close` at shutdown.
+    """
+
+    def __init__(self, app: Any, config: Config) -> None:
+        self.app = app
+        self.config = config
+        #: the environ keys every request shares (copied per request)
+        self.base_environ = base_environ(
+            config.root_path, config.workers != 1, ErrorStream(), FileWrapper
+        )
+        self.pool = ThreadPool(config.threads, _run_call) if config.threads else None
+        #: calls from the application threads to the loop (which it learns at the first request)
+        self.inbox = LoopInbox(None)
+
+    def serve_exchange(self, exchange: Exchange) -> None:
+        """Run the application on ``exchange`` (called on the loop by the connection)."""
+        pool = self.pool
+        if pool is None:
+            serve_inline(self, exchange)
+            return
+        body = exchange.body
+        if body is None or body.complete:
+            # the whole body is here (no body at all, most often): no bridge to the loop needed
+            wsgi_input: BufferedInput | StreamedInput = BufferedInput(
+                body.take() if body is not None else b""
+            )
+        else:
+            wsgi_input = StreamedInput(body, exchange.conn.loop)
+        if self.inbox.loop is None:
+            self.inbox.loop = exchange.conn.loop
+        pool.submit(ThreadedCall(self, exchange, wsgi_input))
+
+    def close(self) -> None:
+        """Stop the thread pool, letting running requests finish within ``graceful_timeout``."""
+        if self.pool is not None and not self.pool.shutdown(self.config.graceful_timeout):
+            log.warning(
+                "WSGI: application threads still running after graceful_timeout (%ss); "
+                "leaving them behind",
+                self.config.graceful_timeout,
+            )

@@ -1,0 +1,170 @@
+"""One request run by the application on the event loop thread (``--threads 0``).
+
+As with gunicorn's sync workers, one request at a time per worker, but the engine first reads
+the whole request (body included, up to ``max_body_size``), so a slow client never holds the
+application; and the response iterable is consumed as the client takes the data: each chunk is
+written, and the next is asked for only once the connection's send buffer has room. A slow
+reader never blocks the loop, and the response is never held whole in memory.
+
+Deviations from the thread pool, both documented in ``docs/wsgi.md``: ``write()`` data is
+buffered until the application returns (the loop cannot wait inside the application), and the
+first chunk of an iterable without a declared length is held until the second is produced (the
+loop is blocked by the application meanwhile anyway), so that a one-chunk body gets a
+Content-Length.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from .environ import build_environ
+from .files import FileWrapper
+from .input import BodyIncomplete, BufferedInput, read_whole
+from .start import StartResponse, body_bytes
+from .threaded import respond_whole
+
+if TYPE_CHECKING:
+    from ..aio.exchange import Exchange
+    from .handler import WsgiHandler
+
+log = logging.getLogger("peregrine.error")
+
+
+def serve_inline(handler: WsgiHandler, exchange: Exchange) -> None:
+    """Run the application on ``exchange`` once its body is whole (on the loop)."""
+    body = exchange.body
+    if body is None or body.complete:
+        run_inline(handler, exchange, BufferedInput(body.take() if body is not None else b""))
+    else:
+        exchange.conn._run(_read_then_run(handler, exchange))
+
+
+async def _read_then_run(handler: WsgiHandler, exchange: Exchange) -> None:
+    assert exchange.body is not None
+    try:
+        data = await read_whole(exchange.body)
+    except BodyIncomplete:
+        # the connection answers a broken-off body itself (408, 400), or the client is gone
+        exchange.conn.exchange_done(exchange)
+        return
+    run_inline(handler, exchange, BufferedInput(data))
+
+
+def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInput) -> None:
+    """Call the application and send its response; the iterable is finished in a task when the
+    body is streamed."""
+    request = exchange.request
+    written: list[bytes] = []
+
+    def write(chunk: bytes) -> None:
+        if start.response is None:
+            raise RuntimeError("write() called before start_response()")
+        start.head_sent = True
+        written.append(body_bytes(chunk))
+
+    start = StartResponse(request, write)
+    environ = build_environ(handler.base_environ, request, wsgi_input)
+    result: Any = None
+    try:
+        result = handler.app(environ, start)
+        if start.response is None:
+            raise RuntimeError("the application returned without calling start_response()")
+        if result.__class__ is FileWrapper and not written:
+            sendable = result.sendable(start.length)
+            if sendable is not None:
+                start.head_sent = True
+                exchange.conn._run(_send_file(exchange, start, result, sendable))
+                return
+        chunks = written
+        if result.__class__ is list or result.__class__ is tuple:
+            chunks += [body_bytes(chunk) for chunk in result if chunk]
+        else:
+            iterator = iter(result)
+            # the first two chunks: a body of one chunk is sent whole
+            for chunk in iterator:
+                if chunk:
+                    chunks.append(body_bytes(chunk))
+                    if len(chunks) > len(written) + 1:
+                        start.head_sent = True
+                        exchange.conn._run(_stream(exchange, start, result, iterator, chunks))
+                        result = None  # the task closes it
+                        return
+        finished, result = result, None
+        _close(finished)
+        respond_whole(exchange, start.response, start.length, chunks)
+    except Exception:
+        if result is not None:
+            _close(result, request)
+        exchange.conn._handler_failed(request)
+    exchange.conn.exchange_done(exchange)
+
+
+async def _stream(
+    exchange: Exchange,
+    start: StartResponse,
+    result: Any,
+    iterator: Iterator[Any],
+    chunks: list[bytes],
+) -> None:
+    """Send the head, the chunks so far, then the rest of the iterable as the client reads."""
+    assert start.response is not None
+    try:
+        exchange.begin_stream(start.response, start.length)
+        for chunk in chunks:
+            await exchange.write(chunk)
+        chunks.clear()
+        for chunk in iterator:  # next() runs on the loop: this is the --threads 0 contract
+            if chunk:
+                await exchange.write(body_bytes(chunk))
+        exchange.end()
+    except ConnectionError:
+        exchange.abort()
+    except ValueError as exc:
+        if "Content-Length" in str(exc):
+            log.error(
+                "%s %s: the application sent more than its Content-Length (%s): connection cut",
+                exchange.request.method,
+                exchange.request.url,
+                start.length,
+            )
+            exchange.abort()
+        else:
+            exchange.conn._handler_failed(exchange.request)
+    except Exception:
+        exchange.conn._handler_failed(exchange.request)  # the head is out: this cuts
+    finally:
+        _close(result, exchange.request)
+        exchange.conn.exchange_done(exchange)
+
+
+async def _send_file(
+    exchange: Exchange, start: StartResponse, result: Any, sendable: tuple[Any, int, int]
+) -> None:
+    assert start.response is not None
+    response = start.response
+    try:
+        response.send_file(*sendable)
+        await exchange.send_file(response)
+    except ConnectionError:
+        exchange.abort()
+    except Exception:
+        exchange.conn._handler_failed(exchange.request)
+    finally:
+        _close(result, exchange.request)
+        exchange.conn.exchange_done(exchange)
+
+
+def _close(result: Any, request: Any = None) -> None:
+    """Call the iterable's ``close()``; an error there is logged (the response may be out)."""
+    close = getattr(result, "close", None)
+    if close is None:
+        return
+    if request is None:
+        close()  # raising here lands in the caller's handler, before any output
+        return
+    try:
+        close()
+    except Exception:
+        log.exception("close() of the response iterable failed on %s", request)

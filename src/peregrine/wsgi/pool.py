@@ -1,0 +1,108 @@
+"""The two hand-offs between the event loop and the application threads.
+
+- :class:`ThreadPool`: a fixed set of threads taking jobs from one ``queue.SimpleQueue`` (a C
+  queue: ``put`` is one call that wakes one idle thread). No ``concurrent.futures.Future`` per
+  job: the job reports back itself, through the inbox.
+- :class:`LoopInbox`: calls an application thread wants made on the loop. The first call
+  posted while the loop is not already due to run the inbox schedules one
+  ``call_soon_threadsafe`` (one wake-up of the loop); calls posted before the loop gets to
+  it join that batch. Under load, many responses ride on one wake-up.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("peregrine.error")
+
+
+class ThreadPool:
+    """``size`` threads running ``work(job)`` for each submitted job, started on first use."""
+
+    def __init__(self, size: int, work: Callable[[Any], None], name: str = "wsgi") -> None:
+        self.size = size
+        self._work = work
+        self._name = name
+        self._jobs: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, job: Any) -> None:
+        """Queue ``job`` for the next free thread (never blocks)."""
+        if not self._threads:
+            self._start()
+        self._jobs.put(job)
+
+    def _start(self) -> None:
+        for i in range(self.size):
+            # daemon: a thread stuck in the application must not keep the worker alive past
+            # its graceful timeout (shutdown waits for them, boundedly, in close())
+            thread = threading.Thread(target=self._run, name=f"{self._name}-{i}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def _run(self) -> None:
+        jobs = self._jobs
+        work = self._work
+        while True:
+            job = jobs.get()
+            if job is None:
+                return
+            try:
+                work(job)
+            except BaseException:  # work() reports its own errors; this is the last guard
+                log.exception("WSGI worker thread: unexpected error")
+            job = None  # drop the reference while idle
+
+    def shutdown(self, timeout: float) -> bool:
+        """Let the threads finish their jobs and stop, waiting up to ``timeout`` seconds.
+
+        Returns False when some thread was still running the application at the deadline.
+        """
+        for _ in self._threads:
+            self._jobs.put(None)
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        alive = [t for t in self._threads if t.is_alive()]
+        self._threads = []
+        return not alive
+
+
+class LoopInbox:
+    """Callables from application threads, run on the loop in batches (module docstring)."""
+
+    __slots__ = ("loop", "_items", "_scheduled")
+
+    def __init__(self, loop: Any) -> None:
+        #: the event loop the calls run on
+        self.loop = loop
+        self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
+        self._scheduled = False
+
+    def post(self, function: Callable[[Any], None], argument: Any) -> None:
+        """Run ``function(argument)`` on the loop soon (thread-safe, never blocks)."""
+        self._items.append((function, argument))
+        # Read after the append: if the loop's _run has not yet cleared the flag, it will see
+        # this item when it drains; if it has, we schedule another run. A spare run is harmless.
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self.loop.call_soon_threadsafe(self._run)
+            except RuntimeError:  # the loop is closed: the worker is gone
+                pass
+
+    def _run(self) -> None:
+        self._scheduled = False
+        items = self._items
+        while items:
+            function, argument = items.popleft()
+            try:
+                function(argument)
+            except Exception:
+                log.exception("WSGI: error handing a response to the connection")

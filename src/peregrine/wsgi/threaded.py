@@ -1,0 +1,250 @@
+"""One request run by the application in a pool thread (``--threads N``, the default).
+
+The loop dispatches a :class:`ThreadedCall` to the pool; the thread builds the environ, calls
+the application and consumes its iterable; what the connection must do is posted back to the
+loop through the handler's inbox (one batched wake-up, see ``pool.py``):
+
+- ``_start_output``: the first body chunk was pushed, or the application returned. The loop
+  then sends the body whole if the application has finished meanwhile, or starts streaming it
+  (``output.pump``);
+- ``_send_file``: the application returned a ``wsgi.file_wrapper`` over a regular file;
+- ``_fail``: the application raised before any output (500), or its request body broke off.
+
+Each path ends with exactly one ``conn.exchange_done(exchange)``, on the loop. The iterable's
+``close()`` is always called (by the thread, or by the loop after a file was sent).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..http.status import has_no_body
+from .environ import build_environ
+from .files import FileWrapper
+from .input import BodyIncomplete, BodyReader
+from .output import ClientGone, OutputChannel, pump
+from .start import StartResponse, body_bytes
+
+if TYPE_CHECKING:
+    from ..aio.exchange import Exchange
+    from ..http.response import Response
+    from .handler import WsgiHandler
+
+log = logging.getLogger("peregrine.error")
+
+
+class ThreadedCall:
+    """One request's trip through an application thread (see the module docstring)."""
+
+    __slots__ = ("handler", "exchange", "input", "start", "channel", "result", "error")
+
+    def __init__(self, handler: WsgiHandler, exchange: Exchange, wsgi_input: BodyReader) -> None:
+        self.handler = handler
+        self.exchange = exchange
+        self.input = wsgi_input
+        self.start: StartResponse | None = None
+        #: made at the first output: the body on its way to the loop
+        self.channel: OutputChannel | None = None
+        #: the application's iterable (kept for a file the loop sends, then closes)
+        self.result: Any = None
+        #: what the application raised
+        self.error: BaseException | None = None
+
+    # --- in the application thread ------------------------------------------------------------
+
+    def run(self) -> None:
+        """Call the application and hand its response to the loop."""
+        handler = self.handler
+        request = self.exchange.request
+        start = self.start = StartResponse(request, self.write)
+        environ = build_environ(handler.base_environ, request, self.input)
+        result = None
+        try:
+            result = handler.app(environ, start)
+            if (
+                result.__class__ is FileWrapper
+                and self.channel is None
+                and start.response is not None
+            ):
+                sendable = result.sendable(start.length)
+                if sendable is not None:
+                    self.result = result  # closed by the loop once the file is sent
+                    start.head_sent = True
+                    handler.inbox.post(_send_file, (self, sendable))
+                    return
+            if (result.__class__ is list or result.__class__ is tuple) and self.channel is None:
+                # the whole body is here already: one hand-off, with a Content-Length
+                body = b"".join(result) if len(result) != 1 else result[0]
+                if body:
+                    self.write(body)
+            else:
+                for chunk in result:
+                    if chunk:
+                        self.write(chunk)
+        except ClientGone:
+            pass  # the loop stopped taking the body: it has ended the exchange
+        except BaseException as exc:  # noqa: B036 - reported on the loop (500 or a cut)
+            self.error = exc
+        finally:
+            if result is not None and self.result is None:
+                self._close(result)
+        channel = self.channel
+        if channel is None and self.error is None and start.response is None:
+            self.error = RuntimeError("the application returned without calling start_response()")
+        if channel is None:
+            handler.inbox.post(_fail if self.error is not None else _start_output, self)
+        else:
+            channel.end(failed=self.error is not None)
+
+    def write(self, chunk: bytes) -> None:
+        """Send ``chunk`` (also the PEP's ``write()`` callable): the first one sends the head."""
+        start = self.start
+        assert start is not None
+        if start.response is None:
+            raise RuntimeError("the application sent body data before calling start_response()")
+        if chunk.__class__ is not bytes:
+            chunk = body_bytes(chunk)
+        channel = self.channel
+        if channel is None:
+            start.head_sent = True
+            channel = self.channel = OutputChannel(self.handler.inbox.post)
+            channel.push(chunk)
+            self.handler.inbox.post(_start_output, self)
+        else:
+            channel.push(chunk)
+
+    def _close(self, result: Any) -> None:
+        close = getattr(result, "close", None)
+        if close is not None:
+            try:
+                close()
+            except BaseException as exc:  # noqa: B036 - the request's first error wins
+                if self.error is None:
+                    self.error = exc
+
+
+# --- on the loop --------------------------------------------------------------------------------
+
+
+def _start_output(call: ThreadedCall) -> None:
+    """Send the head and what there is of the body: whole if the application is done."""
+    exchange = call.exchange
+    start = call.start
+    assert start is not None and start.response is not None
+    response = start.response
+    channel = call.channel
+    if channel is None:  # the application finished without body
+        chunks: list[bytes] = []
+        ended = True
+        failed = False
+    else:
+        chunks, ended = channel.take()
+        failed = channel.failed
+    if ended and failed:
+        channel.close()  # type: ignore[union-attr]
+        _fail(call)  # nothing is on the wire yet: a 500 is still possible
+        return
+    if ended:
+        if channel is not None:
+            channel.close()
+        try:
+            respond_whole(exchange, response, start.length, chunks)
+        except ValueError as exc:
+            call.error = exc  # the body disagrees with the declared Content-Length
+            _fail(call)
+            return
+        exchange.conn.exchange_done(exchange)
+        return
+    assert channel is not None
+    exchange.conn._run(_stream(call, channel, chunks))
+
+
+def respond_whole(
+    exchange: Exchange, response: Response, length: int | None, chunks: list[bytes]
+) -> None:
+    """Send a response whose whole body is ``chunks``.
+
+    Raises ValueError (nothing sent) when the body disagrees with the application's
+    Content-Length, except for HEAD and bodiless statuses, where an empty body is expected.
+    """
+    body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    if length is None or length == len(body):
+        response.body = body
+        exchange.respond(response)
+    elif not body and (exchange.request.method == "HEAD" or has_no_body(response.status)):
+        exchange.begin_stream(response, length)  # the head says the length of the GET body
+        exchange.end()
+    else:
+        raise ValueError(
+            f"the application declared Content-Length {length} and sent {len(body)} bytes"
+        )
+
+
+async def _stream(call: ThreadedCall, channel: OutputChannel, first: list[bytes]) -> None:
+    exchange = call.exchange
+    start = call.start
+    assert start is not None and start.response is not None
+    try:
+        exchange.begin_stream(start.response, start.length)
+        await pump(exchange, channel, first)
+        if channel.failed:
+            _report(call)
+    except ConnectionError:
+        exchange.abort()
+    except ValueError:
+        log.error(
+            "%s %s: the application sent more than its Content-Length (%s): connection cut",
+            exchange.request.method,
+            exchange.request.url,
+            start.length,
+        )
+        exchange.abort()
+    finally:
+        channel.close()
+        exchange.conn.exchange_done(exchange)
+
+
+async def _send_file_task(call: ThreadedCall, file: Any, offset: int, count: int) -> None:
+    exchange = call.exchange
+    start = call.start
+    assert start is not None and start.response is not None
+    response = start.response
+    try:
+        response.send_file(file, offset, count)
+        await exchange.send_file(response)
+    except ConnectionError:
+        exchange.abort()
+    except Exception:
+        exchange.conn._handler_failed(exchange.request)
+    finally:
+        call._close(call.result)
+        if call.error is not None:
+            _report(call)
+        exchange.conn.exchange_done(exchange)
+
+
+def _send_file(item: tuple[ThreadedCall, tuple[Any, int, int]]) -> None:
+    call, (file, offset, count) = item
+    call.exchange.conn._run(_send_file_task(call, file, offset, count))
+
+
+def _fail(call: ThreadedCall) -> None:
+    """The application failed before its head went out: 500, unless the body broke off."""
+    exchange = call.exchange
+    error = call.error
+    if error is None or not isinstance(error, BodyIncomplete):
+        _report(call)
+    # A broken-off body: the connection answers it itself (408, 400) or the client is gone.
+    exchange.conn.exchange_done(exchange)
+
+
+def _report(call: ThreadedCall) -> None:
+    """Log the application's error; answer 500, or cut the connection if the head is out."""
+    exchange = call.exchange
+    try:
+        if call.error is not None:
+            raise call.error
+        raise RuntimeError("the application's response was invalid")
+    except BaseException:
+        exchange.conn._handler_failed(exchange.request)
