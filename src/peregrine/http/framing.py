@@ -16,13 +16,17 @@ from .response import Response
 
 
 def framed_response(
-    request: Any, status: int, fields: Iterable[tuple[str | bytes, str | bytes]]
+    request: Any,
+    status: int,
+    fields: Iterable[tuple[str | bytes, str | bytes]],
+    field_type: type | None = None,
 ) -> tuple[Response, int | None]:
     """``(response, declared Content-Length or None)``.
 
     Raises ``ValueError`` on a field that could split the response (CR, LF, NUL, a name that
     is not a token, text outside ISO-8859-1), a status outside 100-599, or a Content-Length that
-    is not one non-negative number (repeats must agree).
+    is not one non-negative number (repeats must agree). With ``field_type`` (``str`` for WSGI,
+    ``bytes`` for ASGI), every field must be a 2-tuple of that type (else ``TypeError``).
     """
     if not 100 <= status <= 599:
         raise ValueError(f"invalid status code {status!r}")
@@ -30,7 +34,18 @@ def framed_response(
     response.status = status
     length: int | None = None
     add = response.add_header
-    for name, value in fields:
+    for field in fields:
+        if field_type is not None and (
+            field.__class__ is not tuple
+            or len(field) != 2
+            or field[0].__class__ is not field_type
+            or field[1].__class__ is not field_type
+        ):
+            raise TypeError(
+                f"a header field must be a ({field_type.__name__}, {field_type.__name__}) "
+                f"tuple, got {field!r}"
+            )
+        name, value = field
         if name in _LENGTH_NAMES:
             length = _content_length(value, length)
             continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from ..http.headers import Headers
 from ..http.request import Request
 
 # ``b"User-Agent" -> "HTTP_USER_AGENT"``, computed once per spelling seen (bounded below).
@@ -52,20 +53,34 @@ def path_info(raw_path: bytes) -> str:
     return unquote_to_bytes(raw_path).decode("latin-1")
 
 
+# ``(Host header, scheme) -> (SERVER_NAME, SERVER_PORT)``: clients send the same few hosts
+_SERVERS: dict[tuple[str, str], tuple[str, str]] = {}
+
+
 def server_address(host_header: str | None, scheme: str, sockname: Any) -> tuple[str, str]:
     """``(SERVER_NAME, SERVER_PORT)``: from the Host header when there is one (as the URL the
-    client used), else from the address the connection arrived on."""
+    client used), else from the address the connection arrived on (``sockname``)."""
     if host_header:
-        if host_header.startswith("["):  # an IPv6 literal: [::1]:8000
-            end = host_header.find("]")
-            if end > 0:
-                port = host_header[end + 2 :] if host_header[end + 1 : end + 2] == ":" else ""
-                return host_header[: end + 1], port or _DEFAULT_PORTS.get(scheme, "80")
-        name, colon, port = host_header.partition(":")
-        return name, (port if colon and port else _DEFAULT_PORTS.get(scheme, "80"))
+        found = _SERVERS.get((host_header, scheme))
+        if found is None:
+            found = _parse_host(host_header, scheme)
+            if len(_SERVERS) < _KEYS_MAX:
+                _SERVERS[(host_header, scheme)] = found
+        return found
     if isinstance(sockname, tuple) and len(sockname) >= 2:
         return str(sockname[0]), str(sockname[1])
     return "localhost", _DEFAULT_PORTS.get(scheme, "80")
+
+
+def _parse_host(host_header: str, scheme: str) -> tuple[str, str]:
+    default = _DEFAULT_PORTS.get(scheme, "80")
+    if host_header.startswith("["):  # an IPv6 literal: [::1]:8000
+        end = host_header.find("]")
+        if end > 0:
+            port = host_header[end + 2 :] if host_header[end + 1 : end + 2] == ":" else ""
+            return host_header[: end + 1], port or default
+    name, colon, port = host_header.partition(":")
+    return name, (port if colon and port else default)
 
 
 def base_environ(
@@ -97,7 +112,9 @@ def build_environ(
     """
     environ = base.copy()
     environ["REQUEST_METHOD"] = request.method
-    environ["PATH_INFO"] = path_info(request.raw_path)
+    raw_path = request.raw_path
+    # path_info(), inlined: once per request
+    environ["PATH_INFO"] = raw_path.decode("latin-1") if 37 not in raw_path else path_info(raw_path)
     environ["QUERY_STRING"] = request.query_bytes.decode("latin-1")
     environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.version) or "HTTP/" + request.version
     environ["wsgi.url_scheme"] = request.scheme
@@ -108,7 +125,10 @@ def build_environ(
         environ["REMOTE_PORT"] = str(client[1])
     keys = _KEYS
     host = None
-    for name, value in request.headers.raw:
+    fields = request._headers  # the parser's raw list until someone asks for request.headers
+    if fields.__class__ is Headers:
+        fields = fields.raw  # type: ignore[union-attr]
+    for name, value in fields:  # type: ignore[union-attr]
         key = keys.get(name) or environ_key(name)
         if key is None:
             continue

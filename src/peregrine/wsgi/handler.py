@@ -9,7 +9,7 @@ from ..config import Config
 from .environ import base_environ
 from .errors import ErrorStream
 from .files import FileWrapper
-from .inline import serve_inline
+from .inline import serve_inline, sockname_if_needed
 from .input import BufferedInput, StreamedInput
 from .pool import LoopInbox, ThreadPool
 from .threaded import ThreadedCall
@@ -60,7 +60,7 @@ class WsgiHandler:
             wsgi_input = StreamedInput(body, exchange.conn.loop)
         if self.inbox.loop is None:
             self.inbox.loop = exchange.conn.loop
-        pool.submit(ThreadedCall(self, exchange, wsgi_input))
+        pool.submit(ThreadedCall(self, exchange, wsgi_input, sockname_if_needed(exchange)))
 
     def close(self) -> None:
         """Stop the thread pool, letting running requests finish within ``graceful_timeout``."""

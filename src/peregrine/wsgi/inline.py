@@ -29,6 +29,16 @@ if TYPE_CHECKING:
     from ..aio.exchange import Exchange
     from .handler import WsgiHandler
 
+
+def sockname_if_needed(exchange: Exchange) -> Any:
+    """The connection's local address when the request may lack a Host header (HTTP/1.0; the
+    parser refuses HTTP/1.1 requests without one), read on the loop; else None."""
+    if exchange.request.version != "1.0":
+        return None
+    transport = exchange.conn.transport
+    return transport.get_extra_info("sockname") if transport is not None else None
+
+
 log = logging.getLogger("peregrine.error")
 
 
@@ -65,9 +75,11 @@ def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInp
         written.append(body_bytes(chunk))
 
     start = StartResponse(request, write)
-    environ = build_environ(handler.base_environ, request, wsgi_input)
     result: Any = None
     try:
+        environ = build_environ(
+            handler.base_environ, request, wsgi_input, sockname_if_needed(exchange)
+        )
         result = handler.app(environ, start)
         if start.response is None:
             raise RuntimeError("the application returned without calling start_response()")
@@ -82,11 +94,13 @@ def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInp
             chunks += [body_bytes(chunk) for chunk in result if chunk]
         else:
             iterator = iter(result)
-            # the first two chunks: a body of one chunk is sent whole
+            # up to two chunks: a body of one chunk is sent whole, with a Content-Length
+            produced = 0
             for chunk in iterator:
                 if chunk:
                     chunks.append(body_bytes(chunk))
-                    if len(chunks) > len(written) + 1:
+                    produced += 1
+                    if produced == 2:
                         start.head_sent = True
                         exchange.conn._run(_stream(exchange, start, result, iterator, chunks))
                         result = None  # the task closes it

@@ -3,7 +3,7 @@
 Two kinds, one reading interface (:class:`BodyReader`: ``read``, ``readline``, ``readlines``,
 iteration):
 
-- :class:`BufferedInput` over bytes the engine already holds: a body that had arrived whole
+- :data:`BufferedInput` (``io.BytesIO``) over bytes the engine already holds: a body that had arrived whole
   when the request was dispatched (the common case: small bodies come with their head), or any
   body with ``--threads 0``, where the engine reads it whole (up to ``max_body_size``) first.
 - :class:`StreamedInput` over a body still arriving: each time the application wants more, it
@@ -15,6 +15,7 @@ iteration):
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import Iterator
 
 from ..aio.body import RequestBody
@@ -125,16 +126,8 @@ class BodyReader:
         """Nothing to release (the engine drains an unread body for keep-alive)."""
 
 
-class BufferedInput(BodyReader):
-    """A body held whole in memory (see the module docstring)."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self._buffer = data
-        self._eof = True
-
-    def _more(self) -> bytes:
-        return b""
+#: a body held whole: ``io.BytesIO`` has the PEP's reading interface, in C
+BufferedInput = io.BytesIO
 
 
 class StreamedInput(BodyReader):

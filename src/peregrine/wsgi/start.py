@@ -23,6 +23,18 @@ Write = Callable[[bytes], None]
 def parse_status(status: Any) -> int:
     """The code of a WSGI status string such as ``"200 OK"`` (the reason phrase is not sent:
     the server sends the standard one)."""
+    code = _STATUS_CODES.get(status) if status.__class__ is str else None
+    if code is None:
+        code = _parse_status(status)
+        if len(_STATUS_CODES) < 1024:
+            _STATUS_CODES[status] = code
+    return code
+
+
+_STATUS_CODES: dict[str, int] = {}
+
+
+def _parse_status(status: Any) -> int:
     if not isinstance(status, str):
         raise TypeError(f"status must be a str such as '200 OK', got {status!r}")
     code = status[:3]
@@ -30,8 +42,8 @@ def parse_status(status: Any) -> int:
         raise ValueError(f"invalid status {status!r}")
     if len(status) > 3 and status[3] != " ":
         raise ValueError(f"invalid status {status!r}")
-    if "\r" in status or "\n" in status:
-        raise ValueError(f"status {status!r} contains CR or LF")
+    if "\r" in status or "\n" in status or "\0" in status:
+        raise ValueError(f"status {status!r} contains CR, LF or NUL")
     return int(code)
 
 
@@ -71,12 +83,9 @@ class StartResponse:
                 exc_info = None  # no reference cycle through the traceback
         elif self.response is not None:
             raise RuntimeError("start_response() called a second time without exc_info")
-        if not isinstance(headers, list):
+        if headers.__class__ is not list:
             raise TypeError(f"headers must be a list of (name, value) tuples, got {headers!r}")
-        for field in headers:
-            if not isinstance(field, tuple) or len(field) != 2:
-                raise TypeError(f"a header must be a (name, value) tuple, got {field!r}")
-            if not isinstance(field[0], str) or not isinstance(field[1], str):
-                raise TypeError(f"header names and values must be str, got {field!r}")
-        self.response, self.length = framed_response(self.request, parse_status(status), headers)
+        self.response, self.length = framed_response(
+            self.request, parse_status(status), headers, str
+        )
         return self.write

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..http.status import has_no_body
 from .environ import build_environ
 from .files import FileWrapper
-from .input import BodyIncomplete, BodyReader
+from .input import BodyIncomplete
 from .output import ClientGone, OutputChannel, pump
 from .start import StartResponse, body_bytes
 
@@ -37,12 +37,25 @@ log = logging.getLogger("peregrine.error")
 class ThreadedCall:
     """One request's trip through an application thread (see the module docstring)."""
 
-    __slots__ = ("handler", "exchange", "input", "start", "channel", "result", "error")
+    __slots__ = (
+        "handler",
+        "exchange",
+        "input",
+        "sockname",
+        "start",
+        "channel",
+        "result",
+        "error",
+    )
 
-    def __init__(self, handler: WsgiHandler, exchange: Exchange, wsgi_input: BodyReader) -> None:
+    def __init__(
+        self, handler: WsgiHandler, exchange: Exchange, wsgi_input: Any, sockname: Any
+    ) -> None:
         self.handler = handler
         self.exchange = exchange
         self.input = wsgi_input
+        #: the address the connection arrived on, for a request without Host (HTTP/1.0)
+        self.sockname = sockname
         self.start: StartResponse | None = None
         #: made at the first output: the body on its way to the loop
         self.channel: OutputChannel | None = None
@@ -58,9 +71,9 @@ class ThreadedCall:
         handler = self.handler
         request = self.exchange.request
         start = self.start = StartResponse(request, self.write)
-        environ = build_environ(handler.base_environ, request, self.input)
         result = None
         try:
+            environ = build_environ(handler.base_environ, request, self.input, self.sockname)
             result = handler.app(environ, start)
             if (
                 result.__class__ is FileWrapper
