@@ -1,0 +1,83 @@
+"""The thread pool and the batched hand-back to the loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+
+from peregrine.wsgi.pool import LoopInbox, ThreadPool
+
+
+def test_pool_runs_jobs_on_its_threads_and_stops() -> None:
+    done: list[tuple[int, str]] = []
+    lock = threading.Lock()
+
+    def work(job: int) -> None:
+        with lock:
+            done.append((job, threading.current_thread().name))
+
+    pool = ThreadPool(3, work, name="test-pool")
+    for job in range(50):
+        pool.submit(job)
+    assert pool.shutdown(5)
+    assert sorted(job for job, _ in done) == list(range(50))
+    assert {name for _, name in done} <= {"test-pool-0", "test-pool-1", "test-pool-2"}
+
+
+def test_pool_survives_a_failing_job() -> None:
+    done: list[int] = []
+
+    def work(job: int) -> None:
+        if job == 0:
+            raise RuntimeError("job failed")
+        done.append(job)
+
+    pool = ThreadPool(1, work)
+    pool.submit(0)
+    pool.submit(1)
+    assert pool.shutdown(5)
+    assert done == [1]
+
+
+def test_shutdown_is_bounded_by_its_timeout() -> None:
+    release = threading.Event()
+    pool = ThreadPool(1, lambda job: release.wait(10))
+    pool.submit("stuck")
+    time.sleep(0.05)
+    began = time.monotonic()
+    assert pool.shutdown(0.3) is False
+    assert time.monotonic() - began < 2
+    release.set()
+
+
+def test_inbox_batches_calls_into_one_loop_wake_up() -> None:
+    loop = asyncio.new_event_loop()
+    inbox = LoopInbox(loop)
+    ran: list[int] = []
+    wakeups = 0
+    original = loop.call_soon_threadsafe
+
+    def counting(*args: object) -> object:
+        nonlocal wakeups
+        wakeups += 1
+        return original(*args)  # type: ignore[arg-type]
+
+    loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+    try:
+
+        def post_many() -> None:
+            for i in range(100):
+                inbox.post(ran.append, i)
+
+        thread = threading.Thread(target=post_many)
+        thread.start()
+        thread.join()
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert ran == list(range(100))  # all of them, in order
+        assert wakeups == 1  # posted while the loop was not running: one batch
+        inbox.post(ran.append, 100)
+        loop.run_until_complete(asyncio.sleep(0.01))
+        assert ran[-1] == 100 and wakeups == 2
+    finally:
+        loop.close()
