@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
-from ..http.headers import Headers
+from ..http.headers import Headers, RawHeaders
 from ..http.request import Request
 
 # ``b"User-Agent" -> "HTTP_USER_AGENT"``, computed once per spelling seen (bounded below).
@@ -125,10 +125,9 @@ def build_environ(
         environ["REMOTE_PORT"] = str(client[1])
     keys = _KEYS
     host = None
-    fields = request._headers  # the parser's raw list until someone asks for request.headers
-    if fields.__class__ is Headers:
-        fields = fields.raw  # type: ignore[union-attr]
-    for name, value in fields:  # type: ignore[union-attr]
+    headers = request._headers  # the parser's raw list until someone asks for request.headers
+    fields: RawHeaders = headers.raw if isinstance(headers, Headers) else headers
+    for name, value in fields:
         key = keys.get(name) or environ_key(name)
         if key is None:
             continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +22,9 @@ log = logging.getLogger("peregrine.error")
 
 
 def _run_call(call: ThreadedCall) -> None:
-    call.run()
+    # a context of its own per request: what the application sets in context variables does
+    # not leak into the next request this thread runs
+    contextvars.Context().run(call.run)
 
 
 class WsgiHandler:

@@ -15,6 +15,7 @@ Content-Length.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -76,41 +77,47 @@ def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInp
 
     start = StartResponse(request, write)
     result: Any = None
+    # All of the application's code for this request (the call, each next(), close()) runs in
+    # one context of its own: frameworks set context variables in one step and reset them in a
+    # later one (Flask's stream_with_context), which must see the same context.
+    context = contextvars.Context()
     try:
         environ = build_environ(
             handler.base_environ, request, wsgi_input, sockname_if_needed(exchange)
         )
-        result = handler.app(environ, start)
+        result = context.run(handler.app, environ, start)
         if start.response is None:
             raise RuntimeError("the application returned without calling start_response()")
         if result.__class__ is FileWrapper and not written:
             sendable = result.sendable(start.length)
             if sendable is not None:
                 start.head_sent = True
-                exchange.conn._run(_send_file(exchange, start, result, sendable))
+                exchange.conn._run(_send_file(exchange, start, result, sendable, context))
                 return
         chunks = written
         if result.__class__ is list or result.__class__ is tuple:
             chunks += [body_bytes(chunk) for chunk in result if chunk]
         else:
-            iterator = iter(result)
+            iterator = context.run(iter, result)
             # up to two chunks: a body of one chunk is sent whole, with a Content-Length
             produced = 0
-            for chunk in iterator:
+            while (chunk := context.run(next, iterator, _END)) is not _END:
                 if chunk:
                     chunks.append(body_bytes(chunk))
                     produced += 1
                     if produced == 2:
                         start.head_sent = True
-                        exchange.conn._run(_stream(exchange, start, result, iterator, chunks))
+                        exchange.conn._run(
+                            _stream(exchange, start, result, iterator, chunks, context)
+                        )
                         result = None  # the task closes it
                         return
         finished, result = result, None
-        _close(finished)
+        _close(finished, context)
         respond_whole(exchange, start.response, start.length, chunks)
     except Exception:
         if result is not None:
-            _close(result, request)
+            _close(result, context, request)
         exchange.conn._handler_failed(request)
     exchange.conn.exchange_done(exchange)
 
@@ -121,15 +128,17 @@ async def _stream(
     result: Any,
     iterator: Iterator[Any],
     chunks: list[bytes],
+    context: contextvars.Context,
 ) -> None:
     """Send the head, the chunks so far, then the rest of the iterable as the client reads."""
     assert start.response is not None
     try:
         exchange.begin_stream(start.response, start.length)
-        for chunk in chunks:
-            await exchange.write(chunk)
+        for ready in chunks:
+            await exchange.write(ready)
         chunks.clear()
-        for chunk in iterator:  # next() runs on the loop: this is the --threads 0 contract
+        # next() runs on the loop: this is the --threads 0 contract
+        while (chunk := context.run(next, iterator, _END)) is not _END:
             if chunk:
                 await exchange.write(body_bytes(chunk))
         exchange.end()
@@ -149,12 +158,16 @@ async def _stream(
     except Exception:
         exchange.conn._handler_failed(exchange.request)  # the head is out: this cuts
     finally:
-        _close(result, exchange.request)
+        _close(result, context, exchange.request)
         exchange.conn.exchange_done(exchange)
 
 
 async def _send_file(
-    exchange: Exchange, start: StartResponse, result: Any, sendable: tuple[Any, int, int]
+    exchange: Exchange,
+    start: StartResponse,
+    result: Any,
+    sendable: tuple[Any, int, int],
+    context: contextvars.Context,
 ) -> None:
     assert start.response is not None
     response = start.response
@@ -166,19 +179,22 @@ async def _send_file(
     except Exception:
         exchange.conn._handler_failed(exchange.request)
     finally:
-        _close(result, exchange.request)
+        _close(result, context, exchange.request)
         exchange.conn.exchange_done(exchange)
 
 
-def _close(result: Any, request: Any = None) -> None:
+_END = object()  # what next() returns at the end of the iterable
+
+
+def _close(result: Any, context: contextvars.Context, request: Any = None) -> None:
     """Call the iterable's ``close()``; an error there is logged (the response may be out)."""
     close = getattr(result, "close", None)
     if close is None:
         return
     if request is None:
-        close()  # raising here lands in the caller's handler, before any output
+        context.run(close)  # raising here lands in the caller's handler, before any output
         return
     try:
-        close()
+        context.run(close)
     except Exception:
         log.exception("close() of the response iterable failed on %s", request)
