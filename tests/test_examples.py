@@ -67,3 +67,16 @@ def test_fileserver_serves_the_file_named_in_the_environment(tmp_path: Path) -> 
         response = httpx.get(server.url + "/whatever")
     assert response.text == "from the environment\n"
     assert response.headers["content-type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize("how", ["script", "peregrine run"])
+def test_wsgi_flask_example(how: str) -> None:
+    if how == "script":
+        server = ServerProcess(script=["examples/wsgi_flask.py"])
+    else:
+        server = ServerProcess("examples.wsgi_flask:app", "--threads", "2")
+    with server, httpx.Client(base_url=server.url, timeout=10) as client:
+        assert client.get("/").text == "Kawww from Flask\n"
+        assert client.get("/hello/ada").json() == {"hello": "ada"}
+        assert client.post("/echo", json=[1, 2]).json() == {"you_sent": [1, 2]}
+        assert client.get("/stream").text == "".join(f"line {i}\n" for i in range(5))

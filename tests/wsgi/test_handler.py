@@ -401,3 +401,30 @@ def test_error_in_close_after_a_complete_body_is_logged(server: ServerProcess) -
     assert response.status_code in (200, 500)  # close() runs before or after the head
     assert server.wait_for_line("close failed", 5, start)
     assert get(server, "/closed?tag=none").text == "no"  # the server carries on
+
+
+@pytest.mark.parametrize("mode", ["4", "0"])
+def test_chunked_body_over_max_body_size_gets_413(mode: str) -> None:
+    with ServerProcess(
+        "tests.wsgi.apps:app", "--max-body-size", "1000", "--threads", mode
+    ) as small:
+        with small.connect() as sock:
+            sock.sendall(
+                b"POST /echo?tag=chunked-too-big HTTP/1.1\r\nHost: h\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n" + b"3e8\r\n" + b"x" * 1000 + b"\r\n"
+                b"1\r\nx\r\n0\r\n\r\n"
+            )
+            data = read_until_closed(sock)
+        assert data.startswith(b"HTTP/1.1 413 ")
+        assert data.count(b"HTTP/1.1") == 1
+
+
+def test_sigterm_lets_a_running_request_finish() -> None:
+    server = ServerProcess("tests.wsgi.apps:app", "--graceful-timeout", "10")
+    with server, server.connect() as sock:
+        sock.sendall(request_bytes("GET", "/sleep?s=1.5"))
+        time.sleep(0.5)
+        server.send_signal(15)
+        status, _, body = read_response(sock)
+        assert (status, body) == (200, b"slept")
+        assert server.proc.wait(15) == 0
