@@ -224,6 +224,15 @@ def _errors(res: dict) -> str:
     return f"{total} ({', '.join(parts)})"
 
 
+# (case, Peregrine's server, peer, ratio to reach): issue 11's WSGI targets
+WSGI_TARGETS = [
+    ("wsgi-100", "peregrine-wsgi", "gunicorn-gthread", 3.0),
+    ("wsgi-100", "peregrine-wsgi", "granian-wsgi", 1.3),
+    ("wsgi-100", "peregrine-wsgi-t0", "peregrine-server", 0.8),
+    ("flask-100", "peregrine-wsgi", "gunicorn-gthread", 1.5),
+]
+
+
 def targets_section(cases, results) -> str:
     """Issue 6's targets, checked against this run."""
     lines = ["## Targets (issue 6)\n", "| target | measured | met |", "|---|---:|:-:|"]
@@ -263,6 +272,14 @@ def targets_section(cases, results) -> str:
         lines.append(
             f"| idle-mem: KB/conn ≤ uvicorn's ({um:.2f}) | {pm:.2f} | {'yes' if pm <= um else 'no'} |"
         )
+    # issue 11 (WSGI): ratios in one run
+    for cid, mine_name, peer, target in WSGI_TARGETS:
+        m, o = val(cid, mine_name), val(cid, peer)
+        if m and o:
+            r = m / o
+            lines.append(
+                f"| {cid}: {mine_name} ≥ {target}x {peer} | {r:.2f}x | {'yes' if r >= target else 'no'} |"
+            )
     if len(lines) == 3:
         lines.append("| (Peregrine has no seed-benchmark result in this run) | | |")
     return "\n".join(lines) + "\n"

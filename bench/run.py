@@ -141,6 +141,11 @@ CASES = [
         content_type="application/octet-stream",
         size=STATIC_SMALL_SIZE,
     ),
+    # WSGI: the same seed body from a raw WSGI app, a Flask endpoint and a Django view
+    Case("wsgi-100", "WSGI app, GET 6150 B, 100 conns", "http", "/", conns=100, body=SEED_BODY),
+    Case("wsgi-1000", "WSGI app, GET 6150 B, 1000 conns", "http", "/", conns=1000, body=SEED_BODY),
+    Case("flask-100", "Flask, GET 6150 B, 100 conns", "http", "/", conns=100, body=SEED_BODY),
+    Case("django-100", "Django, GET 6150 B, 100 conns", "http", "/", conns=100, body=SEED_BODY),
     Case("ws-echo", "WebSocket echo, 32 B text, 100 conns", "ws", "/ws", conns=100),
     Case("idle-mem", "RSS per idle keep-alive connection", "mem", "/small"),
 ]
@@ -237,6 +242,80 @@ def granian_cmd(interface: str, app: str) -> Callable[[Ctx, Case, int], list[str
     return build
 
 
+# --- WSGI servers: the app depends on the case ---------------------------------------------
+
+WSGI_APPS = {
+    "wsgi-100": "wsgi_app:app",
+    "wsgi-1000": "wsgi_app:app",
+    "flask-100": "flask_app:app",
+    "django-100": "django_app:application",
+}
+WSGI = set(WSGI_APPS)
+WSGI_THREADS = "10"  # threads per worker for every threaded WSGI server (Peregrine's default)
+
+
+def peregrine_wsgi_cmd(threads: str) -> Callable[[Ctx, Case, int], list[str]]:
+    def build(ctx: Ctx, case: Case, port: int) -> list[str]:
+        return [
+            PY, "-m", "peregrine", "run", WSGI_APPS[case.id], "--host", HOST, "--port", str(port),
+            "--workers", "1", "--threads", threads, "--loop", "uvloop", "--backlog", "4096",
+        ]  # fmt: skip
+
+    return build
+
+
+def gunicorn_cmd(worker_class: str) -> Callable[[Ctx, Case, int], list[str]]:
+    def build(ctx: Ctx, case: Case, port: int) -> list[str]:
+        cmd = [
+            PY, "-m", "gunicorn", WSGI_APPS[case.id], "--bind", f"{HOST}:{port}",
+            "--workers", "1", "--worker-class", worker_class, "--backlog", "4096",
+            "--log-level", "warning",
+        ]  # fmt: skip
+        if worker_class == "gthread":
+            cmd += ["--threads", WSGI_THREADS, "--worker-connections", "2000"]
+        return cmd
+
+    return build
+
+
+def granian_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    return granian_cmd("wsgi", WSGI_APPS[case.id])(ctx, case, port)
+
+
+def uvicorn_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    return [
+        PY, "-m", "uvicorn", WSGI_APPS[case.id], "--interface", "wsgi", "--host", HOST,
+        "--port", str(port), "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        "--log-level", "warning", "--backlog", "4096",
+    ]  # fmt: skip
+
+
+def peregrine_server_available() -> str | None:
+    return _py_has("peregrine_server")
+
+
+def peregrine_server_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    # the Swift-based `peregrine-server` package (no relation to this project)
+    return [
+        PY, "-m", "peregrine_server", WSGI_APPS[case.id], "--interface", "wsgi",
+        "--host", HOST, "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
+def socketify_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    return [
+        PY,
+        "-m",
+        "socketify",
+        WSGI_APPS[case.id],
+        "--wsgi",
+        "--port",
+        str(port),
+        "--host",
+        HOST,
+    ]
+
+
 def floor_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     # The floor does not route: it is started with the body of the case at hand.
     size = len(SMALL_BODY) if case.path in ("/small", "/upload") else len(SEED_BODY)
@@ -300,6 +379,14 @@ SERVERS = [
         "h2o", "h2o", {"seed-100", "seed-1000", "small-100", "idle-mem"} | STATIC,
         h2o_cmd, h2o_available, native=True,
     ),
+    Server("peregrine-wsgi", "Peregrine WSGI (--threads 10)", WSGI, peregrine_wsgi_cmd(WSGI_THREADS), peregrine_available),
+    Server("peregrine-wsgi-t0", "Peregrine WSGI (--threads 0)", WSGI, peregrine_wsgi_cmd("0"), peregrine_available),
+    Server("gunicorn-sync", "gunicorn sync", WSGI, gunicorn_cmd("sync"), lambda: _py_has("gunicorn")),
+    Server("gunicorn-gthread", "gunicorn gthread (10 threads)", WSGI, gunicorn_cmd("gthread"), lambda: _py_has("gunicorn")),
+    Server("granian-wsgi", "granian WSGI", WSGI, granian_wsgi_cmd),
+    Server("uvicorn-wsgi", "uvicorn --interface wsgi", WSGI, uvicorn_wsgi_cmd),
+    Server("peregrine-server", "peregrine-server WSGI (Swift)", WSGI, peregrine_server_cmd, peregrine_server_available),
+    Server("socketify-wsgi", "socketify WSGI", WSGI, socketify_wsgi_cmd, lambda: _py_has("socketify")),
     Server("floor", "floor (bare uvloop)", HTTP_BASIC | {"idle-mem"}, floor_cmd),
     # The ladder from the floor up to Peregrine (apps/ladder.py): measurements, not peers.
     Server("ladder-llhttp", "ladder: floor + llhttp", LADDER, ladder_cmd("llhttp"), peregrine_available),

@@ -46,6 +46,7 @@ class ThreadedCall:
         "channel",
         "result",
         "error",
+        "body",
     )
 
     def __init__(
@@ -63,6 +64,8 @@ class ThreadedCall:
         self.result: Any = None
         #: what the application raised
         self.error: BaseException | None = None
+        #: the whole body, when the application returned a list or tuple
+        self.body = b""
 
     # --- in the application thread ------------------------------------------------------------
 
@@ -87,10 +90,13 @@ class ThreadedCall:
                     handler.inbox.post(_send_file, (self, sendable))
                     return
             if (result.__class__ is list or result.__class__ is tuple) and self.channel is None:
-                # the whole body is here already: one hand-off, with a Content-Length
-                body = b"".join(result) if len(result) != 1 else result[0]
-                if body:
-                    self.write(body)
+                # The whole body is here already: one hand-off, with a Content-Length, and no
+                # channel (its lock and condition cost more than the rest of the hand-off).
+                if start.response is None:
+                    raise RuntimeError("the application returned before calling start_response()")
+                body = result[0] if len(result) == 1 else b"".join(map(body_bytes, result))
+                self.body = body_bytes(body)
+                start.head_sent = True
             else:
                 for chunk in result:
                     if chunk:
@@ -147,8 +153,8 @@ def _start_output(call: ThreadedCall) -> None:
     assert start is not None and start.response is not None
     response = start.response
     channel = call.channel
-    if channel is None:  # the application finished without body
-        chunks: list[bytes] = []
+    if channel is None:  # the application finished: its whole body, if any, is in call.body
+        chunks: list[bytes] = [call.body] if call.body else []
         ended = True
         failed = False
     else:
