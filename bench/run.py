@@ -290,15 +290,25 @@ def uvicorn_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+# The Swift-based `peregrine-server` package (no relation to this project) ships a top-level
+# package named `peregrine`, so run.sh installs it in a venv of its own.
+PSERVER_PY = BENCH / ".venv-peregrine-server" / "bin" / "python"
+
+
 def peregrine_server_available() -> str | None:
-    return _py_has("peregrine_server")
+    if not PSERVER_PY.exists():
+        return f"{PSERVER_PY.parent.parent} does not exist (run.sh makes it)"
+    out = subprocess.run(
+        [str(PSERVER_PY), "-c", "import peregrine._native"], capture_output=True, timeout=60
+    )
+    return None if out.returncode == 0 else "peregrine-server's native module does not import"
 
 
 def peregrine_server_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
-    # the Swift-based `peregrine-server` package (no relation to this project)
+    # its default: one application thread per worker (--wsgi-threads 1)
     return [
-        PY, "-m", "peregrine_server", WSGI_APPS[case.id], "--interface", "wsgi",
-        "--host", HOST, "--port", str(port), "--workers", "1",
+        str(PSERVER_PY), "-m", "peregrine", WSGI_APPS[case.id], "--protocol", "wsgi",
+        "--host", HOST, "--port", str(port), "--workers", "1", "--backlog", "4096",
     ]  # fmt: skip
 
 

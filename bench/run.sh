@@ -57,6 +57,22 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
 fi
 
 # Each idle-memory connection is a file descriptor in the server and in the client.
+# peregrine-server (a WSGI peer) in a venv of its own: its package is also named `peregrine`.
+# Optional: where it does not install, the benchmark reports it as unavailable.
+PSVENV="$BENCH/.venv-peregrine-server"
+psstamp="$PSVENV/.bench-stamp"
+pswant="$(sha256sum < "$BENCH/requirements-peregrine-server.txt" | cut -d' ' -f1)"
+if [ ! -x "$PSVENV/bin/python" ] || [ "$(cat "$psstamp" 2>/dev/null)" != "$pswant" ]; then
+    echo "bench: preparing $PSVENV (log: $PSVENV/install.log)"
+    [ -x "$PSVENV/bin/python" ] || "$PYTHON" -m venv "$PSVENV"
+    if "$PSVENV/bin/python" -m pip install -r "$BENCH/requirements-peregrine-server.txt" \
+        > "$PSVENV/install.log" 2>&1; then
+        echo "$pswant" > "$psstamp"
+    else
+        echo "bench: peregrine-server did not install (see $PSVENV/install.log); it is skipped" >&2
+    fi
+fi
+
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 exec "$VENV/bin/python" "$BENCH/run.py" "$@"
