@@ -314,16 +314,9 @@ def peregrine_server_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
 
 def socketify_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     return [
-        PY,
-        "-m",
-        "socketify",
-        WSGI_APPS[case.id],
-        "--wsgi",
-        "--port",
-        str(port),
-        "--host",
-        HOST,
-    ]
+        PY, "-m", "socketify", WSGI_APPS[case.id], "--interface", "wsgi",
+        "--host", HOST, "--port", str(port), "--disable-listen-log", "true",
+    ]  # fmt: skip
 
 
 def floor_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
