@@ -340,3 +340,13 @@ ROUTES: dict[str, Callable[[dict[str, Any], Start, dict[str, str]], Iterable[byt
     "/file": file_route,
     "/errors": errors_stream,
 }
+
+
+def create_app() -> Callable[[dict[str, Any], Start], Iterable[bytes]]:
+    """An application factory (``--factory``)."""
+    return app
+
+
+def oddly_named(env: dict[str, Any], respond: Start) -> Iterable[bytes]:
+    """A WSGI app whose parameters are not named as PEP 3333 names them: ``--interface wsgi``."""
+    return _text(respond, b"forced")

@@ -428,3 +428,10 @@ def test_sigterm_lets_a_running_request_finish() -> None:
         status, _, body = read_response(sock)
         assert (status, body) == (200, b"slept")
         assert server.proc.wait(15) == 0
+
+
+def test_factory_and_forced_interface() -> None:
+    with ServerProcess("tests.wsgi.apps:create_app", "--factory") as server:
+        assert get(server, "/closed?tag=x").text == "no"
+    with ServerProcess("tests.wsgi.apps:oddly_named", "--interface", "wsgi") as server:
+        assert get(server, "/").text == "forced"
