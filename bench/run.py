@@ -279,7 +279,10 @@ def gunicorn_cmd(worker_class: str) -> Callable[[Ctx, Case, int], list[str]]:
 
 
 def granian_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
-    return granian_cmd("wsgi", WSGI_APPS[case.id])(ctx, case, port)
+    # the same number of application threads as the others (its default allows 2048, and a
+    # quick run of the Flask case then answered nothing in 3 s)
+    cmd = granian_cmd("wsgi", WSGI_APPS[case.id])(ctx, case, port)
+    return cmd + ["--blocking-threads", WSGI_THREADS]
 
 
 def uvicorn_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
