@@ -228,7 +228,7 @@ def _errors(res: dict) -> str:
 WSGI_TARGETS = [
     ("wsgi-100", "peregrine-wsgi", "gunicorn-gthread", 3.0),
     ("wsgi-100", "peregrine-wsgi", "granian-wsgi", 1.3),
-    ("wsgi-100", "peregrine-wsgi-t0", "peregrine-server", 0.8),
+    ("wsgi-100", "peregrine-wsgi-t0", "peregrine-server-wsgi", 0.8),
     ("flask-100", "peregrine-wsgi", "gunicorn-gthread", 1.5),
 ]
 

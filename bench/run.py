@@ -391,7 +391,7 @@ SERVERS = [
     Server("gunicorn-gthread", "gunicorn gthread (10 threads)", WSGI, gunicorn_cmd("gthread"), lambda: _py_has("gunicorn")),
     Server("granian-wsgi", "granian WSGI", WSGI, granian_wsgi_cmd),
     Server("uvicorn-wsgi", "uvicorn --interface wsgi", WSGI, uvicorn_wsgi_cmd),
-    Server("peregrine-server", "peregrine-server WSGI (Swift)", WSGI, peregrine_server_cmd, peregrine_server_available),
+    Server("peregrine-server-wsgi", "peregrine-server WSGI (Swift)", WSGI, peregrine_server_cmd, peregrine_server_available),
     Server("socketify-wsgi", "socketify WSGI", WSGI, socketify_wsgi_cmd, lambda: _py_has("socketify")),
     Server("floor", "floor (bare uvloop)", HTTP_BASIC | {"idle-mem"}, floor_cmd),
     # The ladder from the floor up to Peregrine (apps/ladder.py): measurements, not peers.
