@@ -67,7 +67,6 @@ def test_headers_are_set_and_framing_fields_taken_out() -> None:
         [(b"X-Bytes", b"x")],
         [("X-Int", 5)],
         [("X-Three", "a", "b")],
-        [["X-List", "a"]],
         (("X-Tuple-Of-Headers", "a"),),
         [("Content-Length", "-1")],
         [("Content-Length", "1"), ("Content-Length", "2")],

@@ -26,7 +26,7 @@ def framed_response(
     Raises ``ValueError`` on a field that could split the response (CR, LF, NUL, a name that
     is not a token, text outside ISO-8859-1), a status outside 100-599, or a Content-Length that
     is not one non-negative number (repeats must agree). With ``field_type`` (``str`` for WSGI,
-    ``bytes`` for ASGI), every field must be a 2-tuple of that type (else ``TypeError``).
+    ``bytes`` for ASGI), every name and value must be of that type (else ``TypeError``).
     """
     if not 100 <= status <= 599:
         raise ValueError(f"invalid status code {status!r}")
@@ -34,18 +34,14 @@ def framed_response(
     response.status = status
     length: int | None = None
     add = response.add_header
-    for field in fields:
+    for name, value in fields:  # a field that is not a pair: ValueError
         if field_type is not None and (
-            field.__class__ is not tuple
-            or len(field) != 2
-            or field[0].__class__ is not field_type
-            or field[1].__class__ is not field_type
+            name.__class__ is not field_type or value.__class__ is not field_type
         ):
             raise TypeError(
                 f"a header field must be a ({field_type.__name__}, {field_type.__name__}) "
-                f"tuple, got {field!r}"
+                f"pair, got {(name, value)!r}"
             )
-        name, value = field
         if name in _LENGTH_NAMES:
             length = _content_length(value, length)
             continue
@@ -73,11 +69,19 @@ _CODING_NAMES = _spellings("Transfer-Encoding")
 
 
 def _content_length(value: str | bytes, seen: int | None) -> int:
-    text = value.decode("latin-1") if isinstance(value, bytes) else value
-    text = text.strip()
-    if not text.isdigit() or not text.isascii():
-        raise ValueError(f"invalid Content-Length {text!r}")
-    length = int(text)
+    length = _LENGTHS.get(value)
+    if length is None:
+        text = value.decode("latin-1") if isinstance(value, bytes) else value
+        text = text.strip()
+        if not text.isdigit() or not text.isascii():
+            raise ValueError(f"invalid Content-Length {text!r}")
+        length = int(text)
+        if len(_LENGTHS) < 4096:
+            _LENGTHS[value] = length
     if seen is not None and seen != length:
         raise ValueError("conflicting Content-Length values")
     return length
+
+
+# Content-Length values seen, parsed (bodies often have the same few sizes); bounded
+_LENGTHS: dict[str | bytes, int] = {}
