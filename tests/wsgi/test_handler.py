@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -435,3 +437,36 @@ def test_factory_and_forced_interface() -> None:
         assert get(server, "/closed?tag=x").text == "no"
     with ServerProcess("tests.wsgi.apps:oddly_named", "--interface", "wsgi") as server:
         assert get(server, "/").text == "forced"
+
+
+def test_pipelined_requests_are_answered_in_order(server: ServerProcess) -> None:
+    with server.connect() as sock:
+        sock.sendall(
+            request_bytes("GET", "/sleep?s=0.3")
+            + request_bytes("POST", "/echo", b"second")
+            + request_bytes("GET", "/stream?n=2&tag=pipelined")
+        )
+        stream = sock.makefile("rb")  # one buffer for the three responses, read in turn
+        answers = []
+        for _ in range(3):
+            response = http.client.HTTPResponse(_OneFile(stream))  # type: ignore[arg-type]
+            response.begin()
+            answers.append(response.read())
+    assert answers == [b"slept", b"second", b"chunk 0\nchunk 1\n"]
+
+
+class _OneFile:
+    """What http.client.HTTPResponse needs of a socket: the same reader for every response,
+    which it may not close (it closes its reader after each body)."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def makefile(self, *args: object, **kwargs: object) -> object:
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def close(self) -> None:
+        pass
