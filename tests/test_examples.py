@@ -46,6 +46,7 @@ def test_counter_counts_up_from_zero() -> None:
         ("examples.websocket.app:Handler", "/", "<"),
         ("examples.dirserver.app:Handler", "/api/hello", '{"hello": "world"'),
         ("examples.fileserver:Handler", "/any/path", '"""Serve one file'),
+        ("examples.wsgi_flask:app", "/", "Kawww from Flask"),
     ],
 )
 def test_every_example_runs_with_the_spec_the_readme_gives(
