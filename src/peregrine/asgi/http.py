@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from ..aio.exchange import Exchange
+from ..http.framing import framed_response
 from ..http.response import Response
 
 log = logging.getLogger("peregrine.error")
@@ -191,22 +192,8 @@ class HttpCycle:
         if status.__class__ is not int or not 200 <= status <= 599:
             # informational answers are the server's (100 Continue) or an upgrade's business
             raise RuntimeError(f"ASGI: invalid status {status!r} in http.response.start")
-        response = Response(None, self.exchange.request)
-        response.status = status
-        for name, value in message.get("headers", ()):
-            lname = name.lower()
-            if lname == b"content-length":
-                self.length = _content_length(value)
-            elif lname == b"transfer-encoding":
-                continue  # the server frames the body itself (RFC 9112 §6.1)
-            else:
-                response.add_header(name, value)  # ValueError for CR, LF or NUL: a 500
-        self.response = response
+        # ValueError for CR, LF or NUL in a field, TypeError for a field that is not bytes: a 500
+        self.response, self.length = framed_response(
+            self.exchange.request, status, message.get("headers", ()), bytes
+        )
         self.stage = _STARTED
-
-
-def _content_length(value: bytes) -> int:
-    text = value.strip()
-    if not text.isdigit():
-        raise RuntimeError(f"ASGI: invalid Content-Length {value!r}")
-    return int(text)
