@@ -132,3 +132,18 @@ def test_one_worker_with_metrics_runs_under_the_supervisor(start_server) -> None
     url = metrics_url(server)
     assert httpx.get(server.url + "/", timeout=5).status_code == 200
     assert sample(settled(url, GET_2XX, 1), GET_2XX) == 1
+
+
+def test_asgi_responses_are_counted_by_method_and_status(start_server) -> None:  # type: ignore[no-untyped-def]
+    server = start_server("tests.process.drain_apps:asgi", "--metrics-port", "0", workers=2)
+    url = metrics_url(server)
+    with httpx.Client(
+        base_url=server.url, limits=httpx.Limits(max_keepalive_connections=0)
+    ) as client:
+        for _ in range(3):
+            assert client.get("/").text == "asgi draining=False"
+        assert client.delete("/").status_code == 200
+    page = settled(url, "peregrine_request_duration_seconds_count", 4)
+    assert sample(page, GET_2XX) == 3
+    assert sample(page, 'peregrine_requests_total{method="DELETE",status="2xx"}') == 1
+    assert sample(page, "peregrine_request_duration_seconds_count") == 4

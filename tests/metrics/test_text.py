@@ -160,8 +160,9 @@ def test_an_exited_workers_counters_are_kept_and_its_gauges_dropped() -> None:
     shared, block, rec = recorder()
     rec.response(request(), response(), 0.0, 0.0)
     http_conn = type("HttpConnection", (), {})()
+    lingering = type("Lingerer", (), {})()  # an HTTP connection reading out after an error
     ws_conn = type("WebSocketConnection", (), {})()
-    rec.publish([http_conn, http_conn, ws_conn])
+    rec.publish([http_conn, lingering, ws_conn])
     page = render(shared.totals(), {}, 0, 1)
     assert sample(page, 'peregrine_open_connections{protocol="http"}') == 2
     assert sample(page, 'peregrine_open_connections{protocol="websocket"}') == 1

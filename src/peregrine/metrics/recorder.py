@@ -98,10 +98,12 @@ class MetricsRecorder:
         """Copy the counts (and the open-connection gauges) into shared memory."""
         http = websocket = 0
         for conn in connections:
-            if type(conn).__name__ == "HttpConnection":
-                http += 1
-            else:
+            # by class name: importing the protocol classes here would be circular. HTTP
+            # connections include those lingering after an error response (linger.Lingerer).
+            if "WebSocket" in type(conn).__name__:
                 websocket += 1
+            else:
+                http += 1
         counts = self.counts
         counts[layout.OPEN_HTTP] = http
         counts[layout.OPEN_WEBSOCKET] = websocket
