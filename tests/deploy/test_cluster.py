@@ -2,7 +2,7 @@
 
 Three Peregrine hosts on network namespaces behind HAProxy (``retries 0``) under load, through a
 rolling SIGHUP reload of every host, a SIGTERM stop-and-restart and a SIGKILL of one host: the
-first two must lose no request. About 20-30 s of wall time (plus an ``apt-get install haproxy``
+first two must lose no request. About 20-45 s of wall time (plus an ``apt-get install haproxy``
 the first time, on a machine without it). Needs root (network namespaces) and iproute2; skipped,
 with the reason, where either is missing.
 """
