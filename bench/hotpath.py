@@ -73,7 +73,17 @@ def new_loop() -> asyncio.AbstractEventLoop:
 def main() -> None:
     count = int(os.environ.get("N", "100000"))
     loop = new_loop()
-    connection = HttpConnection(ServerState(Config(), Handler(), loop))
+    # HOTPATH_HEALTH=1: a health path is configured (the requests are not for it);
+    # HOTPATH_METRICS=1: metrics are on (counted as in a worker of the supervisor)
+    health_path = "/healthz" if os.environ.get("HOTPATH_HEALTH") == "1" else None
+    state = ServerState(Config(health_path=health_path), Handler(), loop)
+    if os.environ.get("HOTPATH_METRICS") == "1":
+        from peregrine.metrics.recorder import MetricsRecorder
+        from peregrine.metrics.shared import SharedMetrics
+
+        state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
+        state.timed = True
+    connection = HttpConnection(state)
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     feed = connection.data_received

@@ -33,6 +33,7 @@ _GROUP_TITLES = {
     "tls": "TLS",
     "proxy": "proxies",
     "websocket": "WebSocket",
+    "deploy": "deployment: health checks, draining, metrics",
     "logging": "responses and logging",
     "server": "server",
 }

@@ -157,6 +157,16 @@ def _group(value: Any) -> str | None:
     return None if ok else "a group name or number"
 
 
+def _health_path(value: Any) -> str | None:
+    ok = (
+        isinstance(value, str)
+        and value.startswith("/")
+        and value.isascii()
+        and not any(c in value for c in "?# \t\r\n\0")
+    )
+    return None if ok else "an ASCII path starting with '/', without query, fragment or spaces"
+
+
 def _uds_path(value: Any) -> str | None:
     """A unix socket path; a leading NUL is Linux's abstract namespace."""
     allowed = f"a unix socket path of 1 to {_UDS_PATH_MAX} bytes (a leading NUL for the abstract namespace)"
@@ -428,6 +438,31 @@ class Config:
     ws_compression_level: int = _opt(
         6, "zlib compression level of outgoing messages (1-9)", "websocket", _integer(1, 9)
     )
+
+    # --- deployment: health, drain, metrics -----------------------------------------------------
+    health_path: str | None = _opt(
+        None,
+        "answer GET/HEAD of this path in the server itself: 200 while serving, 503 while "
+        "starting or draining (for load balancer health checks)",
+        "deploy",
+        _optional(_health_path),
+    )
+    drain_delay: float = _opt(
+        0.0,
+        "on SIGTERM (and for old workers in a reload) keep serving this long with the health path "
+        "at 503 and 'Connection: close' on every response, so a balancer sees the host leave "
+        "before it stops accepting; a second SIGTERM/SIGINT skips it",
+        "deploy",
+        _seconds(True),
+    )
+    metrics_port: int | None = _opt(
+        None,
+        "serve Prometheus metrics of all workers on this port (off by default; needs the "
+        "supervisor, so it implies one even with workers=1)",
+        "deploy",
+        _optional(_integer(0, 65535)),
+    )
+    metrics_host: str = _opt("127.0.0.1", "address the metrics listener binds", "deploy", _host)
 
     # --- responses and logging -----------------------------------------------------------------
     server_header: bool = _opt(True, "send 'Server: peregrine'", "logging", _flag)

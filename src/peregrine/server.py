@@ -93,7 +93,11 @@ class Server:
             if self._stop_requested:
                 log.info("shutdown() was called before start(): not starting")
                 return
-            supervised = self.config.workers != 1 or self.config.max_requests
+            supervised = (
+                self.config.workers != 1
+                or self.config.max_requests
+                or self.config.metrics_port is not None  # the supervisor serves the metrics
+            )
             if supervised and not hasattr(os, "fork"):
                 if self.workers > 1 or self.config.max_requests:
                     log.warning(

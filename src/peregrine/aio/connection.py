@@ -141,6 +141,8 @@ class HttpConnection(asyncio.Protocol):
         state.connections.add(self)
         config = self.config
         if len(state.connections) > config.max_connections:
+            if state.metrics is not None:
+                state.metrics.refused(503)
             transport.write(error_response(503, state.date_line, state.server_line))
             if state.access_log is not None:
                 state.access_log.error(503, transport.get_extra_info("peername"))
@@ -352,12 +354,19 @@ class HttpConnection(asyncio.Protocol):
         if response is None:
             if self.trusted_proxy and self.state.apply_proxy_headers is not None:
                 self.state.apply_proxy_headers(request)
+            health = self.state.health
+            if (
+                health is not None
+                and request.raw_path == health.path
+                and health.answer(self, request)
+            ):
+                return  # a load balancer's health check, answered without the handler
             response = Response(self, request)
             if not request.keep_alive and request.method == "CONNECT":
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
                 # (tested only for closing requests, which every CONNECT is: off the hot path)
                 response.status = 501
-            start = perf_counter() if self.config.access_log else 0.0
+            start = perf_counter() if self.state.timed else 0.0
             try:
                 result = self.handle(request, response)
             except Exception:
@@ -416,8 +425,8 @@ class HttpConnection(asyncio.Protocol):
                 transport.writelines((head, body))
             if not alive:
                 self.close()
-        if self.config.access_log:
-            self._log_access(request, response, start)
+        if state.timed:
+            self._observe(request, response, start)
 
     def _run(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coroutine`` as a task that graceful shutdown waits for."""
@@ -485,7 +494,17 @@ class HttpConnection(asyncio.Protocol):
         """Hand ``request`` to the interface adapter (ASGI, WSGI)."""
         if self.trusted_proxy and self.state.apply_proxy_headers is not None:
             self.state.apply_proxy_headers(request)
-        start = perf_counter() if self.config.access_log else 0.0
+        health = self.state.health
+        if (
+            health is not None
+            and request.raw_path == health.path
+            and self.bodies[0].complete
+            and not self.bodies[0].unread
+            and health.answer(self, request)
+        ):
+            self.bodies.popleft()  # empty: a health check with a body goes to the application
+            return
+        start = perf_counter() if self.state.timed else 0.0
         exchange = self.exchange = Exchange(self, request, None, self.bodies.popleft(), start)
         self.busy = True
         assert self.adapter is not None
@@ -529,8 +548,15 @@ class HttpConnection(asyncio.Protocol):
     def response_sent(self, request: Request, response: Response, start: float) -> None:
         """Count a response whose last byte is written, and log it."""
         self.state.requests += 1
+        if self.state.timed:
+            self._observe(request, response, start)
+
+    def _observe(self, request: Request, response: Response, start: float) -> None:
+        """A response is out: the access log line and the metrics, whichever are on."""
         if self.config.access_log:
             self._log_access(request, response, start)
+        if self.state.metrics is not None:
+            self.state.metrics.response(request, response, start, perf_counter())
 
     def _log_access(self, request: Request, response: Response, start: float) -> None:
         assert self.state.access_log is not None  # set whenever config.access_log is
@@ -623,6 +649,8 @@ class HttpConnection(asyncio.Protocol):
             return
         assert self.transport is not None
         self.state.requests += 1
+        if self.state.metrics is not None:
+            self.state.metrics.refused(status)
         self.transport.write(error_response(status, self.state.date_line, self.state.server_line))
         if self.state.access_log is not None:
             self.state.access_log.error(status, self.client, request, start)

@@ -10,6 +10,8 @@ from typing import Any
 from ..accesslog import AccessLog
 from ..config import Config
 from ..http.dates import date_line
+from ..metrics.recorder import MetricsRecorder
+from .health import HealthCheck
 
 
 class ServerState:
@@ -24,8 +26,23 @@ class ServerState:
         self.connections: set[Any] = set()
         #: tasks running async handlers and streamed bodies; shutdown waits for them
         self.tasks: set[asyncio.Task[Any]] = set()
-        #: True once graceful shutdown began: responses then close their connection
+        #: True once graceful shutdown began: responses then close their connection, and the
+        #: health path answers 503 (see ``drain_delay``)
         self.draining = False
+        #: True once the worker accepts connections and its handler is ready (set by the worker;
+        #: a startup step such as an ASGI lifespan may hold it back): health says 200 only then
+        self.serving = False
+        #: answers ``Config.health_path`` before the handler; None when no path is configured
+        self.health: HealthCheck | None = (
+            HealthCheck(config.health_path) if config.health_path is not None else None
+        )
+        #: callbacks (plain or async) run once the drain is over and the requests in flight have
+        #: finished, before the handler's ``close()``: the place for an ASGI lifespan shutdown
+        self.after_drain: list[Callable[[], Any]] = []
+        #: counts requests for the supervisor's metrics (``metrics_port``); None when off
+        self.metrics: MetricsRecorder | None = None
+        #: a response's duration is wanted (access log or metrics): one check per request
+        self.timed = config.access_log
         #: requests answered by this worker (for max_requests)
         self.requests = 0
         #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody

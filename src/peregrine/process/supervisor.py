@@ -50,6 +50,10 @@ from typing import Any
 
 from ..app import app_factory
 from ..config import Config
+from ..metrics.endpoint import MetricsEndpoint
+from ..metrics.recorder import install
+from ..metrics.shared import SharedMetrics
+from ..metrics.text import render
 from .listeners import SocketFile, bind_tcp, created_socket_files, make_listeners, uses_reuse_port
 from .reload import find_reload_target, load_fresh
 from .watchdog import DUMP_SIGNAL, HangWatch
@@ -93,6 +97,8 @@ class _Child:
     buffer: bytes = b""
     #: liveness, for the hung-worker watchdog (worker_timeout)
     watch: HangWatch = field(default_factory=lambda: HangWatch(time.monotonic()))
+    #: its block of metrics shared memory (None: metrics off, or no block free)
+    metrics_block: int | None = None
 
 
 @dataclass(eq=False)
@@ -133,7 +139,7 @@ def _backoff(failures: int) -> float:
     """Delay before restarting a slot: at once after one crash, then doubling up to a cap."""
     if failures <= 1:
         return 0.0
-    return min(_BACKOFF_FIRST * 2 ** (failures - 2), _BACKOFF_MAX)
+    return float(min(_BACKOFF_FIRST * 2 ** (failures - 2), _BACKOFF_MAX))
 
 
 class Supervisor:
@@ -183,6 +189,11 @@ class Supervisor:
         self._selector: selectors.BaseSelector | None = None
         self._old_handlers: dict[int, Any] = {}
         self._old_wakeup = -1
+        self.metrics: SharedMetrics | None = None
+        self.metrics_endpoint: MetricsEndpoint | None = None
+        #: workers replaced other than by a reload, by cause (for the metrics)
+        self.restarts: dict[str, int] = {}
+        self.reloads = 0
 
     # --- public -------------------------------------------------------------------------------
 
@@ -198,6 +209,7 @@ class Supervisor:
                 from .tls import make_ssl_context
 
                 make_ssl_context(self.config)  # fail now, once, rather than in every worker
+            self._metrics_open()
             self._read_signals()  # any that came while binding
             if self._stop_requested:
                 self._begin_stop("shutting down")
@@ -209,6 +221,7 @@ class Supervisor:
                 self._step()
         finally:
             self._kill_all()
+            self._metrics_close()
             self._restore_signals()
             self._close_listeners()
             self._selector.close()
@@ -263,10 +276,12 @@ class Supervisor:
         if sock is not None:
             sock.close()
 
-    def _close_listeners(self) -> None:
+    def _close_listeners(self, remove_files: bool = True) -> None:
         for sock in [*self.sockets, *self.slot_sockets.values()]:
             sock.close()
         self.slot_sockets.clear()
+        if not remove_files:
+            return
         for file in self._socket_files:
             file.remove()
         self._socket_files = []
@@ -300,6 +315,8 @@ class Supervisor:
         for key, _ in self._selector.select(self._timeout()):
             if key.data is None:
                 self._read_signals()
+            elif callable(key.data):
+                key.data()  # the metrics listener and its scrapes
             else:
                 self._read_child(key.data)
         self._reap()
@@ -340,7 +357,10 @@ class Supervisor:
                 return
             self._begin_stop("interrupt: shutting down gracefully (Ctrl+C again to force)")
         elif number == signal.SIGTERM:
-            self._begin_stop("shutting down gracefully")
+            if self.stopping:
+                self._skip_drain()
+            else:
+                self._begin_stop("shutting down gracefully")
         elif number == signal.SIGHUP:
             self._begin_reload()
         elif number == signal.SIGTTIN:
@@ -395,6 +415,7 @@ class Supervisor:
             if child.fd >= 0:
                 self._read_child(child)  # a last "error ..." may still be in the pipe
                 self._forget_fd(child)
+            self._metrics_release(child)
             self._on_exit(child, status)
 
     def _run_timers(self) -> None:
@@ -463,6 +484,7 @@ class Supervisor:
             except OSError as exc:
                 self._start_failed(slot, f"cannot start worker {slot.index}: {exc}")
                 return
+        metrics_block = self._metrics_claim()
         read_fd, write_fd = os.pipe()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -475,6 +497,8 @@ class Supervisor:
             signal.pthread_sigmask(signal.SIG_SETMASK, old_mask)
             os.close(read_fd)
             os.close(write_fd)
+            if metrics_block is not None and self.metrics is not None:
+                self.metrics.release(metrics_block)
             self._start_failed(slot, f"cannot start worker {slot.index}: {exc}")
             return
         if pid == 0:  # the child: never returns into the supervisor's code
@@ -482,6 +506,7 @@ class Supervisor:
             try:
                 os.close(read_fd)
                 sockets = self._leave_to_worker(slot.index)
+                self._metrics_enter_child(metrics_block)
                 status = run_child(
                     self.config,
                     self._child_factory,
@@ -504,6 +529,7 @@ class Supervisor:
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         child = _Child(pid, slot.index, read_fd, self.generation, time.monotonic())
+        child.metrics_block = metrics_block
         self.children[pid] = child
         slot.incoming = child
         self._selector.register(read_fd, selectors.EVENT_READ, child)
@@ -564,6 +590,7 @@ class Supervisor:
             child.pid,
         )
         slot.wants_successor = True
+        self._count_restart("max_requests")
         if slot.incoming is None:
             self._spawn(slot)
 
@@ -572,7 +599,9 @@ class Supervisor:
         if child.stopping:
             return
         child.stopping = True
-        child.kill_at = time.monotonic() + self.config.graceful_timeout + _EXIT_GRACE
+        child.kill_at = (
+            time.monotonic() + self.config.drain_delay + self.config.graceful_timeout + _EXIT_GRACE
+        )
         _kill(child.pid, signal.SIGTERM)
 
     def _count_failure(self, slot: _Slot) -> None:
@@ -605,6 +634,7 @@ class Supervisor:
         if slot is None:
             return
         uptime = time.monotonic() - child.started
+        self._count_restart(_restart_cause(child, status))
         why = f": {child.error}" if child.error else ""
         if child.error:
             self.last_error = child.error
@@ -701,11 +731,21 @@ class Supervisor:
         log.info(message)
         self.stopping = True
         self.rolling = None
-        # Stop accepting at once: our copy of a shared socket would otherwise keep it open (and
-        # queueing connections nobody takes) until the last worker has finished.
-        self._close_listeners()
+        # Close our copy at once: it would otherwise keep the socket open (and queueing
+        # connections nobody takes) after the last worker has stopped accepting. The workers'
+        # copies serve on through their drain period; a unix socket's file stays until we exit.
+        self._close_listeners(remove_files=self.config.drain_delay <= 0)
         for child in self.children.values():
             self._retire(child)
+
+    def _skip_drain(self) -> None:
+        """A second SIGTERM while stopping: the workers end their drain period now."""
+        if self.config.drain_delay <= 0:
+            return
+        log.info("second SIGTERM: the workers end their drain period now")
+        for child in self.children.values():
+            if child.stopping:
+                _kill(child.pid, signal.SIGTERM)
 
     def _kill_all(self) -> None:
         """Kill every child still there and reap them (waiting at most ``_KILL_WAIT``)."""
@@ -744,6 +784,7 @@ class Supervisor:
                 "workers keep its old code"
             )
         self.generation += 1
+        self.reloads += 1
         self.reload = True
         self.rolling = sorted(self.slots)
         log.info("reloading: restarting the workers one at a time (%d)", len(self.rolling))
@@ -805,6 +846,73 @@ class Supervisor:
                 self._retire(child)
         # the retiring worker takes what is queued on it before closing its copy
         self._close_slot_socket(index)
+
+    # --- metrics (docs/production.md) ------------------------------------------------------------
+
+    def _metrics_open(self) -> None:
+        """Map the shared counters and bind the metrics listener (``metrics_port`` set)."""
+        config = self.config
+        if config.metrics_port is None:
+            return
+        assert self._selector is not None
+        # blocks for every slot's worker, its successor, and room for SIGTTIN and slow exits
+        self.metrics = SharedMetrics(max(16, 4 * self.target))
+        self.metrics_endpoint = MetricsEndpoint(
+            self._selector, config.metrics_host, config.metrics_port, self._metrics_render
+        )
+        host, port = self.metrics_endpoint.address[:2]
+        log.info(
+            "metrics on http://%s/metrics", f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        )
+
+    def _metrics_render(self) -> str:
+        assert self.metrics is not None
+        return render(self.metrics.totals(), self.restarts, self.reloads, len(self.children))
+
+    def _metrics_claim(self) -> int | None:
+        if self.metrics is None:
+            return None
+        block = self.metrics.claim()
+        if block is None:
+            log.warning("metrics: no shared block left for a new worker; it will not be counted")
+        return block
+
+    def _metrics_enter_child(self, block: int | None) -> None:
+        """In a new worker: count into ``block``; the listener is the supervisor's alone."""
+        if self.metrics_endpoint is not None:
+            for conn in list(self.metrics_endpoint.pending):
+                conn.close()
+            self.metrics_endpoint.sock.close()
+            self.metrics_endpoint = None
+        if self.metrics is not None:
+            install(self.metrics, block)
+
+    def _metrics_release(self, child: _Child) -> None:
+        if self.metrics is not None and child.metrics_block is not None:
+            self.metrics.release(child.metrics_block)
+            child.metrics_block = None
+
+    def _metrics_close(self) -> None:
+        if self.metrics_endpoint is not None:
+            self.metrics_endpoint.close()
+            self.metrics_endpoint = None
+
+    def _count_restart(self, cause: str | None) -> None:
+        if cause is not None:
+            self.restarts[cause] = self.restarts.get(cause, 0) + 1
+
+
+def _restart_cause(child: _Child, status: int) -> str | None:
+    """Why an unplanned exit of ``child`` needs a replacement (None: it was told to stop)."""
+    if child.stopping:
+        return None
+    if not child.ready or (os.WIFEXITED(status) and os.WEXITSTATUS(status) == BOOT_FAILURE):
+        return "boot_failure"
+    if child.watch.dump_until or child.watch.killed:
+        return "hung"  # the watchdog found its event loop blocked (and killed it)
+    if os.WIFSIGNALED(status):
+        return "killed"
+    return "exited" if os.WEXITSTATUS(status) == 0 else "crashed"
 
 
 def _kill(pid: int, sig: int) -> None:

@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__
+from .. import __version__, lifecycle
 from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
 from ..aio.state import ServerState
@@ -116,6 +116,8 @@ class Worker:
         self._stop_requested = False
         #: True once the handler is made and every socket is accepted on
         self.ready = False
+        #: set to end the drain period early (a second SIGTERM/SIGINT)
+        self._drain_skipped: asyncio.Event | None = None
 
     # --- public -------------------------------------------------------------------------------
 
@@ -155,6 +157,8 @@ class Worker:
     async def _serve(self, install_signals: bool) -> None:
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
+        self._drain_skipped = asyncio.Event()
+        lifecycle.set_draining(False)  # a server started again in this process serves afresh
         if install_signals:
             # before the handler is made (that may take long): a SIGTERM meanwhile is then a
             # graceful stop, not a death that leaves sockets behind
@@ -168,8 +172,9 @@ class Worker:
         self.state = state
         proxy_hook = _proxy_hooks(self.config)
         if proxy_hook is not None:
-            state.is_trusted_proxy, state.apply_proxy_headers = proxy_hook  # type: ignore[attr-defined]
+            state.is_trusted_proxy, state.apply_proxy_headers = proxy_hook
         state.start_clock()
+        _start_metrics(state)
         loop.set_exception_handler(_exception_handler)
         heartbeat = None
         try:
@@ -188,6 +193,7 @@ class Worker:
             if self.parent_pid is not None:
                 self._watch_parent()
             self.ready = True
+            state.serving = True
             if self.on_ready is not None:
                 self.on_ready()
             if self.on_heartbeat is not None and self.config.worker_timeout:
@@ -199,7 +205,9 @@ class Worker:
             await self.stopping.wait()
         finally:
             await self._shutdown()
+            await _run_after_drain(state)
             state.stop_clock()
+            _stop_metrics(state)
             close = getattr(handler, "close", None)
             if close is not None:
                 try:
@@ -215,7 +223,7 @@ class Worker:
         """Stop accepting now; finish what is in flight within ``graceful_timeout``; close the rest."""
         state = self.state
         assert state is not None
-        state.draining = True
+        await self._drain_period(state)
         for acceptor in self.acceptors:
             acceptor.stop()
         if self.on_draining is not None:
@@ -267,6 +275,36 @@ class Worker:
         if state.tasks:
             await asyncio.wait(list(state.tasks), timeout=_HOOK_GRACE)
 
+    async def _drain_period(self, state: ServerState) -> None:
+        """Draining, before accepting stops: let the load balancer see this worker leave.
+
+        For ``drain_delay`` seconds the worker keeps accepting and serving, while the health path
+        answers 503 and every response carries ``Connection: close``. Idle keep-alive connections
+        stay open: a balancer may be sending its next request on one right now, and closing it
+        would lose that request; each is answered once more, then closed. When the delay ends
+        (or a second SIGTERM/SIGINT cuts it short), :meth:`_shutdown` stops accepting.
+        """
+        state.draining = True
+        lifecycle.set_draining(True)
+        delay = self.config.drain_delay
+        if delay <= 0 or self._drain_skipped is None or self._drain_skipped.is_set():
+            return
+        log.info("draining for %ss before refusing new connections", delay)
+        try:
+            await asyncio.wait_for(self._drain_skipped.wait(), delay)
+        except asyncio.TimeoutError:
+            pass
+
+    def _skip_drain(self) -> bool:
+        """End the drain period now; False when no drain period is running."""
+        if self._drain_skipped is None or self._drain_skipped.is_set():
+            return False
+        if self.stopping is None or not self.stopping.is_set() or self.config.drain_delay <= 0:
+            return False
+        self._drain_skipped.set()
+        log.info("second stop signal: ending the drain period now")
+        return True
+
     def _begin_stop(self) -> None:
         if self.stopping is not None:
             self.stopping.set()
@@ -274,6 +312,8 @@ class Worker:
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
         def on_interrupt() -> None:
             self._interrupts += 1
+            if self._interrupts == 2 and self._skip_drain():
+                return  # the next one forces the exit
             if self._interrupts > 1:
                 log.warning("second interrupt: exiting at once")
                 os._exit(1)
@@ -281,6 +321,8 @@ class Worker:
             self._begin_stop()
 
         def on_term() -> None:
+            if self._skip_drain():
+                return
             log.info("shutting down gracefully")
             self._begin_stop()
 
@@ -316,6 +358,33 @@ class Worker:
             self._begin_stop()
             return
         self.loop.call_later(_PARENT_POLL, self._watch_parent)
+
+
+def _start_metrics(state: ServerState) -> None:
+    """Count this worker's requests when the supervisor gave it a block of shared memory."""
+    from ..metrics.recorder import installed
+
+    state.metrics = installed()
+    if state.metrics is not None:
+        state.timed = True
+        state.metrics.start(state.loop, state.connections)
+
+
+def _stop_metrics(state: ServerState) -> None:
+    if state.metrics is not None:
+        state.metrics.stop()  # the last counts, published before the process exits
+
+
+async def _run_after_drain(state: ServerState) -> None:
+    """Run ``state.after_drain`` (ASGI lifespan shutdown and the like), in order, once each."""
+    hooks, state.after_drain = state.after_drain, []
+    for hook in hooks:
+        try:
+            result = hook()
+            if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+                await result
+        except Exception:
+            log.exception("after-drain hook %r failed", hook)
 
 
 def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
