@@ -10,6 +10,8 @@ count() {
   N=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$python" "$script" \
     2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
-short=$(count 1000)
-long=$(count 5000)
-echo "instructions per request: $(( (long - short) / 4000 ))"
+short_n=${SHORT:-1000}  # SHORT/LONG: fewer requests for slow paths (a framework app)
+long_n=${LONG:-5000}
+short=$(count "$short_n")
+long=$(count "$long_n")
+echo "instructions per request: $(( (long - short) / (long_n - short_n) ))"

@@ -1,56 +1,105 @@
 """The hot path of an ASGI request, driven in-process like ``hotpath.py`` (callgrind-friendly).
 
-Feeds N keep-alive GET requests to an HttpConnection serving a raw ASGI app (the seed body) and
-lets the event loop run the application's task after each one, so the count includes what
-serving ASGI costs on top of the native API: the scope, the task, the messages.
+Feeds N keep-alive GET requests to an HttpConnection serving an ASGI app (the seed body) and
+lets the event loop run the application's task after each one, until its response is written,
+so the count includes what serving ASGI costs on top of the native API: the scope, the task,
+the messages. ``APP`` picks the application:
+
+- ``raw`` (default): two prebuilt ``send()`` messages, the least an ASGI app can do;
+- ``starlette``: ``bench/apps/starlette_app.py``, the Starlette endpoint of the benchmark;
+- ``fastapi``: ``bench/apps/fastapi_app.py``, the FastAPI endpoint of the benchmark.
 
     SCRIPT=bench/hotpath_asgi.py bash bench/hotpath.sh
+    APP=fastapi SCRIPT=bench/hotpath_asgi.py bash bench/hotpath.sh
+    APP=fastapi .venv/bin/python bench/profile_asgi.py   # whose code the time goes to
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
+from pathlib import Path
 from typing import Any
 
-from hotpath import BODY, REQUEST, CountingTransport, new_loop
+from hotpath import BODY, CountingTransport, new_loop
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
 from peregrine.asgi import AsgiHandler
 from peregrine.config import Config
 
+#: the benchmark's seed request for the framework apps' route (``/``)
+REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n"
+
 START = {
     "type": "http.response.start",
     "status": 200,
-    "headers": [(b"content-type", b"text/plain")],
+    # With its length, as bench/apps/asgi_app.py: else uvicorn would send it chunked.
+    "headers": [(b"content-type", b"text/plain"), (b"content-length", b"%d" % len(BODY))],
 }
 BODY_MESSAGE = {"type": "http.response.body", "body": BODY}
 
 
-async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send(START)
     await send(BODY_MESSAGE)
 
 
-async def drive(feed: Any, count: int) -> None:
-    # One request per loop iteration, as from a socket: the app's task runs in the next one.
-    for _ in range(count):
+def load_app(name: str) -> Any:
+    """The ASGI application ``APP`` names (the framework ones from bench/apps/)."""
+    if name == "raw":
+        return raw
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "apps"))
+    module = __import__(f"{name}_app")
+    return module.app
+
+
+class ResponseCountingTransport(CountingTransport):
+    """Counts responses (writes that begin with a status line), however a server splits them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.responses = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        if data[:5] == b"HTTP/":
+            self.responses += 1
+
+    def writelines(self, data: Any) -> None:
+        self.writes += 1
+        if data[0][:5] == b"HTTP/":
+            self.responses += 1
+
+
+async def drive(feed: Any, transport: ResponseCountingTransport, count: int) -> None:
+    # One request at a time, as from a socket: the loop runs until its response is out
+    # (one step for the raw app; a framework may await a few times).
+    for i in range(1, count + 1):
         feed(REQUEST)
-        await asyncio.sleep(0)
+        while transport.responses < i:
+            await asyncio.sleep(0)
+
+
+def serve(app: Any, count: int) -> float:
+    """Serve ``count`` requests with ``app``; returns the CPU seconds it took."""
+    loop = new_loop()
+    config = Config(lifespan="off")
+    connection = HttpConnection(ServerState(config, AsgiHandler(app, config), loop))
+    transport = ResponseCountingTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    start = time.process_time()
+    loop.run_until_complete(drive(connection.data_received, transport, count))
+    elapsed = time.process_time() - start
+    assert transport.responses == count, transport.responses
+    loop.close()
+    return elapsed
 
 
 def main() -> None:
     count = int(os.environ.get("N", "100000"))
-    loop = new_loop()
-    config = Config(lifespan="off")
-    connection = HttpConnection(ServerState(config, AsgiHandler(app, config), loop))
-    transport = CountingTransport()
-    connection.connection_made(transport)  # type: ignore[arg-type]
-    start = time.process_time()
-    loop.run_until_complete(drive(connection.data_received, count))
-    elapsed = time.process_time() - start
-    assert transport.writes == count, transport.writes
+    elapsed = serve(load_app(os.environ.get("APP", "raw")), count)
     print(f"{count} requests, {elapsed / count * 1e6:.2f} us CPU each (noisy; see hotpath.sh)")
 
 

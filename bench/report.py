@@ -23,6 +23,20 @@ SEED_TARGETS = [
     ("floor", 0.85),
 ]
 
+# Issue 10's targets for Peregrine serving ASGI (case, peer, ratio at least).
+ASGI_TARGETS = [
+    ("asgi-seed-100", "uvicorn", 2.5),
+    ("asgi-seed-100", "granian-asgi", 1.5),
+    ("asgi-seed-100", "peregrine-server-asgi", 1.0),
+    ("starlette-100", "uvicorn", 1.3),
+    ("fastapi-100", "uvicorn", 1.3),
+]
+
+
+def ours(case) -> str:
+    """The Peregrine server a case compares the peers with: native, or serving the ASGI app."""
+    return getattr(case, "ours", "peregrine")
+
 
 def headline(case, res: dict) -> float | None:
     """The headline number of one result: req/s, msg/s, or KB per idle connection."""
@@ -118,20 +132,23 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         )
 
     # Ratio matrix.
-    if "peregrine" in names:
+    ourselves = {ours(c) for c in cases}
+    if ourselves & set(names):
         w("## Peregrine's ratio to each peer\n")
         w(
             "Peregrine / peer, same run. Throughput: above 1 means Peregrine is faster. "
-            "Memory (idle-mem): below 1 means Peregrine uses less.\n"
+            "Memory (idle-mem): below 1 means Peregrine uses less. In the ASGI cases "
+            "(asgi-\\*, starlette-\\*, fastapi-\\*) Peregrine is Peregrine serving the same ASGI "
+            "app as the peer (`Peregrine (ASGI)`), elsewhere its native API.\n"
         )
         w("| peer | " + " | ".join(c.id for c in cases) + " |")
         w("|---|" + "---:|" * len(cases))
         for n in names:
-            if n == "peregrine":
+            if n in ourselves:
                 continue
             row = []
             for c in cases:
-                mine = headline(c, results.get(c.id, {}).get("peregrine", {}))
+                mine = headline(c, results.get(c.id, {}).get(ours(c), {}))
                 r = _ratio(c, mine, headline(c, results.get(c.id, {}).get(n, {})))
                 row.append(f"{r:.2f}x" if r else "")
             w(f"| {labels[n]} | " + " | ".join(row) + " |")
@@ -146,16 +163,17 @@ def build_markdown(info, settings, cases, servers, results) -> str:
             w("| peer | " + " | ".join(c.id for c in http_cases) + " |")
             w("|---|" + "---:|" * len(http_cases))
             for n in names:
-                if n == "peregrine":
+                if n in ourselves:
                     continue
                 row = []
                 for c in http_cases:
-                    mine = results.get(c.id, {}).get("peregrine", {}).get("req_per_cpu_s")
+                    mine = results.get(c.id, {}).get(ours(c), {}).get("req_per_cpu_s")
                     other = results.get(c.id, {}).get(n, {}).get("req_per_cpu_s")
                     row.append(f"{mine / other:.2f}x" if mine and other else "")
                 w(f"| {labels[n]} | " + " | ".join(row) + " |")
             w("")
         w(targets_section(cases, results))
+        w(asgi_targets_section(cases, results))
         w(ladder_section(cases, results, labels))
 
     # Per-case detail.
@@ -165,7 +183,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
         if not case_res:
             continue
         w(f"### {c.id}: {c.title}\n")
-        mine = headline(c, case_res.get("peregrine", {}))
+        mine = headline(c, case_res.get(ours(c), {}))
         if c.kind == "http":
             w(
                 "| server | req/s | p50 ms | p99 ms | errors | bytes/resp | server CPU | wrk CPU | irq CPU | other CPU | req/CPU-s | Peregrine / this |"
@@ -180,7 +198,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                     f"| {labels[n]} | {res['rps']:,.0f} | {res['p50_ms']:.2f} | {res['p99_ms']:.2f} | "
                     f"{_errors(res)} | {res.get('bytes_per_response', '')} | {res['server_cpu']}% | "
                     f"{res['load_cpu']}% | {res.get('irq_cpu', '?')}% | {res.get('other_cpu', '')}% | {res.get('req_per_cpu_s', 0):,} | "
-                    f"{f'{r:.2f}x' if r and n != 'peregrine' else ''} |"
+                    f"{f'{r:.2f}x' if r and n != ours(c) else ''} |"
                 )
         elif c.kind == "ws":
             w(
@@ -195,7 +213,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                 w(
                     f"| {labels[n]} | {res['msgs_per_s']:,.0f} | {res['errors']} | {res['server_cpu']}% | "
                     f"{res.get('load_cpu', '')}% | {res.get('irq_cpu', '?')}% | {res.get('other_cpu', '')}% | "
-                    f"{f'{r:.2f}x' if r and n != 'peregrine' else ''} |"
+                    f"{f'{r:.2f}x' if r and n != ours(c) else ''} |"
                 )
         else:
             w(
@@ -209,7 +227,7 @@ def build_markdown(info, settings, cases, servers, results) -> str:
                 r = _ratio(c, mine, res.get("kb_per_conn"))
                 w(
                     f"| {labels[n]} | {res.get('kb_per_conn')} | {res['base_rss_mb']} | {res['loaded_rss_mb']} | "
-                    f"{res['held']} / {res.get('requested', res['opened'])} | {f'{r:.2f}x' if r and n != 'peregrine' else ''} |"
+                    f"{res['held']} / {res.get('requested', res['opened'])} | {f'{r:.2f}x' if r and n != ours(c) else ''} |"
                 )
         w("")
     w("![chart](bench.png)\n")
@@ -233,10 +251,33 @@ WSGI_TARGETS = [
 ]
 
 
+def asgi_targets_section(cases, results) -> str:
+    """Issue 10's targets (Peregrine serving ASGI apps), checked against this run."""
+    by_id = {c.id: c for c in cases}
+    lines = []
+    for cid, peer, target in ASGI_TARGETS:
+        c = by_id.get(cid)
+        if c is None:
+            continue
+        mine = headline(c, results.get(cid, {}).get(ours(c), {}))
+        other = headline(c, results.get(cid, {}).get(peer, {}))
+        if mine and other:
+            r = mine / other
+            lines.append(
+                f"| {cid}: ≥ {target}x {peer} | {r:.2f}x | {'yes' if r >= target else 'no'} |"
+            )
+    if not lines:
+        return ""
+    head = ["## Targets (issue 10, ASGI)\n", "| target | measured | met |", "|---|---:|:-:|"]
+    return "\n".join(head + lines) + "\n"
+
+
 def targets_section(cases, results) -> str:
     """Issue 6's targets, checked against this run."""
-    lines = ["## Targets (issue 6)\n", "| target | measured | met |", "|---|---:|:-:|"]
     by_id = {c.id: c for c in cases}
+    if not {"seed-100", "seed-1000", "idle-mem"} & set(by_id):
+        return ""  # a run of other cases (e.g. only the ASGI ones)
+    lines = ["## Targets (issue 6)\n", "| target | measured | met |", "|---|---:|:-:|"]
 
     def val(cid, name):
         c = by_id.get(cid)
@@ -359,7 +400,7 @@ def write_chart(path: Path, cases, servers, results) -> str | None:
         vals = [v for _, v in items]
         colors = [
             "#e8590c"
-            if n == "peregrine"
+            if n in ("peregrine", "peregrine-asgi")
             else "#adb5bd"
             if n == "floor"
             else "#1c7ed6"
@@ -427,6 +468,8 @@ def write_all(
                 "conns": c.conns,
                 "path": c.path,
                 "method": c.method,
+                "app": getattr(c, "app", None),
+                "ours": ours(c),
             }
             for c in cases
         ],

@@ -109,6 +109,8 @@ class Case:
     body: bytes | None = None  # expected response body (checked before measuring)
     content_type: str = "text/plain"
     size: int | None = None  # expected body length, when `body` is not known in advance
+    app: str = "asgi_app:app"  # what the ASGI servers serve (MODULE:ATTR in bench/apps/)
+    ours: str = "peregrine"  # the Peregrine row the peers are compared with in this case
 
 
 CASES = [
@@ -148,6 +150,53 @@ CASES = [
     Case("django-100", "Django, GET 6150 B, 100 conns", "http", "/", conns=100, body=SEED_BODY),
     Case("ws-echo", "WebSocket echo, 32 B text, 100 conns", "ws", "/ws", conns=100),
     Case("idle-mem", "RSS per idle keep-alive connection", "mem", "/small"),
+    # ASGI: Peregrine serving the same ASGI app as the peers (`peregrine-asgi`).
+    Case(
+        "asgi-seed-100",
+        "raw ASGI app, GET 6150 B, 100 conns",
+        "http",
+        "/",
+        conns=100,
+        body=SEED_BODY,
+        ours="peregrine-asgi",
+    ),
+    Case(
+        "asgi-seed-1000",
+        "raw ASGI app, GET 6150 B, 1000 conns",
+        "http",
+        "/",
+        conns=1000,
+        body=SEED_BODY,
+        ours="peregrine-asgi",
+    ),
+    Case(
+        "starlette-100",
+        "Starlette endpoint, GET 6150 B, 100 conns",
+        "http",
+        "/",
+        conns=100,
+        body=SEED_BODY,
+        app="starlette_app:app",
+        ours="peregrine-asgi",
+    ),
+    Case(
+        "fastapi-100",
+        "FastAPI endpoint, GET 6150 B, 100 conns",
+        "http",
+        "/",
+        conns=100,
+        body=SEED_BODY,
+        app="fastapi_app:app",
+        ours="peregrine-asgi",
+    ),
+    Case(
+        "asgi-ws-echo",
+        "raw ASGI app, WebSocket echo, 32 B text, 100 conns",
+        "ws",
+        "/ws",
+        conns=100,
+        ours="peregrine-asgi",
+    ),
 ]
 CASE_BY_ID = {c.id: c for c in CASES}
 
@@ -216,8 +265,15 @@ def peregrine_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     return cmd
 
 
+def peregrine_asgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    cmd = [PY, "-m", "peregrine", "run", case.app, "--interface", "asgi", "--lifespan", "off"]
+    cmd += ["--host", HOST, "--port", str(port), "--workers", "1"]
+    cmd += ["--loop", "uvloop", "--backlog", "4096", "--access-log", "false"]
+    return cmd
+
+
 def uvicorn_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
-    cmd = [PY, "-m", "uvicorn", "asgi_app:app", "--host", HOST, "--port", str(port)]
+    cmd = [PY, "-m", "uvicorn", case.app, "--host", HOST, "--port", str(port)]
     cmd += ["--loop", "uvloop", "--http", "httptools", "--ws", "websockets"]
     cmd += ["--no-access-log", "--log-level", "warning", "--lifespan", "off", "--backlog", "4096"]
     if case.kind == "mem":
@@ -225,14 +281,14 @@ def uvicorn_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     return cmd
 
 
-def granian_cmd(interface: str, app: str) -> Callable[[Ctx, Case, int], list[str]]:
+def granian_cmd(interface: str, app: str | None) -> Callable[[Ctx, Case, int], list[str]]:
     def build(ctx: Ctx, case: Case, port: int) -> list[str]:
         # One worker process with one runtime thread: one core's worth of granian.
         # (granian forks its worker; taskset's mask is inherited.) For the idle-memory
         # case its concurrency cap (--backpressure, default backlog/workers) is lifted.
         extra = ["--backpressure", "100000"] if case.kind == "mem" else []
         return [
-            PY, "-m", "granian", app, "--interface", interface,
+            PY, "-m", "granian", app or case.app, "--interface", interface,
             "--host", HOST, "--port", str(port), "--workers", "1",
             "--runtime-threads", "1", "--runtime-mode", "st", "--loop", "uvloop",
             "--http", "1", "--no-access-log", "--log-level", "warning", "--backlog", "4096",
@@ -322,6 +378,24 @@ def socketify_wsgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     ]  # fmt: skip
 
 
+def hypercorn_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    # One asyncio worker on uvloop, h11 for HTTP/1.1; no access log unless asked for.
+    return [
+        PY, "-m", "hypercorn", case.app, "--bind", f"{HOST}:{port}", "--workers", "1",
+        "--worker-class", "uvloop", "--backlog", "4096", "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def peregrine_server_asgi_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
+    # One worker process; HTTP/1.1 only as for the other servers (h2c off); no keepalive
+    # pings; no access log (its default).
+    return [
+        str(PSERVER_PY), "-m", "peregrine", case.app, "--protocol", "asgi",
+        "--host", HOST, "--port", str(port), "--workers", "1", "--backlog", "4096",
+        "--no-lifespan", "--no-http2", "--ws-ping-interval", "0", "--log-level", "warning",
+    ]  # fmt: skip
+
+
 def floor_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
     # The floor does not route: it is started with the body of the case at hand.
     size = len(SMALL_BODY) if case.path in ("/small", "/upload") else len(SEED_BODY)
@@ -357,6 +431,8 @@ def h2o_cmd(ctx: Ctx, case: Case, port: int) -> list[str]:
 
 
 HTTP_BASIC = {"seed-100", "seed-1000", "small-100", "post4k-100"}
+#: the ASGI cases: every ASGI server serves the same app (Case.app) in each
+ASGI = {"asgi-seed-100", "asgi-seed-1000", "starlette-100", "fastapi-100", "asgi-ws-echo"}
 STATIC = {"static1mb-100", "static6k-100"}
 LADDER = {"seed-100", "small-100"}  # GET only: the rungs answer one canned route each
 SERVERS = [
@@ -364,9 +440,23 @@ SERVERS = [
         "peregrine", "Peregrine (native)", HTTP_BASIC | STATIC | {"ws-echo", "idle-mem"},
         peregrine_cmd, peregrine_available,
     ),
-    Server("uvicorn", "uvicorn (httptools, uvloop)", HTTP_BASIC | {"ws-echo", "idle-mem"}, uvicorn_cmd),
+    Server(
+        "peregrine-asgi", "Peregrine (ASGI)", ASGI, peregrine_asgi_cmd,
+        lambda: peregrine_available() or _py_has("peregrine.asgi", "AsgiHandler"),
+    ),
+    Server("uvicorn", "uvicorn (httptools, uvloop)", HTTP_BASIC | ASGI | {"ws-echo", "idle-mem"}, uvicorn_cmd),
     Server("granian-rsgi", "granian RSGI", HTTP_BASIC | {"ws-echo", "idle-mem"}, granian_cmd("rsgi", "rsgi_app:app")),
-    Server("granian-asgi", "granian ASGI", HTTP_BASIC, granian_cmd("asgi", "asgi_app:app")),
+    Server("granian-asgi", "granian ASGI", HTTP_BASIC | ASGI, granian_cmd("asgi", None)),
+    Server("hypercorn", "hypercorn (uvloop)", ASGI, hypercorn_cmd, lambda: _py_has("hypercorn")),
+    Server(
+        "peregrine-server-asgi", "peregrine-server ASGI (Swift)", ASGI, peregrine_server_asgi_cmd,
+        peregrine_server_available,
+    ),
+    Server(
+        "socketify-asgi", "socketify ASGI", ASGI,
+        lambda ctx, case, port: [PY, "socketify_asgi.py", str(port), case.app],
+        lambda: _py_has("socketify"),
+    ),
     Server(
         "socketify", "socketify", HTTP_BASIC | {"ws-echo"},
         lambda ctx, case, port: [PY, "socketify_app.py", str(port)],
@@ -1005,11 +1095,17 @@ def machine_info() -> dict:
         "socketify",
         "aiohttp",
         "websockets",
+        "hypercorn",
+        "starlette",
+        "fastapi",
     ):
         try:
             versions[dist] = md.version(dist)
         except md.PackageNotFoundError:
             versions[dist] = "not installed"
+    versions["peregrine-server"] = _cmd_version(
+        [str(PSERVER_PY), "-m", "peregrine", "--version"], r"(\d+\.\d+\.\d+)"
+    )
     versions["nginx"] = _cmd_version(["nginx", "-v"], r"nginx/(\S+)")
     versions["h2o"] = _cmd_version(["h2o", "--version"], r"h2o version (\S+)")
     versions["wrk"] = _cmd_version(["wrk", "-v"], r"wrk (\S+)")

@@ -81,3 +81,23 @@ def test_wsgi_flask_example(how: str) -> None:
         assert client.get("/hello/ada").json() == {"hello": "ada"}
         assert client.post("/echo", json=[1, 2]).json() == {"you_sent": [1, 2]}
         assert client.get("/stream").text == "".join(f"line {i}\n" for i in range(5))
+
+
+def test_asgi_fastapi_example_serves_json_validates_and_echoes() -> None:
+    pytest.importorskip("fastapi")  # in the test extra; not a runtime dependency
+    from websockets.sync.client import connect
+
+    with (
+        ServerProcess("examples.asgi_fastapi:app") as server,
+        httpx.Client(base_url=server.url) as client,
+    ):
+        assert client.get("/").json() == {"message": "Kawww"}
+        created = client.post("/items", json={"name": "kite", "price": 2.5, "quantity": 4})
+        assert created.json() == {"name": "kite", "total": 10.0}
+        invalid = client.post("/items", json={"name": "kite"})
+        assert invalid.status_code == 422
+        assert invalid.json()["detail"][0]["loc"] == ["body", "price"]
+        assert client.get("/items/7?q=x").json() == {"item_id": 7, "q": "x"}
+        with connect(server.url.replace("http", "ws", 1) + "/ws") as ws:
+            ws.send("hi")
+            assert ws.recv() == "hi"

@@ -84,3 +84,30 @@ class Hooks:
 
     def handle_ws_disconn(self, ws, code) -> None:  # type: ignore[no-untyped-def]
         self.log.append(f"disconn {ws.request.path} {code}")
+
+
+async def asgi_echo(scope, receive, send) -> None:  # type: ignore[no-untyped-def]
+    """The ASGI twin of :class:`Echo`: accepts every WebSocket and echoes each message as is.
+
+    Autobahn runs against it through the ASGI path (``tests/ws/autobahn.py --asgi``).
+    """
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"not a websocket\n"})
+        return
+    await receive()  # websocket.connect
+    await send({"type": "websocket.accept"})
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is not None:
+            await send({"type": "websocket.send", "text": text})
+        else:
+            await send({"type": "websocket.send", "bytes": message["bytes"]})

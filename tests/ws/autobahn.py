@@ -1,6 +1,7 @@
 """Run the Autobahn|Testsuite cases (via the `kosoku` package) against a Peregrine echo server.
 
     python tests/ws/autobahn.py                     # sections 1-7, 9, 10, 12, 13
+    python tests/ws/autobahn.py --asgi              # the same through the ASGI path
     python tests/ws/autobahn.py -i '1.*' -i '7.*'   # a selection
     python tests/ws/autobahn.py --url ws://127.0.0.1:9001   # a server already running
 
@@ -28,6 +29,8 @@ SECTIONS = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.
 ACCEPTABLE = {"OK", "NON-STRICT", "INFORMATIONAL"}
 #: Options of the server under test.
 SERVER_ARGS = ("--ws-ping-interval", "0")
+#: The echo apps, by interface: the native API's handler and an ASGI 3 app.
+ECHO_APPS = {"native": "tests.ws.apps:Echo", "asgi": "tests.ws.apps:asgi_echo"}
 
 
 def _verdicts(results: Sequence[Any]) -> tuple[Counter[str], Counter[str], list[Any]]:
@@ -87,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("-p", "--parallelism", type=int, default=2, help="cases run at once")
     parser.add_argument("--url", help="test this server instead of starting one")
+    parser.add_argument(
+        "--asgi", action="store_true", help="serve the ASGI echo app instead of the native one"
+    )
     args = parser.parse_args(argv)
     include = args.include or SECTIONS
 
@@ -99,7 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Messages of Autobahn's 9.x cases reach 16 MiB; the defaults allow exactly that.
         # Keepalive pings are off: a case expects exactly the frames it provokes, and an
         # unsolicited ping in the middle of the long 12.x cases makes the runner give up.
-        with ServerProcess("tests.ws.apps:Echo", *SERVER_ARGS) as server:
+        app = ECHO_APPS["asgi" if args.asgi else "native"]
+        with ServerProcess(app, *SERVER_ARGS) as server:
             url = f"ws://{server.host}:{server.port}/ws"
             results = asyncio.run(run_cases(url, include, args.exclude, args.parallelism))
     ok = report(results)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from ..helpers import ServerProcess
-from .autobahn import SERVER_ARGS, report, run_cases
+from .autobahn import ECHO_APPS, SERVER_ARGS, report, run_cases
 
 pytest.importorskip("kosoku")
 
@@ -43,8 +43,9 @@ FAST = [
 
 
 @pytest.mark.timeout(240)
-def test_autobahn_fast_subset(start_server: Callable[..., ServerProcess]) -> None:
-    server = start_server("tests.ws.apps:Echo", *SERVER_ARGS)
+@pytest.mark.parametrize("interface", sorted(ECHO_APPS))
+def test_autobahn_fast_subset(interface: str, start_server: Callable[..., ServerProcess]) -> None:
+    server = start_server(ECHO_APPS[interface], *SERVER_ARGS)
     results = asyncio.run(run_cases(f"ws://{server.host}:{server.port}/ws", FAST, concurrency=2))
     out = io.StringIO()
     ok = report(results, out)
