@@ -12,15 +12,18 @@ asyncio protocol methods, so tests do not depend on a protocol's internals.
 from __future__ import annotations
 
 import asyncio
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
 from peregrine.config import Config
+from peregrine.ws.frames import FrameParser, serialize_frame
 
 # far from 0, as a monotonic clock is: a deadline computed as "0 + x" cannot pass for "unset"
 START = 1000.0
+_NS = 1_000_000_000
 
 
 class ClockLoop(asyncio.SelectorEventLoop):
@@ -34,16 +37,27 @@ class ClockLoop(asyncio.SelectorEventLoop):
 
     def __init__(self) -> None:
         super().__init__()
-        self.now = START
+        # kept in integer nanoseconds, so that 0.2 s then 0.1 s is exactly 0.3 s later
+        self._ns = int(START) * _NS
         self.errors: list[dict[str, Any]] = []
         self.set_exception_handler(lambda loop, context: self.errors.append(context))
 
     def time(self) -> float:
-        return self.now
+        return self._ns / _NS
+
+    @property
+    def now(self) -> float:
+        return self._ns / _NS
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the loop was made."""
+        return (self._ns - int(START) * _NS) / _NS
 
     def _due(self) -> bool:
         return bool(self._ready) or bool(  # type: ignore[attr-defined]
-            self._scheduled and self._scheduled[0].when() <= self.now  # type: ignore[attr-defined]
+            self._scheduled  # type: ignore[attr-defined]
+            and self._scheduled[0].when() < self.time() + self._clock_resolution  # type: ignore[attr-defined]
         )
 
     def run_ready(self, limit: int = 10_000) -> None:
@@ -62,15 +76,16 @@ class ClockLoop(asyncio.SelectorEventLoop):
 
     def advance(self, seconds: float) -> None:
         """Move the clock ``seconds`` on, firing each timer due on the way at its own time."""
-        target = self.now + seconds
+        target = self._ns + round(seconds * _NS)
         self.run_ready()
         while True:
             when = self.next_timer()
-            if when is None or when > target:
+            # asyncio runs a timer up to one clock resolution early: so do we
+            if when is None or when >= target / _NS + self._clock_resolution:
                 break
-            self.now = max(self.now, when)
+            self._ns = min(target, max(self._ns, math.ceil(when * _NS)))
             self.run_ready()
-        self.now = target
+        self._ns = target
         self.run_ready()
 
     def close(self) -> None:
@@ -392,3 +407,55 @@ def request(
 
 def get(path: str, version: str = "1.1", headers: str = "") -> bytes:
     return request("GET", path, version, headers)
+
+
+# --- WebSocket ----------------------------------------------------------------------------------
+
+TEXT, BINARY, CONTINUATION, CLOSE, PING, PONG = 0x1, 0x2, 0x0, 0x8, 0x9, 0xA
+_MASK = b"\x0a\x0b\x0c\x0d"
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return code.to_bytes(2, "big") + reason
+
+
+class WsPeer:
+    """The client's end of a WebSocket opened by a real handshake over ``HttpConnection``.
+
+    The handler's ``handle_request`` must call ``peregrine.ws.upgrade``; the transport is then
+    handed from the HTTP connection to the WebSocket one, exactly as in a server.
+    """
+
+    def __init__(
+        self,
+        loop: ClockLoop,
+        handler: Any,
+        path: str = "/ws",
+        headers: str = "",
+        state: ServerState | None = None,
+        **options: Any,
+    ) -> None:
+        self.wire, self.state = http_connection(loop, handler, state=state, **options)
+        self.wire.send(
+            f"GET {path} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+            f"{headers}\r\n".encode("latin-1")
+        )
+        head, sep, rest = self.wire.received().partition(b"\r\n\r\n")
+        assert sep and head.startswith(b"HTTP/1.1 101 "), head
+        self.head = head.decode("latin-1")
+        self.loop = loop
+        self.transport = self.wire.transport
+        self.parser = FrameParser(max_payload=1 << 30, require_mask=False, allow_rsv1=True)
+        self.parser.feed(rest)
+
+    def send(self, opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False) -> None:
+        self.wire.send(serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=_MASK))
+
+    def frames(self) -> list[tuple[int, bytes]]:
+        """The frames the server sent since the last call, as ``(opcode, payload)``."""
+        self.parser.feed(self.wire.received())
+        out = []
+        while (frame := self.parser.next_frame()) is not None:
+            out.append((frame.opcode, frame.payload))
+        return out
