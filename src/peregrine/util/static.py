@@ -36,9 +36,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..http.dates import http_date
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
-from .conditional import evaluate_preconditions, http_date, if_range_allows, make_etag
+from .conditional import evaluate_preconditions, if_range_allows, make_etag
 from .mimetypes import guess_type
 from .negotiation import accepts_encoding, parse_accept_encoding
 from .paths import BadPath, parse_prefix, quote_segments, split_target_tuple
