@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -594,6 +595,55 @@ class TestConnections:
         wire.send(get("/"))
         assert wire.response().status == 500
         assert "ConnectionRefusedError" in caplog.text
+
+
+class TestFiles:
+    """Bodies from ``send_file``: here through the transport (the fake has no socket to sendfile)."""
+
+    @pytest.fixture
+    def app(self, tmp_path: Any) -> Engine:
+        path = str(tmp_path / "f.bin")
+        with open(path, "wb") as f:
+            f.write(bytes(range(256)) * 1000)
+
+        class Files(Engine):
+            async def slow_file(self, resp: peregrine.Response) -> None:
+                await asyncio.sleep(0.25)
+                resp.send_file(path)
+
+            def handle_request(self, req, resp):  # type: ignore[no-untyped-def]
+                if req.path == "/slow-file":
+                    return self.slow_file(resp)
+                if req.path == "/too-long":
+                    resp.send_file(path, 0, 300_000)  # promises more than the file has
+                    return None
+                resp.send_file(path)
+                return None
+
+        return Files()
+
+    def test_file_body_and_access_log_duration(
+        self, loop: ClockLoop, app: Engine, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        wire, _ = http_connection(loop, app, access_log=True)
+        with caplog.at_level(logging.INFO, "peregrine.access"):
+            wire.send(get("/file"), get("/slow-file"))
+            loop.advance(0.25)
+        first, second = wire.responses()
+        assert first.body == second.body == bytes(range(256)) * 1000
+        assert [r.getMessage() for r in caplog.records if r.name == "peregrine.access"] == [
+            '127.0.0.1:50000 - "GET /file HTTP/1.1" 200 0.00ms',
+            '127.0.0.1:50000 - "GET /slow-file HTTP/1.1" 200 250.00ms',
+        ]
+
+    def test_file_shorter_than_announced_cuts_the_connection(
+        self, loop: ClockLoop, app: Engine
+    ) -> None:
+        wire, _ = http_connection(loop, app)
+        wire.send(get("/too-long"))
+        head, _, body = wire.received().partition(b"\r\n\r\n")
+        assert b"Content-Length: 300000" in head and len(body) == 256_000
+        assert wire.aborted  # the client sees a short body, not a desynchronised stream
 
 
 # --- upgrades -------------------------------------------------------------------------------------------
