@@ -81,7 +81,8 @@ class ClockLoop(asyncio.SelectorEventLoop):
         while True:
             when = self.next_timer()
             # asyncio runs a timer up to one clock resolution early: so do we
-            if when is None or when >= target / _NS + self._clock_resolution:
+            resolution = self._clock_resolution  # type: ignore[attr-defined]
+            if when is None or when >= target / _NS + resolution:
                 break
             self._ns = min(target, max(self._ns, math.ceil(when * _NS)))
             self.run_ready()

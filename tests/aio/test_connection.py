@@ -706,7 +706,7 @@ class TestUpgrade:
     def test_upgrade_without_101_is_a_500(self, loop: ClockLoop) -> None:
         class Wrong(Upgrader):
             def handle_request(self, req, resp):  # type: ignore[no-untyped-def]
-                super().handle_request(req, resp)
+                super().handle_request(req, resp)  # type: ignore[no-untyped-call]
                 resp.status = 200
 
         app = Wrong()
