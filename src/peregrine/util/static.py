@@ -34,7 +34,7 @@ import os
 import stat
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from ..http.dates import http_date
 from ..http.status import REASONS
@@ -187,16 +187,12 @@ def _read_at(fd: int, count: int, offset: int) -> bytes:
     return os.read(fd, count)
 
 
-class FileAnswer(NamedTuple):
-    """What to answer about one file: decided from the request and the file's stat alone."""
-
-    status: int
-    #: every header to set, in order, each once
-    headers: list[tuple[str, str]]
-    #: ``(offset, count)`` of the file to send (for HEAD, to announce), or None: no file body
-    part: tuple[int, int] | None
-    #: the text body of an answer that is not the file (416), else None
-    text: str | None = None
+#: What to answer about one file, as :func:`file_answer` decides it: ``(status, headers, part,
+#: text)``. ``headers``: every header to set, in order, each once; ``part``: ``(offset, count)``
+#: of the file to send (for HEAD, to announce), None for no file body; ``text``: the body of an
+#: answer that is not the file (416), else None. (A plain tuple: this runs once per request, and
+#: a NamedTuple's constructor is a Python call.)
+FileAnswer = tuple[int, list[tuple[str, str]], tuple[int, int] | None, str | None]
 
 
 def file_answer(
@@ -252,33 +248,31 @@ def file_answer(
             elif isinstance(result, Unsatisfiable):
                 status = 416
 
-    headers = []
-    if recent:
-        headers.append(("Date", http_date(int(now))))
     # Validators and caching headers go on every answer about this file,
     # 304 included (RFC 9110 section 15.4.5).
-    headers.append(("ETag", etag))
-    headers.append(("Last-Modified", http_date(last_modified)))
+    headers = [("ETag", etag), ("Last-Modified", http_date(last_modified))]
+    if recent:
+        headers.insert(0, ("Date", http_date(int(now))))
     if cache_control is not None:
         headers.append(("Cache-Control", cache_control))
     if vary:
         headers.append(("Vary", "Accept-Encoding"))
 
-    if status in (304, 412):
-        return FileAnswer(status, headers, None)
+    if status == 304 or status == 412:
+        return status, headers, None, None
     if status == 416:
         headers.append(("Content-Range", unsatisfied_content_range(size)))
         headers.append(("Content-Type", "text/plain; charset=utf-8"))
-        return FileAnswer(status, headers, None, "416 Range Not Satisfiable\n")
+        return status, headers, None, "416 Range Not Satisfiable\n"
 
     headers.append(("Content-Type", content_type))
     if coding is not None:
         headers.append(("Content-Encoding", coding))
     headers.append(("Accept-Ranges", "bytes"))
     if byte_range is None:
-        return FileAnswer(status, headers, (0, size))
+        return status, headers, (0, size), None
     headers.append(("Content-Range", content_range(byte_range, size)))
-    return FileAnswer(status, headers, (byte_range.start, byte_range.length))
+    return status, headers, (byte_range.start, byte_range.length), None
 
 
 class _Responder:
@@ -382,7 +376,7 @@ class _Responder:
         variant depended on Accept-Encoding. Raises :class:`_Changed` if the
         file changed under the read, before anything is set on ``resp``.
         """
-        answer = file_answer(
+        status, headers, part, text = file_answer(
             req,
             st,
             coding=coding,
@@ -391,7 +385,6 @@ class _Responder:
             cache_control=self._cache_control_for(named.relpath),
             now=time.time(),
         )
-        part = answer.part
         # A small body is read now, before any header is set, so a file that
         # changed since fstat can still be retried cleanly.
         data: bytes | None = None
@@ -405,11 +398,11 @@ class _Responder:
         # add_header is enough on a fresh response and skips set_header's search
         # for an earlier value; if the caller set headers already, replace them.
         put = resp.set_header if resp.headers else resp.add_header
-        resp.status = answer.status
-        for name, value in answer.headers:
+        resp.status = status
+        for name, value in headers:
             put(name, value)
-        if answer.text is not None:
-            resp.set_body(answer.text)
+        if text is not None:
+            resp.set_body(text)
         if part is None or data is not None:
             if data is not None:
                 resp.set_body(data)
