@@ -1,4 +1,4 @@
-"""Servers shared by the connection tests: one per test module, each with the Engine app."""
+"""Fixtures of the connection tests: shared real servers (Engine app) and the in-process loop."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ..helpers import ServerProcess
+from .fakes import ClockLoop
 
 APP = "tests.apps:Engine"
 
@@ -33,3 +34,14 @@ def short() -> Iterator[ServerProcess]:
         "1",
     ) as proc:
         yield proc
+
+
+@pytest.fixture
+def loop() -> Iterator[ClockLoop]:
+    """An asyncio loop whose clock the test moves (``loop.advance``); fails on loop errors."""
+    clock_loop = ClockLoop()
+    try:
+        yield clock_loop
+    finally:
+        clock_loop.close()
+    assert clock_loop.errors == [], clock_loop.errors

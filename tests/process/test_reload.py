@@ -52,6 +52,8 @@ def test_sighup_restarts_every_worker_with_new_code_and_refuses_nothing(
         time.sleep(0.3)
     assert hammer.failures == [], hammer.failures[:5]
     assert hammer.ok > 10
+    # the old workers were told to stop; the last may still be on its way out
+    assert wait_until(lambda: len(children(server.proc.pid)) == 2, timeout=10), server.output
     new_workers = set(children(server.proc.pid))
     assert len(new_workers) == 2 and not new_workers & old_workers
     bodies = {get(server.url + "/").text.split()[0] for _ in range(10)}

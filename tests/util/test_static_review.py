@@ -20,7 +20,7 @@ import pytest
 from peregrine.http.response import Response
 from peregrine.util import DirServer
 from peregrine.util.conditional import parse_http_date
-from peregrine.util.ranges import FULL, UNSATISFIABLE, ByteRange, evaluate_range
+from peregrine.util.ranges import UNSATISFIABLE, ByteRange, evaluate_range
 
 from ..helpers import ServerProcess
 from .test_static_e2e import Conn
@@ -86,14 +86,14 @@ def _exchange(server: ServerProcess, headers: dict[str, str], target: str = "/he
 
 def test_range_with_thousands_of_digits_is_not_an_error() -> None:
     # The grammar is 1*DIGIT; the head limit (32 KiB) lets 5000 digits through.
-    assert evaluate_range("bytes=0-" + "9" * 5000, 10) in (ByteRange(0, 9), FULL)
-    assert evaluate_range("bytes=" + "9" * 5000 + "-", 10) in (UNSATISFIABLE, FULL)
-    assert evaluate_range("bytes=-" + "9" * 5000, 10) in (ByteRange(0, 9), FULL)
+    assert evaluate_range("bytes=0-" + "9" * 5000, 10) == ByteRange(0, 9)  # to the end
+    assert evaluate_range("bytes=" + "9" * 5000 + "-", 10) == UNSATISFIABLE  # past the end
+    assert evaluate_range("bytes=-" + "9" * 5000, 10) == ByteRange(0, 9)  # the whole file
 
 
 def test_range_with_thousands_of_digits_end_to_end(server: ServerProcess) -> None:
     r = _exchange(server, {"Range": "bytes=0-" + "9" * 5000})
-    assert r.status in (200, 206) and r.body.startswith(b"hello")
+    assert r.status == 206 and r.body.startswith(b"hello")
 
 
 def test_http_date_year_zero_is_invalid_not_an_error() -> None:
@@ -224,7 +224,7 @@ def test_symlink_replaced_while_resolved_is_not_an_error(
         server.serve(_request(target=b"/x.txt"), resp)
     finally:
         monkeypatch.undo()
-    assert resp.status in (200, 404)
+    assert resp.status == 404  # the name changed under the lookup: answered as missing
     _body(resp)
 
 

@@ -942,3 +942,88 @@ def test_public_exports():
 
     assert {"DirServer", "FileServer", "make_static_handler"} <= set(util.__all__)
     assert sys.modules["peregrine.util.static"].DirServer is util.DirServer
+
+
+class TestFileAnswer:
+    """The decision alone (status, part of the file, headers), from a request and a stat."""
+
+    NOW = LM + 3600.0  # the file changed an hour ago
+    STAT = os.stat_result(
+        (0o100644, 0, 0, 1, 0, 0, 1000, LM, LM, LM),
+        {"st_mtime": float(LM), "st_mtime_ns": LM * 10**9},
+    )
+    ETAG = f'"{LM * 10**9:x}-3e8"'
+
+    def answer(self, method="GET", headers=(), coding=None, vary=False, now=NOW):
+        from peregrine.util.static import file_answer
+
+        return file_answer(
+            _request(method, b"/f.txt", headers),
+            self.STAT,
+            coding=coding,
+            vary=vary,
+            content_type="text/plain",
+            cache_control="no-cache",
+            now=now,
+        )
+
+    VALIDATORS = [("ETag", ETAG), ("Last-Modified", LM_DATE), ("Cache-Control", "no-cache")]
+    FILE = [("Content-Type", "text/plain"), ("Accept-Ranges", "bytes")]
+
+    @pytest.mark.parametrize(
+        "method, headers, status, part, extra",
+        [
+            ("GET", [], 200, (0, 1000), []),
+            ("HEAD", [], 200, (0, 1000), []),
+            (
+                "GET",
+                [("Range", "bytes=10-19")],
+                206,
+                (10, 10),
+                [("Content-Range", "bytes 10-19/1000")],
+            ),
+            (
+                "GET",
+                [("Range", "bytes=-5")],
+                206,
+                (995, 5),
+                [("Content-Range", "bytes 995-999/1000")],
+            ),
+            ("GET", [("Range", "bytes=2000-")], 416, None, None),
+            ("GET", [("If-None-Match", ETAG)], 304, None, None),
+            ("GET", [("If-Modified-Since", LM_DATE)], 304, None, None),
+            ("GET", [("If-Match", '"other"')], 412, None, None),
+            # If-Range with another validator: the whole file, not the part
+            ("GET", [("Range", "bytes=0-0"), ("If-Range", '"other"')], 200, (0, 1000), []),
+        ],
+    )
+    def test_table(self, method, headers, status, part, extra):
+        got_status, got_headers, got_part, text = self.answer(method, headers)
+        assert (got_status, got_part) == (status, part)
+        if status in (304, 412):
+            assert got_headers == self.VALIDATORS and text is None
+        elif status == 416:
+            assert got_headers == [
+                *self.VALIDATORS,
+                ("Content-Range", "bytes */1000"),
+                ("Content-Type", "text/plain; charset=utf-8"),
+            ]
+            assert text == "416 Range Not Satisfiable\n"
+        else:
+            assert got_headers == [*self.VALIDATORS, *self.FILE, *extra] and text is None
+
+    def test_variant_has_its_own_etag_and_says_so(self):
+        _, headers, _, _ = self.answer(coding="gzip", vary=True)
+        assert ("ETag", self.ETAG[:-1] + '-gzip"') in headers
+        assert ("Vary", "Accept-Encoding") in headers
+        assert ("Content-Encoding", "gzip") in headers
+
+    def test_file_changed_this_second_gets_its_own_date(self):
+        _, headers, _, _ = self.answer(now=LM + 0.5)
+        assert headers[:3] == [
+            ("Date", LM_DATE),
+            ("ETag", self.ETAG),
+            ("Last-Modified", LM_DATE),
+        ]
+        _, future, _, _ = self.answer(now=LM - 10.5)  # an mtime ahead of the clock
+        assert ("Last-Modified", http_date(LM - 11)) in future

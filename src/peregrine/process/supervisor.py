@@ -38,6 +38,7 @@ add/remove a worker; SIGCHLD means a child exited. :meth:`Supervisor.stop` calle
 from __future__ import annotations
 
 import logging
+import math
 import os
 import selectors
 import signal
@@ -135,11 +136,18 @@ def _describe_status(status: int) -> str:
     return f"exited with status {code}"
 
 
-def _backoff(failures: int) -> float:
-    """Delay before restarting a slot: at once after one crash, then doubling up to a cap."""
-    if failures <= 1:
+def restart_delay(failures: int, *, was_serving: bool) -> float:
+    """Seconds to wait before the next start in a slot with ``failures`` consecutive failures.
+
+    A worker that was serving and crashed once is replaced at once: one crash is not a loop.
+    Otherwise (a second failure in a row, or a start that failed: fork, import, bind) the wait
+    is ``_BACKOFF_FIRST``, doubling with each further failure up to ``_BACKOFF_MAX``.
+    """
+    if was_serving and failures <= 1:
         return 0.0
-    return float(min(_BACKOFF_FIRST * 2 ** (failures - 2), _BACKOFF_MAX))
+    # _BACKOFF_FIRST * 2**doublings, the exponent bounded so a long loop cannot overflow it
+    doublings = min(max(failures - 2, 0), 32)
+    return min(math.ldexp(_BACKOFF_FIRST, doublings), _BACKOFF_MAX)
 
 
 class Supervisor:
@@ -538,7 +546,7 @@ class Supervisor:
         """No child could even be forked for ``slot``: log it and try again later."""
         log.error("%s", message)
         self._count_failure(slot)
-        self._schedule(slot, max(_backoff(slot.failures), _BACKOFF_FIRST))
+        self._schedule(slot, restart_delay(slot.failures, was_serving=False))
 
     def _leave_to_worker(self, index: int) -> list[Any]:
         """In a newly forked child: drop the supervisor's state; return worker ``index``'s sockets."""
@@ -644,7 +652,7 @@ class Supervisor:
             slot.failures = 0
         if slot.active is child:
             slot.active = None
-            delay = _backoff(slot.failures)
+            delay = restart_delay(slot.failures, was_serving=True)
             if slot.incoming is None:
                 self._schedule(slot, delay)
             log.warning(
@@ -679,7 +687,7 @@ class Supervisor:
                 self.rolling = None
             if not slot.needs_child:
                 return  # the slot's running worker goes on: nothing is tried again
-            delay = max(_backoff(slot.failures), _BACKOFF_FIRST)
+            delay = restart_delay(slot.failures, was_serving=False)
             self._schedule(slot, delay)
             log.warning(
                 "worker %d (pid %d) %s%s; trying again in %.1fs",
@@ -706,7 +714,7 @@ class Supervisor:
         self.booted = True
         for slot in self.slots.values():
             if slot.active is None:
-                self._schedule(slot, _backoff(max(slot.failures, 2)))
+                self._schedule(slot, restart_delay(slot.failures, was_serving=False))
         count = len(self.slots)
         log.info(
             startup_line(

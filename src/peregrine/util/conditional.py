@@ -2,8 +2,8 @@
 
 - :func:`make_etag` derives a strong ETag from a file's ``stat`` result, so it
   changes whenever the file's size or modification time does.
-- :func:`http_date` / :func:`parse_http_date` format and parse HTTP-dates
-  (IMF-fixdate, plus the two obsolete forms recipients must accept).
+- :func:`parse_http_date` parses HTTP-dates (IMF-fixdate, plus the two obsolete
+  forms recipients must accept); :func:`http_date` (from ``http/dates.py``) formats them.
 - :func:`evaluate_preconditions` applies If-Match, If-Unmodified-Since,
   If-None-Match and If-Modified-Since in the order RFC 9110 section 13.2.2
   prescribes and says whether to answer 304, 412 or carry on.
@@ -13,10 +13,11 @@
 from __future__ import annotations
 
 import calendar
-import functools
 import os
 import re
-import time
+
+# formatting is shared with the Date header; exported from here too, next to its parser
+from ..http.dates import MONTH_NAMES, http_date
 
 __all__ = [
     "evaluate_preconditions",
@@ -27,9 +28,7 @@ __all__ = [
     "parse_http_date",
 ]
 
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTH_NUMBER = {name.lower(): i + 1 for i, name in enumerate(_MONTHS)}
+_MONTH_NUMBER = {name.lower(): i + 1 for i, name in enumerate(MONTH_NAMES)}
 
 
 def make_etag(st: os.stat_result, suffix: str = "") -> str:
@@ -40,27 +39,6 @@ def make_etag(st: os.stat_result, suffix: str = "") -> str:
     (such as a precompressed sibling) that must never share a tag.
     """
     return f'"{st.st_mtime_ns:x}-{st.st_size:x}{suffix}"'  # cheaper than the f-string
-
-
-#: The range of timestamps an IMF-fixdate (four-digit years) can show:
-#: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
-MIN_TIMESTAMP = -62135596800
-MAX_TIMESTAMP = 253402300799
-
-
-# Cached: the same files' modification times are formatted over and over.
-@functools.lru_cache(maxsize=1024)
-def http_date(timestamp: float) -> str:
-    """Format a Unix timestamp as an IMF-fixdate: ``Sun, 06 Nov 1994 08:49:37 GMT``.
-
-    Timestamps outside the years 1 to 9999 (a file's mtime can be anything)
-    are clamped to that range.
-    """
-    t = time.gmtime(min(max(timestamp, MIN_TIMESTAMP), MAX_TIMESTAMP))
-    return (
-        f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year:04d} "
-        f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} GMT"
-    )
 
 
 # Sun, 06 Nov 1994 08:49:37 GMT

@@ -36,9 +36,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..http.dates import http_date
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
-from .conditional import evaluate_preconditions, http_date, if_range_allows, make_etag
+from .conditional import evaluate_preconditions, if_range_allows, make_etag
 from .mimetypes import guess_type
 from .negotiation import accepts_encoding, parse_accept_encoding
 from .paths import BadPath, parse_prefix, quote_segments, split_target_tuple
@@ -186,6 +187,94 @@ def _read_at(fd: int, count: int, offset: int) -> bytes:
     return os.read(fd, count)
 
 
+#: What to answer about one file, as :func:`file_answer` decides it: ``(status, headers, part,
+#: text)``. ``headers``: every header to set, in order, each once; ``part``: ``(offset, count)``
+#: of the file to send (for HEAD, to announce), None for no file body; ``text``: the body of an
+#: answer that is not the file (416), else None. (A plain tuple: this runs once per request, and
+#: a NamedTuple's constructor is a Python call.)
+FileAnswer = tuple[int, list[tuple[str, str]], tuple[int, int] | None, str | None]
+
+
+def file_answer(
+    req: Any,
+    st: os.stat_result,
+    *,
+    coding: str | None,
+    vary: bool,
+    content_type: str,
+    cache_control: str | None,
+    now: float,
+) -> FileAnswer:
+    """Decide the answer to ``req`` about a file with stat ``st``: 200, 206, 304, 412 or 416.
+
+    ``coding`` is set when the file is a precompressed variant; ``vary``: the choice of
+    variant depended on Accept-Encoding. Pure: no I/O, nothing changed; ``now`` is the time
+    the response's Date is taken from.
+    """
+    size = st.st_size
+    etag = make_etag(st, "-" + coding if coding else "")
+    last_modified = int(st.st_mtime)
+    # RFC 9110 section 8.8.2.1: a Last-Modified later than the Date sent
+    # with it must be replaced by that Date (a future mtime: clock skew, a
+    # copied file). The server's Date is refreshed once a second, so for a
+    # file changed this last second we send our own Date, taken now.
+    recent = last_modified >= int(now) - 1
+    if recent:
+        last_modified = min(last_modified, int(now))
+
+    # Decide the status first, so that each header is set exactly once.
+    conditional = _may_be_conditional(req)
+    status = None
+    if conditional:
+        status = evaluate_preconditions(
+            req.method,
+            etag,
+            last_modified,
+            if_match=_header(req, "If-Match"),
+            if_none_match=_header(req, "If-None-Match"),
+            if_modified_since=_header(req, "If-Modified-Since"),
+            if_unmodified_since=_header(req, "If-Unmodified-Since"),
+        )
+    byte_range: ByteRange | None = None
+    if status is None:
+        status = 200
+        range_header = _header(req, "Range") if conditional else None
+        if range_header is not None and if_range_allows(
+            _header(req, "If-Range"), etag, last_modified, now
+        ):
+            result = evaluate_range(range_header, size)
+            if isinstance(result, ByteRange):
+                status, byte_range = 206, result
+            elif isinstance(result, Unsatisfiable):
+                status = 416
+
+    # Validators and caching headers go on every answer about this file,
+    # 304 included (RFC 9110 section 15.4.5).
+    headers = [("ETag", etag), ("Last-Modified", http_date(last_modified))]
+    if recent:
+        headers.insert(0, ("Date", http_date(int(now))))
+    if cache_control is not None:
+        headers.append(("Cache-Control", cache_control))
+    if vary:
+        headers.append(("Vary", "Accept-Encoding"))
+
+    if status == 304 or status == 412:
+        return status, headers, None, None
+    if status == 416:
+        headers.append(("Content-Range", unsatisfied_content_range(size)))
+        headers.append(("Content-Type", "text/plain; charset=utf-8"))
+        return status, headers, None, "416 Range Not Satisfiable\n"
+
+    headers.append(("Content-Type", content_type))
+    if coding is not None:
+        headers.append(("Content-Encoding", coding))
+    headers.append(("Accept-Ranges", "bytes"))
+    if byte_range is None:
+        return status, headers, (0, size), None
+    headers.append(("Content-Range", content_range(byte_range, size)))
+    return status, headers, (byte_range.start, byte_range.length), None
+
+
 class _Responder:
     """What DirServer and FileServer share: GET/HEAD only, and answering with one file."""
 
@@ -287,49 +376,20 @@ class _Responder:
         variant depended on Accept-Encoding. Raises :class:`_Changed` if the
         file changed under the read, before anything is set on ``resp``.
         """
-        size = st.st_size
-        etag = make_etag(st, "-" + coding if coding else "")
-        now = time.time()
-        last_modified = int(st.st_mtime)
-        # RFC 9110 section 8.8.2.1: a Last-Modified later than the Date sent
-        # with it must be replaced by that Date (a future mtime: clock skew, a
-        # copied file). The server's Date is refreshed once a second, so for a
-        # file changed this last second we send our own Date, taken now.
-        recent = last_modified >= int(now) - 1
-        if recent:
-            last_modified = min(last_modified, int(now))
-
-        # Decide the status first, so that each header is set exactly once.
-        conditional = _may_be_conditional(req)
-        status = None
-        if conditional:
-            status = evaluate_preconditions(
-                req.method,
-                etag,
-                last_modified,
-                if_match=_header(req, "If-Match"),
-                if_none_match=_header(req, "If-None-Match"),
-                if_modified_since=_header(req, "If-Modified-Since"),
-                if_unmodified_since=_header(req, "If-Unmodified-Since"),
-            )
-        byte_range: ByteRange | None = None
-        if status is None:
-            status = 200
-            range_header = _header(req, "Range") if conditional else None
-            if range_header is not None and if_range_allows(
-                _header(req, "If-Range"), etag, last_modified, now
-            ):
-                result = evaluate_range(range_header, size)
-                if isinstance(result, ByteRange):
-                    status, byte_range = 206, result
-                elif isinstance(result, Unsatisfiable):
-                    status = 416
-
+        status, headers, part, text = file_answer(
+            req,
+            st,
+            coding=coding,
+            vary=vary,
+            content_type=named.content_type,
+            cache_control=self._cache_control_for(named.relpath),
+            now=time.time(),
+        )
         # A small body is read now, before any header is set, so a file that
         # changed since fstat can still be retried cleanly.
         data: bytes | None = None
-        if status in (200, 206) and req.method != "HEAD":
-            offset, count = (byte_range.start, byte_range.length) if byte_range else (0, size)
+        if part is not None and req.method != "HEAD":
+            offset, count = part
             if count <= SMALL_FILE:
                 data = _read_at(fd, count, offset) if count else b""
                 if len(data) != count:
@@ -339,40 +399,17 @@ class _Responder:
         # for an earlier value; if the caller set headers already, replace them.
         put = resp.set_header if resp.headers else resp.add_header
         resp.status = status
-        if recent:
-            put("Date", http_date(int(now)))
-        # Validators and caching headers go on every answer about this file,
-        # 304 included (RFC 9110 section 15.4.5).
-        put("ETag", etag)
-        put("Last-Modified", http_date(last_modified))
-        cache_control = self._cache_control_for(named.relpath)
-        if cache_control is not None:
-            put("Cache-Control", cache_control)
-        if vary:
-            put("Vary", "Accept-Encoding")
-
-        if status in (304, 412):
+        for name, value in headers:
+            put(name, value)
+        if text is not None:
+            resp.set_body(text)
+        if part is None or data is not None:
+            if data is not None:
+                resp.set_body(data)
             return None
-        if status == 416:
-            put("Content-Range", unsatisfied_content_range(size))
-            put("Content-Type", "text/plain; charset=utf-8")
-            resp.set_body("416 Range Not Satisfiable\n")
-            return None
-
-        put("Content-Type", named.content_type)
-        if coding is not None:
-            put("Content-Encoding", coding)
-        put("Accept-Ranges", "bytes")
-        if byte_range is not None:
-            put("Content-Range", content_range(byte_range, size))
-        if data is not None:
-            resp.set_body(data)
-            return None
-        if byte_range is not None:
-            return byte_range.start, byte_range.length
-        # count=size (not None): the length must be the one fstat saw on
-        # this descriptor, the size the ETag was computed from.
-        return 0, size
+        # for the whole file count is the size fstat saw on this descriptor, the size the ETag
+        # was computed from (not None, "to the end", which could be longer by now)
+        return part
 
 
 class DirServer(_Responder):
