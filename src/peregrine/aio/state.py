@@ -10,6 +10,9 @@ from typing import Any
 from ..accesslog import AccessLog
 from ..config import Config
 from ..http.dates import date_line
+from ..http.request import Request
+from ..ws.deflate import DeflateParams
+from .websocket import WebSocketConnection
 
 
 class ServerState:
@@ -56,3 +59,10 @@ class ServerState:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+
+    def open_websocket(
+        self, request: Request, subprotocol: str | None, deflate: DeflateParams | None
+    ) -> WebSocketConnection:
+        """The protocol a connection switches to after ``peregrine.ws.upgrade`` accepted a
+        handshake (the asyncio side of that upgrade: ``peregrine.ws.Handoff`` calls this)."""
+        return WebSocketConnection(self, request, subprotocol, deflate)

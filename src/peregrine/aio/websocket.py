@@ -22,13 +22,16 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..ws.deflate import DeflateParams, PerMessageDeflate
 from ..ws.events import Message, Pong
 from ..ws.protocol import ServerConnection, State
 from .send_watchdog import SendWatchdog
-from .state import ServerState
+
+if TYPE_CHECKING:
+    # only for annotations: the state makes WebSocket connections (ServerState.open_websocket)
+    from .state import ServerState
 
 log = logging.getLogger("peregrine.error")
 

@@ -17,6 +17,7 @@ import stat
 from collections.abc import AsyncIterable, Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from ..config import Config
 from .status import STATUS_LINES
 
 if TYPE_CHECKING:
@@ -125,6 +126,17 @@ class Response:
         #: set by stream(), send_file() and upgrade(): the body is more than bytes, which the
         #: connection checks once instead of three times
         self._unusual = False
+
+    @property
+    def config(self) -> Config:
+        """The settings of the server this response belongs to (the defaults for a response
+        made on its own, as in tests). ``peregrine.ws.upgrade`` reads its WebSocket options here.
+        """
+        conn = self._conn
+        if conn is None:
+            return Config()  # a fresh one: Config is mutable, a shared default could be changed
+        config: Config = conn.config
+        return config
 
     # --- headers ------------------------------------------------------------------------------
 

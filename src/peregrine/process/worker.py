@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
 from ..aio.state import ServerState
