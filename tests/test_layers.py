@@ -131,9 +131,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
             targets.add(module)
             # `from . import x` and `from .pkg import mod` may name modules, not attributes
             targets.update(f"{module}.{alias.name}" for alias in node.names)
-        graph[name] = {
-            t for t in targets if t in modules and t != name and t.split(".")[0] == top
-        }
+        graph[name] = {t for t in targets if t in modules and t != name and t.split(".")[0] == top}
     return graph
 
 

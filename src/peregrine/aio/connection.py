@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from ..http.errors import ProtocolError
 from ..http.parser import HEAD, IDLE, RequestParser
@@ -136,7 +136,7 @@ class HttpConnection(asyncio.Protocol):
     # --- asyncio callbacks --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        transport = self.transport = cast(asyncio.Transport, transport)
         state = self.state
         state.connections.add(self)
         config = self.config

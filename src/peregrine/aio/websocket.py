@@ -22,8 +22,9 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
+from ..http.request import Request
 from ..ws.deflate import DeflateParams, PerMessageDeflate
 from ..ws.events import Message, Pong
 from ..ws.protocol import ServerConnection, State
@@ -46,7 +47,7 @@ class WebSocket:
 
     __slots__ = ("_conn", "request", "subprotocol", "__weakref__")
 
-    def __init__(self, conn: WebSocketConnection, request: Any, subprotocol: str | None) -> None:
+    def __init__(self, conn: WebSocketConnection, request: Request, subprotocol: str | None) -> None:
         self._conn = conn
         #: The upgrade request (path, headers, query, client).
         self.request = request
@@ -159,7 +160,7 @@ class WebSocketConnection(asyncio.Protocol):
     def __init__(
         self,
         state: ServerState,
-        request: Any,
+        request: Request,
         subprotocol: str | None = None,
         deflate: DeflateParams | None = None,
         hooks: Any = None,
@@ -202,7 +203,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance check.
-        self.transport = transport  # type: ignore[assignment]
+        transport = self.transport = cast(asyncio.Transport, transport)
         self.state.connections.add(self)
         config = self.config
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
@@ -501,6 +502,10 @@ class WebSocketConnection(asyncio.Protocol):
         return (
             not self.lost and self.protocol.state is State.OPEN and not self.busy and not self.queue
         )
+
+    def awaits_first_request(self) -> bool:
+        """Always False: the upgrade request was this connection's first."""
+        return False
 
     def shutdown(self) -> None:
         """Server shutdown: close with 1001 Going Away (once).

@@ -133,7 +133,7 @@ def _backoff(failures: int) -> float:
     """Delay before restarting a slot: at once after one crash, then doubling up to a cap."""
     if failures <= 1:
         return 0.0
-    return min(_BACKOFF_FIRST * 2 ** (failures - 2), _BACKOFF_MAX)
+    return min(_BACKOFF_FIRST * 2.0 ** (failures - 2), _BACKOFF_MAX)
 
 
 class Supervisor:

@@ -33,7 +33,7 @@ from typing import Any
 from .._version import __version__
 from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
-from ..aio.state import ServerState
+from ..aio.state import ServedConnection, ServerState
 from ..config import Config
 from .acceptor import Acceptor
 from .listeners import describe
@@ -168,7 +168,7 @@ class Worker:
         self.state = state
         proxy_hook = _proxy_hooks(self.config)
         if proxy_hook is not None:
-            state.is_trusted_proxy, state.apply_proxy_headers = proxy_hook  # type: ignore[attr-defined]
+            state.is_trusted_proxy, state.apply_proxy_headers = proxy_hook
         state.start_clock()
         loop.set_exception_handler(_exception_handler)
         heartbeat = None
@@ -257,7 +257,7 @@ class Worker:
         for task in list(state.tasks):
             task.cancel()
         for conn in list(state.connections):
-            transport = getattr(conn, "transport", None)
+            transport = conn.transport
             if transport is not None:
                 transport.abort()
         # Let the aborted transports and cancelled tasks run their callbacks, and the disconnect
@@ -318,7 +318,7 @@ class Worker:
         self.loop.call_later(_PARENT_POLL, self._watch_parent)
 
 
-def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
+def _waiting_for(conn: ServedConnection, first_request_grace: bool) -> bool:
     """Should an idle connection stay open a little longer during shutdown?
 
     Idle keep-alive connections are closed at once, except when the client's next request is
@@ -328,13 +328,12 @@ def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
     """
     if _has_unread_data(conn):
         return True
-    awaits_first_request = getattr(conn, "awaits_first_request", None)  # HTTP connections only
-    return first_request_grace and awaits_first_request is not None and awaits_first_request()
+    return first_request_grace and conn.awaits_first_request()
 
 
-def _has_unread_data(conn: Any) -> bool:
+def _has_unread_data(conn: ServedConnection) -> bool:
     """True when bytes from the client wait in the kernel for this connection to read."""
-    transport = getattr(conn, "transport", None)
+    transport = conn.transport
     if fcntl is None or transport is None or transport.is_closing():
         return False
     sock = transport.get_extra_info("socket")
