@@ -19,7 +19,15 @@ def head(
     server: bytes = SERVER,
     chunked: bool = False,
 ) -> bytes:
-    return serialize_head(resp, content_length, keep_alive, http10, DATE, server, chunked)  # type: ignore[arg-type]
+    return serialize_head(
+        resp,
+        content_length,  # type: ignore[arg-type]
+        keep_alive=keep_alive,
+        http10=http10,
+        date_line=DATE,
+        server_line=server,
+        chunked=chunked,
+    )
 
 
 def parse_head(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:

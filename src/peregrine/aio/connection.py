@@ -365,7 +365,9 @@ class HttpConnection(asyncio.Protocol):
                 return
             if result is not None and not hasattr(result, "__await__"):
                 result = None  # e.g. "return resp": nothing to wait for
-            if result is not None or (response._unusual and response.upgrade_factory is None):
+            if result is not None or (
+                response._stream_file_or_upgrade and response.upgrade_factory is None
+            ):
                 exchange = self.exchange = Exchange(self, request, response, None, start)
                 self.busy = True
                 self._run(self._respond_later(exchange, result))
@@ -375,7 +377,7 @@ class HttpConnection(asyncio.Protocol):
             return
         state = self.state
         state.requests += 1
-        if response._unusual and response.upgrade_factory is not None:
+        if response._stream_file_or_upgrade and response.upgrade_factory is not None:
             self._upgrade(response)
         else:
             alive = keep_alive(request, response, state.draining)

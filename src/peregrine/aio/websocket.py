@@ -11,7 +11,7 @@ calls the handler's hooks. The rules that keep it correct:
 2. The transport ends in one place, `connection_lost`, which cancels every timer and
    queues `handle_ws_disconn`. Every other path (close handshake done, close timeout,
    send buffer over its limit, handler error) only asks the transport to close.
-3. At most four timers exist, each with one job: keepalive (next ping, or the pong
+3. At most three timers exist, each with one job: keepalive (next ping, or the pong
    deadline), close (the peer's answer to our close frame, or a transport that does not
    finish closing), send (a client that reads nothing for `send_timeout`).
 """
@@ -47,7 +47,9 @@ class WebSocket:
 
     __slots__ = ("_conn", "request", "subprotocol", "__weakref__")
 
-    def __init__(self, conn: WebSocketConnection, request: Request, subprotocol: str | None) -> None:
+    def __init__(
+        self, conn: WebSocketConnection, request: Request, subprotocol: str | None
+    ) -> None:
         self._conn = conn
         #: The upgrade request (path, headers, query, client).
         self.request = request

@@ -26,7 +26,8 @@ __all__ = [
 #: The fixed GUID appended to the client's key (RFC 6455 section 1.3).
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-Headers = Iterable[tuple["str | bytes", "str | bytes"]]
+#: header fields as ``(name, value)`` pairs, text or bytes
+HeaderPairs = Iterable[tuple["str | bytes", "str | bytes"]]
 
 
 class HandshakeError(Exception):
@@ -168,7 +169,7 @@ _VERSION_HEADERS = [
 def check_request(
     method: str,
     http_version: str,
-    headers: Headers,
+    headers: HeaderPairs,
     *,
     subprotocols: Sequence[str] | None = None,
     compression: bool = True,
