@@ -203,7 +203,7 @@ def test_sigttin_with_one_worker_does_not_freeze_the_server() -> None:
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
-        process_group=0,
+        preexec_fn=os.setpgrp,  # process_group=0 needs Python 3.11
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
