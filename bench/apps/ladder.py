@@ -85,7 +85,15 @@ class ApiRung(LlhttpRung):
         self.handle(request, response)
         data = response.body
         self.write(
-            serialize_head(response, len(data), True, False, DATES["line"], SERVER_LINE) + data
+            serialize_head(
+                response,
+                len(data),
+                keep_alive=True,
+                http10=False,
+                date_line=DATES["line"],
+                server_line=SERVER_LINE,
+            )
+            + data
         )
 
 

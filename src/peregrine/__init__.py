@@ -1,12 +1,11 @@
 """Peregrine: a simple, reliable, high-performance HTTP/1.1 and WebSocket server."""
 
-__version__ = "0.1.0"
-
-from .config import Config  # noqa: E402
-from .http.headers import Headers  # noqa: E402
-from .http.request import QueryParams, Request  # noqa: E402
-from .http.response import Response  # noqa: E402
-from .server import Server, StartupError, run  # noqa: E402
+from ._version import __version__
+from .config import Config
+from .http.headers import Headers
+from .http.request import QueryParams, Request
+from .http.response import Response
+from .server import Server, StartupError, run
 
 __all__ = [
     "Config",

@@ -21,7 +21,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from . import __version__
+from ._version import __version__
 from .config import SIZE_FIELDS, Config
 from .server import Server, StartupError
 

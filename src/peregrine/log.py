@@ -121,13 +121,13 @@ def _read_mapping(path: str, extension: str) -> Any:
 
 
 def _toml() -> Any:
-    try:
+    # a version check rather than try/except ImportError: mypy (python_version 3.10) follows it
+    if sys.version_info >= (3, 11):
         import tomllib
 
         return tomllib
-    except ImportError:  # Python 3.10
-        try:
-            import tomli  # type: ignore[import-not-found]
-        except ImportError:
-            raise ValueError("--log-config: TOML needs Python 3.11+ or tomli") from None
-        return tomli
+    try:
+        import tomli  # type: ignore[import-not-found]
+    except ImportError:
+        raise ValueError("--log-config: TOML needs Python 3.11+ or tomli") from None
+    return tomli

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
+
 import pytest
 
 from peregrine.http.response import Response, serialize_head
@@ -19,7 +23,15 @@ def head(
     server: bytes = SERVER,
     chunked: bool = False,
 ) -> bytes:
-    return serialize_head(resp, content_length, keep_alive, http10, DATE, server, chunked)  # type: ignore[arg-type]
+    return serialize_head(
+        resp,
+        content_length,  # type: ignore[arg-type]
+        keep_alive=keep_alive,
+        http10=http10,
+        date_line=DATE,
+        server_line=server,
+        chunked=chunked,
+    )
 
 
 def parse_head(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]]:
@@ -292,3 +304,27 @@ class TestThroughTheConnection:
 
         with Client(handler) as client:
             assert client.get("/").status == 500
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_send_file_path_to_fifo_does_not_block(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    outcome: list[object] = []
+
+    def call() -> None:
+        try:
+            Response().send_file(str(fifo))
+            outcome.append("returned")
+        except Exception as exc:  # refusing a non-regular file is fine
+            outcome.append(exc)
+
+    thread = threading.Thread(target=call, daemon=True)
+    thread.start()
+    thread.join(2)
+    blocked = thread.is_alive()
+    if blocked:  # release the thread: a writer lets open() return
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        thread.join(5)
+        os.close(fd)
+    assert not blocked

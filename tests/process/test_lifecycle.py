@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
 from ..helpers import ROOT, read_response
-from .support import alive, children, get, refuses, wait_until
+from .support import LaunchedServer, alive, children, get, peregrine_argv, refuses, wait_until
 
 APP = "tests.process.apps:Pid"
 
@@ -151,3 +154,122 @@ def test_requests_keep_working_until_the_signal(start_server) -> None:
     for _ in range(10):
         assert get(server.url + "/").status_code == 200
     assert server.stop() == 0
+
+
+PID_APP = "tests.process.apps:Pid"
+
+
+SLOW_INIT_APP = '''
+import os, time
+
+
+class Handler:
+    """Building the handler takes a while (loading a model, connecting to a database...)."""
+
+    def __init__(self):
+        time.sleep(float(os.environ.get("INIT_DELAY", "2")))
+
+    def handle_request(self, req, resp):
+        resp.set_body(f"pid={os.getpid()}")
+'''
+
+
+def _proc_state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_sighup_with_one_worker_does_not_kill_the_server(start_server) -> None:
+    server = start_server(PID_APP, workers=1)
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        sock.sendall(b"GET /slow?s=1 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        time.sleep(0.3)
+        server.send_signal(signal.SIGHUP)
+        try:
+            status, _, body = read_response(sock, timeout=5)
+        except (ConnectionError, OSError, ValueError, AssertionError) as exc:
+            pytest.fail(
+                f"in-flight request lost on SIGHUP: {exc!r}; exit status {server.proc.poll()}"
+            )
+    assert status == 200 and body.startswith(b"slept")
+    assert server.proc.poll() is None, f"server died: exit status {server.proc.returncode}"
+
+
+def test_sigttin_with_one_worker_does_not_freeze_the_server() -> None:
+    # a process group of its own whose parent (this test) is in the same session: not orphaned,
+    # like a server started from an interactive shell
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "peregrine", "run", PID_APP, "--port", "0", "--workers", "1"],
+        cwd=ROOT,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        preexec_fn=os.setpgrp,  # process_group=0 needs Python 3.11
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        port = None
+        deadline = time.monotonic() + 15
+        while port is None and time.monotonic() < deadline:
+            match = re.search(
+                r"serving on http://127\.0\.0\.1:(\d+)", proc.stdout.readline().decode()
+            )
+            if match:
+                port = int(match.group(1))
+        assert port is not None, "server did not start"
+        os.kill(proc.pid, signal.SIGTTIN)
+        time.sleep(0.5)
+        state = _proc_state(proc.pid)
+        assert state != "T", "SIGTTIN stopped (froze) the server process"
+        assert get(f"http://127.0.0.1:{port}/", timeout=3).status_code == 200
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def test_sigterm_while_the_single_worker_starts_exits_0_and_removes_the_socket(
+    launched, tmp_path
+) -> None:
+    (tmp_path / "slowinit.py").write_text(SLOW_INIT_APP)
+    path = str(tmp_path / "s.sock")
+    server = LaunchedServer(
+        peregrine_argv("run", "slowinit:Handler", "--uds", path, "--workers", "1"),
+        ready=r"serving on http\+unix://",
+        cwd=str(tmp_path),
+        env={"INIT_DELAY": "3", "PYTHONPATH": str(ROOT / "src")},
+    )
+    launched.append(server)
+    server.send_signal(signal.SIGTERM)  # Handler() is still sleeping
+    code = server.proc.wait(10)
+    assert (code, os.path.exists(path)) == (0, False), server.output
+
+
+SHUTDOWN_FROM_HANDLER = """
+import os, sys
+import peregrine
+
+
+class Handler:
+    def handle_request(self, req, resp):
+        if req.path == "/stop":
+            SERVER.shutdown()
+        resp.set_body(f"pid={os.getpid()}")
+
+
+SERVER = peregrine.Server(Handler, host="127.0.0.1", port=0, workers=2)
+SERVER.start()
+print("start returned", flush=True)
+"""
+
+
+def test_server_shutdown_from_a_handler_with_several_workers(start_server, tmp_path) -> None:
+    script = tmp_path / "stopper.py"
+    script.write_text(SHUTDOWN_FROM_HANDLER)
+    server = start_server(script=[str(script)], workers=2)  # --workers etc. are ignored by it
+    assert get(server.url + "/stop").status_code == 200
+    try:
+        code = server.proc.wait(8)
+    except subprocess.TimeoutExpired:
+        pytest.fail("Server.shutdown() from a handler did not stop the server")
+    assert code == 0
+    assert "start returned" in server.output

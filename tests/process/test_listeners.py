@@ -9,8 +9,10 @@ import stat
 import httpx
 import pytest
 
-from ..helpers import ROOT
-from .support import LaunchedServer, children, get, peregrine_argv, refuses
+from ..helpers import ROOT, read_response
+from .support import LaunchedServer, children, get, peregrine_argv, refuses, wait_until
+
+PID_APP = "tests.process.apps:Pid"
 
 APP = "tests.process.apps:Pid"
 FDWRAP = str(ROOT / "tests" / "process" / "fdwrap.py")
@@ -129,3 +131,49 @@ def test_no_proxy_trusted_by_default(start_server) -> None:
     server = start_server("tests.apps:Echo", workers=1)
     data = get(server.url + "/", headers={"X-Forwarded-For": "203.0.113.9"}).json()
     assert data["client"][0] == "127.0.0.1"
+
+
+def _uds_get(path: str) -> bytes:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(5)
+        sock.connect(path)
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        status, _, body = read_response(sock)
+    assert status == 200
+    return body
+
+
+def test_stopping_a_server_does_not_remove_another_servers_unix_socket(launched, tmp_path) -> None:
+    path = str(tmp_path / "app.sock")
+    first = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"),
+        ready=r"serving on http\+unix://",
+    )
+    launched.append(first)
+    os.unlink(path)  # e.g. a deploy script cleaning up, or see the next test
+    second = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "2"),
+        ready=r"serving on http\+unix://",
+    )
+    launched.append(second)
+    assert first.stop() == 0
+    assert os.path.exists(path), "stopping the first server removed the second server's socket"
+    assert _uds_get(path).startswith(b"pid=")
+
+
+def test_a_live_unix_socket_is_not_taken_over(launched, tmp_path) -> None:
+    path = str(tmp_path / "app.sock")
+    first = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"),
+        ready=r"serving on http\+unix://",
+    )
+    launched.append(first)
+    second = LaunchedServer(
+        peregrine_argv("run", PID_APP, "--uds", path, "--workers", "1"), ready=r"."
+    )
+    launched.append(second)
+    # a refusing server exits within a second or two; a taking-over one says it is serving
+    wait_until(lambda: second.proc.poll() is not None or "serving on" in second.output, timeout=8)
+    assert "serving on" not in second.output, "a second server took over a live server's socket"
+    assert second.proc.wait(5) != 0
+    assert _uds_get(path) == f"pid={first.proc.pid}".encode()

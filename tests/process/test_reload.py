@@ -115,3 +115,29 @@ def test_max_requests_with_one_worker_uses_a_supervisor(start_server) -> None:
         assert wait_until(lambda: len(set(hammer.bodies)) >= 3 or hammer.failures, timeout=30)
     assert hammer.failures == [], hammer.failures[:5]
     assert server.stop() == 0
+
+
+INSTANCE_APP = """
+VERSION = {version!r}
+
+
+class Handler:
+    def handle_request(self, req, resp):
+        resp.set_body(VERSION)
+
+
+handler = Handler()
+"""
+
+
+def test_sighup_loads_new_code_for_an_instance_handler(start_server, tmp_path) -> None:
+    (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="v1"))
+    server = start_server(
+        "instapp:handler", workers=2, cwd=str(tmp_path), env={"PYTHONDONTWRITEBYTECODE": "1"}
+    )
+    assert get(server.url + "/").text == "v1"
+    (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="v2"))
+    mark = len(server.lines)
+    server.send_signal(signal.SIGHUP)
+    assert server.wait_for_line("reload complete", 10, start=mark), server.output
+    assert {get(server.url + "/").text for _ in range(6)} == {"v2"}

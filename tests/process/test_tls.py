@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import pty
+import select
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,7 +17,10 @@ import httpx
 import pytest
 import trustme
 
+from ..helpers import ROOT
 from .support import get
+
+PID_APP = "tests.process.apps:Pid"
 
 APP = "tests.apps:Echo"
 
@@ -127,7 +136,6 @@ def test_stalled_handshake_is_timed_out(start_server, pki, loop: str) -> None:
 
 
 def test_bad_certificate_file_refuses_to_start(tmp_path) -> None:
-    import subprocess
     import sys
 
     from ..helpers import ROOT
@@ -156,3 +164,63 @@ def test_bad_certificate_file_refuses_to_start(tmp_path) -> None:
         )
         assert proc.returncode != 0
         assert "PEM" in proc.stderr or "SSL" in proc.stderr
+
+
+def test_encrypted_key_without_password_fails_instead_of_prompting(tmp_path) -> None:
+    trustme = pytest.importorskip("trustme")
+    from cryptography.hazmat.primitives import serialization
+
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), None)
+    keyfile, certfile = tmp_path / "key.pem", tmp_path / "cert.pem"
+    keyfile.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    certfile.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    pid, fd = pty.fork()  # a controlling terminal, as when run by hand
+    if pid == 0:  # pragma: no cover - the child
+        os.chdir(ROOT)
+        os.execv(
+            sys.executable,
+            [
+                sys.executable,
+                "-m",
+                "peregrine",
+                "run",
+                PID_APP,
+                "--port",
+                "0",
+                "--workers",
+                "1",
+                "--ssl-certfile",
+                str(certfile),
+                "--ssl-keyfile",
+                str(keyfile),
+            ],
+        )
+    output, status = b"", None
+    deadline = time.monotonic() + 8
+    try:
+        while time.monotonic() < deadline:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status = code
+                break
+            if select.select([fd], [], [], 0.1)[0]:
+                try:
+                    output += os.read(fd, 4096)
+                except OSError:
+                    pass
+            if b"pass phrase" in output:
+                break  # waiting for someone to type the password
+    finally:
+        if status is None:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    assert b"pass phrase" not in output, output.decode(errors="replace")
+    assert status is not None and status != 0, "start-up hung instead of failing"

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -200,3 +202,35 @@ def test_counter_goes_on_across_a_reload(start_server) -> None:
     assert [get(server.url + "/").text for _ in range(5)] == [
         f"counter={i}\n" for i in range(5, 10)
     ]
+
+
+def test_reuse_port_slot_without_a_worker_does_not_swallow_connections(
+    start_server, tmp_path
+) -> None:
+    flag = tmp_path / "crash"
+    server = start_server(
+        "tests.process.apps:FailsWhenFlagged",
+        "--reuse-port",
+        "true",
+        workers=2,
+        env={"PEREGRINE_TEST_CRASH_FLAG": str(flag)},
+    )
+    flag.write_text("on")  # from now on a new worker cannot start
+    os.kill(children(server.proc.pid)[0], signal.SIGKILL)
+    assert server.wait_for_line("failed to start", 5), server.output
+    clients = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection((server.host, server.port), timeout=10)
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            clients.append(sock)
+        answered: set[socket.socket] = set()
+        wait_until(
+            lambda: answered.update(select.select(clients, [], [], 0)[0]) or len(answered) == 20,
+            timeout=3,
+        )
+        assert len(answered) == 20, f"{20 - len(answered)} of 20 connections never answered"
+    finally:
+        for sock in clients:
+            sock.close()
+        flag.unlink()

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -31,6 +32,7 @@ BIG_SIZE = 8 * 1024 * 1024 + 12345  # multi-megabyte, and not a round number
 SPARSE_SIZE = 64 * 1024 * 1024
 APP = "tests.util.static_app:Handler"
 ROOT_ENV = "PEREGRINE_TEST_STATIC_ROOT"
+YEAR_ZERO = "Sun, 06 Nov 0000 08:49:37 GMT"  # well-formed IMF-fixdate, year 0
 
 JS = b"console.log('plain JavaScript');\n" * 20
 BR_BYTES = b"\x8b\x01\x80fake-brotli-bytes\x03"  # never decoded: only compared
@@ -986,3 +988,114 @@ def test_example_fileserver(site: Site) -> None:
     with ServerProcess(script=["examples/fileserver.py"]) as proc:
         r = get(proc, "/")
         assert r.status == 200 and b"FileServer" in r.body
+
+
+FUTURE_SECONDS = 400 * 24 * 3600  # an mtime a bit more than a year ahead
+
+
+STALL_SIZE = 32 * 1024 * 1024
+
+
+def _tmpfs_dir() -> Path | None:
+    """A directory on tmpfs (which stores any 64-bit mtime; ext4 clamps at 2446), or None."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir() or not os.access(shm, os.W_OK):
+        return None
+    return shm
+
+
+@pytest.fixture(scope="module")
+def mtime_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    shm = _tmpfs_dir()
+    if shm is not None:
+        import tempfile
+
+        outer = Path(tempfile.mkdtemp(prefix="peregrine-mtimes-", dir=shm))
+    else:
+        outer = tmp_path_factory.mktemp("mtimes")
+    root = outer / "www"
+    root.mkdir()
+    (outer / "secret.txt").write_bytes(SECRET)
+    (root / "hello.txt").write_bytes(b"hello world\n")
+    (root / "future.txt").write_bytes(b"from the future\n")
+    future = int(time.time()) + FUTURE_SECONDS
+    os.utime(root / "future.txt", (future, future))
+    (root / "far-future.txt").write_bytes(b"far\n")
+    os.utime(root / "far-future.txt", ns=(0, 10**17 * 10**9))  # year ~3e9 where the fs allows
+    with open(root / "stall.bin", "wb") as f:
+        f.truncate(STALL_SIZE)  # sparse: costs no disk
+    yield root
+    if shm is not None:
+        import shutil
+
+        shutil.rmtree(outer, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def mtime_server(mtime_site: Path) -> Iterator[ServerProcess]:
+    with ServerProcess(APP, env={ROOT_ENV: str(mtime_site)}) as proc:
+        yield proc
+
+
+def _exchange(mtime_server: ServerProcess, headers: dict[str, str], target: str = "/hello.txt"):
+    with Conn(mtime_server, timeout=4) as conn:
+        return conn.request("GET", target, headers)
+
+
+def test_range_with_thousands_of_digits_end_to_end(mtime_server: ServerProcess) -> None:
+    r = _exchange(mtime_server, {"Range": "bytes=0-" + "9" * 5000})
+    assert r.status in (200, 206) and r.body.startswith(b"hello")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"If-Modified-Since": YEAR_ZERO},
+        {"If-Unmodified-Since": YEAR_ZERO},
+        {"Range": "bytes=0-4", "If-Range": YEAR_ZERO},
+    ],
+    ids=["if-modified-since", "if-unmodified-since", "if-range"],
+)
+def test_year_zero_date_end_to_end(mtime_server: ServerProcess, headers: dict[str, str]) -> None:
+    # An invalid date must be ignored (RFC 9110 section 13.1.3/13.1.4/13.1.5): full 200.
+    r = _exchange(mtime_server, headers)
+    assert r.status == 200 and r.body == b"hello world\n"
+
+
+def test_future_mtime_is_not_sent_as_last_modified(mtime_server: ServerProcess) -> None:
+    r = _exchange(mtime_server, {}, "/future.txt")
+    assert r.status == 200
+    last_modified = parsedate_to_datetime(r.h("last-modified") or "")
+    date = parsedate_to_datetime(r.h("date") or "")
+    assert last_modified <= date
+
+
+def test_far_future_mtime_is_not_a_500(mtime_site: Path, mtime_server: ServerProcess) -> None:
+    if os.stat(mtime_site / "far-future.txt").st_mtime < 253402300800:  # 10000-01-01
+        pytest.skip("this filesystem clamps mtimes (tmpfs at /dev/shm shows the bug)")
+    r = _exchange(mtime_server, {}, "/far-future.txt")
+    assert r.status == 200 and r.body == b"far\n"
+
+
+@pytest.mark.parametrize("loop", ["uvloop", "asyncio"])
+def test_stalled_client_is_dropped_during_a_file_body(mtime_site: Path, loop: str) -> None:
+    if loop == "uvloop":
+        pytest.importorskip("uvloop")
+    with ServerProcess(
+        APP, "--loop", loop, "--send-timeout", "0.5", env={ROOT_ENV: str(mtime_site)}
+    ) as proc:
+        with Conn(proc, rcvbuf=64 * 1024, timeout=4) as conn:
+            conn.send("GET", "/stall.bin")
+            status, headers = conn.read_head()
+            assert status == 200 and headers["content-length"] == str(STALL_SIZE)
+            time.sleep(2.0)  # read nothing for 4x the send timeout
+            got = len(conn.buf)
+            try:
+                while got < STALL_SIZE:
+                    data = conn.sock.recv(1024 * 1024)
+                    if not data:
+                        break
+                    got += len(data)
+            except (TimeoutError, ConnectionResetError):
+                pass
+    assert got < STALL_SIZE, "the server waited for the stalled client instead of dropping it"

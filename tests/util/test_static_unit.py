@@ -11,9 +11,12 @@ import os
 import sys
 import time
 import types
+from pathlib import Path
 
 import pytest
 
+from peregrine.http.response import Response
+from peregrine.util import DirServer
 from peregrine.util.conditional import (
     evaluate_preconditions,
     http_date,
@@ -485,7 +488,6 @@ def _request(method="GET", target=b"/", headers=()):
 
 
 def _response():
-    from peregrine.http.response import Response
 
     return Response()
 
@@ -1027,3 +1029,108 @@ class TestFileAnswer:
         ]
         _, future, _, _ = self.answer(now=LM - 10.5)  # an mtime ahead of the clock
         assert ("Last-Modified", http_date(LM - 11)) in future
+
+
+SECRET = b"TOP SECRET: never serve this\n"
+YEAR_ZERO = "Sun, 06 Nov 0000 08:49:37 GMT"  # well-formed IMF-fixdate, year 0
+
+
+def test_range_with_thousands_of_digits_is_not_an_error() -> None:
+    # The grammar is 1*DIGIT; the head limit (32 KiB) lets 5000 digits through.
+    assert evaluate_range("bytes=0-" + "9" * 5000, 10) in (ByteRange(0, 9), FULL)
+    assert evaluate_range("bytes=" + "9" * 5000 + "-", 10) in (UNSATISFIABLE, FULL)
+    assert evaluate_range("bytes=-" + "9" * 5000, 10) in (ByteRange(0, 9), FULL)
+
+
+def test_http_date_year_zero_is_invalid_not_an_error() -> None:
+    assert parse_http_date(YEAR_ZERO) is None
+    assert parse_http_date("Sun Nov  6 08:49:37 0000") is None
+
+
+def _race_tree(tmp_path: Path) -> tuple[Path, Path]:
+    root = tmp_path / "root"
+    (root / "sub").mkdir(parents=True)
+    (root / "page.txt").write_bytes(b"public\n")
+    (root / "sub" / "page.txt").write_bytes(b"public too\n")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "page.txt").write_bytes(SECRET)
+    return root, outside
+
+
+def _swap_before_open(monkeypatch: pytest.MonkeyPatch, swap) -> None:  # type: ignore[no-untyped-def]
+    """Run ``swap()`` once, just before the first ``os.open`` of the request."""
+    real_open = os.open
+    done = []
+
+    def racing_open(path, flags, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not done:
+            done.append(True)
+            swap()
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", racing_open)
+
+
+def test_file_swapped_for_symlink_before_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = _race_tree(tmp_path)
+    server = DirServer(root)
+
+    def swap() -> None:  # the attacker (anyone who can write in the tree) wins the race
+        os.remove(root / "page.txt")
+        os.symlink(outside / "page.txt", root / "page.txt")
+
+    _swap_before_open(monkeypatch, swap)
+    resp = _response()
+    server.serve(_request(target=b"/page.txt"), resp)
+    monkeypatch.undo()
+    assert SECRET not in _body(resp)
+
+
+def test_directory_swapped_for_symlink_before_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = _race_tree(tmp_path)
+    server = DirServer(root)
+
+    def swap() -> None:
+        os.rename(root / "sub", tmp_path / "sub-moved")
+        os.symlink(outside, root / "sub")
+
+    _swap_before_open(monkeypatch, swap)
+    resp = _response()
+    server.serve(_request(target=b"/sub/page.txt"), resp)
+    monkeypatch.undo()
+    assert SECRET not in _body(resp)
+
+
+def test_symlink_replaced_while_resolved_is_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen for real: flipping a name between a file and a symlink while requesting it gave
+    # "OSError: [Errno 22] Invalid argument" from realpath's readlink in about 1 request in 400.
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "target.txt").write_bytes(b"inside\n")
+    os.symlink(root / "target.txt", root / "x.txt")
+    server = DirServer(root)
+    real_readlink = os.readlink
+    done = []
+
+    def racing_readlink(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if not done and os.fspath(path).endswith("x.txt"):
+            done.append(True)
+            os.remove(root / "x.txt")  # the link becomes a plain file between lstat and readlink
+            (root / "x.txt").write_bytes(b"now a file\n")
+        return real_readlink(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "readlink", racing_readlink)
+    resp = _response()
+    try:
+        server.serve(_request(target=b"/x.txt"), resp)
+    finally:
+        monkeypatch.undo()
+    assert resp.status in (200, 404)
+    _body(resp)

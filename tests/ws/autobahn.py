@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-#: The sections the issue asks for (kosoku has no 8 and 11, the server-side ones 14+ don't exist).
+#: The sections run (kosoku has no 8 and 11, the server-side ones 14+ don't exist).
 SECTIONS = ["1.*", "2.*", "3.*", "4.*", "5.*", "6.*", "7.*", "9.*", "10.*", "12.*", "13.*"]
 ACCEPTABLE = {"OK", "NON-STRICT", "INFORMATIONAL"}
 #: Options of the server under test.

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from peregrine.ws.errors import InvalidPayload, MessageTooBig, ProtocolError
+from peregrine.ws.errors import InvalidPayload, MessageTooBig, ProtocolViolation
 from peregrine.ws.frames import (
     Frame,
     FrameParser,
@@ -96,7 +96,7 @@ class TestRFC6455Section5_2_PayloadLength:
 
     def test_64_bit_length_with_high_bit_is_rejected(self) -> None:
         wire = bytes((0x82, 0x80 | 127)) + (1 << 63).to_bytes(8, "big") + MASK
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parse_all(wire)
 
     def test_oversized_frame_rejected_from_its_header(self) -> None:
@@ -134,11 +134,11 @@ class TestRFC6455Section5_2_HeaderBits:
         ],
     )
     def test_protocol_errors(self, first_byte: int) -> None:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parse_all(bytes((first_byte, 0x80)) + MASK)
 
     def test_control_frame_over_125_bytes(self) -> None:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parse_all(serialize_frame(Opcode.PING, bytes(126), mask=MASK))
 
     def test_control_frame_of_125_bytes(self) -> None:
@@ -161,13 +161,13 @@ class TestRFC6455Section5_2_HeaderBits:
         if allowed:
             assert parse_all(wire, allow_rsv1=True)[0].rsv1
         else:
-            with pytest.raises(ProtocolError):
+            with pytest.raises(ProtocolViolation):
                 parse_all(wire, allow_rsv1=True)
 
 
 class TestRFC6455Section5_1_Masking:
     def test_unmasked_client_frame_is_rejected(self) -> None:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parse_all(serialize_frame(Opcode.TEXT, b"hi"))
 
     @pytest.mark.parametrize("length", [0, 1, 3, 4, 5, 65535, 65536, 65537, 3 * 65536 + 3])
@@ -214,7 +214,7 @@ class TestStreaming:
         parser = FrameParser(max_payload=1000)
         parser.feed(serialize_frame(Opcode.TEXT, b"ok", mask=MASK) + bytes((0x83, 0x80)) + MASK)
         assert parser.next_frame() == Frame(True, Opcode.TEXT, b"ok")
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parser.next_frame()
 
 
@@ -238,11 +238,11 @@ class TestRFC6455Section5_5_1_ClosePayload:
         "code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
     )
     def test_invalid_code(self, code: int) -> None:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parse_close_payload(code.to_bytes(2, "big"))
 
     def test_one_byte_payload(self) -> None:
-        with pytest.raises(ProtocolError):
+        with pytest.raises(ProtocolViolation):
             parse_close_payload(b"\x03")
 
     def test_reason_not_utf8(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 import zlib
 from typing import Any
 
@@ -310,6 +311,39 @@ class TestRFC6455Section10_4_Limits:
         assert ServerConnection(max_message_size=1000).max_fragments == 1 << 16
         assert ServerConnection(max_message_size=16 << 20).max_fragments == 1 << 20
 
+    def test_empty_continuation_frames(self) -> None:
+        """A message opened with a non-final frame, then an endless run of empty non-final
+        continuations (6 bytes each on the wire). The message never grows, so the limit never
+        trips; a client never grows the server's memory without bound.
+        Guards against: every empty fragment appends to `_msg_parts` (~8.4 bytes per frame), so
+        30,000 frames leave ~250 KB held for a message of 0 bytes (limit 1,000)."""
+        conn = ServerConnection(max_message_size=1000)
+        conn.receive_data(f(BINARY, b"", fin=False))
+        growth = _memory_growth(conn, f(CONT, b"", fin=False) * 1000, 30)
+        assert conn.state is State.OPEN
+        assert growth < 64 * 1024, f"{growth} bytes held for an empty message"
+
+    def test_tiny_fragments_stay_near_the_limit(self) -> None:
+        """A 40,000-byte binary message (limit 40,000) sent as 2-byte fragments. Expected:
+        memory of the order of the limit (`ws_max_message_size` is the bound the docs give).
+        Guards against: one bytes object plus a list slot per fragment, ~840 KB (~21x the limit;
+        with the 16 MiB default that is ~350 MB for one connection)."""
+        conn = ServerConnection(max_message_size=40_000)
+        conn.receive_data(f(BINARY, b"ab", fin=False))
+        growth = _memory_growth(conn, f(CONT, b"ab", fin=False) * 1000, 19)
+        assert conn.state is State.OPEN
+        assert growth < 4 * 40_000, f"{growth} bytes held for a message limited to 40,000"
+
+    def test_continuation_over_the_room_left_fails_from_its_header(self) -> None:
+        """999 bytes of a message (limit 1,000), then the 8-byte header of a 1,000-byte
+        continuation. docs/websocket.md: the limit is checked "from the frame header before
+        buffering". Guards against: the header is only checked against the whole limit, so the
+        server stays OPEN and buffers the continuation's payload (up to 2x the limit held)."""
+        conn = ServerConnection(max_message_size=1000)
+        conn.receive_data(f(BINARY, b"x" * 999, fin=False))
+        conn.receive_data(f(CONT, b"y" * 1000)[:8])
+        assert conn.failed and sent_close_code(conn) == 1009
+
 
 def compressed(data: bytes) -> bytes:
     comp = zlib.compressobj(6, zlib.DEFLATED, -15)
@@ -387,6 +421,27 @@ class TestRFC7692Section6_CompressedMessages:
         frames = server_frames(conn.send_text("Hello"))
         assert frames == [(TEXT, bytes.fromhex("f248cdc9c90700"))]
 
+    @pytest.mark.parametrize("fragmented", [False, True])
+    def test_data_after_a_final_block(self, fragmented: bool) -> None:
+        """One compressed text message whose deflate data is a stream ending in a BFINAL
+        block ("hello ") followed by a second stream ("world"). Expected: either the whole
+        text or failing the connection with 1007 (RFC 7692 7.2.2: the payload plus tail is
+        one DEFLATE stream). Guards against: zlib's `unused_data` is never looked at, so the
+        message arrives truncated as "hello " and the connection stays open."""
+        first = zlib.compressobj(6, zlib.DEFLATED, -15)
+        a = first.compress(b"hello ") + first.flush(zlib.Z_FINISH)
+        second = zlib.compressobj(6, zlib.DEFLATED, -15)
+        b = (second.compress(b"world") + second.flush(zlib.Z_SYNC_FLUSH))[:-4]
+        conn = ServerConnection(deflate=PerMessageDeflate(DeflateParams()))
+        if fragmented:
+            wire = f(TEXT, a, fin=False, rsv1=True) + f(CONT, b)
+        else:
+            wire = f(TEXT, a + b, rsv1=True)
+        events = conn.receive_data(wire)
+        assert events == [Message("hello world")] or (
+            events == [] and sent_close_code(conn) == 1007
+        ), events
+
 
 class TestSending:
     @pytest.mark.parametrize(
@@ -410,3 +465,17 @@ class TestSending:
     def test_control_data_limit(self, method: str) -> None:
         with pytest.raises(ValueError):
             getattr(ServerConnection(), method)(b"x" * 126)
+
+
+def _memory_growth(conn: ServerConnection, chunk: bytes, times: int) -> int:
+    """Bytes still allocated after feeding `chunk` `times` times (events drained each time)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(times):
+            conn.feed(chunk)
+            while conn.next_event() is not None:
+                pass
+        return tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()

@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+import zlib
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
@@ -15,6 +16,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+import peregrine
+import peregrine.ws
 from peregrine.ws.frames import FrameParser, serialize_frame
 
 from ..helpers import ServerProcess, read_response
@@ -166,6 +169,19 @@ class TestHandshake:
                 return chosen, ws.subprotocol
 
         assert run(main()) == ("json", None)
+
+    def test_426_with_upgrade_has_connection_upgrade(self) -> None:
+        """`Sec-WebSocket-Version: 8`. The 426 carries `Upgrade: websocket`; RFC 9110 7.8:
+        "When Upgrade is sent, the sender MUST also send a Connection header field that
+        contains an 'upgrade' connection option". Guards against: no Connection header at all."""
+        with ServerProcess("tests.ws.apps:Echo") as server, server.connect() as sock:
+            sock.sendall(
+                b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
+            )
+            status, headers, _ = read_response(sock)
+        assert status == 426 and headers.get("upgrade") == "websocket"
+        assert "upgrade" in headers.get("connection", "").lower(), headers
 
 
 # --- messages -----------------------------------------------------------------------------------
@@ -374,8 +390,44 @@ class TestHooks:
         # conn comes before disconn for every connection
         assert log.index("conn /once-a") < log.index("disconn /once-a 1000")
 
+    # --- backpressure ---------------------------------------------------------------------
 
-# --- backpressure ---------------------------------------------------------------------
+    def test_paused_reading_does_not_fail_keepalive(self) -> None:
+        """`--ws-ping-interval 0.5 --ws-ping-timeout 1`, an async hook taking 3 s per message.
+        The client sends 40 messages (reading pauses at `max_pipelined`, 32) and answers the
+        server's ping at once. Expected: a client that answers is not closed for lack of a
+        pong. Guards against: its pong sits unread in the socket while reading is paused, and 1 s
+        later the server closes with 1011 "keepalive ping timeout"."""
+        server = ServerProcess(
+            HOOK_PROBE_APP,
+            "--ws-ping-interval",
+            "0.5",
+            "--ws-ping-timeout",
+            "1",
+            "--graceful-timeout",
+            "1",
+        )
+        try:
+            client = RawClient(server, "/slow")
+            client.sock.sendall(_frame(TEXT, b"m") * 40)
+            closed_with = None
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                try:
+                    frame = client.recv(max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+                if frame is None:
+                    break
+                if frame[0] == PING:
+                    client.send(PONG, frame[1])
+                elif frame[0] == CLOSE:
+                    closed_with = int.from_bytes(frame[1][:2], "big")
+                    break
+            client.close()
+        finally:
+            server.kill()
+        assert closed_with is None, f"closed with {closed_with}"
 
 
 class TestBackpressure:
@@ -392,6 +444,41 @@ class TestBackpressure:
                 return count
 
         assert run(main(), 60) == 100
+
+    def test_compressed_messages_queued_behind_a_slow_hook(self) -> None:
+        """permessage-deflate, `--ws-max-message-size 1048576`, an async message hook that
+        takes 3 s. The client sends 48 messages of 1 MiB of zeros in one ~50 KB write. The
+        docs: reading pauses when `ws_max_message_size` bytes wait. Guards against: reading pauses,
+        but every frame already read is still decompressed and queued: the worker's RSS
+        grows by ~48 MiB (a 1,000x amplification of what the client sent)."""
+        server = ServerProcess(
+            HOOK_PROBE_APP,
+            "--ws-max-message-size",
+            str(1 << 20),
+            "--ws-ping-interval",
+            "0",
+            "--graceful-timeout",
+            "1",
+        )
+        try:
+            client = RawClient(
+                server, "/slow", extra=b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+            )
+            assert "permessage-deflate" in client.head
+            comp = zlib.compressobj(9, zlib.DEFLATED, -15)
+            wire = b""
+            for _ in range(48):
+                data = comp.compress(bytes(1 << 20)) + comp.flush(zlib.Z_SYNC_FLUSH)
+                wire += _frame(BINARY, data[:-4], rsv1=True)
+            time.sleep(0.3)
+            before = _rss(server.proc.pid)
+            client.sock.sendall(wire)
+            time.sleep(1.0)
+            growth = _rss(server.proc.pid) - before
+            client.close()
+        finally:
+            server.kill()
+        assert growth < 8 << 20, f"RSS grew by {growth >> 20} MiB with a 1 MiB message limit"
 
 
 # --- the example ------------------------------------------------------------------------------------
@@ -413,3 +500,133 @@ class TestExample:
                 return [await ws.recv(), await ws.recv()]
 
         assert run(main()) == ["message 1", b"\x01"]
+
+
+CLOSE_TICKER_EVERY = 0.05
+
+
+class HookProbeApp:
+    """Test endpoints the shared apps lack.
+
+    `/ticker`: an async `handle_ws_conn` that sends `tick` until `ws.closed` (the usual
+    push-loop shape). `/backend`: messages run an async hook that raises the handler's own
+    ConnectionRefusedError. `/slow`: every message waits 3 s in an async hook.
+    Every disconn is printed as `HOOK disconn PATH CODE`.
+    """
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        peregrine.ws.upgrade(req, resp)
+
+    async def handle_ws_conn(self, ws: Any) -> None:
+        if ws.request.path == "/ticker":
+            while not ws.closed:
+                ws.send("tick")
+                await asyncio.sleep(CLOSE_TICKER_EVERY)
+
+    async def handle_ws_message(self, ws: Any, message: Any) -> None:
+        path = ws.request.path
+        if path == "/backend":
+            await asyncio.sleep(0)
+            raise ConnectionRefusedError("the handler's own backend refused it")
+        if path == "/slow":
+            await asyncio.sleep(3)
+            return
+        ws.send(message)
+
+    def handle_ws_disconn(self, ws: Any, code: int) -> None:
+        print(f"HOOK disconn {ws.request.path} {code}", flush=True)
+
+
+class AsyncDisconnApp(HookProbeApp):
+    """HookProbeApp with an async `handle_ws_disconn` that awaits before it reports."""
+
+    async def handle_ws_disconn(self, ws: Any, code: int) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.05)
+        print(f"HOOK disconn {ws.request.path} {code}", flush=True)
+
+
+HOOK_PROBE_APP = "tests.ws.test_websocket_e2e:HookProbeApp"
+
+
+def _frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False) -> bytes:
+    return serialize_frame(opcode, payload, fin=fin, rsv1=rsv1, mask=MASK)
+
+
+def _rss(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+class TestHooksAndClosing:
+    def test_hook_raising_its_own_connection_error(self) -> None:
+        """An async message hook raises ConnectionRefusedError (its own backend, not the
+        client). docs/websocket.md: a hook that raises is logged with its traceback and the
+        connection is closed with 1011. Guards against: `_await_hook` drops every ConnectionError
+        silently: no log line, no close frame, the connection stays open."""
+        with ServerProcess(
+            HOOK_PROBE_APP, "--ws-ping-interval", "0", "--graceful-timeout", "1"
+        ) as server:
+            client = RawClient(server, "/backend")
+            client.send(TEXT, b"go")
+            try:
+                frame = client.recv(2)
+            except TimeoutError:
+                frame = None
+            logged = server.wait_for_line("backend refused it", 1)
+            client.close()
+        assert (
+            frame is not None and frame[0] == CLOSE and frame[1][:2] == (1011).to_bytes(2, "big")
+        ), frame
+        assert logged is not None
+
+    def test_shutdown_closes_a_busy_connection_with_1001(self) -> None:
+        """`/ticker`: the usual push loop (`while not ws.closed: send; await sleep`) in an
+        async handle_ws_conn. SIGTERM with `--graceful-timeout 2.5`. Promised: on shutdown
+        every open connection is closed with 1001. Guards against: the worker only calls
+        `shutdown()` on idle connections, so the loop never sees `ws.closed`, no close frame
+        comes, and after 2.5 s the connection is aborted (handle_ws_disconn gets 1006)."""
+        server = ServerProcess(
+            HOOK_PROBE_APP, "--ws-ping-interval", "0", "--graceful-timeout", "2.5"
+        )
+        try:
+            client = RawClient(server, "/ticker")
+            assert client.recv(5) == (TEXT, b"tick")
+            server.send_signal(signal.SIGTERM)
+            started = time.monotonic()
+            while True:
+                frame = client.recv(10)
+                if frame is None or frame[0] == CLOSE:
+                    break
+            elapsed = time.monotonic() - started
+            client.close()
+        finally:
+            server.kill()
+        assert frame is not None and frame[1][:2] == (1001).to_bytes(2, "big"), frame
+        assert elapsed < 1.5
+
+    def test_async_disconn_runs_at_shutdown(self) -> None:
+        """An async handle_ws_disconn; an idle client that does not answer the 1001 close;
+        `--graceful-timeout 1` (below `ws_close_timeout`, 5 s). Promised: handle_ws_disconn
+        exactly once per connection. Guards against: the abort at the end of the graceful period
+        starts the hook as a task that the loop never runs to completion ("Task was destroyed
+        but it is pending!"), so it never finishes."""
+        server = ServerProcess(
+            "tests.ws.test_websocket_e2e:AsyncDisconnApp",
+            "--ws-ping-interval",
+            "0",
+            "--graceful-timeout",
+            "1",
+        )
+        try:
+            client = RawClient(server, "/idle")
+            time.sleep(0.2)
+            server.send_signal(signal.SIGTERM)
+            server.proc.wait(15)
+            server._reader.join(5)
+            client.close()
+        finally:
+            server.kill()
+        assert "HOOK disconn /idle 1001" in server.output, server.output[-2000:]

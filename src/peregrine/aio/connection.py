@@ -22,7 +22,7 @@ import logging
 from collections import deque
 from collections.abc import Callable, Coroutine
 from time import perf_counter
-from typing import Any
+from typing import Any, cast
 
 from ..http.errors import ProtocolError
 from ..http.parser import HEAD, IDLE, RequestParser
@@ -136,7 +136,7 @@ class HttpConnection(asyncio.Protocol):
     # --- asyncio callbacks --------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        transport = self.transport = cast(asyncio.Transport, transport)
         state = self.state
         state.connections.add(self)
         config = self.config
@@ -374,7 +374,9 @@ class HttpConnection(asyncio.Protocol):
                 return
             if result is not None and not hasattr(result, "__await__"):
                 result = None  # e.g. "return resp": nothing to wait for
-            if result is not None or (response._unusual and response.upgrade_factory is None):
+            if result is not None or (
+                response._stream_file_or_upgrade and response.upgrade_factory is None
+            ):
                 exchange = self.exchange = Exchange(self, request, response, None, start)
                 self.busy = True
                 self._run(self._respond_later(exchange, result))
@@ -384,7 +386,7 @@ class HttpConnection(asyncio.Protocol):
             return
         state = self.state
         state.requests += 1
-        if response._unusual and response.upgrade_factory is not None:
+        if response._stream_file_or_upgrade and response.upgrade_factory is not None:
             self._upgrade(response)
         else:
             alive = keep_alive(request, response, state.draining)

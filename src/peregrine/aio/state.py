@@ -5,13 +5,34 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from ..accesslog import AccessLog
 from ..config import Config
 from ..http.dates import date_line
+from ..http.request import Request
 from ..metrics.recorder import MetricsRecorder
+from ..ws.deflate import DeflateParams
 from .health import HealthCheck
+from .websocket import WebSocketConnection
+
+
+class ServedConnection(Protocol):
+    """What every connection protocol in ``ServerState.connections`` (HTTP or WebSocket) offers
+    the worker that shuts it down (``docs/internals.md``)."""
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        """The connection's transport once made (the worker aborts what is left at the end)."""
+
+    def shutdown(self) -> None:
+        """Begin a graceful close."""
+
+    def is_idle(self) -> bool:
+        """True when no request or message is in flight."""
+
+    def awaits_first_request(self) -> bool:
+        """True while the connection has not received a byte of its first request."""
 
 
 class ServerState:
@@ -23,7 +44,7 @@ class ServerState:
         self.handler = handler
         self.loop = loop
         #: live connection protocols (HTTP and WebSocket)
-        self.connections: set[Any] = set()
+        self.connections: set[ServedConnection] = set()
         #: tasks running async handlers and streamed bodies; shutdown waits for them
         self.tasks: set[asyncio.Task[Any]] = set()
         #: True once graceful shutdown began: responses then close their connection, and the
@@ -48,7 +69,7 @@ class ServerState:
         #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody
         self.is_trusted_proxy: Callable[[str], bool] | None = None
         #: rewrites ``client``/``scheme`` of a request from a trusted proxy's headers
-        self.apply_proxy_headers: Callable[[Any], None] | None = None
+        self.apply_proxy_headers: Callable[[Request], None] | None = None
         #: pre-formatted ``Date`` line, refreshed every second by :meth:`tick`
         self.date_line = date_line(time.time())
         self.server_line = b"Server: peregrine\r\n" if config.server_header else b""
@@ -73,3 +94,10 @@ class ServerState:
         if self._ticker is not None:
             self._ticker.cancel()
             self._ticker = None
+
+    def open_websocket(
+        self, request: Request, subprotocol: str | None, deflate: DeflateParams | None
+    ) -> WebSocketConnection:
+        """The protocol a connection switches to after ``peregrine.ws.upgrade`` accepted a
+        handshake (the asyncio side of that upgrade: ``peregrine.ws.Handoff`` calls this)."""
+        return WebSocketConnection(self, request, subprotocol, deflate)

@@ -11,7 +11,7 @@ calls the handler's hooks. The rules that keep it correct:
 2. The transport ends in one place, `connection_lost`, which cancels every timer and
    queues `handle_ws_disconn`. Every other path (close handshake done, close timeout,
    send buffer over its limit, handler error) only asks the transport to close.
-3. At most four timers exist, each with one job: keepalive (next ping, or the pong
+3. At most three timers exist, each with one job: keepalive (next ping, or the pong
    deadline), close (the peer's answer to our close frame, or a transport that does not
    finish closing), send (a client that reads nothing for `send_timeout`).
 """
@@ -22,13 +22,17 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+from ..http.request import Request
 from ..ws.deflate import DeflateParams, PerMessageDeflate
 from ..ws.events import Message, Pong
 from ..ws.protocol import ServerConnection, State
 from .send_watchdog import SendWatchdog
-from .state import ServerState
+
+if TYPE_CHECKING:
+    # only for annotations: the state makes WebSocket connections (ServerState.open_websocket)
+    from .state import ServerState
 
 log = logging.getLogger("peregrine.error")
 
@@ -43,7 +47,9 @@ class WebSocket:
 
     __slots__ = ("_conn", "request", "subprotocol", "__weakref__")
 
-    def __init__(self, conn: WebSocketConnection, request: Any, subprotocol: str | None) -> None:
+    def __init__(
+        self, conn: WebSocketConnection, request: Request, subprotocol: str | None
+    ) -> None:
         self._conn = conn
         #: The upgrade request (path, headers, query, client).
         self.request = request
@@ -156,7 +162,7 @@ class WebSocketConnection(asyncio.Protocol):
     def __init__(
         self,
         state: ServerState,
-        request: Any,
+        request: Request,
         subprotocol: str | None = None,
         deflate: DeflateParams | None = None,
         hooks: Any = None,
@@ -199,7 +205,7 @@ class WebSocketConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses: no isinstance check.
-        self.transport = transport  # type: ignore[assignment]
+        transport = self.transport = cast(asyncio.Transport, transport)
         self.state.connections.add(self)
         config = self.config
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
@@ -498,6 +504,10 @@ class WebSocketConnection(asyncio.Protocol):
         return (
             not self.lost and self.protocol.state is State.OPEN and not self.busy and not self.queue
         )
+
+    def awaits_first_request(self) -> bool:
+        """Always False: the upgrade request was this connection's first."""
+        return False
 
     def shutdown(self) -> None:
         """Server shutdown: close with 1001 Going Away (once).

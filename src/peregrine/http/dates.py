@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import time
 
+# Not email.utils.formatdate: the email package imports socket, and this package does no I/O.
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 

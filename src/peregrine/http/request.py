@@ -123,13 +123,13 @@ class Request:
         if headers.__class__ is not Headers:
             # the parser hands over its raw list: wrapped on first use only
             headers = self._headers = Headers(headers)  # type: ignore[arg-type]
-        return headers  # type: ignore[return-value]
+        return headers
 
     @property
     def raw_headers(self) -> RawHeaders:
         """The header fields as ``(name, value)`` bytes pairs, as received (no copy)."""
         headers = self._headers
-        return headers.raw if headers.__class__ is Headers else headers  # type: ignore[union-attr,return-value]
+        return headers.raw if headers.__class__ is Headers else headers  # type: ignore[return-value]
 
     @property
     def path(self) -> str:

@@ -6,7 +6,9 @@ A response has one of four kinds of body:
   delimited by closing the connection on HTTP/1.0;
 - a file (``send_file``), sent with ``Content-Length`` straight from the file;
 - nothing, for 1xx/204/304.
-The connection (``peregrine.aio.connection``) does the sending; this module only builds bytes.
+This module builds the head's bytes and records what the body is; it opens a file handed to
+``send_file`` by path, and ``write`` waits on the connection. The sending itself is the
+connection's (``peregrine.aio.connection``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import stat
 from collections.abc import AsyncIterable, Callable
 from typing import IO, TYPE_CHECKING, Any
 
+from ..config import Config
 from .status import STATUS_LINES
 
 if TYPE_CHECKING:
@@ -41,7 +44,12 @@ def _encode(text: str | bytes, what: str) -> bytes:
         raise ValueError(f"header {what} {text!r} has characters outside ISO-8859-1") from None
 
 
-Checked = tuple[bytes, bytes, bytes, bytes]  # name, value, lower-cased name, "name: value\r\n"
+#: One header field, validated and encoded (see :func:`check_header`): a plain tuple, not a
+#: NamedTuple, because CPython's fast paths for indexing and unpacking take exact tuples only
+#: (a NamedTuple cost ~400 instructions per request, measured with bench/hotpath.sh).
+Checked = tuple[bytes, bytes, bytes, bytes]
+#: its fields: the name and value as sent, the name lower-cased, and ``name: value\r\n``
+NAME, VALUE, LNAME, LINE = range(4)
 
 
 def _check_header(name: str | bytes, value: str | bytes | int) -> Checked:
@@ -122,46 +130,58 @@ class Response:
         self.close_connection = False
         self._has_date = False
         self._has_server = False
-        #: set by stream(), send_file() and upgrade(): the body is more than bytes, which the
-        #: connection checks once instead of three times
-        self._unusual = False
+        #: True after stream(), send_file() or upgrade(): the answer is more than a bytes body,
+        #: and the connection checks this one flag instead of three fields
+        self._stream_file_or_upgrade = False
+
+    @property
+    def config(self) -> Config:
+        """The settings of the server this response belongs to (the defaults for a response
+        made on its own, as in tests). ``peregrine.ws.upgrade`` reads its WebSocket options here.
+        """
+        conn = self._conn
+        if conn is None:
+            return Config()  # a fresh one: Config is mutable, a shared default could be changed
+        config: Config = conn.config
+        return config
 
     # --- headers ------------------------------------------------------------------------------
 
     @property
     def headers(self) -> list[tuple[bytes, bytes]]:
         """The header fields set so far, as ``(name, value)`` bytes pairs (a copy)."""
-        return [(f[0], f[1]) for f in self._fields]
+        return [(f[NAME], f[VALUE]) for f in self._fields]
 
     def set_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Set a header, replacing any field of the same name (case-insensitive)."""
         checked = _checked.get((name, value, type(value))) or check_header(name, value)
-        lname = checked[2]
+        _, bvalue, lname, line = checked
         if lname in _SPECIAL:
-            self._note_special(lname, checked[1])
+            self._note_special(lname, bvalue)
         fields = self._fields
-        if fields and any(f[2] == lname for f in fields):
-            self._fields = fields = [f for f in fields if f[2] != lname]
+        if fields and any(f[LNAME] == lname for f in fields):
+            self._fields = fields = [f for f in fields if f[LNAME] != lname]
             fields.append(checked)
-            self._block = b"".join([f[3] for f in fields])
+            self._block = b"".join([f[LINE] for f in fields])
         else:
             fields.append(checked)
-            self._block += checked[3]
+            self._block += line
 
     def add_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Add a header field, keeping any others of the same name (e.g. ``Set-Cookie``)."""
         checked = _checked.get((name, value, type(value))) or check_header(name, value)
-        if checked[2] in _SPECIAL:
-            self._note_special(checked[2], checked[1])
+        _, bvalue, lname, line = checked
+        if lname in _SPECIAL:
+            self._note_special(lname, bvalue)
         self._fields.append(checked)
-        self._block += checked[3]
+        self._block += line
 
     def get_header(self, name: str) -> str | None:
         """The first value set for ``name`` (case-insensitive), or None."""
         lname = name.lower().encode("latin-1")
         for field in self._fields:
-            if field[2] == lname:
-                return field[1].decode("latin-1")
+            if field[LNAME] == lname:
+                return field[VALUE].decode("latin-1")
         return None
 
     def _note_special(self, lname: bytes, bvalue: bytes) -> None:
@@ -199,7 +219,7 @@ class Response:
     def stream(self, source: AsyncIterable[bytes | str]) -> None:
         """Send the chunks of an async iterable as the body once the handler returns."""
         self.stream_source = source
-        self._unusual = True
+        self._stream_file_or_upgrade = True
 
     async def write(self, chunk: bytes | str) -> None:
         """Send part of a streamed body now; waits while the client is not reading.
@@ -234,12 +254,12 @@ class Response:
             file.close()
             raise ValueError("offset and count must not be negative")
         self.file = (file, offset, count)
-        self._unusual = True
+        self._stream_file_or_upgrade = True
 
     def upgrade(self, factory: Callable[..., asyncio.Protocol]) -> None:
         """Switch protocols after this (101) response; see ``docs/internals.md``."""
         self.upgrade_factory = factory
-        self._unusual = True
+        self._stream_file_or_upgrade = True
 
     def __repr__(self) -> str:
         return f"<Response {self.status}>"

@@ -30,11 +30,12 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .. import __version__, lifecycle
+from .._version import __version__
 from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
-from ..aio.state import ServerState
+from ..aio.state import ServedConnection, ServerState
 from ..config import Config
+from ..lifecycle import set_draining
 from .acceptor import Acceptor
 from .listeners import describe
 from .watchdog import Heartbeat, arm_stack_dump, heartbeat_interval
@@ -158,7 +159,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         self.stopping = asyncio.Event()
         self._drain_skipped = asyncio.Event()
-        lifecycle.set_draining(False)  # a server started again in this process serves afresh
+        set_draining(False)  # a server started again in this process serves afresh
         if install_signals:
             # before the handler is made (that may take long): a SIGTERM meanwhile is then a
             # graceful stop, not a death that leaves sockets behind
@@ -265,7 +266,7 @@ class Worker:
         for task in list(state.tasks):
             task.cancel()
         for conn in list(state.connections):
-            transport = getattr(conn, "transport", None)
+            transport = conn.transport
             if transport is not None:
                 transport.abort()
         # Let the aborted transports and cancelled tasks run their callbacks, and the disconnect
@@ -285,7 +286,7 @@ class Worker:
         (or a second SIGTERM/SIGINT cuts it short), :meth:`_shutdown` stops accepting.
         """
         state.draining = True
-        lifecycle.set_draining(True)
+        set_draining(True)
         delay = self.config.drain_delay
         if delay <= 0 or self._drain_skipped is None or self._drain_skipped.is_set():
             return
@@ -387,7 +388,7 @@ async def _run_after_drain(state: ServerState) -> None:
             log.exception("after-drain hook %r failed", hook)
 
 
-def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
+def _waiting_for(conn: ServedConnection, first_request_grace: bool) -> bool:
     """Should an idle connection stay open a little longer during shutdown?
 
     Idle keep-alive connections are closed at once, except when the client's next request is
@@ -397,13 +398,12 @@ def _waiting_for(conn: Any, first_request_grace: bool) -> bool:
     """
     if _has_unread_data(conn):
         return True
-    awaits_first_request = getattr(conn, "awaits_first_request", None)  # HTTP connections only
-    return first_request_grace and awaits_first_request is not None and awaits_first_request()
+    return first_request_grace and conn.awaits_first_request()
 
 
-def _has_unread_data(conn: Any) -> bool:
+def _has_unread_data(conn: ServedConnection) -> bool:
     """True when bytes from the client wait in the kernel for this connection to read."""
-    transport = getattr(conn, "transport", None)
+    transport = conn.transport
     if fcntl is None or transport is None or transport.is_closing():
         return False
     sock = transport.get_extra_info("socket")

@@ -79,7 +79,7 @@ _DIGITS = frozenset("0123456789")
 #: :data:`_HUGE`: larger than any file, and never handed to ``int()``, which
 #: refuses strings of more than 4300 digits.
 _MAX_DIGITS = 18
-_HUGE = 10**_MAX_DIGITS
+_HUGE: int = 10**_MAX_DIGITS
 
 
 def _parse_int(text: str) -> int | None:

@@ -37,6 +37,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..http.dates import http_date
+from ..http.request import Request
+from ..http.response import Response
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
 from .conditional import evaluate_preconditions, if_range_allows, make_etag
@@ -105,7 +107,7 @@ class _Changed(Exception):
     """The file changed size between fstat and read: start again from a fresh open."""
 
 
-def _header(req: Any, name: str) -> str | None:
+def _header(req: Request, name: str) -> str | None:
     # Repeated fields are joined as a list would be (RFC 9110 section 5.3): a
     # split If-None-Match still works, and two Range or date fields become
     # invalid and are ignored, as they must be.
@@ -132,7 +134,7 @@ _CONDITIONAL_NAMES = frozenset(
 _CONDITIONAL_INITIALS = frozenset(b"iIrR")
 
 
-def _may_be_conditional(req: Any) -> bool:
+def _may_be_conditional(req: Request) -> bool:
     """False if ``req`` certainly has no conditional (If-*) or Range header."""
     initials = _CONDITIONAL_INITIALS
     for name, _ in req.headers.raw:
@@ -142,7 +144,7 @@ def _may_be_conditional(req: Any) -> bool:
     return False
 
 
-def _plain(resp: Any, status: int, extra: Sequence[tuple[str, str]] = ()) -> None:
+def _plain(resp: Response, status: int, extra: Sequence[tuple[str, str]] = ()) -> None:
     """A short text/plain error or redirect answer."""
     resp.status = status
     for name, value in extra:
@@ -282,7 +284,7 @@ class _Responder:
         self.cache_control = cache_control
         self.precompressed = precompressed
 
-    def serve(self, req: Any, resp: Any) -> None:
+    def serve(self, req: Request, resp: Response) -> None:
         """Answer ``req``, filling in ``resp``: 405 unless GET or HEAD."""
         if req.method not in ("GET", "HEAD"):
             _plain(resp, 405, (("Allow", _ALLOW),))
@@ -292,7 +294,7 @@ class _Responder:
     #: Each is a handler too: ``peregrine.Server(DirServer("public"))``.
     handle_request = serve
 
-    def _serve(self, req: Any, resp: Any) -> None:
+    def _serve(self, req: Request, resp: Response) -> None:
         raise NotImplementedError
 
     def _cache_control_for(self, relpath: str) -> str | None:
@@ -300,7 +302,7 @@ class _Responder:
         return policy(relpath) if callable(policy) else policy
 
     def _respond_file(
-        self, req: Any, resp: Any, named: _Named, opened: _Opened | None = None
+        self, req: Request, resp: Response, named: _Named, opened: _Opened | None = None
     ) -> None:
         """Answer ``req`` with a file: 200, 206, 304, 412 or 416 (404 if it is gone, 503 if never still).
 
@@ -360,8 +362,8 @@ class _Responder:
 
     def _respond_variant(
         self,
-        req: Any,
-        resp: Any,
+        req: Request,
+        resp: Response,
         named: _Named,
         fd: int,
         st: os.stat_result,
@@ -464,7 +466,7 @@ class DirServer(_Responder):
                 raise ValueError(f"index must be a plain file name: {name!r}")
         self.show_hidden = show_hidden
 
-    def _serve(self, req: Any, resp: Any) -> None:
+    def _serve(self, req: Request, resp: Response) -> None:
         try:
             segments, trailing_slash = split_target_tuple(req.raw_path, self.show_hidden)
         except BadPath as exc:
@@ -505,8 +507,8 @@ class DirServer(_Responder):
 
     def _serve_directory(
         self,
-        req: Any,
-        resp: Any,
+        req: Request,
+        resp: Response,
         segments: tuple[str, ...],
         trailing_slash: bool,
         directory: Dir,
@@ -573,7 +575,7 @@ class FileServer(_Responder):
     def _open_variant(self, suffix: str) -> _Opened | None:
         return _open_regular(self.path + suffix)
 
-    def _serve(self, req: Any, resp: Any) -> None:
+    def _serve(self, req: Request, resp: Response) -> None:
         self._respond_file(req, resp, self._file)
 
     def __repr__(self) -> str:
@@ -594,7 +596,7 @@ def make_static_handler(root: str | os.PathLike[str], **options: Any) -> type:
         def __init__(self) -> None:
             self.server = DirServer(root, **options)
 
-        def handle_request(self, req: Any, resp: Any) -> None:
+        def handle_request(self, req: Request, resp: Response) -> None:
             self.server.serve(req, resp)
 
     StaticHandler.__qualname__ = StaticHandler.__name__ = "StaticHandler"

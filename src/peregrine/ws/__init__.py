@@ -11,27 +11,48 @@ lives in `peregrine.aio.websocket`. Applications use `upgrade()` from a request 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
 
+from ..http.request import Request
+from ..http.response import Response
+from .deflate import DeflateParams
 from .handshake import HandshakeError, check_request
 
-__all__ = ["upgrade"]
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = ["upgrade", "Handoff"]
 
 
-def _config_of(resp: Any) -> Any:
-    # The Response knows its connection, and the connection the server's Config; a
-    # Response made outside a server (tests) falls back to the defaults.
-    config = getattr(getattr(resp, "_conn", None), "config", None)
-    if config is None:
-        from ..config import Config
+class OpensWebSockets(Protocol):
+    """What a :class:`Handoff` needs from the server side (``peregrine.aio.state.ServerState``)."""
 
-        config = Config()
-    return config
+    def open_websocket(
+        self, request: Request, subprotocol: str | None, deflate: DeflateParams | None
+    ) -> asyncio.Protocol: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    """An accepted handshake on its way to the asyncio side.
+
+    It is the ``factory(transport, state)`` that ``Response.upgrade`` takes: the connection calls
+    it with its transport and the worker's state, and the state makes the WebSocket protocol. So
+    this package hands the connection over without naming anything of asyncio.
+    """
+
+    request: Request
+    subprotocol: str | None
+    deflate: DeflateParams | None
+
+    def __call__(self, transport: object, state: OpensWebSockets) -> asyncio.Protocol:
+        return state.open_websocket(self.request, self.subprotocol, self.deflate)
 
 
 def upgrade(
-    req: Any,
-    resp: Any,
+    req: Request,
+    resp: Response,
     subprotocols: Sequence[str] | None = None,
     compression: bool = True,
 ) -> bool:
@@ -44,7 +65,7 @@ def upgrade(
     the response is a short 400, or 426 with `Sec-WebSocket-Version: 13` for an
     unsupported version, and the function returns False.
     """
-    config = _config_of(resp)
+    config = resp.config
     try:
         accepted = check_request(
             req.method,
@@ -61,10 +82,8 @@ def upgrade(
         resp.set_header("Content-Type", "text/plain; charset=utf-8")
         resp.set_body(exc.message + "\n")
         return False
-    from ..aio.websocket import make_factory  # the asyncio side, kept out of this sans-IO package
-
     resp.status = 101
     for name, value in accepted.headers():
         resp.set_header(name, value)
-    resp.upgrade(make_factory(req, accepted.subprotocol, accepted.deflate))
+    resp.upgrade(Handoff(req, accepted.subprotocol, accepted.deflate))
     return True

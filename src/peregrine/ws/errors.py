@@ -9,7 +9,7 @@ from __future__ import annotations
 
 __all__ = [
     "WebSocketError",
-    "ProtocolError",
+    "ProtocolViolation",
     "InvalidPayload",
     "MessageTooBig",
     "InternalError",
@@ -23,7 +23,7 @@ class WebSocketError(Exception):
     close_code: int = 1011
 
 
-class ProtocolError(WebSocketError):
+class ProtocolViolation(WebSocketError):
     """The peer broke the framing or the protocol rules (RFC 6455: 1002)."""
 
     close_code = 1002

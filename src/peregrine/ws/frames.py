@@ -11,7 +11,7 @@ import struct
 from enum import IntEnum
 from typing import NamedTuple
 
-from .errors import InvalidPayload, MessageTooBig, ProtocolError
+from .errors import InvalidPayload, MessageTooBig, ProtocolViolation
 
 __all__ = [
     "Opcode",
@@ -168,7 +168,7 @@ class FrameParser:
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or None until more bytes arrive.
 
-        Raises ProtocolError (1002) or MessageTooBig (1009).
+        Raises ProtocolViolation (1002) or MessageTooBig (1009).
         """
         buf = self._buf
         pos = self._pos
@@ -183,10 +183,10 @@ class FrameParser:
             self._check_unusual(b0, opcode)
         length = b1 & 0x7F
         if opcode >= 0x8 and (length > CONTROL_PAYLOAD_MAX or not b0 & 0x80):
-            raise ProtocolError("control frame fragmented or with over 125 bytes of payload")
+            raise ProtocolViolation("control frame fragmented or with over 125 bytes of payload")
         masked = b1 & 0x80
         if not masked and self.require_mask:
-            raise ProtocolError("client frame is not masked")
+            raise ProtocolViolation("client frame is not masked")
         header_len = 2
         if length >= 126:
             if length == 126:
@@ -199,7 +199,9 @@ class FrameParser:
                     return None
                 length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
                 if length >> 63:
-                    raise ProtocolError("64-bit payload length with the most significant bit set")
+                    raise ProtocolViolation(
+                        "64-bit payload length with the most significant bit set"
+                    )
                 header_len = 10
             limit = self.max_payload if opcode else self.max_continuation
             if length > limit:
@@ -221,11 +223,11 @@ class FrameParser:
 
     def _check_unusual(self, b0: int, opcode: int) -> None:
         if b0 & 0x30:
-            raise ProtocolError("RSV2/RSV3 set without an extension that defines them")
+            raise ProtocolViolation("RSV2/RSV3 set without an extension that defines them")
         if opcode not in _KNOWN_OPCODES:
-            raise ProtocolError(f"reserved opcode {opcode:#x}")
+            raise ProtocolViolation(f"reserved opcode {opcode:#x}")
         if b0 & 0x40 and not (self.allow_rsv1 and opcode in _RSV1_OPCODES):
-            raise ProtocolError("RSV1 set without a negotiated extension that allows it here")
+            raise ProtocolViolation("RSV1 set without a negotiated extension that allows it here")
 
 
 # Close codes an endpoint may send on the wire (RFC 6455 section 7.4 and the IANA
@@ -243,16 +245,16 @@ def is_valid_close_code(code: int) -> bool:
 def parse_close_payload(payload: bytes) -> tuple[int, str]:
     """Return (code, reason) of a close frame; (1005, "") when it carries no code.
 
-    Raises ProtocolError for a 1-byte payload or an invalid code, InvalidPayload (1007)
+    Raises ProtocolViolation for a 1-byte payload or an invalid code, InvalidPayload (1007)
     for a reason that is not UTF-8 (RFC 6455 section 5.5.1).
     """
     if not payload:
         return 1005, ""
     if len(payload) == 1:
-        raise ProtocolError("close frame payload of 1 byte")
+        raise ProtocolViolation("close frame payload of 1 byte")
     code = (payload[0] << 8) | payload[1]
     if not is_valid_close_code(code):
-        raise ProtocolError(f"invalid close code {code}")
+        raise ProtocolViolation(f"invalid close code {code}")
     try:
         reason = payload[2:].decode("utf-8")
     except UnicodeDecodeError:

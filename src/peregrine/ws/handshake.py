@@ -26,7 +26,8 @@ __all__ = [
 #: The fixed GUID appended to the client's key (RFC 6455 section 1.3).
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
-Headers = Iterable[tuple["str | bytes", "str | bytes"]]
+#: header fields as ``(name, value)`` pairs, text or bytes
+HeaderPairs = Iterable[tuple["str | bytes", "str | bytes"]]
 
 
 class HandshakeError(Exception):
@@ -87,6 +88,12 @@ _OWS = re.compile(r"[ \t]*")
 _UNESCAPE = re.compile(r"\\(.)")
 
 
+def _after_ows(text: str, pos: int) -> int:
+    """The position after the spaces and tabs at ``pos`` (``_OWS`` matches the empty string)."""
+    match = _OWS.match(text, pos)
+    return match.end() if match is not None else pos
+
+
 def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, str | None]]]]:
     """Parse Sec-WebSocket-Extensions values (RFC 6455 section 9.1) into
     [(name, [(param, value or None), ...]), ...] in order. Raises ValueError if malformed.
@@ -96,7 +103,7 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, s
         pos = 0
         end = len(text)
         while True:
-            pos = _OWS.match(text, pos).end()
+            pos = _after_ows(text, pos)
             if pos < end and text[pos] == ",":  # empty list element
                 pos += 1
                 continue
@@ -107,17 +114,17 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, s
                 raise ValueError(f"expected an extension name at {pos}")
             name = m.group()
             params: list[tuple[str, str | None]] = []
-            pos = _OWS.match(text, m.end()).end()
+            pos = _after_ows(text, m.end())
             while pos < end and text[pos] == ";":
-                pos = _OWS.match(text, pos + 1).end()
+                pos = _after_ows(text, pos + 1)
                 m = _TOKEN.match(text, pos)
                 if m is None:
                     raise ValueError(f"expected a parameter name at {pos}")
                 pname = m.group()
                 value: str | None = None
-                pos = _OWS.match(text, m.end()).end()
+                pos = _after_ows(text, m.end())
                 if pos < end and text[pos] == "=":
-                    pos = _OWS.match(text, pos + 1).end()
+                    pos = _after_ows(text, pos + 1)
                     m = _TOKEN.match(text, pos)
                     if m is not None:
                         value = m.group()
@@ -129,7 +136,7 @@ def parse_extensions(values: Iterable[str]) -> list[tuple[str, list[tuple[str, s
                         # Section 9.1: a quoted value must still be a token once unquoted.
                         if not _TOKEN.fullmatch(value):
                             raise ValueError("quoted parameter value is not a token")
-                    pos = _OWS.match(text, m.end()).end()
+                    pos = _after_ows(text, m.end())
                 params.append((pname, value))
             result.append((name, params))
             if pos >= end:
@@ -162,7 +169,7 @@ _VERSION_HEADERS = [
 def check_request(
     method: str,
     http_version: str,
-    headers: Headers,
+    headers: HeaderPairs,
     *,
     subprotocols: Sequence[str] | None = None,
     compression: bool = True,

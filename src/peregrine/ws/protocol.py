@@ -20,7 +20,7 @@ import codecs
 import enum
 
 from .deflate import PerMessageDeflate
-from .errors import InvalidPayload, MessageTooBig, ProtocolError, WebSocketError
+from .errors import InvalidPayload, MessageTooBig, ProtocolViolation, WebSocketError
 from .events import Close, Event, Message, Ping, Pong
 from .frames import (
     CONTROL_PAYLOAD_MAX,
@@ -200,7 +200,7 @@ class ServerConnection:
     def _data_frame(self, opcode: int, fin: bool, rsv1: bool, payload: bytes) -> Event | None:
         if opcode == _CONT:
             if self._msg_opcode is None:
-                raise ProtocolError("continuation frame without a message to continue")
+                raise ProtocolViolation("continuation frame without a message to continue")
             opcode = self._msg_opcode
             fragmented = True
             self._msg_fragments += 1
@@ -208,7 +208,7 @@ class ServerConnection:
                 raise MessageTooBig(f"message in over {self.max_fragments} fragments")
         else:
             if self._msg_opcode is not None:
-                raise ProtocolError("new data message before the previous one was finished")
+                raise ProtocolViolation("new data message before the previous one was finished")
             self._msg_compressed = rsv1
             self._msg_size = 0
             fragmented = not fin

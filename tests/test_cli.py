@@ -14,7 +14,7 @@ import peregrine
 from peregrine import cli
 from peregrine.config import Config
 
-from ..helpers import ROOT, ServerProcess, read_response
+from .helpers import ROOT, ServerProcess, read_response
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 from peregrine.util.shared import SharedCounter, get_counter
+
+from ..helpers import ROOT
 
 
 def test_counts_from_start() -> None:
@@ -67,3 +71,43 @@ def test_threads_of_one_process_never_get_the_same_value() -> None:
         thread.join()
     values = sorted(v for into in results for v in into)
     assert values == list(range(8000))
+
+
+COUNTER_KILLED_MID_INCREMENT = '''
+import os, signal, struct, threading
+from peregrine.util import shared
+from peregrine.util.shared import SharedCounter
+
+counter = SharedCounter()
+pid = os.fork()
+if pid == 0:
+    class DiesWhileWriting:
+        """The OOM killer (or a SIGKILL) strikes a worker in the middle of next()."""
+        size = struct.calcsize("q")
+        def unpack_from(self, buffer, offset):
+            return struct.unpack_from("q", buffer, offset)
+        def pack_into(self, *args):
+            os.kill(os.getpid(), signal.SIGKILL)
+    shared._INT = DiesWhileWriting()
+    counter.next()
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+assert os.WIFSIGNALED(status)
+result = []
+thread = threading.Thread(target=lambda: result.append(counter.next()), daemon=True)
+thread.start()
+thread.join(3)
+print("next() returned" if result else "next() hangs", flush=True)
+os._exit(0)
+'''
+
+
+def test_counter_survives_a_worker_killed_while_holding_its_lock() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", COUNTER_KILLED_MID_INCREMENT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert "next() returned" in proc.stdout, proc.stdout + proc.stderr

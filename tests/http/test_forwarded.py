@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import socket
+import subprocess
+import sys
+
 import pytest
 
 from peregrine.http.forwarded import (
@@ -12,6 +17,10 @@ from peregrine.http.forwarded import (
 )
 from peregrine.http.headers import Headers
 from peregrine.http.request import Request
+
+from ..helpers import ROOT, read_response
+
+PID_APP = "tests.process.apps:Pid"
 
 
 def request(*headers: tuple[str, str], client: tuple[str, int] = ("10.0.0.1", 5000)) -> Request:
@@ -274,3 +283,80 @@ class TestFamily:
     def test_unknown_family_is_refused(self) -> None:
         with pytest.raises(ValueError, match="forwarded_headers"):
             make_proxy_hooks("10.0.0.1", "x-real-ip")
+
+
+def _raw_request(host: str, port: int, headers: list[tuple[str, str]]) -> dict:
+    """One request with exactly these header lines (repeated names kept); the Echo app's JSON."""
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"GET / HTTP/1.1\r\nHost: x\r\n{lines}Connection: close\r\n\r\n".encode())
+        status, _, body = read_response(sock)
+    assert status == 200
+    return json.loads(body)
+
+
+def test_client_forwarded_header_passed_through_by_an_x_forwarded_proxy(start_server) -> None:
+    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+    # what nginx sends upstream with the docs' config: the client's headers, plus its own XFF/XFP
+    data = _raw_request(
+        server.host,
+        server.port,
+        [
+            ("Forwarded", "for=6.6.6.6;proto=https"),  # written by the client
+            ("X-Forwarded-For", "203.0.113.7"),  # $proxy_add_x_forwarded_for
+            ("X-Forwarded-Proto", "http"),  # $scheme
+        ],
+    )
+    assert (data["client"][0], data["scheme"]) == ("203.0.113.7", "http")
+
+
+def test_unterminated_quote_cannot_swallow_the_proxys_forwarded_element(start_server) -> None:
+    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+    # client sent `Forwarded: for=6.6.6.6;x="`; the proxy appended `, for=203.0.113.7;proto=http`
+    data = _raw_request(
+        server.host,
+        server.port,
+        [
+            ("Forwarded", 'for=6.6.6.6;x=", for=203.0.113.7;proto=http'),
+        ],
+    )
+    assert data["client"][0] != "6.6.6.6"
+
+
+def test_x_forwarded_proto_uses_the_value_the_proxy_appended(start_server) -> None:
+    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+    data = _raw_request(
+        server.host,
+        server.port,
+        [
+            ("X-Forwarded-Proto", "https"),  # written by the client
+            ("X-Forwarded-For", "203.0.113.7"),  # appended by the proxy
+            ("X-Forwarded-Proto", "http"),  # appended by the proxy
+        ],
+    )
+    assert (data["client"][0], data["scheme"]) == ("203.0.113.7", "http")
+
+
+def test_bad_forwarded_allow_ips_is_refused_before_serving() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "peregrine",
+            "run",
+            PID_APP,
+            "--port",
+            "0",
+            "--workers",
+            "1",
+            "--forwarded-allow-ips",
+            "10.0.0.0/8, localhost",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode != 0
+    assert "localhost" in proc.stderr
+    assert "Traceback" not in proc.stderr and "serving on" not in proc.stderr, proc.stderr
