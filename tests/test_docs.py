@@ -32,7 +32,7 @@ DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 NOT_RUN = re.compile(r"<!--\s*not run:.+-->")
 NEVER_RUN_KINDS = {"ini", "nginx", ""}
 #: module names that stand for the reader's own application in examples
-READERS_MODULES = {"app", "cluster_app", "mysite.wsgi"}  # mysite.wsgi: a Django project
+READERS_MODULES = {"app", "cluster_app", "mysite.wsgi", "main"}  # the reader's own modules
 
 
 @dataclass
