@@ -239,3 +239,19 @@ def test_asgi_app_with_its_lifespan() -> None:
             ws.send(b"abc")
             assert ws.receive() == b"cba"
     assert app.events == ["lifespan.startup", "lifespan.shutdown"]
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    body = environ["wsgi.input"].read()
+    text = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} {environ['QUERY_STRING']} "
+    start_response("201 Created", [("Content-Type", "text/plain"), ("X-App", "wsgi")])
+    return [text.encode(), body]
+
+
+@pytest.mark.parametrize("threads", [0, 4])
+def test_wsgi_app_in_both_modes(threads: int) -> None:
+    with Client(wsgi_app, threads=threads) as client:
+        response = client.post("/path", params={"q": "1"}, content=b"body")
+        assert response.status == 201
+        assert response.headers.get("x-app") == "wsgi"
+        assert response.text == "POST /path q=1 body"
