@@ -121,6 +121,29 @@ COMPETING: list[tuple[str, bytes, dict[str, int], int]] = [
         501,
     ),
     (
+        "unknown-method-after-a-closing-request",
+        b"GET / HTTP/1.0\r\n\r\nFOO / HTTP/1.1\r\n" + H + b"\r\n",
+        {},
+        400,
+    ),
+    (
+        "chunked-request-after-a-closing-request",
+        b"GET / HTTP/1.0\r\n\r\nPOST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        {},
+        400,
+    ),
+    (
+        "too-many-fields-after-connection-close",
+        b"GET / HTTP/1.1\r\n" + H + b"Connection: close\r\n\r\n"
+        b"GET / HTTP/1.1\r\n" + H + TOO_MANY_FIELDS + b"\r\n",
+        {"max_header_count": 5},
+        400,
+    ),
+    ("http09-line-then-a-field-line", b"GET /\r\nX: y\r\n", {}, 400),
+    ("http09-line-with-bare-lf-then-a-field-line", b"GET /\n8:\r\n", {}, 400),
+    (
         "pipelined-after-body-large-head",
         b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\n\r\nabc"
         b"GET / HTTP/1.1\r\n" + H + FIELDS_1K + b"\r\n",

@@ -193,9 +193,13 @@ class RequestParser:
                 else:
                     self.upgrade_data = rest
                 return
-            except httptools.HttpParserError:
+            except httptools.HttpParserError as exc:
                 if self._error is not None and not self._again:
                     raise self._error from None  # a check of ours: due where it fired
+                if self.completed == completed and str(exc).startswith("Data after"):
+                    # a message in an earlier read closed the stream; a fresh llhttp in
+                    # _feed_again would not know it
+                    raise _classify(exc) from None
                 self._feed_again(data, completed, begun)
                 return
             if self.state and self.state == HEAD:
@@ -348,7 +352,13 @@ class RequestParser:
         if fields == head[first:]:
             return False
         # begin the message again in a fresh llhttp
-        if self.stream_bodies and self.events and self.events[-1] is self._request:
+        request = self._request
+        if (
+            self.stream_bodies
+            and request is not None
+            and self.events
+            and self.events[-1] is request
+        ):
             self.events.pop()  # its head is reported again below
         self._parser = httptools.HttpRequestParser(self)
         self.state = IDLE
@@ -368,6 +378,10 @@ class RequestParser:
         So the head is replayed in a fresh parser in pieces cut where those checks are due:
         one byte into every line, and one byte past ``max_request_line`` in the target.
         """
+        if str(exc).startswith("Data after"):
+            # bytes after a message that closes the connection: refused as such, whatever they
+            # are and however many of them came (a replay would judge them as a fresh head)
+            raise _classify(exc) from None
         if str(exc) == "Invalid method encountered":
             status = _unknown_method_status(head, self._max_head)
             if status is None:
@@ -505,12 +519,12 @@ class RequestParser:
         text = self._line_tail + data
         lines = text.split(b"\n")
         self._line_tail = lines[-1][-(self._max_line + 32) :]
-        if (
-            len(lines) > 1
-            and self._url
-            and lines[-2].rstrip(b"\r") == (self._parser.get_method() + b" " + self._url)
-        ):
-            self._fail(400, "HTTP/0.9 request line")
+        if len(lines) > 1 and self._url:
+            # any line this read completed: a later line may have ended in the same read
+            request_line = self._parser.get_method() + b" " + self._url
+            for line in lines[:-1]:
+                if line.rstrip(b"\r") == request_line:
+                    self._fail(400, "HTTP/0.9 request line")
 
     def _check_chunk_overhead(self, fed: int) -> None:
         # Chunk sizes, extensions and trailer fields are all "framing": llhttp keeps no limit on
