@@ -142,6 +142,13 @@ COMPETING: list[tuple[str, bytes, dict[str, int], int]] = [
         400,
     ),
     ("http09-line-then-a-field-line", b"GET /\r\nX: y\r\n", {}, 400),
+    ("http09-line-then-a-field-and-more", b"GET /\nX: y\r\nZ", {}, 400),
+    (
+        "head-with-trailing-tab-after-a-closing-request",
+        b"POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\naFOO \n\t\r\n\r\n",
+        {},
+        400,
+    ),
     ("http09-line-with-bare-lf-then-a-field-line", b"GET /\n8:\r\n", {}, 400),
     (
         "pipelined-after-body-large-head",

@@ -271,7 +271,10 @@ class RequestParser:
             except httptools.HttpParserError as exc:
                 if self._error is not None:
                     raise self._error from None
-                if state == BODY:
+                if state == BODY or str(exc).startswith("Data after"):
+                    # (bytes after a message that closes the connection: refused as such,
+                    # whatever they are; a fresh llhttp, in a replay or a re-parse without
+                    # tabs, would judge them as a head of their own)
                     raise _classify(exc) from None
                 head = self._head_bytes(data, pos, end, state)
                 if self._reparse_without_tabs(head):
@@ -335,8 +338,12 @@ class RequestParser:
                 # llhttp is inside a request line it reports only at the target: the request
                 # (and its header timeout) starts now, at its first byte.
                 self.on_url(b"")
-        self._head_buf += data[pos:end]
-        if not self._headers:
+        buf = self._head_buf
+        before = len(buf)
+        buf += data[pos:end]
+        # while the request line is the last line begun, and also when it ended in this piece
+        # (fields reported from the same piece must not hide it)
+        if not self._headers or buf.find(b"\n", 0, before) < 0:
             self._check_http09(data[pos:end])
 
     def _reparse_without_tabs(self, head: bytes) -> bool:
@@ -378,10 +385,6 @@ class RequestParser:
         So the head is replayed in a fresh parser in pieces cut where those checks are due:
         one byte into every line, and one byte past ``max_request_line`` in the target.
         """
-        if str(exc).startswith("Data after"):
-            # bytes after a message that closes the connection: refused as such, whatever they
-            # are and however many of them came (a replay would judge them as a fresh head)
-            raise _classify(exc) from None
         if str(exc) == "Invalid method encountered":
             status = _unknown_method_status(head, self._max_head)
             if status is None:
