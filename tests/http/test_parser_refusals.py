@@ -143,6 +143,19 @@ COMPETING: list[tuple[str, bytes, dict[str, int], int]] = [
     ),
     ("http09-line-then-a-field-line", b"GET /\r\nX: y\r\n", {}, 400),
     ("http09-line-then-a-field-and-more", b"GET /\nX: y\r\nZ", {}, 400),
+    ("http09-line-then-unknown-expectation", b"GET /\nExpect: x\r\nZ", {}, 400),
+    (
+        "http09-line-then-large-content-length",
+        b"GET /\nContent-Length: 99\r\n\r\n",
+        {"max_body_size": 10},
+        400,
+    ),
+    (
+        "http09-line-then-too-many-fields",
+        b"GET /\n" + TOO_MANY_FIELDS,
+        {"max_header_count": 5},
+        400,
+    ),
     (
         "head-with-trailing-tab-after-a-closing-request",
         b"POST / HTTP/1.0\r\nContent-Length: 1\r\n\r\naFOO \n\t\r\n\r\n",

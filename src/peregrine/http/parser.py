@@ -278,8 +278,13 @@ class RequestParser:
                     raise _classify(exc) from None
                 head = self._head_bytes(data, pos, end, state)
                 if self._reparse_without_tabs(head):
+                    if self.upgrade_data is None and self._upgrade_request is None:
+                        # go on in this loop: feeding the rest recursively would nest one
+                        # level per such head, and a read holds hundreds of them
+                        pos = end
+                        continue
                     if end < n:
-                        self.feed(data[end:])
+                        self.feed(data[end:])  # to the upgrade's bytes
                     return
                 self._refuse_head(exc, head)
                 # an unknown method whose verdict waits for the end of its name
@@ -542,6 +547,10 @@ class RequestParser:
     def _fail(self, status: int, detail: str) -> None:
         # Raised inside a callback, the exception stops llhttp and feed() re-raises this one;
         # raised from feed() itself, it simply propagates.
+        if self.state == HEAD and self._url and self._parser.get_http_version() == "0.9":
+            # the HTTP/0.9 request line came first in byte order: a field check due in the same
+            # read (417, 413, 431) must not answer for it, or the status depends on the split
+            status, detail = 400, "HTTP/0.9 request line"
         self._error = ProtocolError(status, detail)
         raise self._error
 
