@@ -336,7 +336,9 @@ def splits(rng: random.Random, data: bytes, bytewise_max: int) -> list[tuple[str
 
 # --- explanations of old/new differences (the intended changes) ----------------------------------
 
-_HOST_OK = re.compile(rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?")
+_HOST_OK = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?"
+)
 
 
 def head_of(msg: bytes) -> bytes:
@@ -361,6 +363,12 @@ def explain(
         b"\r\n\r\n" not in msg.lstrip(b"\r\n")[: limits["max_header_size"] + 4]
     ):
         return "1: head measured as received (unterminated)"
+    if (
+        nstatus is None
+        and ostatus == 400
+        and re.fullmatch(rb"[\r\n]*[!#$%&'*+\-.^_`|~0-9A-Za-z]+", msg)
+    ):
+        return "2: an unknown method's verdict waits for the end of its name"
     if len(old_statuses) > 1 and nstatus in old_statuses:
         return "2: old status depended on the split"
     if method == b"CONNECT" or b"CONNECT" in head[:10]:

@@ -141,6 +141,12 @@ COMPETING: list[tuple[str, bytes, dict[str, int], int]] = [
         {"max_header_count": 5},
         400,
     ),
+    (
+        "chunk-size-overflow-on-a-line-longer-than-the-limit",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n" + b"1" * 300 + b"\r\n",
+        {"max_header_size": 100},
+        400,
+    ),
     ("http09-line-then-a-field-line", b"GET /\r\nX: y\r\n", {}, 400),
     ("http09-line-then-a-field-and-more", b"GET /\nX: y\r\nZ", {}, 400),
     ("http09-line-then-unknown-expectation", b"GET /\nExpect: x\r\nZ", {}, 400),

@@ -88,6 +88,7 @@ class RequestParser:
         "_again",
         "_chunk_left",
         "_chunk_line",
+        "_chunk_line_fed",
         "_chunk_trailers",
         "_trailer_count",
         "_special",
@@ -156,6 +157,7 @@ class RequestParser:
         # where a chunked body is (see _feed_chunked)
         self._chunk_left = 0  # bytes of chunk data and CRLF still to come
         self._chunk_line = bytearray()  # a chunk-size line held back until its end comes
+        self._chunk_line_fed = 0  # how much of it llhttp has had (what precedes any whitespace)
         self._chunk_trailers = False  # after the last chunk
         self._chunk_tail = b""  # the trailer section's last bytes, for a blank line split
         self.on_url(b"")  # sets the per-message fields
@@ -467,14 +469,25 @@ class RequestParser:
             held = self._chunk_line
             if lf < 0:
                 self._feed_body(data[fed:i], 0)
+                done = self._chunk_line_fed
                 held += data[i:]
+                # llhttp checks what precedes the first whitespace as it comes (size digits,
+                # extensions without BWS), as it would have without holding: its verdict on a
+                # long line must not wait for the line's end, or it depends on the split
+                space = _SPACE.search(held, done)
+                upto = len(held) if space is None else space.start()
+                if upto > done:
+                    self._chunk_line_fed = upto
+                    self._feed_body(bytes(held[done:upto]), 0)
                 self._check_chunk_overhead(n - pos)
                 return n
             line = held + data[i : lf + 1] if held else data[i : lf + 1]
             size, fixed = _chunk_size_line(bytes(line))
             if held or fixed is not None:
                 self._feed_body(data[fed:i], 0)
-                self._feed_body(fixed or bytes(line), 0)
+                # (what llhttp had of it precedes any whitespace: the same in the fixed line)
+                self._feed_body((fixed or bytes(line))[self._chunk_line_fed :], 0)
+                self._chunk_line_fed = 0
                 held.clear()
                 fed = lf + 1
             i = lf + 1
@@ -864,6 +877,7 @@ class _FeedAgain(Exception):
     """Raised in a callback to stop llhttp: the read is parsed again in pieces."""
 
 
+_SPACE = re.compile(rb"[ \t]")
 _TRAILING_OWS = re.compile(rb"[ \t]+(?=\r\n)")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 # the request line up to its target: method, then the spaces llhttp allows
