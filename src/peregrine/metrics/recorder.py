@@ -13,6 +13,8 @@ import asyncio
 from bisect import bisect_left
 from typing import Any
 
+from ..http.request import Request
+from ..http.response import Response
 from . import layout
 from .shared import SharedMetrics
 
@@ -61,7 +63,7 @@ class MetricsRecorder:
         self.target = target
         self._timer: asyncio.TimerHandle | None = None
 
-    def response(self, request: Any, response: Any, start: float, now: float) -> None:
+    def response(self, request: Request, response: Response, start: float, now: float) -> None:
         """One response sent: its method and status, how long it took, its body sizes.
 
         Written for the hot path (measured with ``bench/hotpath.sh``, HOTPATH_METRICS=1): table
@@ -82,7 +84,7 @@ class MetricsRecorder:
         body = request.body
         if body:
             counts[_REQUEST_BODY_BYTES] += len(body)
-        if response._unusual and response.file is not None:
+        if response._stream_file_or_upgrade and response.file is not None:
             counts[_RESPONSE_BODY_BYTES] += response.file[2]
         else:
             body = response.body
