@@ -101,8 +101,10 @@ def _decoder_table() -> tuple[list[int], list[bool]]:
     symbol ends within 4 bits, since no code is shorter than 5. A state accepts the end of a
     string when the bits since the last symbol are all ones and fewer than 8 (the padding rule).
     """
-    children: list[list[int]] = [[-1, -1]]  # >= 0: internal node; <= -1: leaf -(symbol + 1)
-    for symbol, (code, length) in enumerate(zip(HUFFMAN_CODES, HUFFMAN_LENGTHS)):
+    children: list[list[int]] = [
+        [-1, -1]
+    ]  # >= 0: internal node; -1: none yet; <= -2: leaf -(symbol + 2)
+    for symbol, (code, length) in enumerate(zip(HUFFMAN_CODES, HUFFMAN_LENGTHS, strict=True)):
         node = 0
         for shift in range(length - 1, 0, -1):
             bit = (code >> shift) & 1
