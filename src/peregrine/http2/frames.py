@@ -221,7 +221,7 @@ def parse_window_update(payload: bytes, stream_id: int) -> int:
     """The window increment; zero is a stream error (or a connection error on stream 0)."""
     if len(payload) != 4:
         raise FrameError(FRAME_SIZE_ERROR, "WINDOW_UPDATE payload not 4 bytes")
-    increment = _u32_unpack(payload)[0] & _STREAM_MASK
+    increment = int(_u32_unpack(payload)[0]) & _STREAM_MASK
     if not increment:
         raise FrameError(PROTOCOL_ERROR, "WINDOW_UPDATE with a zero increment", stream_id)
     return increment
