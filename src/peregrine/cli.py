@@ -34,6 +34,7 @@ _GROUP_TITLES = {
     "proxy": "proxies",
     "websocket": "WebSocket",
     "deploy": "deployment: health checks, draining, metrics",
+    "http2": "HTTP/2",
     "logging": "responses and logging",
     "server": "server",
 }
@@ -133,6 +134,14 @@ def add_config_options(parser: argparse.ArgumentParser, skip: Sequence[str] = ()
                 default=argparse.SUPPRESS,
                 metavar="BOOL",
                 help=help_text,
+            )
+            group.add_argument(
+                "--no-" + flag[2:],
+                dest=field.name,
+                action="store_const",
+                const=False,
+                default=argparse.SUPPRESS,
+                help=f"same as {flag} false",
             )
             continue
         if field.name in SIZE_FIELDS:

@@ -464,6 +464,38 @@ class Config:
     )
     metrics_host: str = _opt("127.0.0.1", "address the metrics listener binds", "deploy", _host)
 
+    # --- HTTP/2 ----------------------------------------------------------------------------------
+    http2: bool = _opt(
+        True,
+        "serve HTTP/2: ALPN h2 over TLS, prior-knowledge h2c on cleartext (--no-http2: HTTP/1 only)",
+        "http2",
+        _flag,
+    )
+    http2_max_concurrent_streams: int = _opt(
+        100,
+        "streams a client may have open on one connection (more are refused)",
+        "http2",
+        _integer(1),
+    )
+    http2_stream_window: int = _opt(
+        64 * KiB - 1,
+        "request body bytes a stream may send before we ask for more",
+        "http2",
+        _integer(1, 2**31 - 1),
+    )
+    http2_max_resets: int = _opt(
+        200,
+        "stream resets (client RST_STREAM or refused streams) per 10 s before GOAWAY (rapid reset)",
+        "http2",
+        _integer(1),
+    )
+    http2_max_control_frames: int = _opt(
+        1000,
+        "SETTINGS/PING/PRIORITY/empty DATA frames per 10 s before GOAWAY (floods)",
+        "http2",
+        _integer(1),
+    )
+
     # --- responses and logging -----------------------------------------------------------------
     server_header: bool = _opt(True, "send 'Server: peregrine'", "logging", _flag)
     access_log: bool = _opt(

@@ -31,6 +31,7 @@ from ..http.response import Response, serialize_head
 from ..http.status import STATUS_LINES
 from .body import RequestBody
 from .exchange import Exchange, keep_alive
+from .h2connection import negotiated_h2, sniff_preface, take_over
 from .linger import Lingerer
 from .send_watchdog import SendWatchdog
 from .state import ServerState
@@ -88,6 +89,7 @@ class HttpConnection(asyncio.Protocol):
         "reading_paused",
         "eof",
         "upgraded",
+        "h2_preface",
     )
 
     def __init__(self, state: ServerState) -> None:
@@ -132,6 +134,8 @@ class HttpConnection(asyncio.Protocol):
         self.reading_paused = False
         self.eof = False
         self.upgraded = False
+        #: the first bytes while they may still be the HTTP/2 preface (None: not looking)
+        self.h2_preface: bytes | None = None
 
     # --- asyncio callbacks --------------------------------------------------------------------
 
@@ -160,6 +164,11 @@ class HttpConnection(asyncio.Protocol):
         self.parser = self._new_parser()
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
         self._set_deadline(_HEADER, config.header_timeout)
+        if config.http2:
+            if self.scheme == "http":
+                self.h2_preface = b""  # prior knowledge: data_received looks at the first bytes
+            elif negotiated_h2(transport):
+                take_over(self, b"")  # ALPN picked h2
 
     def _new_parser(self) -> RequestParser:
         config = self.config
@@ -177,6 +186,10 @@ class HttpConnection(asyncio.Protocol):
         parser = self.parser
         if parser is None or self.closed:
             return  # refused at connection_made, or handed over in an upgrade
+        if self.h2_preface is not None:
+            data = sniff_preface(self, data)  # the HTTP/2 preface goes to aio/h2connection.py
+            if not data:
+                return
         begun = parser.begun
         try:
             parser.feed(data)

@@ -12,7 +12,7 @@ _CERT_REQS = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": 
 
 
 def make_ssl_context(config: Config) -> ssl.SSLContext:
-    """A server context: TLS 1.2+ (or 1.3 only), ALPN ``http/1.1``, optional client certificates.
+    """A server context: TLS 1.2+ (or 1.3 only), ALPN ``h2`` and ``http/1.1``, optional client certificates.
 
     Raises ``OSError`` for a missing file, ``ssl.SSLError`` for a certificate, key or password
     that does not load, and ``ValueError`` for an encrypted key without a password, so the
@@ -36,8 +36,9 @@ def make_ssl_context(config: Config) -> ssl.SSLContext:
     if config.ssl_ca_certs:
         context.load_verify_locations(config.ssl_ca_certs)
     context.verify_mode = _CERT_REQS[config.ssl_cert_reqs]
-    # Peregrine speaks HTTP/1.1 only: say so, so that clients offering h2 fall back cleanly.
-    context.set_alpn_protocols(["http/1.1"])
+    # h2 first when HTTP/2 is on (the client picks from its own list, most prefer h2); without
+    # it, saying http/1.1 makes clients that offer h2 fall back cleanly.
+    context.set_alpn_protocols(["h2", "http/1.1"] if config.http2 else ["http/1.1"])
     return context
 
 
