@@ -110,7 +110,9 @@ SEQUENCES = [
 
 
 @pytest.mark.parametrize(("name", "size", "huffman", "steps"), SEQUENCES, ids=lambda v: v)
-def test_rfc7541_examples_decode(name: str, size: int, huffman: bool, steps: list) -> None:
+def test_rfc7541_examples_decode(
+    name: str, size: int, huffman: bool, steps: list[tuple[str, list[tuple[bytes, bytes]], int]]
+) -> None:
     decoder = Decoder(max_table_size=size)
     decoder.table.resize(size)
     for block, fields, table_size in steps:
@@ -119,7 +121,9 @@ def test_rfc7541_examples_decode(name: str, size: int, huffman: bool, steps: lis
 
 
 @pytest.mark.parametrize(("name", "size", "huffman", "steps"), SEQUENCES, ids=lambda v: v)
-def test_rfc7541_examples_encode(name: str, size: int, huffman: bool, steps: list) -> None:
+def test_rfc7541_examples_encode(
+    name: str, size: int, huffman: bool, steps: list[tuple[str, list[tuple[bytes, bytes]], int]]
+) -> None:
     encoder = Encoder(max_table_size=size, huffman=huffman, never_index=frozenset())
     for block, fields, table_size in steps:
         assert encoder.encode(fields).hex() == dehex(block).hex()

@@ -422,6 +422,9 @@ class H2Connection:
         end_stream: bool,
     ) -> RequestReceived | None:
         """The request a header block makes, or None when it is malformed (§8.1.1)."""
+        if not complete:
+            # past the header list limit: nothing was kept, the answer is 431 whatever it was
+            return RequestReceived(stream_id, b"", b"", b"", b"", [], end_stream, -1, 431)
         method = scheme = authority = path = b""
         headers: list[tuple[bytes, bytes]] = []
         content_length = -1
@@ -481,7 +484,7 @@ class H2Connection:
         if authority and not host:
             headers.insert(0, (b"host", authority))
         error = 0
-        if not complete or len(headers) > self.limits.max_header_count:
+        if len(headers) > self.limits.max_header_count:
             error = 431
         elif method == b"CONNECT":
             error = 405
