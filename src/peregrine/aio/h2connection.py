@@ -175,7 +175,9 @@ class Http2Connection(asyncio.Protocol):
         self.drain_waiters: list[asyncio.Future[None]] = []
         self.send_watchdog: SendWatchdog | None = None
         self.timer: asyncio.TimerHandle | None = None
+        self.timer_at = 0.0
         self.last_read = 0.0
+        self.idle_since = 0.0
         self.requests_seen = 0
         self.closing = False  # GOAWAY sent for shutdown: close once the streams are done
 
@@ -227,10 +229,9 @@ class Http2Connection(asyncio.Protocol):
         self._flush()
 
     def eof_received(self) -> bool | None:
-        # the client will send nothing more: in-flight streams may still be answered
-        if self.exchanges and not self.closed:
-            self.closing = True
-            return True
+        # The client will send nothing more, WINDOW_UPDATEs included: a stream waiting for
+        # window would wait forever. HTTP/2 clients do not half-close to wait for answers
+        # (END_STREAM says a request is complete), so this is the end of the connection.
         return None
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -277,6 +278,8 @@ class Http2Connection(asyncio.Protocol):
             self._send_error(exchange, 413)
         elif event.end_stream:
             self._start(exchange)
+        else:
+            self._ensure_timer(self.last_read + config.body_timeout)
 
     def _on_data(self, event: DataReceived) -> None:
         exchange = self.exchanges.get(event.stream_id)
@@ -587,7 +590,11 @@ class Http2Connection(asyncio.Protocol):
                     waiter.set_result(None)
 
     def _maybe_close(self) -> None:
-        if not self.exchanges and (self.closing or self.state.draining) and not self.closed:
+        if self.exchanges or self.closed:
+            return
+        self.idle_since = now = self.loop.time()
+        self._ensure_timer(now + self.config.keep_alive_timeout)
+        if self.closing or self.state.draining:
             if self.state.draining and not self.h2.goaway_sent:
                 self.h2.close()
                 self._flush()
@@ -634,6 +641,12 @@ class Http2Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         self.timer = self.loop.call_at(when, self._on_timer)
+        self.timer_at = when
+
+    def _ensure_timer(self, when: float) -> None:
+        """Make the timer fire no later than ``when`` (later deadlines are found when it fires)."""
+        if self.timer is None or self.timer_at > when:
+            self._arm_timer(when)
 
     def _on_timer(self) -> None:
         """One timer for all read timeouts, re-armed for whatever is due next.
@@ -658,7 +671,7 @@ class Http2Connection(asyncio.Protocol):
             due = now + min(config.keep_alive_timeout, config.body_timeout)
         else:
             idle = config.keep_alive_timeout if self.requests_seen else config.header_timeout
-            due = self.last_read + idle
+            due = max(self.last_read, self.idle_since) + idle
             if now >= due:
                 self.h2.close()
                 self._close()
