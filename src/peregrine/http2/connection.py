@@ -217,6 +217,9 @@ class H2Connection:
         self._resets = _RateCounter(limits.max_resets, limits.flood_window, clock)
         self._controls = _RateCounter(limits.max_control_frames, limits.flood_window, clock)
         self._valid_fields: dict[tuple[bytes, bytes], bool] = {}
+        # header block -> the request it made, valid while the HPACK table is at _cache_version
+        self._request_cache: dict[bytes, RequestReceived] = {}
+        self._cache_version = 0
 
     # --- starting ---------------------------------------------------------------------------------
 
@@ -368,13 +371,55 @@ class H2Connection:
             self._header_block(stream_id, self._block_flags, block, events)
 
     def _header_block(self, stream_id: int, flags: int, block: bytes, events: list[Event]) -> None:
-        # Decoded first, whatever becomes of the stream: the HPACK table must stay in step.
-        fields, complete = self.decoder.decode(block)
         end_stream = bool(flags & f.FLAG_END_STREAM)
         stream = self.streams.get(stream_id)
         if stream is not None:
+            fields, _ = self.decoder.decode(block)
             self._trailers(stream, fields, end_stream, events)
             return
+        # A block that only refers to table entries decodes to the same request as long as the
+        # table is unchanged (a client repeating a request: h2load, polling, API calls): it is
+        # decoded and checked once. Anything else is decoded first, whatever becomes of the
+        # stream: the HPACK table must stay in step with the client's.
+        table = self.decoder.table
+        cached = self._request_cache.get(block)
+        request: RequestReceived | None
+        if (
+            cached is not None
+            and cached.end_stream == end_stream
+            and self._cache_version == (table.version)
+        ):
+            request = RequestReceived(
+                stream_id,
+                cached.method,
+                cached.scheme,
+                cached.authority,
+                cached.path,
+                list(cached.headers),
+                end_stream,
+                cached.content_length,
+                cached.error,
+            )
+        else:
+            version = table.version
+            fields, complete = self.decoder.decode(block)
+            request = self._request(stream_id, fields, complete, end_stream)
+            if table.version != version or self._cache_version != version:
+                self._request_cache.clear()
+                self._cache_version = table.version
+            elif request is not None and len(self._request_cache) < 64:
+                self._request_cache[block] = request
+                request = RequestReceived(
+                    stream_id,
+                    request.method,
+                    request.scheme,
+                    request.authority,
+                    request.path,
+                    list(request.headers),
+                    end_stream,
+                    request.content_length,
+                    request.error,
+                )
         if stream_id <= self.highest_stream_id:
             if stream_id in self.closed_streams:
                 if self.closed_streams[stream_id]:
@@ -390,13 +435,12 @@ class H2Connection:
             self._count_reset()
             self._reset(stream_id, f.REFUSED_STREAM)
             return
-        stream = _Stream(stream_id, self.peer_initial_window, self.limits.stream_window)
-        if end_stream:
-            stream.state = HALF_CLOSED_REMOTE
-        request = self._request(stream_id, fields, complete, end_stream)
         if request is None:
             self._reset(stream_id, f.PROTOCOL_ERROR)
             return
+        stream = _Stream(stream_id, self.peer_initial_window, self.limits.stream_window)
+        if end_stream:
+            stream.state = HALF_CLOSED_REMOTE
         stream.content_length = request.content_length
         self.streams[stream_id] = stream
         events.append(request)
@@ -658,7 +702,11 @@ class H2Connection:
                 # the common case: one frame, sent now
                 stream.send_window -= size
                 self.send_window -= size
-                self._out.append(f.data_frame(stream_id, data, end_stream))
+                # header and body apart: data_to_send joins them, one copy instead of two
+                self._out += (
+                    f.frame_header(size, f.DATA, f.FLAG_END_STREAM if end_stream else 0, stream_id),
+                    data,
+                )
                 if end_stream:
                     self._local_ended(stream)
                 return

@@ -252,15 +252,18 @@ def _decode_string(data: bytes, pos: int) -> tuple[bytes, int]:
 class _DynamicTable:
     """Entries newest first; ``size`` counts name + value + 32 per entry (§4.1)."""
 
-    __slots__ = ("entries", "size", "max_size")
+    __slots__ = ("entries", "size", "max_size", "version")
 
     def __init__(self, max_size: int) -> None:
         self.entries: deque[tuple[bytes, bytes]] = deque()
         self.size = 0
         self.max_size = max_size
+        #: counts changes: what was computed from the table holds while it stays the same
+        self.version = 0
 
     def add(self, name: bytes, value: bytes) -> int:
         """Insert (evicting the oldest as needed); returns how many entries were evicted."""
+        self.version += 1
         entry_size = len(name) + len(value) + ENTRY_OVERHEAD
         evicted = 0
         entries = self.entries
@@ -276,6 +279,7 @@ class _DynamicTable:
 
     def resize(self, max_size: int) -> int:
         """Set the maximum size, evicting what no longer fits; returns the count evicted."""
+        self.version += 1
         self.max_size = max_size
         evicted = 0
         entries = self.entries
@@ -396,6 +400,8 @@ class Encoder:
         "_name_ids",
         "_inserted",
         "_pending_sizes",
+        "_cache",
+        "_cache_version",
     )
 
     def __init__(
@@ -414,6 +420,10 @@ class Encoder:
         self._name_ids: dict[bytes, int] = {}
         self._inserted = 0
         self._pending_sizes: list[int] = []
+        # field -> its encoding while the table is unchanged: a response's fields are mostly the
+        # same as the last one's, and then a block is a few dict lookups
+        self._cache: dict[tuple[bytes, bytes], bytes] = {}
+        self._cache_version = -1
 
     def set_max_table_size(self, size: int) -> None:
         """The peer's table size changed: shrink now, announce at the start of the next block."""
@@ -440,37 +450,52 @@ class Encoder:
             self._pending_sizes.clear()
         huffman = self.huffman
         table = self.table
+        cache = self._cache
+        if self._cache_version != table.version:
+            cache.clear()
         for field in fields:
-            index = _STATIC_FULL.get(field)
-            if index is not None and field[1] == STATIC_TABLE[index - 1][1]:
-                out.append(bytes((0x80 | index,)))
-                continue
-            index = self._dynamic_index(self._ids.get(field))
-            if index:
-                out.append(encode_integer(index, 7, 0x80))
-                continue
-            name, value = field
-            name_index = _STATIC_NAME.get(name) or self._dynamic_index(self._name_ids.get(name))
-            if name in self.never_index:
-                pattern, prefix = 0x10, 4
-            elif len(name) + len(value) + ENTRY_OVERHEAD <= table.max_size:
-                pattern, prefix = 0x40, 6
-            else:
-                pattern, prefix = 0x00, 4
-            if name_index:
-                out.append(encode_integer(name_index, prefix, pattern))
-            else:
-                out.append(bytes((pattern,)))
-                out.append(encode_string(name, huffman))
-            out.append(encode_string(value, huffman))
-            if pattern == 0x40:
-                table.add(name, value)
-                self._inserted += 1
-                self._ids[field] = self._inserted
-                self._name_ids[name] = self._inserted
-                if len(self._ids) > 4 * len(table.entries) + 64:
-                    self._forget_evicted()
+            encoded = cache.get(field)
+            if encoded is None:
+                version = table.version
+                encoded = self._encode_field(field, huffman, table)
+                if table.version != version:
+                    cache.clear()  # an entry went in: every dynamic index moved
+                elif len(cache) < 256:
+                    cache[field] = encoded
+            out.append(encoded)
+        self._cache_version = table.version
         return b"".join(out)
+
+    def _encode_field(
+        self, field: tuple[bytes, bytes], huffman: bool | None, table: _DynamicTable
+    ) -> bytes:
+        index = _STATIC_FULL.get(field)
+        if index is not None:
+            return bytes((0x80 | index,))
+        index = self._dynamic_index(self._ids.get(field))
+        if index:
+            return encode_integer(index, 7, 0x80)
+        name, value = field
+        name_index = _STATIC_NAME.get(name) or self._dynamic_index(self._name_ids.get(name))
+        if name in self.never_index:
+            pattern, prefix = 0x10, 4
+        elif len(name) + len(value) + ENTRY_OVERHEAD <= table.max_size:
+            pattern, prefix = 0x40, 6
+        else:
+            pattern, prefix = 0x00, 4
+        if name_index:
+            head = encode_integer(name_index, prefix, pattern)
+        else:
+            head = bytes((pattern,)) + encode_string(name, huffman)
+        encoded = head + encode_string(value, huffman)
+        if pattern == 0x40:
+            table.add(name, value)
+            self._inserted += 1
+            self._ids[field] = self._inserted
+            self._name_ids[name] = self._inserted
+            if len(self._ids) > 4 * len(table.entries) + 64:
+                self._forget_evicted()
+        return encoded
 
     def _forget_evicted(self) -> None:
         """Drop lookup entries for fields evicted from the table (keeps the dicts bounded)."""
