@@ -27,6 +27,7 @@ class Stream:
         self.body = bytearray()
         self.ended = False
         self.reset_code: int | None = None
+        self.informational: list[int] = []  # 1xx statuses, in order
 
 
 class H2Client:
@@ -118,6 +119,8 @@ class H2Client:
         if isinstance(event, h2.events.ResponseReceived) and stream is not None:
             stream.headers = dict(event.headers)
             stream.status = int(stream.headers[":status"])
+        elif isinstance(event, h2.events.InformationalResponseReceived) and stream is not None:
+            stream.informational.append(int(dict(event.headers)[":status"]))
         elif isinstance(event, h2.events.DataReceived) and stream is not None:
             stream.body += event.data
             if self.auto_window and event.flow_controlled_length:

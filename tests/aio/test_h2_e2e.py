@@ -101,6 +101,17 @@ def test_handler_features(server: ServerProcess) -> None:
         assert h2.get("/count").status == 200  # the connection survived all of it
 
 
+def test_expect_100_continue_is_answered_before_the_body(server: ServerProcess) -> None:
+    with client(server) as h2:
+        sid = h2.request("POST", "/echo", headers=[("expect", "100-continue")], end=False)
+        while not h2.streams[sid].informational:
+            h2.read_once()
+        assert h2.streams[sid].informational == [100]
+        h2.send_body(sid, b"body")
+        (stream,) = h2.wait(sid)
+        assert stream.status == 200 and b'"body": "body"' in stream.body
+
+
 def test_small_client_window_still_gets_the_whole_response(server: ServerProcess) -> None:
     with client(server, settings={f.SETTINGS_INITIAL_WINDOW_SIZE: 1000}) as h2:
         stream = h2.get("/big?n=200000")

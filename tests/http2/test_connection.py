@@ -238,6 +238,16 @@ def test_oversized_header_list_is_answerable_with_431() -> None:
     assert request.headers == []  # nothing past the limit was kept
 
 
+def test_connect_is_well_formed_but_refused_with_405() -> None:
+    conn = connect()
+    block = b"\x00\x07:method\x07CONNECT" + literal(b":authority", b"example:443")
+    (request,) = conn.receive(headers(1, block, end_stream=False))
+    assert isinstance(request, RequestReceived) and request.error == 405
+    assert resets(sent(conn)) == {}
+    (bad,) = conn.receive(headers(3, block + b"\x84", end_stream=False)) or [None]
+    assert bad is None and resets(sent(conn)) == {3: f.PROTOCOL_ERROR}  # CONNECT with :path
+
+
 def test_too_many_fields_is_431() -> None:
     conn = connect(Limits(max_header_count=3))
     block = GET + b"".join(literal(b"x-%d" % i, b"1") for i in range(5))

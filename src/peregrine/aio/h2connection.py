@@ -279,6 +279,9 @@ class Http2Connection(asyncio.Protocol):
         elif event.end_stream:
             self._start(exchange)
         else:
+            if (b"expect", b"100-continue") in event.headers:
+                # the client waits for this before sending its body (RFC 9110 §10.1.1)
+                self.h2.send_headers(event.stream_id, 100, [])
             self._ensure_timer(self.last_read + config.body_timeout)
 
     def _on_data(self, event: DataReceived) -> None:
