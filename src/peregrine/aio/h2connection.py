@@ -4,10 +4,13 @@ The protocol work (frames, HPACK, stream states, flow control, flood limits) is 
 :class:`peregrine.http2.connection.H2Connection`; this module feeds it the socket's bytes, turns
 its events into :class:`Request`/:class:`Response` pairs for the handler, and writes its bytes.
 
-Each stream is an :class:`_Exchange`: it collects the request body, runs the handler as soon as
-the request is complete (so the streams of a connection are handled concurrently: an async
-handler per stream), and is what ``resp.write`` talks to. A streamed or file body waits for the
-client's flow-control window (at most one write queued per stream) and for the transport.
+Each stream is an :class:`H2Exchange`, the HTTP/2 twin of ``aio/exchange.py``'s ``Exchange``,
+with the same interface: a native handler runs as soon as its request is complete (its body
+collected whole), an interface adapter (ASGI, WSGI: ``serve_exchange``) as soon as the head
+arrives (its body streamed through a ``RequestBody``, window given back as the application reads
+it). Streams of a connection are handled concurrently: a task per stream that needs one. A
+streamed or file body waits for the client's flow-control window (at most one write queued per
+stream) and for the transport.
 
 How a connection becomes HTTP/2 (see :func:`take_over`): over TLS when ALPN picked ``h2``; on
 cleartext when its first bytes are the client preface (prior knowledge).
@@ -32,8 +35,11 @@ from ..http2.events import (
     StreamReset,
     WindowOpened,
 )
+from .body import RequestBody
 from .send_watchdog import SendWatchdog
 from .state import ServerState
+
+_STREAM_GONE = "the stream was reset or the client has gone"
 
 log = logging.getLogger("peregrine.error")
 access_log = logging.getLogger("peregrine.access")
@@ -106,44 +112,175 @@ def negotiated_h2(transport: asyncio.BaseTransport) -> bool:
     return ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
 
 
-class _Exchange:
+class H2Exchange:
     """One stream: its request as it arrives, its response as it leaves.
 
-    It is the ``Response``'s connection (``resp.write`` calls :meth:`write_stream_chunk`).
+    The interface of ``peregrine.aio.exchange.Exchange`` (what the ASGI/WSGI adapters use:
+    ``respond``, ``begin_stream``, ``write``, ``end``, ``send_file``, ``abort``, ``body``,
+    ``client_gone``...), and the ``Response``'s connection for the native API (``resp.write``
+    calls :meth:`write_stream_chunk`). ``abort`` resets this stream only.
     """
 
     __slots__ = (
-        "conn",
+        "h2conn",
         "stream_id",
         "event",
-        "body",
+        "chunks",
         "body_size",
+        "unacked",
         "request",
         "response",
+        "body",
         "task",
-        "streaming_response",
+        "streaming",
+        "left",
         "waiter",
         "reset",
+        "done",
         "start",
+        "_port",
+        "_gone",
     )
 
-    def __init__(self, conn: Http2Connection, event: RequestReceived) -> None:
-        self.conn = conn
+    def __init__(self, h2conn: Http2Connection, event: RequestReceived) -> None:
+        self.h2conn = h2conn
         self.stream_id = event.stream_id
+        #: the request head until the request is dispatched (body bytes are collected till then)
         self.event: RequestReceived | None = event
-        self.body: list[bytes] = []
+        self.chunks: list[bytes] = []
         self.body_size = 0
+        #: flow-controlled bytes received but not yet given back (adapters: until read)
+        self.unacked = 0
         self.request: Request | None = None
         self.response: Response | None = None
+        #: the request body as it arrives (interface adapters), else None
+        self.body: RequestBody | None = None
         self.task: asyncio.Task[None] | None = None
-        self.streaming_response: Response | None = None
+        #: True once the head of a streamed body is out
+        self.streaming = False
+        #: bytes still owed of a length the application declared, or None
+        self.left: int | None = None
         self.waiter: asyncio.Future[None] | None = None
+        #: the stream is over for us: reset (by either side) or the connection is gone
         self.reset = False
+        #: the response is complete
+        self.done = False
         self.start = 0.0
+        self._port: _StreamPort | None = None
+        self._gone: asyncio.Future[None] | None = None
+
+    # --- what the adapters see ------------------------------------------------------------------
+
+    @property
+    def conn(self) -> _StreamPort:
+        """The connection as the adapters use it (``transport``, ``scheme``, ``exchange_done``...)."""
+        port = self._port
+        if port is None:
+            port = self._port = _StreamPort(self)
+        return port
+
+    @property
+    def client_gone(self) -> bool:
+        """True once nothing more can be sent on this stream."""
+        return self.reset or self.h2conn.closed
+
+    async def wait_client_gone(self) -> None:
+        """Wait until the stream is reset or the client disconnects (or the response is done)."""
+        if self.client_gone:
+            return
+        if self._gone is None:
+            self._gone = self.h2conn.loop.create_future()
+        await self._gone
+
+    def client_left(self) -> None:
+        """The stream is gone (reset, connection lost): wake everyone waiting on it."""
+        self.reset = True
+        if self.body is not None:
+            self.body.fail()
+        self.wake(ConnectionResetError(_STREAM_GONE))
+        self.release()
+
+    def release(self) -> None:
+        """Wake whoever waits in :meth:`wait_client_gone`."""
+        gone = self._gone
+        if gone is not None and not gone.done():
+            gone.set_result(None)
+
+    def respond(self, response: Response) -> None:
+        """Send ``response`` whole: its body is ``response.body`` (bytes)."""
+        self.h2conn.send_whole(self, response)
+
+    def begin_stream(self, response: Response, length: int | None = None) -> None:
+        """Send the head of a body that follows in pieces (with ``length``: that content-length)."""
+        if self.client_gone:
+            raise ConnectionResetError(_STREAM_GONE)
+        self.response = response
+        self.h2conn.send_head(self, response, length)
+        self.left = length if self.h2conn.has_body(self, response) else None
+        self.streaming = True
+
+    async def write(self, chunk: bytes | bytearray | memoryview | str) -> None:
+        """Send one piece of a streamed body; waits for the client's window and the transport."""
+        if self.client_gone:
+            raise ConnectionResetError(_STREAM_GONE)
+        if isinstance(chunk, str):
+            chunk = chunk.encode("utf-8")
+        elif chunk.__class__ is not bytes:
+            chunk = bytes(chunk)
+        response = self.response
+        assert response is not None
+        if not self.streaming:
+            self.begin_stream(response)
+        if chunk and self.h2conn.has_body(self, response):
+            left = self.left
+            if left is not None:
+                if len(chunk) > left:
+                    raise ValueError("more body than the declared Content-Length")
+                self.left = left - len(chunk)
+            self.h2conn.send_body(self, chunk)
+            await self.h2conn.wait_sent(self)
+
+    def end(self) -> None:
+        """Finish a streamed body (sending the head first if nothing was written)."""
+        if self.client_gone or self.done:
+            return
+        response = self.response
+        assert response is not None
+        if not self.streaming:
+            self.begin_stream(response)
+        if self.left:
+            log.warning(
+                "response to %s ended %d bytes short of its content-length", self, self.left
+            )
+            self.abort()  # a short body must not look complete
+            return
+        self.h2conn.end_body(self)
+
+    async def send_file(self, response: Response) -> None:
+        """Send ``response`` whose body is the file set by ``Response.send_file``."""
+        try:
+            await self.h2conn.send_file(self, response)
+        finally:
+            assert response.file is not None
+            response.file[0].close()
+
+    def abort(self) -> None:
+        """Reset this stream (after an error once the head is out): the others go on."""
+        self.h2conn.reset_stream(self, frames.INTERNAL_ERROR)
+
+    # --- what a native Response sees ------------------------------------------------------------
 
     async def write_stream_chunk(self, response: Response, chunk: bytes | str) -> None:
         """Send one part of a streamed body (see :meth:`Response.write`)."""
-        await self.conn.write_stream_chunk(self, response, chunk)
+        if self.response is not response:
+            raise RuntimeError("Response.write() is for async handlers, while they run")
+        await self.write(chunk)
+
+    def is_streaming(self, response: Response) -> bool:
+        """True once the head of ``response``'s streamed body has been sent."""
+        return self.streaming and self.response is response
+
+    # --- flow control -------------------------------------------------------------------------
 
     def wake(self, exc: BaseException | None = None) -> None:
         waiter = self.waiter
@@ -155,6 +292,60 @@ class _Exchange:
                 else:
                     waiter.set_exception(exc)
 
+    def body_wanted(self, body: RequestBody) -> None:
+        """The application took what was buffered (or waits for more): give the window back."""
+        if not body.unread and self.unacked and not self.client_gone:
+            self.h2conn.h2.acknowledge_data(self.stream_id, self.unacked)
+            self.unacked = 0
+            self.h2conn.flush_later()
+
+    def __repr__(self) -> str:
+        request = self.request
+        what = f"{request.method} {request.url}" if request is not None else "?"
+        return f"<H2Exchange stream {self.stream_id} {what}>"
+
+
+class _StreamPort:
+    """What an adapter reaches through ``exchange.conn``, for one stream of a connection.
+
+    The HTTP/1 connection offers these itself; here they act on the one stream.
+    """
+
+    __slots__ = ("exchange",)
+
+    def __init__(self, exchange: H2Exchange) -> None:
+        self.exchange = exchange
+
+    @property
+    def transport(self) -> asyncio.Transport | None:
+        return self.exchange.h2conn.transport
+
+    @property
+    def scheme(self) -> str:
+        return self.exchange.h2conn.scheme
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self.exchange.h2conn.loop
+
+    @property
+    def state(self) -> ServerState:
+        return self.exchange.h2conn.state
+
+    @property
+    def closed(self) -> bool:
+        return self.exchange.client_gone
+
+    def exchange_done(self, exchange: H2Exchange) -> None:
+        """The application is finished with this stream."""
+        self.exchange.h2conn.exchange_done(exchange)
+
+    def _handler_failed(self, request: Request) -> None:
+        self.exchange.h2conn.handler_failed(self.exchange)
+
+    def _send_error(self, status: int) -> None:
+        self.exchange.h2conn.send_error(self.exchange, status)
+
 
 class Http2Connection(asyncio.Protocol):
     """Serves HTTP/2 on one connection (see the module docstring)."""
@@ -163,10 +354,15 @@ class Http2Connection(asyncio.Protocol):
         self.state = state
         self.config = state.config
         self.loop = state.loop
-        self.handle = state.handler.handle_request
+        handler = state.handler
+        #: an interface adapter (ASGI, WSGI): ``serve_exchange(exchange)`` runs the application
+        self.adapter = getattr(handler, "serve_exchange", None)
+        self.handle = handler.handle_request if self.adapter is None else None
         self.transport: asyncio.Transport | None = None
         self.h2 = H2Connection(limits_from(self.config))
-        self.exchanges: dict[int, _Exchange] = {}
+        self.exchanges: dict[int, H2Exchange] = {}
+        #: a flush is due (scheduled, or done at the end of data_received)
+        self.flush_pending = False
         self.closed = False
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
@@ -212,6 +408,7 @@ class Http2Connection(asyncio.Protocol):
             return
         self.last_read = self.loop.time()
         h2 = self.h2
+        self.flush_pending = True  # whatever the events queue goes out in the one write below
         for event in h2.receive(data):
             kind = event.__class__
             if kind is RequestReceived:
@@ -242,10 +439,8 @@ class Http2Connection(asyncio.Protocol):
             self.timer = None
         if self.send_watchdog is not None:
             self.send_watchdog.stop()
-        gone = ConnectionResetError("the client has gone")
-        for exchange in self.exchanges.values():
-            exchange.reset = True
-            exchange.wake(gone)
+        for exchange in list(self.exchanges.values()):
+            exchange.client_left()
         self._wake_writers()
 
     def pause_writing(self) -> None:
@@ -266,16 +461,23 @@ class Http2Connection(asyncio.Protocol):
     # --- events -------------------------------------------------------------------------------
 
     def _on_request(self, event: RequestReceived) -> None:
-        exchange = _Exchange(self, event)
+        exchange = H2Exchange(self, event)
         self.exchanges[event.stream_id] = exchange
         self.requests_seen += 1
         config = self.config
         if event.error:
-            self._send_error(exchange, event.error)
+            self.send_error(exchange, event.error)
         elif len(event.path) > config.max_request_line:
-            self._send_error(exchange, 414)
+            self.send_error(exchange, 414)
         elif event.content_length > config.max_body_size:
-            self._send_error(exchange, 413)
+            self.send_error(exchange, 413)
+        elif self.adapter is not None:
+            body = exchange.body = RequestBody(exchange.body_wanted)
+            if event.end_stream:
+                body.finish()
+            else:
+                self._ensure_timer(self.last_read + config.body_timeout)
+            self._start_exchange(exchange)
         elif event.end_stream:
             self._start(exchange)
         else:
@@ -287,7 +489,8 @@ class Http2Connection(asyncio.Protocol):
     def _on_data(self, event: DataReceived) -> None:
         exchange = self.exchanges.get(event.stream_id)
         h2 = self.h2
-        if exchange is None or exchange.event is None:
+        body = exchange.body if exchange is not None else None
+        if exchange is None or (exchange.event is None and (body is None or body.discarding)):
             h2.acknowledge_data(event.stream_id, event.flow_length)  # answered already: dropped
             return
         data = event.data
@@ -295,21 +498,32 @@ class Http2Connection(asyncio.Protocol):
             exchange.body_size += len(data)
             if exchange.body_size > self.config.max_body_size:
                 h2.acknowledge_data(event.stream_id, event.flow_length)
-                self._send_error(exchange, 413)
+                if body is not None:
+                    body.fail()
+                if exchange.response is None:
+                    self.send_error(exchange, 413)
+                else:
+                    self.reset_stream(exchange, frames.CANCEL)
                 return
-            exchange.body.append(data)
-            # the body is kept whole for the handler, bounded by max_body_size: the window can
-            # be given back at once
-            h2.acknowledge_data(event.stream_id, event.flow_length)
+            if body is not None:
+                # streamed to the application: the window comes back as it reads (body_wanted)
+                exchange.unacked += event.flow_length
+                body.feed(data)
+            else:
+                # kept whole for the handler, bounded by max_body_size: window back at once
+                exchange.chunks.append(data)
+                h2.acknowledge_data(event.stream_id, event.flow_length)
         if event.end_stream:
-            self._start(exchange)
+            if body is not None:
+                body.finish()
+            else:
+                self._start(exchange)
 
     def _on_reset(self, event: StreamReset) -> None:
         exchange = self.exchanges.pop(event.stream_id, None)
         if exchange is None:
             return
-        exchange.reset = True
-        exchange.wake(ConnectionResetError("stream reset"))
+        exchange.client_left()
         if exchange.task is not None and event.remote:
             exchange.task.cancel()  # the client gave up on it: stop the work (rapid reset)
         self._maybe_close()
@@ -328,13 +542,12 @@ class Http2Connection(asyncio.Protocol):
         self.closing = True
         self._maybe_close()
 
-    # --- running handlers ---------------------------------------------------------------------
+    # --- dispatching ----------------------------------------------------------------------------
 
-    def _start(self, exchange: _Exchange) -> None:
+    def _make_request(self, exchange: H2Exchange, body: bytes) -> Request:
         event = exchange.event
         assert event is not None
         exchange.event = None
-        body = exchange.body
         raw_path, _, query = event.path.partition(b"?")
         request = Request(
             _METHODS.get(event.method) or event.method.decode("latin-1"),
@@ -342,22 +555,37 @@ class Http2Connection(asyncio.Protocol):
             query,
             "2",
             event.headers,
-            body[0] if len(body) == 1 else b"".join(body),
+            body,
             self.client,
             True,
             self.scheme,
         )
-        exchange.body = []
         exchange.request = request
         if self.trusted_proxy and self.state.apply_proxy_headers is not None:
             self.state.apply_proxy_headers(request)
+        exchange.start = self.loop.time() if self.config.access_log else 0.0
+        return request
+
+    def _start_exchange(self, exchange: H2Exchange) -> None:
+        """Hand the stream to the interface adapter (ASGI, WSGI) as soon as its head is here."""
+        self._make_request(exchange, b"")
+        assert self.adapter is not None
+        try:
+            self.adapter(exchange)
+        except Exception:
+            self.handler_failed(exchange)
+
+    def _start(self, exchange: H2Exchange) -> None:
+        """Run the native handler on a complete request."""
+        chunks = exchange.chunks
+        request = self._make_request(exchange, chunks[0] if len(chunks) == 1 else b"".join(chunks))
+        exchange.chunks = []
         response = Response(exchange, request)
         exchange.response = response
-        exchange.start = self.loop.time() if self.config.access_log else 0.0
         try:
-            result = self.handle(request, response)
+            result = self.handle(request, response)  # type: ignore[misc]
         except Exception:
-            self._handler_failed(exchange)
+            self.handler_failed(exchange)
             return
         if result is not None and not hasattr(result, "__await__"):
             result = None
@@ -367,40 +595,64 @@ class Http2Connection(asyncio.Protocol):
             self.state.tasks.add(task)
             task.add_done_callback(self.state.tasks.discard)
             return
-        self._send_response(exchange, response)
+        self.send_whole(exchange, response)
 
-    async def _respond_later(self, exchange: _Exchange, response: Response, result: Any) -> None:
-        """Finish a response that needs awaiting: an async handler, a stream or a file."""
+    async def _respond_later(self, exchange: H2Exchange, response: Response, result: Any) -> None:
+        """Finish a native response that needs awaiting: an async handler, a stream or a file."""
         try:
             if result is not None:
                 await result
             if response.upgrade_factory is not None:
                 log.error("Response.upgrade() is not available over HTTP/2")
-                self._send_error(exchange, 500)
+                self.send_error(exchange, 500)
                 return
             if response.stream_source is not None:
                 async for chunk in response.stream_source:
-                    await self.write_stream_chunk(exchange, response, chunk)
-            if exchange.reset or self.closed:
+                    await exchange.write(chunk)
+            if exchange.client_gone:
                 return
             if response.file is not None:
-                await self._send_file(exchange, response)
-            elif exchange.streaming_response is response:
-                self._end_stream(exchange)
+                await exchange.send_file(response)
+            elif exchange.streaming:
+                exchange.end()
             else:
-                self._send_response(exchange, response)
+                self.send_whole(exchange, response)
         except asyncio.CancelledError:
             if not exchange.reset:
                 raise
         except ConnectionError:
-            if not (exchange.reset or self.closed):
-                self._handler_failed(exchange)
+            if not exchange.client_gone:
+                self.handler_failed(exchange)
         except Exception:
-            self._handler_failed(exchange)
+            self.handler_failed(exchange)
         finally:
             if response.file is not None:
                 response.file[0].close()
             exchange.task = None
+            self.exchange_done(exchange)
+
+    def exchange_done(self, exchange: H2Exchange) -> None:
+        """The application is finished with ``exchange`` (answered, failed, or gone)."""
+        body = exchange.body
+        if body is not None and not body.complete and not body.failed:
+            body.discard()
+        if not exchange.done and not exchange.client_gone:
+            # returned without finishing its response: nothing else will end the stream
+            self.reset_stream(exchange, frames.INTERNAL_ERROR)
+        self.exchanges.pop(exchange.stream_id, None)
+        self.flush_later()
+        self._maybe_close()
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def has_body(self, exchange: H2Exchange, response: Response) -> bool:
+        """Whether ``response`` carries body bytes (not for HEAD, 204, 304)."""
+        request = exchange.request
+        return not (
+            (request is not None and request.method == "HEAD")
+            or response.status == 204
+            or response.status == 304
+        )
 
     def _head_fields(self, response: Response, length: int | None) -> list[tuple[bytes, bytes]]:
         state = self.state
@@ -409,41 +661,92 @@ class Http2Connection(asyncio.Protocol):
             fields.append((b"date", state.date_line[6:-2]))
         if not response._has_server and state.server_line:
             fields.append((b"server", state.server_line[8:-2]))
-        if length is not None:
+        if length is not None and response.status != 204 and response.status != 304:
             fields.append((b"content-length", b"%d" % length))
         return fields
 
-    def _send_response(self, exchange: _Exchange, response: Response) -> None:
-        """Send a response whose body is complete (bytes)."""
-        if exchange.reset or self.closed:
+    def send_whole(self, exchange: H2Exchange, response: Response) -> None:
+        """Send a response whose body is complete (bytes): head and body, stream ended."""
+        if exchange.client_gone or exchange.done:
             return
-        request = exchange.request
-        assert request is not None
+        exchange.response = response
         status = response.status
         if status not in STATUS_LINES or status < 200:
             log.error("invalid status code %r for an HTTP/2 response", status)
-            self._handler_failed(exchange)
+            self.handler_failed(exchange)
             return
         body = response.body
-        no_body = status == 204 or status == 304
         h2 = self.h2
         stream_id = exchange.stream_id
-        fields = self._head_fields(response, None if no_body else len(body))
-        if no_body or not body or request.method == "HEAD":
+        fields = self._head_fields(response, len(body))
+        if not body or not self.has_body(exchange, response):
             h2.send_headers(stream_id, status, fields, end_stream=True)
         else:
             h2.send_headers(stream_id, status, fields)
             h2.send_data(stream_id, bytes(body), end_stream=True)
-        self._finished(exchange, response)
+        self._response_done(exchange, response)
 
-    def _finished(self, exchange: _Exchange, response: Response) -> None:
+    def send_head(self, exchange: H2Exchange, response: Response, length: int | None) -> None:
+        """The head of a streamed response (``length``: its content-length, if known)."""
+        if response.status not in STATUS_LINES or response.status < 200:
+            raise ValueError(f"invalid status code {response.status!r}")
+        self.h2.send_headers(
+            exchange.stream_id, response.status, self._head_fields(response, length)
+        )
+        self.flush_later()
+
+    def send_body(self, exchange: H2Exchange, chunk: bytes) -> None:
+        self.h2.send_data(exchange.stream_id, chunk)
+        self.flush_later()
+
+    def end_body(self, exchange: H2Exchange) -> None:
+        self.h2.send_data(exchange.stream_id, b"", end_stream=True)
+        assert exchange.response is not None
+        self._response_done(exchange, exchange.response)
+
+    async def wait_sent(self, exchange: H2Exchange) -> None:
+        """Wait until the stream's queued bytes went out and the transport takes more."""
+        self._flush()
+        while self.h2.queued(exchange.stream_id) and not exchange.client_gone:
+            waiter = exchange.waiter = self.loop.create_future()
+            await waiter
+        if exchange.client_gone:
+            raise ConnectionResetError(_STREAM_GONE)
+        if self.write_paused:
+            waiter = self.loop.create_future()
+            self.drain_waiters.append(waiter)
+            await waiter
+
+    async def send_file(self, exchange: H2Exchange, response: Response) -> None:
+        """The file of ``Response.send_file``, read in pieces as the windows allow."""
+        assert response.file is not None and exchange.request is not None
+        file, offset, count = response.file
+        exchange.response = response
+        has_body = self.has_body(exchange, response) and count > 0
+        exchange.begin_stream(response, count)
+        fd = file.fileno()
+        while has_body and count > 0:
+            piece = os.pread(fd, min(_FILE_CHUNK, count), offset)
+            if not piece:
+                # the file shrank below the announced length: the stream cannot end honestly
+                log.warning("file shrank while being sent for %s", exchange.request.url)
+                self.reset_stream(exchange, frames.INTERNAL_ERROR)
+                return
+            offset += len(piece)
+            count -= len(piece)
+            await exchange.write(piece)
+        exchange.end()
+
+    def _response_done(self, exchange: H2Exchange, response: Response) -> None:
+        exchange.done = True
+        exchange.release()
         self.state.requests += 1
-        self.exchanges.pop(exchange.stream_id, None)
         if self.config.access_log and exchange.request is not None:
             self._log_access(exchange.request, response, exchange.start)
-        if exchange.task is not None:
-            self._flush()  # outside data_received: nobody else will
-        self._maybe_close()
+        if exchange.task is None and exchange.body is None:
+            self.exchanges.pop(exchange.stream_id, None)  # a sync handler: nothing else to wait
+            self._maybe_close()
+        self.flush_later()
 
     def _log_access(self, request: Request, response: Response, start: float) -> None:
         client = request.client
@@ -457,106 +760,27 @@ class Http2Connection(asyncio.Protocol):
             (self.loop.time() - start) * 1000,
         )
 
-    # --- streamed and file bodies ---------------------------------------------------------------
-
-    async def write_stream_chunk(
-        self, exchange: _Exchange, response: Response, chunk: bytes | str
-    ) -> None:
-        """Send one part of a streamed body; waits for the client's window and the transport."""
-        if exchange.reset or self.closed:
-            raise ConnectionResetError("the client has gone")
-        if isinstance(chunk, str):
-            chunk = chunk.encode("utf-8")
-        h2 = self.h2
-        stream_id = exchange.stream_id
-        request = exchange.request
-        assert request is not None
-        no_body = request.method == "HEAD" or response.status in (204, 304)
-        if exchange.streaming_response is not response:
-            if response.status not in STATUS_LINES or response.status < 200:
-                raise ValueError(f"invalid status code {response.status!r}")
-            h2.send_headers(stream_id, response.status, self._head_fields(response, None))
-            exchange.streaming_response = response
-        if chunk and not no_body:
-            h2.send_data(stream_id, bytes(chunk))
-        self._flush()
-        await self._wait_sent(exchange)
-
-    async def _wait_sent(self, exchange: _Exchange) -> None:
-        """Wait until the stream's queued bytes went out and the transport takes more."""
-        while self.h2.queued(exchange.stream_id) and not (exchange.reset or self.closed):
-            waiter = exchange.waiter = self.loop.create_future()
-            await waiter
-        if exchange.reset or self.closed:
-            raise ConnectionResetError("the client has gone")
-        if self.write_paused:
-            waiter = self.loop.create_future()
-            self.drain_waiters.append(waiter)
-            await waiter
-
-    def _end_stream(self, exchange: _Exchange) -> None:
-        self.h2.send_data(exchange.stream_id, b"", end_stream=True)
-        assert exchange.response is not None
-        self._finished(exchange, exchange.response)
-
-    async def _send_file(self, exchange: _Exchange, response: Response) -> None:
-        assert response.file is not None and exchange.request is not None
-        file, offset, count = response.file
-        h2 = self.h2
-        stream_id = exchange.stream_id
-        status = response.status
-        if status not in STATUS_LINES or status < 200:
-            raise ValueError(f"invalid status code {status!r}")
-        no_body = exchange.request.method == "HEAD" or status in (204, 304) or not count
-        h2.send_headers(
-            stream_id,
-            status,
-            self._head_fields(response, None if status in (204, 304) else count),
-            end_stream=no_body,
-        )
-        fd = file.fileno()
-        while not no_body and count > 0:
-            piece = os.pread(fd, min(_FILE_CHUNK, count), offset)
-            if not piece:
-                # the file shrank below the announced length: the stream cannot end honestly
-                log.warning("file shrank while being sent for %s", exchange.request.url)
-                h2.reset_stream(stream_id, frames.INTERNAL_ERROR)
-                exchange.reset = True
-                self.exchanges.pop(stream_id, None)
-                self._flush()
-                return
-            offset += len(piece)
-            count -= len(piece)
-            h2.send_data(stream_id, piece, end_stream=count == 0)
-            self._flush()
-            if count:
-                await self._wait_sent(exchange)
-        self._finished(exchange, response)
-
     # --- errors ---------------------------------------------------------------------------------
 
-    def _handler_failed(self, exchange: _Exchange) -> None:
-        request = exchange.request
-        log.exception(
-            "handler failed on %s %s",
-            request.method if request else "?",
-            request.url if request else "?",
-        )
-        if exchange.streaming_response is not None:
-            self.h2.reset_stream(exchange.stream_id, frames.INTERNAL_ERROR)
-            exchange.reset = True
-            self.exchanges.pop(exchange.stream_id, None)
-            self._flush()
-            self._maybe_close()
+    def handler_failed(self, exchange: H2Exchange) -> None:
+        """Log the handler's exception; 500 when no head is out yet, else reset the stream."""
+        log.exception("handler failed on %r", exchange)
+        if exchange.streaming or exchange.done:
+            self.reset_stream(exchange, frames.INTERNAL_ERROR)
         else:
-            self._send_error(exchange, 500)
+            self.send_error(exchange, 500)
 
-    def _send_error(self, exchange: _Exchange, status: int) -> None:
+    def send_error(self, exchange: H2Exchange, status: int) -> None:
         """A plain-text error response on one stream; the connection goes on."""
-        if exchange.reset or self.closed:
+        if exchange.client_gone or exchange.done:
+            return
+        if exchange.streaming:
+            self.reset_stream(exchange, frames.CANCEL)  # the head is out: no error answer now
             return
         exchange.event = None  # any further body bytes are dropped
-        exchange.body = []
+        exchange.chunks = []
+        if exchange.body is not None:
+            exchange.body.discard()
         body = STATUS_LINES[status][9:-2] + b"\n"
         state = self.state
         fields = [
@@ -569,19 +793,42 @@ class Http2Connection(asyncio.Protocol):
         h2 = self.h2
         h2.send_headers(exchange.stream_id, status, fields)
         h2.send_data(exchange.stream_id, body, end_stream=True)
+        exchange.done = True
+        exchange.release()
         state.requests += 1
-        self.exchanges.pop(exchange.stream_id, None)
-        self._flush()
+        if exchange.task is None and exchange.body is None:
+            self.exchanges.pop(exchange.stream_id, None)
+        self.flush_later()
+        self._maybe_close()
+
+    def reset_stream(self, exchange: H2Exchange, code: int) -> None:
+        """RST_STREAM on one stream (its response cannot be completed); the others go on."""
+        if not exchange.client_gone:
+            self.h2.reset_stream(exchange.stream_id, code)
+        exchange.client_left()
+        if exchange.task is None:
+            self.exchanges.pop(exchange.stream_id, None)
+        self.flush_later()
         self._maybe_close()
 
     # --- writing and closing -------------------------------------------------------------------
 
     def _flush(self) -> None:
+        self.flush_pending = False
         data = self.h2.data_to_send()
         if data and self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
         if self.h2.closed and not self.closed:
             self._close()
+
+    def flush_later(self) -> None:
+        """Write what is queued once the current step is over (one write for many frames).
+
+        Inside data_received the flush at its end does it; elsewhere (tasks) a callback soon.
+        """
+        if not self.flush_pending:
+            self.flush_pending = True
+            self.loop.call_soon(self._flush)
 
     def _wake_writers(self) -> None:
         waiters, self.drain_waiters = self.drain_waiters, []
@@ -607,9 +854,8 @@ class Http2Connection(asyncio.Protocol):
         """Close after what is buffered has been sent."""
         self.closed = True
         self._flush_final()
-        for exchange in self.exchanges.values():
-            exchange.reset = True
-            exchange.wake(ConnectionResetError("the connection is closing"))
+        for exchange in list(self.exchanges.values()):
+            exchange.client_left()
             if exchange.task is not None:
                 exchange.task.cancel()
         transport = self.transport
@@ -663,12 +909,18 @@ class Http2Connection(asyncio.Protocol):
             return
         config = self.config
         now = self.loop.time()
-        waiting = [e for e in self.exchanges.values() if e.event is not None]
+        waiting = [
+            e
+            for e in self.exchanges.values()
+            if e.event is not None or (e.body is not None and not e.body.complete)
+        ]
         if waiting:
             due = self.last_read + config.body_timeout
             if now >= due:
                 for exchange in waiting:
-                    self._send_error(exchange, 408)
+                    if exchange.body is not None:
+                        exchange.body.fail()  # an application waiting for it hears of it
+                    self.send_error(exchange, 408)
                 due = now + config.body_timeout
         elif self.exchanges:
             due = now + min(config.keep_alive_timeout, config.body_timeout)

@@ -1,0 +1,118 @@
+"""ASGI applications served over HTTP/2: the same adapter, one stream per request."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from peregrine.http2 import frames as f
+
+from ..aio.h2client import H2Client
+from ..helpers import ServerProcess
+from .test_http import wait_for_mark
+
+
+def client(server: ServerProcess, **kwargs: object) -> H2Client:
+    return H2Client(server.host, server.port, **kwargs)  # type: ignore[arg-type]
+
+
+def test_scope_says_http_version_2(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        stream = h2.get("/scope?a=1", headers=[("x-twice", "1"), ("x-twice", "2")])
+    scope = json.loads(stream.body)
+    assert scope["http_version"] == "2" and scope["scheme"] == "http"
+    assert scope["method"] == "GET" and scope["path"] == "/scope"
+    assert scope["query_string"] == "a=1"
+    assert scope["headers"] == [["host", "localhost"], ["x-twice", "1"], ["x-twice", "2"]]
+
+
+def test_body_streams_to_the_app_beyond_one_window(raw_server: ServerProcess) -> None:
+    """90,000 bytes with a 65,535-byte stream window: the window comes back as the app reads."""
+    body = bytes(range(256)) * 351 + b"x" * 144
+    with client(raw_server) as h2:
+        stream = h2.wait(h2.request("POST", "/echo", body=body))[0]
+    assert stream.status == 200 and bytes(stream.body) == body
+    assert int(stream.headers["x-messages"]) >= 2
+
+
+def test_too_large_body_gets_413(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        declared = h2.request("POST", "/echo", body=b"x" * 100_001)
+        assert h2.wait(declared)[0].status == 413
+        assert h2.get("/ignore-body").body == b"ignored"
+
+
+def test_responses_in_every_shape(raw_server: ServerProcess, served_file: Path) -> None:
+    with client(raw_server) as h2:
+        assert h2.get("/stream").body == b"part0;part1;part2;"
+        sized = h2.get("/stream-length")
+        assert sized.body == b"0123456789" and sized.headers["content-length"] == "10"
+        short = h2.get("/short")  # ends 5 bytes short of its content-length: reset, not complete
+        assert short.reset_code == f.INTERNAL_ERROR
+        head = h2.wait(h2.request("HEAD", "/head-length"))[0]
+        assert head.headers["content-length"] == "1234" and head.body == b""
+        assert h2.get("/status?204").body == b""
+        assert bytes(h2.get("/pathsend").body) == served_file.read_bytes()
+        assert h2.get("/ignore-body").status == 200  # the connection went on throughout
+
+
+def test_application_errors(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        assert h2.get("/raise-before").status == 500
+        assert h2.get("/no-response").status == 500
+        assert h2.get("/bad-header").status == 500
+        after = h2.get("/raise-after")
+        assert after.body == b"partial" and after.reset_code == f.INTERNAL_ERROR
+        assert h2.get("/ignore-body").status == 200
+
+
+def test_reset_stream_is_a_disconnect_for_the_app(raw_server: ServerProcess, marks: Path) -> None:
+    with client(raw_server) as h2:
+        sid = h2.request("GET", "/wait-disconnect")
+        while b"waiting" not in h2.streams[sid].body:
+            h2.read_once()
+        h2.conn.reset_stream(sid)
+        h2.flush()
+        assert wait_for_mark(marks, "wait-disconnect") == "http.disconnect"
+        assert h2.get("/ignore-body").status == 200  # only that stream ended
+
+
+def test_streams_run_concurrently(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        h2.read_once()
+        start = time.monotonic()
+        streams = h2.wait([h2.request("GET", "/sleep") for _ in range(20)])
+        elapsed = time.monotonic() - start
+    assert all(s.body == b"slept" for s in streams)
+    assert elapsed < 1.5, elapsed  # ~0.5 s, not 20 x 0.5 s
+
+
+def test_big_stream_to_a_small_window(raw_server: ServerProcess) -> None:
+    with client(raw_server, settings={f.SETTINGS_INITIAL_WINDOW_SIZE: 16_384}) as h2:
+        stream = h2.get("/big-stream?20")
+    assert len(stream.body) == 20 * 65536
+
+
+@pytest.fixture(scope="module")
+def starlette_server() -> Iterator[ServerProcess]:
+    with ServerProcess("tests.asgi.frameworks:starlette_app") as server:
+        yield server
+
+
+def test_starlette_over_httpx_http2(starlette_server: ServerProcess) -> None:
+    with httpx.Client(http1=False, http2=True) as http:
+        hello = http.get(f"{starlette_server.url}/hello", params={"name": "h2"})
+        upload = http.post(
+            f"{starlette_server.url}/upload",
+            data={"title": "report"},
+            files={"file": ("a.txt", b"x" * 50000, "text/plain")},
+        )
+        numbers = http.get(f"{starlette_server.url}/numbers")
+    assert hello.http_version == "HTTP/2" and hello.text == "hello h2"
+    assert upload.json() == {"title": "report", "file": "a.txt"}
+    assert numbers.text == "0\n1\n2\n3\n4\n"
