@@ -121,6 +121,11 @@ class TestParsing:
     def test_booleans(self, text: str, value: bool) -> None:
         assert config_from(["--access-log", text]).access_log is value
 
+    def test_no_flag_turns_a_boolean_off(self) -> None:
+        assert config_from(["--no-http2"]).http2 is False
+        assert config_from([]).http2 is True
+        assert config_from(["--http2", "false"]).http2 is False
+
     def test_bad_boolean(self) -> None:
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args(["run", "x:y", "--access-log", "maybe"])

@@ -134,6 +134,12 @@ BAD = [
     ("access_log_json", "yes"),
     ("log_config", ""),
     ("pid_file", ""),
+    ("http2", "yes"),
+    ("http2_max_concurrent_streams", 0),
+    ("http2_stream_window", 0),
+    ("http2_stream_window", 2**31),
+    ("http2_max_resets", 0),
+    ("http2_max_control_frames", 0),
 ]
 
 # Values at the edge of what a field allows: accepted.
@@ -177,6 +183,11 @@ GOOD = [
     ("metrics_port", 0),
     ("metrics_port", 65535),
     ("metrics_host", "::1"),
+    ("http2", False),
+    ("http2_max_concurrent_streams", 1),
+    ("http2_stream_window", 2**31 - 1),
+    ("http2_max_resets", 1),
+    ("http2_max_control_frames", 1),
 ]
 
 
