@@ -377,6 +377,22 @@ def test_stream_errors_reset_one_stream(name: str, frame_in: bytes, code: int) -
     assert isinstance(conn.receive(headers(3))[0], RequestReceived)
 
 
+def test_headers_depending_on_itself_is_a_stream_error_and_the_table_stays_in_step() -> None:
+    conn = connect()
+    insert = b"\x40\x03x-a\x01v"  # literal with indexing: x-a: v goes into the table
+    frame = raw(f.HEADERS, EH | ES | f.FLAG_PRIORITY, 1, b"\0\0\0\x01\x10" + GET + insert)
+    assert conn.receive(frame) == []
+    assert resets(sent(conn)) == {1: f.PROTOCOL_ERROR}
+    (request,) = conn.receive(headers(3, GET + b"\xbe"))  # refers to the entry inserted above
+    assert isinstance(request, RequestReceived) and (b"x-a", b"v") in request.headers
+
+
+def test_headers_too_short_for_its_priority_is_a_frame_size_error() -> None:
+    conn = connect()
+    conn.receive(raw(f.HEADERS, EH | f.FLAG_PRIORITY, 1, b"\0\0"))
+    assert goaway(sent(conn)) == (0, f.FRAME_SIZE_ERROR)
+
+
 def test_invalid_preface_is_a_protocol_error() -> None:
     conn = H2Connection()
     conn.initiate()

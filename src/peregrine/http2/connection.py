@@ -56,7 +56,8 @@ _CONNECTION_SPECIFIC = frozenset(
 _BAD_NAME = re.compile(rb"[^!#$%&'*+\-.^_`|~0-9a-z]")  # §8.2.1: lower-case tokens only
 _BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
 _STATUS = {code: b"%d" % code for code in range(100, 600)}
-_CLOSED_MEMORY = 256  # closed stream ids remembered, to tell "closed" from "never opened"
+_CLOSED_MEMORY = 256
+_SELF_DEPENDENT = 0x100  # not a wire flag: marks a HEADERS whose priority names its own stream  # closed stream ids remembered, to tell "closed" from "never opened"
 
 
 class Limits:
@@ -345,7 +346,13 @@ class H2Connection:
         if flags & f.FLAG_PADDED:
             payload = f.strip_padding(flags, payload, stream_id)
         if flags & f.FLAG_PRIORITY:
-            f.parse_priority_fields(payload[:5], stream_id)
+            if len(payload) < 5:
+                raise _ConnectionError(f.FRAME_SIZE_ERROR, "HEADERS too short for its priority")
+            try:
+                f.parse_priority_fields(payload[:5], stream_id)
+            except FrameError:
+                # a stream error, but only once the block is decoded: the table must stay in step
+                flags |= _SELF_DEPENDENT
             payload = payload[5:]
         if flags & f.FLAG_END_HEADERS:
             self._header_block(stream_id, flags, payload, events)
@@ -375,6 +382,8 @@ class H2Connection:
         stream = self.streams.get(stream_id)
         if stream is not None:
             fields, _ = self.decoder.decode(block)
+            if flags & _SELF_DEPENDENT:
+                raise FrameError(f.PROTOCOL_ERROR, "stream depends on itself", stream_id)
             self._trailers(stream, fields, end_stream, events)
             return
         # A block that only refers to table entries decodes to the same request as long as the
@@ -420,6 +429,8 @@ class H2Connection:
                     request.content_length,
                     request.error,
                 )
+        if flags & _SELF_DEPENDENT:
+            request = None  # reset below, as a malformed request is
         if stream_id <= self.highest_stream_id:
             if stream_id in self.closed_streams:
                 if self.closed_streams[stream_id]:
