@@ -7,10 +7,12 @@ Cases, all on the seed body (``GET /``, 6150 bytes, bench/apps/peregrine_app.py)
 - ``h1``: HTTP/1.1 on the same server, ``h2load --h1 -c 10 -m 1`` (no pipelining, as browsers).
 
 The headline is the ratio h2c / h1: how much of HTTP/1.1's throughput HTTP/2 keeps on the same
-work. The server runs on CPU 0 and h2load on CPU 1 when ``taskset`` exists; on a shared machine
-only ratios taken in one run mean anything.
+work. With ``--peers`` (and a Python that has them: ``--peer-python``, by default bench/.venv's),
+hypercorn (ASGI, on the ``h2`` package) and granian (RSGI, ``--http 2``) serve the same body for
+the h2c and h2 cases. Each server runs on CPU 0 and h2load on CPU 1 when ``taskset`` exists; on
+a shared machine only ratios taken in one run mean anything.
 
-    .venv/bin/python bench/h2load.py [--duration 5] [--cases h2c,h2,h1]
+    .venv/bin/python bench/h2load.py [--duration 5] [--cases h2c,h2,h1] [--peers hypercorn,granian]
 """
 
 from __future__ import annotations
@@ -41,25 +43,55 @@ def pinned(cpu: str, cmd: list[str]) -> list[str]:
     return ["taskset", "-c", cpu, *cmd] if shutil.which("taskset") else cmd
 
 
-def make_certificate(directory: Path) -> Path:
-    """A self-signed certificate for 127.0.0.1 (trustme, a test dependency)."""
+def make_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, as two PEM files (trustme, a test dependency)."""
     import trustme
 
-    ca = trustme.CA()
-    path = directory / "server.pem"
-    ca.issue_cert("127.0.0.1", "localhost").private_key_and_cert_chain_pem.write_to_path(str(path))
-    return path
+    cert = trustme.CA().issue_cert("127.0.0.1", "localhost")
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(cert_path))
+    cert.private_key_pem.write_to_path(str(key_path))
+    return cert_path, key_path
 
 
-def start_server(port: int, tls: Path | None, log: Path) -> subprocess.Popen[bytes]:
-    cmd = [PY, "-m", "peregrine", "run", "peregrine_app:Handler", "--host", "127.0.0.1"]
+Tls = tuple[Path, Path] | None
+
+
+def peregrine_cmd(python: str, port: int, tls: Tls) -> list[str]:
+    cmd = [python, "-m", "peregrine", "run", "peregrine_app:Handler", "--host", "127.0.0.1"]
     cmd += ["--port", str(port), "--workers", "1", "--loop", "uvloop"]
     if tls is not None:
-        cmd += ["--ssl-certfile", str(tls)]
+        cmd += ["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])]
+    return cmd
+
+
+def hypercorn_cmd(python: str, port: int, tls: Tls) -> list[str]:
+    cmd = [python, "-m", "hypercorn", "asgi_app:app", "--bind", f"127.0.0.1:{port}"]
+    cmd += ["--workers", "1", "--worker-class", "uvloop", "--log-level", "warning"]
+    if tls is not None:
+        cmd += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
+    return cmd
+
+
+def granian_cmd(python: str, port: int, tls: Tls) -> list[str]:
+    cmd = [python, "-m", "granian", "rsgi_app:app", "--interface", "rsgi", "--http", "2"]
+    cmd += ["--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd += ["--runtime-threads", "1", "--runtime-mode", "st", "--no-access-log"]
+    cmd += ["--log-level", "warning"]
+    if tls is not None:
+        cmd += ["--ssl-certificate", str(tls[0]), "--ssl-keyfile", str(tls[1])]
+    return cmd
+
+
+PEERS = {"hypercorn": hypercorn_cmd, "granian": granian_cmd}
+
+
+def start_server(cmd: list[str], log: Path, port: int) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(APPS)}
     proc = subprocess.Popen(
         pinned("0", cmd), cwd=APPS, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
+    time.sleep(0.3)  # granian binds before its worker is ready
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -96,41 +128,66 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--cases", default="h2c,h2,h1")
+    parser.add_argument("--peers", default="", help="comma list of: hypercorn, granian")
+    default_peer_python = ROOT / "bench" / ".venv" / "bin" / "python"
+    parser.add_argument(
+        "--peer-python",
+        default=str(default_peer_python) if default_peer_python.exists() else PY,
+        help="the Python that has the peers installed",
+    )
     args = parser.parse_args()
     if shutil.which("h2load") is None:
         raise SystemExit("h2load not found: apt-get install nghttp2-client")
     cases = args.cases.split(",")
-    results: dict[str, dict[str, float]] = {}
+    servers = [("peregrine", PY, peregrine_cmd)]
+    servers += [(name, args.peer_python, PEERS[name]) for name in args.peers.split(",") if name]
+    rows: list[tuple[str, str, dict[str, float]]] = []
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         cert = make_certificate(directory)
         for case in cases:
-            port = free_port()
-            tls = cert if case == "h2" else None
-            server = start_server(port, tls, directory / f"{case}.log")
-            try:
-                scheme = "https" if tls else "http"
-                results[case] = h2load(
-                    f"{scheme}://127.0.0.1:{port}/",
-                    args.duration,
-                    1 if case == "h1" else 10,
-                    case == "h1",
-                )
-            finally:
-                server.terminate()
-                server.wait(20)
-    print("| case | h2load | protocol | req/s | succeeded |")
-    print("|---|---|---|---:|---:|")
-    for case, result in results.items():
+            for name, python, build in servers:
+                if case == "h1" and name != "peregrine":
+                    continue  # the ratio's denominator: Peregrine's own HTTP/1.1
+                port = free_port()
+                tls = cert if case == "h2" else None
+                log = directory / f"{name}-{case}.log"
+                server = start_server(build(python, port, tls), log, port)
+                try:
+                    scheme = "https" if tls else "http"
+                    rows.append(
+                        (
+                            name,
+                            case,
+                            h2load(
+                                f"{scheme}://127.0.0.1:{port}/",
+                                args.duration,
+                                1 if case == "h1" else 10,
+                                case == "h1",
+                            ),
+                        )
+                    )
+                finally:
+                    server.terminate()
+                    server.wait(20)
+    print("| server | case | h2load | protocol | req/s | succeeded |")
+    print("|---|---|---|---|---:|---:|")
+    for name, case, result in rows:
         flags = "--h1 -c 10 -m 1" if case == "h1" else "-c 10 -m 10"
         print(
-            f"| {case} | {flags} | {result['protocol']} | {result['req_s']:,.0f} | "
+            f"| {name} | {case} | {flags} | {result['protocol']} | {result['req_s']:,.0f} | "
             f"{result['succeeded']:,.0f}/{result['done']:,.0f} |"
         )
-    if "h1" in results:
-        for case in ("h2c", "h2"):
-            if case in results:
-                print(f"{case} / h1: {results[case]['req_s'] / results['h1']['req_s']:.2f}")
+    rate = {(name, case): result["req_s"] for name, case, result in rows}
+    h1 = rate.get(("peregrine", "h1"))
+    for case in ("h2c", "h2"):
+        ours = rate.get(("peregrine", case))
+        if ours and h1:
+            print(f"peregrine {case} / peregrine h1: {ours / h1:.2f}")
+        for name in PEERS:
+            theirs = rate.get((name, case))
+            if ours and theirs:
+                print(f"peregrine {case} / {name} {case}: {ours / theirs:.2f}")
 
 
 if __name__ == "__main__":
