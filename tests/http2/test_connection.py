@@ -654,3 +654,37 @@ def test_hpack_bomb_is_bounded_by_the_header_list_limit() -> None:
     assert request.headers == []
     (request,) = conn.receive(headers(5))  # the table is still in step
     assert isinstance(request, RequestReceived) and request.error == 0
+
+
+# --- arbitrary input ------------------------------------------------------------------------------
+
+
+def test_random_frames_never_raise_and_always_get_rfc_answers() -> None:
+    """Frames of every type with random flags, streams and payloads: events or GOAWAY, no crash."""
+    import random
+
+    rng = random.Random(2024)
+    kinds = list(range(0, 11))
+    for _ in range(300):
+        conn = connect(Limits(max_concurrent_streams=4, max_resets=20, max_control_frames=50))
+        stream = b""
+        for _ in range(rng.randrange(1, 30)):
+            kind = rng.choice(kinds)
+            flags = rng.choice([0, EH, ES, EH | ES, f.FLAG_PADDED, f.FLAG_PRIORITY, 0xFF])
+            stream_id = rng.choice([0, 1, 2, 3, 5, 7, 2**31 - 1])
+            if kind == f.HEADERS and rng.random() < 0.6:
+                payload = GET + bytes(rng.randrange(256) for _ in range(rng.randrange(4)))
+            else:
+                payload = bytes(rng.randrange(256) for _ in range(rng.choice([0, 1, 4, 5, 8, 9])))
+            stream += raw(kind, flags, stream_id, payload)
+        cut = rng.randrange(len(stream) + 1)
+        events = conn.receive(stream[:cut]) + conn.receive(stream[cut:])
+        assert all(isinstance(e, Event) for e in events)
+        out = FrameReader(f.MAX_MAX_FRAME_SIZE).feed(conn.data_to_send())
+        terminated = [e for e in events if isinstance(e, ConnectionTerminated)]
+        if terminated and not terminated[0].remote:
+            assert goaway(out) is not None and conn.closed
+        for sid in list(conn.streams):
+            conn.send_headers(sid, 200, [(b"x", b"y")])
+            conn.send_data(sid, b"z" * 100, end_stream=True)
+        FrameReader(f.MAX_MAX_FRAME_SIZE).feed(conn.data_to_send())

@@ -180,6 +180,11 @@ class H2Exchange:
         return port
 
     @property
+    def config(self) -> Any:
+        """The server's Config (what ``peregrine.ws`` looks up through ``resp._conn``)."""
+        return self.h2conn.config
+
+    @property
     def client_gone(self) -> bool:
         """True once nothing more can be sent on this stream."""
         return self.reset or self.h2conn.closed
@@ -409,7 +414,15 @@ class Http2Connection(asyncio.Protocol):
         self.last_read = self.loop.time()
         h2 = self.h2
         self.flush_pending = True  # whatever the events queue goes out in the one write below
-        for event in h2.receive(data):
+        try:
+            events = h2.receive(data)
+        except Exception:
+            # a bug in the protocol code must cost this connection, never the worker
+            log.exception("HTTP/2 protocol failure; closing the connection")
+            self.h2.close(frames.INTERNAL_ERROR)
+            self._close()
+            return
+        for event in events:
             kind = event.__class__
             if kind is RequestReceived:
                 self._on_request(event)  # type: ignore[arg-type]
