@@ -40,6 +40,21 @@ def test_body_streams_to_the_app_beyond_one_window(raw_server: ServerProcess) ->
     assert int(stream.headers["x-messages"]) >= 2
 
 
+def test_expect_continue_is_sent_when_the_app_reads(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        sid = h2.request("POST", "/echo", headers=[("expect", "100-continue")], end=False)
+        while not h2.streams[sid].informational:
+            h2.read_once()
+        assert h2.streams[sid].informational == [100]
+        h2.send_body(sid, b"after the 100")
+        assert bytes(h2.wait(sid)[0].body) == b"after the 100"
+        ignored = h2.request(
+            "POST", "/ignore-body", headers=[("expect", "100-continue")], end=False
+        )
+        (stream,) = h2.wait(ignored)  # answered without reading: no 100
+        assert stream.informational == [] and stream.body == b"ignored"
+
+
 def test_too_large_body_gets_413(raw_server: ServerProcess) -> None:
     with client(raw_server) as h2:
         declared = h2.request("POST", "/echo", body=b"x" * 100_001)

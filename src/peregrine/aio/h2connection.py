@@ -138,6 +138,7 @@ class H2Exchange:
         "reset",
         "done",
         "start",
+        "expect_continue",
         "_port",
         "_gone",
     )
@@ -166,6 +167,10 @@ class H2Exchange:
         #: the response is complete
         self.done = False
         self.start = 0.0
+        #: the client waits for 100 Continue before sending the body (adapters: sent on reading)
+        self.expect_continue = (
+            not event.end_stream and (b"expect", b"100-continue") in event.headers
+        )
         self._port: _StreamPort | None = None
         self._gone: asyncio.Future[None] | None = None
 
@@ -299,6 +304,10 @@ class H2Exchange:
 
     def body_wanted(self, body: RequestBody) -> None:
         """The application took what was buffered (or waits for more): give the window back."""
+        if self.expect_continue and self.response is None and not self.client_gone:
+            self.expect_continue = False
+            self.h2conn.h2.send_headers(self.stream_id, 100, [])
+            self.h2conn.flush_later()
         if not body.unread and self.unacked and not self.client_gone:
             self.h2conn.h2.acknowledge_data(self.stream_id, self.unacked)
             self.unacked = 0
@@ -494,8 +503,10 @@ class Http2Connection(asyncio.Protocol):
         elif event.end_stream:
             self._start(exchange)
         else:
-            if (b"expect", b"100-continue") in event.headers:
-                # the client waits for this before sending its body (RFC 9110 §10.1.1)
+            if exchange.expect_continue:
+                # the client waits for this before sending its body (RFC 9110 §10.1.1); the
+                # handler needs the body, so it is wanted at once
+                exchange.expect_continue = False
                 self.h2.send_headers(event.stream_id, 100, [])
             self._ensure_timer(self.last_read + config.body_timeout)
 
