@@ -51,6 +51,8 @@ _HTTP1_ONLY = frozenset(
 )
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
 _PREFACE = frames.PREFACE
+# content-length fields by length: bodies often have the same few sizes
+_LENGTH_FIELDS: dict[int, tuple[bytes, bytes]] = {}
 
 
 def limits_from(config: Any) -> Limits:
@@ -377,6 +379,9 @@ class Http2Connection(asyncio.Protocol):
         self.exchanges: dict[int, H2Exchange] = {}
         #: a flush is due (scheduled, or done at the end of data_received)
         self.flush_pending = False
+        self.in_receive = False
+        self._date_line = b""
+        self._date_field = (b"date", b"")
         self.closed = False
         self.client: tuple[str, int] | None = None
         self.scheme = "http"
@@ -431,21 +436,28 @@ class Http2Connection(asyncio.Protocol):
             self.h2.close(frames.INTERNAL_ERROR)
             self._close()
             return
+        self.in_receive = True
+        try:
+            self._dispatch(events)
+        finally:
+            self.in_receive = False
+        self._flush()
+
+    def _dispatch(self, events: list[Any]) -> None:
         for event in events:
             kind = event.__class__
             if kind is RequestReceived:
-                self._on_request(event)  # type: ignore[arg-type]
+                self._on_request(event)
             elif kind is DataReceived:
-                self._on_data(event)  # type: ignore[arg-type]
+                self._on_data(event)
             elif kind is WindowOpened:
-                exchange = self.exchanges.get(event.stream_id)  # type: ignore[attr-defined]
+                exchange = self.exchanges.get(event.stream_id)
                 if exchange is not None:
                     exchange.wake()
             elif kind is StreamReset:
-                self._on_reset(event)  # type: ignore[arg-type]
+                self._on_reset(event)
             elif kind is ConnectionTerminated:
-                self._on_terminated(event)  # type: ignore[arg-type]
-        self._flush()
+                self._on_terminated(event)
 
     def eof_received(self) -> bool | None:
         # The client will send nothing more, WINDOW_UPDATEs included: a stream waiting for
@@ -682,16 +694,25 @@ class Http2Connection(asyncio.Protocol):
         state = self.state
         fields = [(f[2], f[1]) for f in response._fields if f[2] not in _HTTP1_ONLY]
         if not response._has_date:
-            fields.append((b"date", state.date_line[6:-2]))
+            date_line = state.date_line
+            if date_line is not self._date_line:  # a new second: sliced once, not per response
+                self._date_line = date_line
+                self._date_field = (b"date", date_line[6:-2])
+            fields.append(self._date_field)
         if not response._has_server and state.server_line:
             fields.append((b"server", state.server_line[8:-2]))
         if length is not None and response.status != 204 and response.status != 304:
-            fields.append((b"content-length", b"%d" % length))
+            field = _LENGTH_FIELDS.get(length)
+            if field is None:
+                field = (b"content-length", b"%d" % length)
+                if len(_LENGTH_FIELDS) < 4096:
+                    _LENGTH_FIELDS[length] = field
+            fields.append(field)
         return fields
 
     def send_whole(self, exchange: H2Exchange, response: Response) -> None:
         """Send a response whose body is complete (bytes): head and body, stream ended."""
-        if exchange.client_gone or exchange.done:
+        if exchange.reset or self.closed or exchange.done:
             return
         exchange.response = response
         status = response.status
@@ -703,11 +724,18 @@ class Http2Connection(asyncio.Protocol):
         h2 = self.h2
         stream_id = exchange.stream_id
         fields = self._head_fields(response, len(body))
-        if not body or not self.has_body(exchange, response):
+        request = exchange.request
+        if (
+            not body
+            or status == 204
+            or status == 304
+            or (request is not None and request.method == "HEAD")
+        ):
             h2.send_headers(stream_id, status, fields, end_stream=True)
         else:
             h2.send_headers(stream_id, status, fields)
-            h2.send_data(stream_id, bytes(body), end_stream=True)
+            # a mutable body is copied: the handler may reuse its buffer while this waits
+            h2.send_data(stream_id, body if body.__class__ is bytes else bytes(body), True)
         self._response_done(exchange, response)
 
     def send_head(self, exchange: H2Exchange, response: Response, length: int | None) -> None:
@@ -866,8 +894,11 @@ class Http2Connection(asyncio.Protocol):
     def _maybe_close(self) -> None:
         if self.exchanges or self.closed:
             return
-        self.idle_since = now = self.loop.time()
-        self._ensure_timer(now + self.config.keep_alive_timeout)
+        # idle from now on (inside data_received, last_read is now: no clock read needed)
+        now = self.last_read if self.in_receive else self.loop.time()
+        self.idle_since = now
+        if self.timer is None or self.timer_at > now + self.config.keep_alive_timeout:
+            self._arm_timer(now + self.config.keep_alive_timeout)
         if self.closing or self.state.draining:
             if self.state.draining and not self.h2.goaway_sent:
                 self.h2.close()

@@ -144,7 +144,8 @@ class _Stream:
         self.recv_unacked = 0
         self.content_length = -1
         self.received = 0
-        self.queue: deque[bytes] = deque()  # response bytes waiting for window
+        # response bytes waiting for window; made on first need (most responses fit the window)
+        self.queue: deque[bytes] | None = None
         self.queued = 0
         self.end_queued = False  # END_STREAM goes out once the queue is empty
         self.headers_sent = False
@@ -691,12 +692,18 @@ class H2Connection:
         fields: list[tuple[bytes, bytes]],
         end_stream: bool = False,
     ) -> None:
-        """Queue the response head of ``stream_id`` (``fields``: lower-case names, bytes)."""
+        """Queue the response head of ``stream_id`` (``fields``: lower-case names, bytes; the
+        list is the caller's to give away: ``:status`` goes in front of it)."""
         stream = self.streams.get(stream_id)
         if stream is None or self.closed:
             return  # reset meanwhile: nothing to answer
-        block = self.encoder.encode([(b":status", _STATUS[status]), *fields])
-        self._out += f.headers_frames(stream_id, block, end_stream, self.peer_max_frame_size)
+        fields.insert(0, (b":status", _STATUS[status]))
+        block = self.encoder.encode(fields)
+        if len(block) <= self.peer_max_frame_size:
+            flags = f.FLAG_END_HEADERS | f.FLAG_END_STREAM if end_stream else f.FLAG_END_HEADERS
+            self._out += (f.frame_header(len(block), f.HEADERS, flags, stream_id), block)
+        else:
+            self._out += f.headers_frames(stream_id, block, end_stream, self.peer_max_frame_size)
         stream.headers_sent = True
         if end_stream:
             self._local_ended(stream)
@@ -722,6 +729,8 @@ class H2Connection:
                     self._local_ended(stream)
                 return
         if data:
+            if stream.queue is None:
+                stream.queue = deque()
             stream.queue.append(data)
             stream.queued += len(data)
         stream.end_queued = end_stream
@@ -735,6 +744,8 @@ class H2Connection:
 
     def _flush_stream(self, stream: _Stream, events: list[Event]) -> None:
         queue = stream.queue
+        if queue is None:
+            queue = stream.queue = deque()
         max_frame = self.peer_max_frame_size
         out = self._out
         sent_end = False

@@ -402,6 +402,7 @@ class Encoder:
         "_pending_sizes",
         "_cache",
         "_cache_version",
+        "_blocks",
     )
 
     def __init__(
@@ -424,6 +425,8 @@ class Encoder:
         # same as the last one's, and then a block is a few dict lookups
         self._cache: dict[tuple[bytes, bytes], bytes] = {}
         self._cache_version = -1
+        # whole header lists -> their block, under the same condition
+        self._blocks: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
 
     def set_max_table_size(self, size: int) -> None:
         """The peer's table size changed: shrink now, announce at the start of the next block."""
@@ -451,8 +454,17 @@ class Encoder:
         huffman = self.huffman
         table = self.table
         cache = self._cache
+        key: tuple[tuple[bytes, bytes], ...] | None = None
         if self._cache_version != table.version:
             cache.clear()
+            self._blocks.clear()
+        elif not out:
+            # the same list of fields as an earlier block, the table unchanged: the same bytes
+            key = tuple(fields)
+            block = self._blocks.get(key)
+            if block is not None:
+                return block
+        version = table.version
         for field in fields:
             encoded = cache.get(field)
             if encoded is None:
@@ -463,8 +475,15 @@ class Encoder:
                 elif len(cache) < 256:
                     cache[field] = encoded
             out.append(encoded)
+        block = b"".join(out)
+        if table.version == version and self._cache_version == version:
+            if key is None:
+                key = tuple(fields)
+            if len(self._blocks) >= 64:
+                self._blocks.clear()
+            self._blocks[key] = block
         self._cache_version = table.version
-        return b"".join(out)
+        return block
 
     def _encode_field(
         self, field: tuple[bytes, bytes], huffman: bool | None, table: _DynamicTable
