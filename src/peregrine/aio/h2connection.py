@@ -352,6 +352,24 @@ class _StreamPort:
     def closed(self) -> bool:
         return self.exchange.client_gone
 
+    @property
+    def client(self) -> tuple[str, int] | None:
+        return self.exchange.h2conn.client
+
+    @property
+    def parser(self) -> None:
+        """No HTTP/1 parser: nothing on an HTTP/2 stream is an upgrade (WebSocket) request."""
+        return None
+
+    @property
+    def adapter_data(self) -> Any:
+        """What an adapter keeps per connection (shared by the connection's streams)."""
+        return self.exchange.h2conn.adapter_data
+
+    @adapter_data.setter
+    def adapter_data(self, value: Any) -> None:
+        self.exchange.h2conn.adapter_data = value
+
     def exchange_done(self, exchange: H2Exchange) -> None:
         """The application is finished with this stream."""
         self.exchange.h2conn.exchange_done(exchange)
@@ -373,6 +391,8 @@ class Http2Connection(asyncio.Protocol):
         handler = state.handler
         #: an interface adapter (ASGI, WSGI): ``serve_exchange(exchange)`` runs the application
         self.adapter = getattr(handler, "serve_exchange", None)
+        #: what an adapter keeps for the life of the connection (e.g. the ASGI scope's fixed part)
+        self.adapter_data: Any = None
         self.handle = handler.handle_request if self.adapter is None else None
         self.transport: asyncio.Transport | None = None
         self.h2 = H2Connection(limits_from(self.config))
