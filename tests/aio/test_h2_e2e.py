@@ -145,7 +145,9 @@ def test_concurrent_streams_are_handled_concurrently(server: ServerProcess) -> N
         streams = h2.wait(ids, timeout=20)
         elapsed = time.monotonic() - start
     assert all(s.status == 200 for s in streams)
-    assert elapsed < 2.0, elapsed  # ~0.5 s: not 100 x 0.5 s
+    # ~0.5 s when the machine is quiet; one after the other would be 50 s. The bound leaves room
+    # for a loaded machine without letting a serial server pass.
+    assert elapsed < 5.0, elapsed
 
 
 def test_httpx_http2_prior_knowledge(server: ServerProcess) -> None:
