@@ -5,13 +5,16 @@ The HTTP/2 twin of ``hotpath.py``: the same handler (6150-byte body), requests s
 an ``Http2Connection`` whose transport only counts writes. What is measured is Peregrine's own
 Python work per request: framing, HPACK, the stream state machine, the handler, the response
 frames. ``SCRIPT=bench/hotpath_h2.py bench/hotpath.sh`` counts instructions with callgrind;
-run plainly for a rough time per request.
+run plainly for a rough time per request. ``APP=asgi`` serves ``hotpath_asgi.py``'s raw ASGI app
+instead of the native handler (the event loop then runs between reads, as from a socket).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
+from typing import Any
 
 import hpack  # the client's encoder: a test dependency (h2), as a real client would use
 
@@ -53,18 +56,30 @@ def client_bytes(count: int) -> list[bytes]:
     return reads
 
 
+async def drive(feed: Any, reads: list[bytes]) -> None:
+    for data in reads:
+        feed(data)
+        await asyncio.sleep(0)  # the applications' tasks run, as between two reads of a socket
+
+
 def main() -> None:
     count = int(os.environ.get("N", "20000"))
     reads = client_bytes(count)
     loop = new_loop()
-    state = ServerState(Config(), Handler(), loop)
+    if os.environ.get("APP") == "asgi":
+        from hotpath_asgi import app
+        from peregrine.asgi import AsgiHandler
+
+        config = Config(lifespan="off")
+        state = ServerState(config, AsgiHandler(app, config), loop)
+    else:
+        state = ServerState(Config(), Handler(), loop)
     connection = Http2Connection(state)
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
-    feed = connection.data_received
     start = time.process_time()
-    for data in reads:
-        feed(data)
+    loop.run_until_complete(drive(connection.data_received, reads))
+    loop.run_until_complete(asyncio.sleep(0))
     elapsed = time.process_time() - start
     assert state.requests == count, state.requests
     assert len(BODY) == 6150
