@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from time import perf_counter
 from typing import Any
 
 from ..http.request import Request
@@ -42,7 +43,6 @@ from .state import ServerState
 _STREAM_GONE = "the stream was reset or the client has gone"
 
 log = logging.getLogger("peregrine.error")
-access_log = logging.getLogger("peregrine.access")
 
 _FILE_CHUNK = 64 * 1024
 # Fields a handler may set that mean nothing (or harm) in HTTP/2 (RFC 9113 §8.2.2).
@@ -249,6 +249,7 @@ class H2Exchange:
                 if len(chunk) > left:
                     raise ValueError("more body than the declared Content-Length")
                 self.left = left - len(chunk)
+            response._bytes_streamed += len(chunk)  # for the access log
             self.h2conn.send_body(self, chunk)
             await self.h2conn.wait_sent(self)
 
@@ -374,10 +375,10 @@ class _StreamPort:
         """The application is finished with this stream."""
         self.exchange.h2conn.exchange_done(exchange)
 
-    def _handler_failed(self, request: Request) -> None:
+    def _handler_failed(self, request: Request | None = None, start: float = 0.0) -> None:
         self.exchange.h2conn.handler_failed(self.exchange)
 
-    def _send_error(self, status: int) -> None:
+    def _send_error(self, status: int, request: Request | None = None, start: float = 0.0) -> None:
         self.exchange.h2conn.send_error(self.exchange, status)
 
 
@@ -619,7 +620,7 @@ class Http2Connection(asyncio.Protocol):
         exchange.request = request
         if self.trusted_proxy and self.state.apply_proxy_headers is not None:
             self.state.apply_proxy_headers(request)
-        exchange.start = self.loop.time() if self.config.access_log else 0.0
+        exchange.start = perf_counter() if self.config.access_log else 0.0
         return request
 
     def _start_exchange(self, exchange: H2Exchange) -> None:
@@ -821,16 +822,8 @@ class Http2Connection(asyncio.Protocol):
         self.flush_later()
 
     def _log_access(self, request: Request, response: Response, start: float) -> None:
-        client = request.client
-        access_log.info(
-            '%s - "%s %s HTTP/%s" %d %.2fms',
-            f"{client[0]}:{client[1]}" if client else "-",
-            request.method,
-            request.url,
-            request.version,
-            response.status,
-            (self.loop.time() - start) * 1000,
-        )
+        assert self.state.access_log is not None  # set whenever config.access_log is
+        self.state.access_log.response(request, response, start)
 
     # --- errors ---------------------------------------------------------------------------------
 
@@ -868,6 +861,8 @@ class Http2Connection(asyncio.Protocol):
         exchange.done = True
         exchange.release()
         state.requests += 1
+        if state.access_log is not None:
+            state.access_log.error(status, self.client, exchange.request, exchange.start)
         if exchange.task is None and exchange.body is None:
             self.exchanges.pop(exchange.stream_id, None)
         self.flush_later()
