@@ -253,6 +253,8 @@ def _from_environment(parser: argparse.ArgumentParser, args: argparse.Namespace)
     for action in parser._actions:
         if not action.option_strings or action.dest in ("help", "version"):
             continue
+        if isinstance(action, argparse._StoreConstAction):
+            continue  # a --no-FLAG: the FLAG's own action reads the variable
         if action.dest in args._given:
             continue  # the command line wins
         name = ENV_PREFIX + action.dest.upper()
