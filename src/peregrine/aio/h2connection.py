@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from collections.abc import Coroutine
 from time import perf_counter
 from typing import Any
 
@@ -374,6 +375,15 @@ class _StreamPort:
     def exchange_done(self, exchange: H2Exchange) -> None:
         """The application is finished with this stream."""
         self.exchange.h2conn.exchange_done(exchange)
+
+    def _run(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run ``coroutine`` as a task that graceful shutdown waits for."""
+        h2conn = self.exchange.h2conn
+        task = h2conn.loop.create_task(coroutine)
+        tasks = h2conn.state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        return task
 
     def _handler_failed(self, request: Request | None = None, start: float = 0.0) -> None:
         self.exchange.h2conn.handler_failed(self.exchange)
