@@ -18,6 +18,11 @@ import h2.exceptions
 import h2.settings
 
 
+def _text_fields(fields: Any) -> dict[str, str]:
+    """Header fields as text (the client is set to decode them as latin-1)."""
+    return {str(name): str(value) for name, value in fields}
+
+
 class Stream:
     """What arrived on one stream."""
 
@@ -117,10 +122,10 @@ class H2Client:
     def _on_event(self, event: Any) -> None:
         stream = self.streams.get(getattr(event, "stream_id", 0) or 0)
         if isinstance(event, h2.events.ResponseReceived) and stream is not None:
-            stream.headers = dict(event.headers)
+            stream.headers = _text_fields(event.headers)
             stream.status = int(stream.headers[":status"])
         elif isinstance(event, h2.events.InformationalResponseReceived) and stream is not None:
-            stream.informational.append(int(dict(event.headers)[":status"]))
+            stream.informational.append(int(_text_fields(event.headers)[":status"]))
         elif isinstance(event, h2.events.DataReceived) and stream is not None:
             stream.body += event.data
             if self.auto_window and event.flow_controlled_length:
