@@ -656,7 +656,7 @@ class Http2Connection(asyncio.Protocol):
             return
         if result is not None and not hasattr(result, "__await__"):
             result = None
-        if result is not None or response._unusual:
+        if result is not None or response._stream_file_or_upgrade:
             task = self.loop.create_task(self._respond_later(exchange, response, result))
             exchange.task = task
             self.state.tasks.add(task)
