@@ -29,7 +29,9 @@ def request(method: str = "GET", body: bytes = b"") -> SimpleNamespace:
 
 
 def response(status: int = 200, body: bytes = b"", file: object = None) -> SimpleNamespace:
-    return SimpleNamespace(status=status, body=body, file=file, _stream_file_or_upgrade=file is not None)
+    return SimpleNamespace(
+        status=status, body=body, file=file, _stream_file_or_upgrade=file is not None
+    )
 
 
 def recorder() -> tuple[SharedMetrics, int, MetricsRecorder]:
