@@ -13,10 +13,17 @@ Both fill in a response from inside any handler, sync or async::
 :func:`make_static_handler` wraps a :class:`DirServer` into a handler class; it
 is what ``peregrine static DIR`` runs.
 
-Every request looks at the disk afresh (no cache that could go stale): the file
-is opened first and its size and validators come from ``fstat`` on the open
-descriptor, so the headers always describe the bytes that are sent, even if
-the file is replaced meanwhile. Small bodies (up to :data:`SMALL_FILE`) are
+Files are opened first and their size and validators come from ``fstat`` on
+the open descriptor, so the headers describe the bytes that are sent, even if
+the file is replaced meanwhile. An open-file cache (:mod:`.filecache`, like
+nginx's ``open_file_cache``) keeps the descriptor, its ``fstat`` and the
+missing precompressed siblings of recently served files for
+``open_file_cache_ms`` (default 1000 ms; 0 turns it off): a file replaced on
+disk (``mv new old``) or deleted is noticed at once when that leaves the old
+file without links (an ``fstat`` of the cached descriptor on each use shows
+it), as is a file rewritten in place; otherwise (the old file has another hard
+link, a directory above it was renamed, a sibling appeared) within that time.
+Until then the old file, still open, is served whole with its own validators. Small bodies (up to :data:`SMALL_FILE`) are
 read from that descriptor at once and sent with the head in one write; larger
 ones go out with ``resp.send_file``, which streams them with bounded memory.
 
@@ -42,6 +49,7 @@ from ..http.response import Response
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
 from .conditional import evaluate_preconditions, if_range_allows, make_etag
+from .filecache import CachedFile, OpenFileCache, same_file
 from .mimetypes import guess_type
 from .negotiation import accepts_encoding, parse_accept_encoding
 from .paths import BadPath, parse_prefix, quote_segments, split_target_tuple
@@ -70,6 +78,11 @@ DEFAULT_CACHE_CONTROL = "no-cache"
 _PRECOMPRESSED = (("br", ".br"), ("gzip", ".gz"))
 
 _ALLOW = "GET, HEAD"
+
+#: Default of ``open_file_cache_ms``: how long a cached open file is trusted.
+DEFAULT_OPEN_FILE_CACHE_MS = 1000
+#: Default of ``open_file_cache_entries``: open files kept (one descriptor each).
+DEFAULT_OPEN_FILE_CACHE_ENTRIES = 1024
 
 #: Bodies up to this size are read into memory and handed over as bytes: the
 #: server then writes head and body at once, which beats streaming a file for
@@ -280,9 +293,30 @@ def file_answer(
 class _Responder:
     """What DirServer and FileServer share: GET/HEAD only, and answering with one file."""
 
-    def __init__(self, cache_control: CacheControl, precompressed: bool) -> None:
+    def __init__(
+        self,
+        cache_control: CacheControl,
+        precompressed: bool,
+        open_file_cache_ms: float,
+        open_file_cache_entries: int,
+    ) -> None:
         self.cache_control = cache_control
         self.precompressed = precompressed
+        if open_file_cache_ms < 0:
+            raise ValueError(f"open_file_cache_ms must not be negative: {open_file_cache_ms!r}")
+        self._cache: OpenFileCache[_Named] | None = (
+            OpenFileCache(open_file_cache_ms / 1000, open_file_cache_entries)
+            if open_file_cache_ms
+            else None
+        )
+
+    def close(self) -> None:
+        """Close the descriptors of the open-file cache (the server calls it when it stops).
+
+        The server stays usable: the cache fills again on the next requests.
+        """
+        if self._cache is not None:
+            self._cache.close()
 
     def serve(self, req: Request, resp: Response) -> None:
         """Answer ``req``, filling in ``resp``: 405 unless GET or HEAD."""
@@ -301,16 +335,49 @@ class _Responder:
         policy = self.cache_control
         return policy(relpath) if callable(policy) else policy
 
+    def _respond_cached(
+        self, req: Request, resp: Response, key: tuple[str, ...], hit: CachedFile[_Named]
+    ) -> None:
+        self._respond_file(req, resp, hit.value, (hit.fd, hit.st), key, hit)
+
+    def _cache_hit(self, key: tuple[str, ...]) -> CachedFile[_Named] | None:
+        """The cached open file for ``key`` if it is recent and unchanged on its descriptor.
+
+        One ``fstat`` of the cached descriptor per hit: a file rewritten in place
+        (same inode) is noticed at once, so validators and body always agree; so
+        is one unlinked or renamed over (no links left), unless it has other hard
+        links, which only the revalidation after ``open_file_cache_ms`` notices.
+        """
+        cache = self._cache
+        assert cache is not None
+        hit = cache.get(key)
+        if hit is None:
+            return None
+        st = os.fstat(hit.fd)
+        if st.st_nlink == 0 or not same_file(hit.st, st):
+            cache.discard(key, hit)
+            return None
+        return hit
+
     def _respond_file(
-        self, req: Request, resp: Response, named: _Named, opened: _Opened | None = None
+        self,
+        req: Request,
+        resp: Response,
+        named: _Named,
+        opened: _Opened | None = None,
+        key: tuple[str, ...] = (),
+        cached: CachedFile[_Named] | None = None,
     ) -> None:
         """Answer ``req`` with a file: 200, 206, 304, 412 or 416 (404 if it is gone, 503 if never still).
 
-        ``opened`` is the file itself when the caller has opened it already.
+        ``opened`` is the file itself when the caller has opened it already;
+        when ``cached`` is set, it is that cache entry's (under ``key``), which
+        is only read (``pread``) or duplicated, never closed here.
         Precompressed siblings are looked up next to the file as the URL named
         it (as nginx does), whatever a symlink there points to.
         """
         suffix, coding, vary = "", None, False
+        keep = cached is not None  # ``opened`` belongs to the cache
         if self.precompressed:
             # Siblings first (opens that usually fail at once), and parse
             # Accept-Encoding only when there is something to choose.
@@ -324,9 +391,9 @@ class _Responder:
                 if accepted is None:
                     accepted = parse_accept_encoding(_header(req, "Accept-Encoding"))
                 if accepts_encoding(accepted, enc):
-                    if opened is not None:
+                    if opened is not None and not keep:
                         os.close(opened[0])
-                    opened, suffix, coding = sibling, sibling_suffix, enc
+                    opened, suffix, coding, keep = sibling, sibling_suffix, enc, False
                     break
                 os.close(sibling[0])
 
@@ -340,20 +407,31 @@ class _Responder:
             try:
                 send = self._respond_variant(req, resp, named, fd, st, coding, vary)
             except _Changed:
-                os.close(fd)
+                if keep:
+                    # The cached file changed in place: forget it, look it up afresh.
+                    assert self._cache is not None and cached is not None
+                    self._cache.discard(key, cached)
+                    keep = False
+                else:
+                    os.close(fd)
                 opened = None
                 continue
             except BaseException:
-                os.close(fd)
+                if not keep:
+                    os.close(fd)
                 raise
             # The response is complete; what is left is the descriptor.
             if send is None:
-                os.close(fd)  # no body, or the body was read
+                if not keep:
+                    os.close(fd)  # no body, or the body was read
                 return
+            # send_file closes what it is given: a cached descriptor goes as a duplicate
+            # (sendfile and pread take explicit offsets, so sharing the file offset is harmless).
+            handoff = os.dup(fd) if keep else fd
             try:
-                file = open(fd, "rb", buffering=0)
+                file = open(handoff, "rb", buffering=0)
             except BaseException:
-                os.close(fd)
+                os.close(handoff)
                 raise
             resp.send_file(file, *send)  # which owns (and closes) it from now on
             return
@@ -428,6 +506,12 @@ class DirServer(_Responder):
     :param show_hidden: serve names starting with ``.`` (default: 404).
     :param precompressed: serve ``NAME.br`` / ``NAME.gz`` when present and the
         client accepts that coding.
+    :param open_file_cache_ms: how long an open file (descriptor, ``fstat``,
+        missing precompressed siblings) is reused without looking at the disk
+        again; 0 disables the cache. After it, the file is looked up afresh with
+        every check of a first lookup, so a replaced or deleted file is noticed.
+    :param open_file_cache_entries: how many open files the cache keeps (least
+        recently used ones are closed first). :meth:`close` closes them all.
 
     ``serve(req, resp)`` fills in ``resp`` and returns None; call it from a
     sync handler, or from an async one (it does not await: the body is sent by
@@ -446,8 +530,10 @@ class DirServer(_Responder):
         cache_control: CacheControl = DEFAULT_CACHE_CONTROL,
         show_hidden: bool = False,
         precompressed: bool = True,
+        open_file_cache_ms: float = DEFAULT_OPEN_FILE_CACHE_MS,
+        open_file_cache_entries: int = DEFAULT_OPEN_FILE_CACHE_ENTRIES,
     ) -> None:
-        super().__init__(cache_control, precompressed)
+        super().__init__(cache_control, precompressed, open_file_cache_ms, open_file_cache_entries)
         real_root = os.path.realpath(os.fspath(root))
         if not os.path.isdir(real_root):
             raise ValueError(f"static root is not a directory: {os.fspath(root)!r}")
@@ -477,6 +563,12 @@ class DirServer(_Responder):
             _plain(resp, 404)
             return
         rest = segments[n:]
+        cache = self._cache
+        if cache is not None and rest and not trailing_slash:
+            hit = self._cache_hit(rest)
+            if hit is not None:
+                self._respond_cached(req, resp, rest, hit)
+                return
         parent = self._tree.open_dir(rest[:-1])
         if parent is None:
             _plain(resp, 404)
@@ -498,7 +590,13 @@ class DirServer(_Responder):
                 # Missing, outside the root, not a regular file, or "file.txt/".
                 if opened is not None:
                     os.close(opened[0])
+                if cache is not None and not trailing_slash:
+                    cache.discard(rest)  # gone: do not keep its descriptor
                 _plain(resp, 404)
+                return
+            if cache is not None:
+                named = self._cached_named(parent, rest)
+                self._respond_cached(req, resp, rest, cache.put(rest, *opened, named))
                 return
             # Siblings and Content-Type follow the name in the URL, not a symlink target's.
             self._respond_file(req, resp, self._named(parent, rest[-1], rest), opened)
@@ -544,6 +642,35 @@ class DirServer(_Responder):
 
         return _Named(open_variant, "/".join(segments), guess_type(name))
 
+    def _cached_named(self, parent: Dir, rest: tuple[str, ...]) -> _Named:
+        """The file ``rest`` (in ``parent``) as kept in the cache: its missing siblings noted.
+
+        A sibling that may exist is looked up afresh from the root when asked for (the
+        cached entry holds no directory descriptor), with the checks of a first lookup.
+        """
+        tree = self._tree
+        name = rest[-1]
+        maybe = frozenset(
+            sibling_suffix
+            for _, sibling_suffix in _PRECOMPRESSED
+            if self.precompressed and tree.may_exist(parent, name + sibling_suffix)
+        )
+
+        def open_variant(suffix: str) -> _Opened | None:
+            if suffix and suffix not in maybe:
+                return None  # missing when the entry was last checked
+            directory = tree.open_dir(rest[:-1])
+            if directory is None:
+                return None
+            try:
+                if suffix and not tree.may_exist(directory, name + suffix):
+                    return None
+                return _regular(tree.open(directory, name + suffix))
+            finally:
+                directory.close()
+
+        return _Named(open_variant, "/".join(rest), guess_type(name))
+
     def __repr__(self) -> str:
         return f"DirServer({self.root!r}, prefix={self.prefix!r})"
 
@@ -551,12 +678,16 @@ class DirServer(_Responder):
 class FileServer(_Responder):
     """Serve one file, whatever the request path.
 
-    :param path: the file. It is opened afresh on each request, so replacing
-        it (or the symlink to it) takes effect at once; if it is missing the
-        answer is 404.
+    :param path: the file. It is opened afresh at most every
+        ``open_file_cache_ms``, so replacing it (or the symlink to it) takes
+        effect within that time; if it is missing the answer is 404.
     :param content_type: Content-Type to send; by default guessed from ``path``.
     :param cache_control: ``Cache-Control`` value (or None, or a function of the file name).
     :param precompressed: serve ``path.br`` / ``path.gz`` when present and accepted.
+    :param open_file_cache_ms: how long the open file is reused before ``path`` is
+        opened again (0: on every request); see :class:`DirServer`. Siblings are
+        looked up on every request.
+    :param open_file_cache_entries: as for :class:`DirServer` (one is enough here).
     """
 
     def __init__(
@@ -565,8 +696,10 @@ class FileServer(_Responder):
         content_type: str | None = None,
         cache_control: CacheControl = DEFAULT_CACHE_CONTROL,
         precompressed: bool = True,
+        open_file_cache_ms: float = DEFAULT_OPEN_FILE_CACHE_MS,
+        open_file_cache_entries: int = 1,
     ) -> None:
-        super().__init__(cache_control, precompressed)
+        super().__init__(cache_control, precompressed, open_file_cache_ms, open_file_cache_entries)
         self.path = os.path.abspath(os.fspath(path))
         self.content_type = content_type
         name = os.path.basename(self.path)
@@ -576,7 +709,19 @@ class FileServer(_Responder):
         return _open_regular(self.path + suffix)
 
     def _serve(self, req: Request, resp: Response) -> None:
-        self._respond_file(req, resp, self._file)
+        cache = self._cache
+        if cache is None:
+            self._respond_file(req, resp, self._file)
+            return
+        hit = self._cache_hit(())
+        if hit is None:
+            opened = _open_regular(self.path)
+            if opened is None:
+                cache.discard(())
+                _plain(resp, 404)
+                return
+            hit = cache.put((), *opened, self._file)
+        self._respond_cached(req, resp, (), hit)
 
     def __repr__(self) -> str:
         return f"FileServer({self.path!r})"
@@ -598,6 +743,10 @@ def make_static_handler(root: str | os.PathLike[str], **options: Any) -> type:
 
         def handle_request(self, req: Request, resp: Response) -> None:
             self.server.serve(req, resp)
+
+        def close(self) -> None:
+            """Close the server's cached descriptors (called when the worker stops)."""
+            self.server.close()
 
     StaticHandler.__qualname__ = StaticHandler.__name__ = "StaticHandler"
     return StaticHandler
