@@ -111,7 +111,7 @@ def test_bad_handshake_is_refused_without_calling_the_app(raw_server: ServerProc
         b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
         b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n"
         b"\r\n",
-        timeout=5,
+        timeout=15,  # longer than the 5 s keep-alive after which the server closes
     )
     assert response.startswith(b"HTTP/1.1 426 ")
     assert b"Sec-WebSocket-Version: 13" in response

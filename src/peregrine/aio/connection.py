@@ -152,15 +152,7 @@ class HttpConnection(asyncio.Protocol):
                 state.access_log.error(503, transport.get_extra_info("peername"))
             self.close()
             return
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (peer[0], peer[1])
-            if state.is_trusted_proxy is not None:
-                self.trusted_proxy = state.is_trusted_proxy(peer[0])
-        elif state.is_trusted_proxy is not None:
-            self.trusted_proxy = state.is_trusted_proxy("unix")
-        if transport.get_extra_info("sslcontext") is not None:
-            self.scheme = "https"
+        self.client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
         self.parser = self._new_parser()
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
         self._set_deadline(_HEADER, config.header_timeout)

@@ -433,15 +433,7 @@ class Http2Connection(asyncio.Protocol):
         self.transport = transport  # type: ignore[assignment]
         state = self.state
         state.connections.add(self)
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            self.client = (peer[0], peer[1])
-            if state.is_trusted_proxy is not None:
-                self.trusted_proxy = state.is_trusted_proxy(peer[0])
-        elif state.is_trusted_proxy is not None:
-            self.trusted_proxy = state.is_trusted_proxy("unix")
-        if transport.get_extra_info("sslcontext") is not None:
-            self.scheme = "https"
+        self.client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
         config = self.config
         self.transport.set_write_buffer_limits(  # type: ignore[union-attr]
             config.write_buffer_high, config.write_buffer_low

@@ -85,6 +85,22 @@ class ServerState:
         )
         self._ticker: asyncio.TimerHandle | None = None
 
+    def describe_peer(
+        self, transport: asyncio.BaseTransport
+    ) -> tuple[tuple[str, int] | None, bool, str]:
+        """``(client, trusted_proxy, scheme)`` of a new connection (HTTP/1 and HTTP/2 alike)."""
+        client = None
+        trusted = False
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            client = (peer[0], peer[1])
+            if self.is_trusted_proxy is not None:
+                trusted = self.is_trusted_proxy(peer[0])
+        elif self.is_trusted_proxy is not None:
+            trusted = self.is_trusted_proxy("unix")
+        scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
+        return client, trusted, scheme
+
     def start_clock(self) -> None:
         """Refresh ``date_line`` every second (formatting a date per response would cost more)."""
         self.date_line = date_line(time.time())
