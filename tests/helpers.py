@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,6 +135,18 @@ class ServerProcess:
         finally:
             if self.proc.poll() is None:
                 self.kill()
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05
+) -> bool:
+    """Poll ``predicate`` until it is true (return True) or ``timeout`` passes (return False)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
 
 
 def read_until_closed(sock: socket.socket, timeout: float = 10.0) -> bytes:

@@ -8,13 +8,12 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from ..helpers import ROOT, ServerProcess
+from ..helpers import wait_until as wait_until  # re-exported: the process tests import it from here
 
 SERVING = re.compile(r"serving on ")
 
@@ -35,18 +34,6 @@ def alive(pid: int) -> bool:
     except (FileNotFoundError, IndexError):
         return False
     return status != "Z"
-
-
-def wait_until(
-    predicate: Callable[[], object], timeout: float = 10.0, interval: float = 0.05
-) -> bool:
-    """Poll ``predicate`` until it is true (return True) or ``timeout`` passes (return False)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return bool(predicate())
 
 
 def refuses(host: str, port: int) -> bool:

@@ -145,6 +145,31 @@ def sleep(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[
     return _text(start, b"slept")
 
 
+_MEETINGS: dict[str, threading.Barrier] = {}
+
+
+def _meeting(q: dict[str, str]) -> threading.Barrier:
+    with _lock:
+        return _MEETINGS.setdefault(q["tag"], threading.Barrier(int(q.get("n", "2")), timeout=10))
+
+
+def meet(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
+    """Wait until ``n`` requests with the same ``tag`` are all here ("met"), at most 10 s ("alone").
+
+    Only requests that run at the same time can meet: it proves parallelism without timing it.
+    """
+    try:
+        _meeting(q).wait()
+    except threading.BrokenBarrierError:
+        return _text(start, b"alone")
+    return _text(start, b"met")
+
+
+def waiting(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
+    """How many requests wait in the meeting ``tag`` now."""
+    return _text(start, str(_meeting(q).n_waiting).encode())
+
+
 def stream(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
     start("200 OK", [("Content-Type", "text/plain")])
     n = int(q.get("n", "3"))
@@ -323,6 +348,8 @@ ROUTES: dict[str, Callable[[dict[str, Any], Start, dict[str, str]], Iterable[byt
     "/calls": calls,
     "/closed": closed,
     "/sleep": sleep,
+    "/meet": meet,
+    "/waiting": waiting,
     "/stream": stream,
     "/big": big,
     "/rss": rss,

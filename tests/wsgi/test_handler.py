@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..helpers import ServerProcess, read_response, read_until_closed
+from ..helpers import ServerProcess, read_response, read_until_closed, wait_until
 
 
 def get(server: ServerProcess, path: str, **kwargs: object) -> httpx.Response:
@@ -210,20 +210,19 @@ def test_loop_mode_runs_the_app_only_once_the_body_is_whole(server: ServerProces
 
 @pytest.mark.parametrize("server", ["pool"], indirect=True)
 def test_pool_runs_slow_requests_in_parallel_and_keeps_serving(server: ServerProcess) -> None:
+    """Two requests block in the pool until a third joins them; another request is answered
+    while they wait, and the three can only meet if they run at the same time."""
     import concurrent.futures
 
-    started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(3) as pool:
-        slow = [pool.submit(get, server, "/sleep?s=2") for _ in range(2)]
-        time.sleep(0.3)
-        quick_start = time.monotonic()
+    meeting = "/meet?tag=pool-parallel&n=3"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        blocked = [pool.submit(get, server, meeting) for _ in range(2)]
+        assert wait_until(lambda: get(server, "/waiting?tag=pool-parallel&n=3").text == "2")
         with server.connect() as sock:
             sock.sendall(request_bytes("GET", "/closed?tag=x"))
-            assert read_response(sock)[2] == b"no"
-        quick = time.monotonic() - quick_start
-        assert all(f.result().text == "slept" for f in slow)
-    assert quick < 1.0  # answered while both sleep, not queued behind them
-    assert time.monotonic() - started < 3.5  # the two sleeps overlapped (one after the other: 4)
+            assert read_response(sock)[2] == b"no"  # answered while both wait
+        assert get(server, meeting).text == "met"
+        assert [f.result().text for f in blocked] == ["met", "met"]
 
 
 # --- the response -----------------------------------------------------------------------------
