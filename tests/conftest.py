@@ -1,12 +1,53 @@
-"""Shared fixtures: a factory for real server processes, stopped after each test."""
+"""Shared fixtures: a factory for real server processes, stopped after each test.
+
+Also, when the environment forbids writing bytecode (``PYTHONDONTWRITEBYTECODE``), the suite
+keeps it in a cache outside the tree instead (``PYTHONPYCACHEPREFIX``): without it every server
+subprocess the tests start compiles all of Peregrine again (about 0.1 s of CPU each, several
+hundred times), and every xdist worker redoes pytest's assertion rewriting of every test module.
+"""
 
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from .helpers import ServerProcess
+
+
+def _bytecode_cache_outside_the_tree() -> str | None:
+    """A private directory for compiled bytecode, or None when one cannot be had safely."""
+    prefix = Path(tempfile.gettempdir()) / f"peregrine-tests-pycache-{os.getuid()}"
+    try:
+        prefix.mkdir(mode=0o700, exist_ok=True)
+        info = prefix.lstat()
+    except OSError:
+        return None
+    if info.st_uid != os.getuid() or not prefix.is_dir() or prefix.is_symlink():
+        return None  # someone else's directory: compile as asked, every time
+    return str(prefix)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep bytecode outside the tree when it may not be written into it (see the docstring).
+
+    Runs in the main process before the xdist workers start: they and every subprocess of the
+    tests inherit the environment. Tests that must not cache bytecode (code rewritten within
+    the same second) still set ``PYTHONDONTWRITEBYTECODE`` for their own server.
+    """
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    prefix = _bytecode_cache_outside_the_tree()
+    if prefix is None:
+        return
+    os.environ["PYTHONPYCACHEPREFIX"] = prefix
+    del os.environ["PYTHONDONTWRITEBYTECODE"]
+    sys.pycache_prefix = prefix
+    sys.dont_write_bytecode = False
 
 
 @pytest.fixture
