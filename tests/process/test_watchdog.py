@@ -3,7 +3,6 @@ blocks its event loop in ``time.sleep``."""
 
 from __future__ import annotations
 
-import asyncio
 import re
 import socket
 import time
@@ -13,6 +12,7 @@ import pytest
 
 from peregrine.process.watchdog import DUMP_WAIT, HangWatch, Heartbeat, heartbeat_interval
 
+from ..aio.fakes import ClockLoop
 from ..helpers import ServerProcess, read_until_closed
 from .support import alive, children, get, wait_until
 
@@ -65,8 +65,8 @@ def test_worker_busy_awaiting_is_not_hung(start_server: Callable[..., ServerProc
     """A handler that awaits for longer than worker_timeout keeps the loop running: no kill."""
     server = start_server(APP, "--worker-timeout", "1", workers=2)
     started = time.monotonic()
-    assert get(server.url + "/slow?s=2.5").text.startswith("slept pid=")
-    assert time.monotonic() - started >= 2.5
+    assert get(server.url + "/slow?s=1.5").text.startswith("slept pid=")
+    assert time.monotonic() - started >= 1.5
     assert "hung" not in server.output
 
 
@@ -75,7 +75,9 @@ def test_worker_timeout_0_turns_the_watchdog_off(
 ) -> None:
     server = start_server(APP, "--worker-timeout", "0", workers=2)
     before = set(children(server.proc.pid))
-    assert get(server.url + "/block?s=2.5").text.startswith("pid=")
+    assert get(server.url + "/block?s=1.5").text.startswith(
+        "pid="
+    )  # longer than the other tests allow
     assert set(children(server.proc.pid)) == before
     assert "hung" not in server.output
 
@@ -84,20 +86,18 @@ def test_worker_timeout_0_turns_the_watchdog_off(
 
 
 def test_heartbeat_beats_while_the_loop_runs() -> None:
-    beats: list[float] = []
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        heartbeat = Heartbeat(loop, 0.05, lambda: beats.append(loop.time()))
+    loop = ClockLoop()
+    try:
+        beats: list[float] = []
+        heartbeat = Heartbeat(loop, 0.05, lambda: beats.append(loop.elapsed))
         heartbeat.start()
-        await asyncio.sleep(0.22)
+        loop.advance(0.22)
+        assert beats == [0.0, 0.05, 0.1, 0.15, 0.2]  # at once, then every interval
         heartbeat.stop()
-        count = len(beats)
-        await asyncio.sleep(0.1)
-        assert len(beats) == count  # stopped
-
-    asyncio.run(run())
-    assert 4 <= len(beats) <= 6
+        loop.advance(0.1)
+        assert len(beats) == 5  # stopped
+    finally:
+        loop.close()
     assert heartbeat_interval(30) == 1.0 and heartbeat_interval(1) == 0.25
 
 
