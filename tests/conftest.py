@@ -4,11 +4,14 @@ Also, when the environment forbids writing bytecode (``PYTHONDONTWRITEBYTECODE``
 keeps it in a cache outside the tree instead (``PYTHONPYCACHEPREFIX``): without it every server
 subprocess the tests start compiles all of Peregrine again (about 0.1 s of CPU each, several
 hundred times), and every xdist worker redoes pytest's assertion rewriting of every test module.
+Python then reads bytecode only from that cache, also for the standard library and the installed
+packages: the first run on a machine fills it once, before the workers start.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -32,6 +35,21 @@ def _bytecode_cache_outside_the_tree() -> str | None:
     return str(prefix)
 
 
+# What the servers and the test processes import: compiled once into a new cache, by one process,
+# instead of by the four xdist workers and the first servers at the same time (under load, a
+# server compiling the standard library and a framework cold may miss its start timeout).
+_WARM_UP = """
+import importlib
+for name in ("peregrine.cli", "peregrine.server", "peregrine.asgi", "peregrine.wsgi", "pytest",
+             "xdist", "httpx", "websockets", "h2.connection", "trustme", "starlette.applications",
+             "fastapi", "flask", "django.core.handlers.wsgi", "kosoku", "yaml", "watchfiles"):
+    try:
+        importlib.import_module(name)
+    except Exception:
+        pass
+"""
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Keep bytecode outside the tree when it may not be written into it (see the docstring).
 
@@ -48,6 +66,8 @@ def pytest_configure(config: pytest.Config) -> None:
     del os.environ["PYTHONDONTWRITEBYTECODE"]
     sys.pycache_prefix = prefix
     sys.dont_write_bytecode = False
+    if not os.listdir(prefix):
+        subprocess.run([sys.executable, "-c", _WARM_UP], check=False, timeout=300)
 
 
 @pytest.fixture
