@@ -34,6 +34,7 @@ SIZE_FIELDS = frozenset(
         "max_request_line",
         "max_header_size",
         "max_body_size",
+        "max_chunk_extensions",
         "write_buffer_high",
         "write_buffer_low",
         "ws_max_message_size",
@@ -346,6 +347,13 @@ class Config:
     )
     max_body_size: int = _opt(
         1 * MiB, "largest request body in bytes (then 413)", "limits", _integer(0)
+    )
+    max_chunk_extensions: int = _opt(
+        16 * KiB,
+        "most bytes of chunk extensions in one chunked request body, all chunks together "
+        "(then 413; 0 = none allowed)",
+        "limits",
+        _integer(0),
     )
     max_connections: int = _opt(
         10000, "open connections per worker; beyond it new ones get 503", "limits", _integer(1)

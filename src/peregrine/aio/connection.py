@@ -172,6 +172,7 @@ class HttpConnection(asyncio.Protocol):
             self.client,
             self.scheme,
             stream_bodies=self.adapter is not None,
+            max_chunk_extensions=config.max_chunk_extensions,
         )
 
     def data_received(self, data: bytes) -> None:

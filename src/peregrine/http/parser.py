@@ -16,6 +16,7 @@ import re
 
 import httptools
 
+from . import chunklines
 from .errors import ProtocolError
 from .request import Request
 
@@ -80,6 +81,7 @@ class RequestParser:
         "_has_connection",
         "_head_buf",
         "_method_pending",
+        "_te_pending",
         "_replaying",
         "_chunk_tail",
         "_fast_max",
@@ -88,13 +90,14 @@ class RequestParser:
         "_again",
         "_chunk_left",
         "_chunk_line",
-        "_chunk_line_fed",
+        "_chunk_state",
+        "_chunk_scanned",
+        "_chunk_ext_left",
+        "_trailer_size",
         "_chunk_trailers",
         "_trailer_count",
         "_special",
         "_line_tail",
-        "_chunks",
-        "_body_fed",
         "_upgrade_request",
         "_upgrade_length",
         "_upgrade_body",
@@ -106,6 +109,7 @@ class RequestParser:
         "_max_head",
         "_max_count",
         "_max_body",
+        "_max_ext",
     )
 
     def __init__(
@@ -117,6 +121,7 @@ class RequestParser:
         client: tuple[str, int] | None = None,
         scheme: str = "http",
         stream_bodies: bool = False,
+        max_chunk_extensions: int = 16384,
     ) -> None:
         self.requests: list[Request] = []
         #: with ``stream_bodies``: what happened, in order (see :data:`BodyEvent`)
@@ -134,6 +139,7 @@ class RequestParser:
         self._max_head = max_header_size
         self._max_count = max_header_count
         self._max_body = max_body_size
+        self._max_ext = max_chunk_extensions
         self._client = client
         self._scheme = scheme
         self._error: ProtocolError | None = None
@@ -146,6 +152,7 @@ class RequestParser:
         self._body_size = 0
         self._head_buf = bytearray()  # the head in progress, when it spans several feeds
         self._method_pending = False
+        self._te_pending = False
         self._replaying = False
         # stream_bodies: reports events that could not be taken back, so always in pieces
         self._fast_max = -1 if stream_bodies else max_header_size
@@ -157,7 +164,10 @@ class RequestParser:
         # where a chunked body is (see _feed_chunked)
         self._chunk_left = 0  # bytes of chunk data and CRLF still to come
         self._chunk_line = bytearray()  # a chunk-size line held back until its end comes
-        self._chunk_line_fed = 0  # how much of it llhttp has had (what precedes any whitespace)
+        self._chunk_state = chunklines.START  # the grammar's state after _chunk_scanned bytes
+        self._chunk_scanned = 0  # of the chunk-size line in progress
+        self._chunk_ext_left = max_chunk_extensions  # for the rest of this body
+        self._trailer_size = 0  # bytes of the trailer section received
         self._chunk_trailers = False  # after the last chunk
         self._chunk_tail = b""  # the trailer section's last bytes, for a blank line split
         self.on_url(b"")  # sets the per-message fields
@@ -242,6 +252,9 @@ class RequestParser:
         if self._method_pending:
             self._continue_unknown_method(data)
             return
+        if self._te_pending:
+            self._continue_pending_te(data)
+            return
         n = len(data)
         pos = 0
         while pos < n:
@@ -279,7 +292,7 @@ class RequestParser:
                     # tabs, would judge them as a head of their own)
                     raise _classify(exc) from None
                 head = self._head_bytes(data, pos, end, state)
-                if self._reparse_without_tabs(head):
+                if self._reparse_normalized(head):
                     if self.upgrade_data is None and self._upgrade_request is None:
                         # go on in this loop: feeding the rest recursively would nest one
                         # level per such head, and a read holds hundreds of them
@@ -289,8 +302,11 @@ class RequestParser:
                         self.feed(data[end:])  # to the upgrade's bytes
                     return
                 self._refuse_head(exc, head)
-                # an unknown method whose verdict waits for the end of its name
-                self._continue_unknown_method(data[end:])
+                # a verdict that waits for the end of a method name, or of the head
+                if self._te_pending:
+                    self._continue_pending_te(data[end:])
+                else:
+                    self._continue_unknown_method(data[end:])
                 return
             if state == BODY:
                 pass
@@ -353,16 +369,21 @@ class RequestParser:
         if not self._headers or buf.find(b"\n", 0, before) < 0:
             self._check_http09(data[pos:end])
 
-    def _reparse_without_tabs(self, head: bytes) -> bool:
-        """Parse a whole head again with the tabs of trailing whitespace made spaces, if any.
+    def _reparse_normalized(self, head: bytes) -> bool:
+        """Parse a whole head again with what llhttp wrongly refuses made spaces, if any.
 
-        Trailing whitespace is not part of a field value (RFC 9110 §5.5), but llhttp takes
-        ``chunked<TAB>`` for an unknown transfer coding where it accepts ``chunked<SP>``.
+        That is the tabs of trailing whitespace, which is not part of a field value (RFC 9110
+        §5.5), where llhttp takes ``chunked<TAB>`` for an unknown transfer coding but accepts
+        ``chunked<SP>``; and the empty list elements that end a Transfer-Encoding value
+        (``chunked,``, ``chunked, ,``), which a recipient must accept (RFC 9110 §5.6.1) and
+        llhttp takes for a coding after ``chunked``. The head keeps its length, so its limit
+        is measured as before; the field values reported lose that whitespace and those commas.
         """
-        if not head.endswith(b"\r\n\r\n") or b"\t\r\n" not in head:
+        if not head.endswith(b"\r\n\r\n"):
             return False
         first = head.index(b"\n") + 1  # the request line keeps its bytes
-        fields = _TRAILING_OWS.sub(lambda m: b" " * len(m.group()), head[first:])
+        fields = _TRAILING_OWS.sub(_spaces, head[first:])
+        fields = _TE_TRAILING_EMPTY_ELEMENTS.sub(_keep_codings, fields)
         if fields == head[first:]:
             return False
         # begin the message again in a fresh llhttp
@@ -402,6 +423,12 @@ class RequestParser:
             raise ProtocolError(
                 status, "method not implemented" if status == 501 else str(exc)
             ) from None
+        if str(exc) == _TE_REFUSED and not head.endswith(b"\r\n\r\n") and not self._replaying:
+            # maybe only empty list elements after "chunked", which llhttp refuses as soon as
+            # it sees the comma: the verdict waits for the end of the head
+            self._te_pending = True
+            self._head_buf = bytearray(head)
+            return
         if not self._replaying:
             error = self._replay(head)
             if error is not None:
@@ -417,7 +444,13 @@ class RequestParser:
         target = _TARGET_START.match(head)
         if target is not None:
             cuts.add(target.end() + self._max_line + 1)
-        replay = RequestParser(self._max_line, self._max_head, self._max_count, self._max_body)
+        replay = RequestParser(
+            self._max_line,
+            self._max_head,
+            self._max_count,
+            self._max_body,
+            max_chunk_extensions=self._max_ext,
+        )
         replay._replaying = True
         start = 0
         for cut in sorted(c for c in cuts if c < len(head)) + [len(head)]:
@@ -427,6 +460,30 @@ class RequestParser:
                 return exc
             start = cut
         return None
+
+    def _continue_pending_te(self, data: bytes) -> None:
+        """Go on with a head llhttp refused at a comma in its Transfer-Encoding value.
+
+        Once the head is complete it is parsed again without the empty list elements that end
+        that value (:meth:`_reparse_normalized`), or refused with llhttp's 400 when that does
+        not help. A head that passes ``max_header_size`` first is replayed without them up to
+        there: 431 if the limit is its first problem, the status of the first one otherwise.
+        """
+        buf = self._head_buf
+        before = len(buf)
+        buf += data[: self._max_head + 1 - before]
+        e = buf.find(b"\r\n\r\n", max(0, before - 3), self._max_head)
+        if e < 0 and len(buf) <= self._max_head:
+            return  # the head goes on in a later read
+        self._te_pending = False
+        if e < 0:
+            head = _TE_TRAILING_EMPTY_ELEMENTS.sub(_keep_codings, bytes(buf))
+            raise self._replay(head) or ProtocolError(431, "request header fields too large")
+        end = e + 4 - before
+        if not self._reparse_normalized(bytes(buf[: e + 4])):
+            raise ProtocolError(400, _TE_REFUSED)
+        if end < len(data):
+            self.feed(data[end:])
 
     def _continue_unknown_method(self, data: bytes) -> None:
         buf = self._head_buf
@@ -440,10 +497,10 @@ class RequestParser:
     def _feed_chunked(self, data: bytes, pos: int) -> int:
         """Feed the chunked body from ``data[pos]``; return where its message ended (or len).
 
-        Chunk-size lines reach llhttp whole: one still incomplete is held back until its end
-        comes, so that the whitespace RFC 9112 §7.1.1 allows around extensions (which llhttp
-        refuses) can be taken out first. Knowing where the chunks are also tells where the
-        message ends, hence where the next head begins.
+        llhttp gets chunk data as it comes, but chunk-size lines only whole and judged first
+        (:meth:`_take_chunk_line`): one still incomplete is held back until its end comes. The
+        trailer section is measured as received (:meth:`_feed_trailers`). Knowing where the
+        chunks are also tells where the message ends, hence where the next head begins.
         """
         n = len(data)
         fed = i = pos
@@ -453,56 +510,111 @@ class RequestParser:
                 self._chunk_left -= step
                 i += step
                 continue
-            if self._chunk_trailers:  # the trailer section, ended by a blank line
-                tail = self._chunk_tail
-                k = (tail + data[i : i + 3]).find(b"\r\n\r\n")
-                end = i + k + 4 - len(tail) if k >= 0 else data.find(b"\r\n\r\n", i)
-                if end < 0:
-                    self._chunk_tail = (tail + data[i:])[-3:]
-                    break
-                end = end if k >= 0 else end + 4
-                self._feed_body(data[fed:end], end - pos)
-                self._chunk_trailers = False
-                self._chunk_tail = b""
-                return end
+            if self._chunk_trailers:
+                self._feed_body(data[fed:i])
+                return self._feed_trailers(data, i)
             lf = data.find(b"\n", i)
             held = self._chunk_line
             if lf < 0:
-                self._feed_body(data[fed:i], 0)
-                done = self._chunk_line_fed
+                self._feed_body(data[fed:i])
                 held += data[i:]
-                # llhttp checks what precedes the first whitespace as it comes (size digits,
-                # extensions without BWS), as it would have without holding: its verdict on a
-                # long line must not wait for the line's end, or it depends on the split
-                space = _SPACE.search(held, done)
-                upto = len(held) if space is None else space.start()
-                if upto > done:
-                    self._chunk_line_fed = upto
-                    self._feed_body(bytes(held[done:upto]), 0)
-                self._check_chunk_overhead(n - pos)
+                self._take_chunk_line(held, False)
                 return n
-            line = held + data[i : lf + 1] if held else data[i : lf + 1]
-            size, fixed = _chunk_size_line(bytes(line))
-            if held or fixed is not None:
-                self._feed_body(data[fed:i], 0)
-                # (what llhttp had of it precedes any whitespace: the same in the fixed line)
-                self._feed_body((fixed or bytes(line))[self._chunk_line_fed :], 0)
-                self._chunk_line_fed = 0
-                held.clear()
-                fed = lf + 1
+            if not held and _PLAIN_CHUNK_LINE.fullmatch(data, i, lf + 1):
+                size = int(data[i : lf - 1], 16)  # the common line: llhttp takes it in place
+            else:
+                was_held = bool(held)
+                if was_held:
+                    held += data[i : lf + 1]
+                    line = bytes(held)
+                    held.clear()
+                else:
+                    line = data[i : lf + 1]
+                size, fixed = self._take_chunk_line(line, True)
+                if was_held or fixed != line:
+                    # held, or without its BWS: llhttp gets the line on its own
+                    self._feed_body(data[fed:i])
+                    self._feed_body(fixed)
+                    fed = lf + 1
             i = lf + 1
-            if size is None:
-                break  # not a chunk-size line: llhttp refuses it below
             if size:
                 self._chunk_left = size + 2
             else:
                 self._chunk_trailers = True
                 self._chunk_tail = b"\r\n"  # the last-chunk line's own line end
-        self._feed_body(data[fed:] if fed else data, n - pos)
+                self._trailer_size = 0
+        self._feed_body(data[fed:] if fed else data)
         return n
 
-    def _feed_body(self, piece: bytes, received: int) -> None:
-        """Give llhttp a piece of a chunked body; ``received``: bytes to count as framing."""
+    def _take_chunk_line(self, line: bytes | bytearray, complete: bool) -> tuple[int, bytes]:
+        """Judge a chunk-size line, or the start of one while ``complete`` is False.
+
+        Chunk extensions are bounded by ``max_chunk_extensions`` for the whole body: every byte
+        of a chunk-size line counts but its line end and the first 16 digits of its size (a size
+        has at most 16 significant ones: leading zeros past them count). The verdict is the one
+        the first problem in byte order calls for, a byte that cannot continue the line (400) or
+        the first byte past the limit (413), so it is the same however the line was split. The
+        state of the grammar is kept between reads, so that a line dribbled in is scanned once.
+        Returns the chunk size and the line to give llhttp (without BWS); for a line still
+        incomplete, ``(0, b"")``.
+        """
+        digits = _HEX_RUN.match(line).end()  # type: ignore[union-attr]  # matches b""
+        limit_at = min(digits, 16) + self._chunk_ext_left  # the first byte past the limit
+        n = len(line)
+        stop = min(n, limit_at)
+        if line[stop : stop + 1] == b"\r":  # a line end there is not past the limit
+            stop += 1
+            if line[stop : stop + 1] == b"\n":
+                stop += 1
+        state = chunklines.scan(self._chunk_state, line, self._chunk_scanned, stop)
+        self._chunk_state = state
+        self._chunk_scanned = stop
+        if state == chunklines.ERROR or (digits > 16 and _size_overflows(line, digits, limit_at)):
+            self._fail(400, "invalid chunk-size line")
+        if n > stop:
+            self._fail(413, "chunk extensions larger than max_chunk_extensions")
+        if not complete:
+            return 0, b""
+        # (a complete line ends at its first LF: with a CR before it, it is END, else ERROR)
+        self._chunk_ext_left -= n - 2 - min(digits, 16)
+        self._chunk_state = chunklines.START
+        self._chunk_scanned = 0
+        text = bytes(line)
+        return int(text[:digits], 16), chunklines.normalize(text)
+
+    def _feed_trailers(self, data: bytes, pos: int) -> int:
+        """Feed the trailer section from ``data[pos]``; return where the message ended (or len).
+
+        The section (every field line and the blank line that ends it) is measured as received
+        against ``max_header_size``, as a head is: llhttp gets the bytes up to the limit, and
+        a section still going on past it is refused with 431 (unless llhttp refused a byte of
+        it first), however the section was split.
+        """
+        n = len(data)
+        room = self._max_head - self._trailer_size
+        tail = self._chunk_tail
+        k = (tail + data[pos : pos + 3]).find(b"\r\n\r\n")  # a blank line straddling reads
+        if k >= 0:
+            end = pos + k + 4 - len(tail)
+        else:
+            end = data.find(b"\r\n\r\n", pos, pos + room)
+            if end >= 0:
+                end += 4
+        if end >= 0 and end - pos <= room:
+            self._feed_body(data[pos:end])
+            self._chunk_trailers = False
+            self._chunk_tail = b""
+            return end
+        stop = min(n, pos + room)
+        self._feed_body(data[pos:stop])
+        if stop < n:
+            self._fail(431, "trailer section larger than max_header_size")
+        self._trailer_size += n - pos
+        self._chunk_tail = (tail + data[pos:])[-3:]
+        return n
+
+    def _feed_body(self, piece: bytes) -> None:
+        """Give llhttp a piece of a chunked body."""
         if piece:
             try:
                 self._parser.feed_data(piece)
@@ -510,8 +622,6 @@ class RequestParser:
                 if self._error is not None:
                     raise self._error from None
                 raise _classify(exc) from None
-        if received:
-            self._check_chunk_overhead(received)
 
     def _collect_upgrade_body(self, data: bytes) -> None:
         # llhttp stops at the head of an upgrade request, body or not. Should the handler decline
@@ -547,16 +657,6 @@ class RequestParser:
                 if line.rstrip(b"\r") == request_line:
                     self._fail(400, "HTTP/0.9 request line")
 
-    def _check_chunk_overhead(self, fed: int) -> None:
-        # Chunk sizes, extensions and trailer fields are all "framing": llhttp keeps no limit on
-        # them, so bound them like a head (plus a little per chunk for the size lines).
-        self._body_fed += fed
-        if self._body_fed - self._body_size > self._max_head + 32 * self._chunks:
-            self._fail(431, "chunk extensions or trailer fields too large")
-
-    def on_chunk_header(self) -> None:
-        self._chunks += 1
-
     def _fail(self, status: int, detail: str) -> None:
         # Raised inside a callback, the exception stops llhttp and feed() re-raises this one;
         # raised from feed() itself, it simply propagates.
@@ -588,8 +688,7 @@ class RequestParser:
                 self._codings: list[bytes] | None = None
                 self._has_connection = False
                 self._trailer_count = 0
-                self._chunks = 0
-                self._body_fed = 0
+                self._chunk_ext_left = self._max_ext
             if self._body_size:  # (not _body: with stream_bodies it stays None)
                 self._body = None
                 self._body_size = 0
@@ -844,41 +943,39 @@ def _is_host(value: bytes, grammar: re.Pattern[bytes]) -> bool:
     return True
 
 
-_TCHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x20-\x7e\x80-\xff])*"'
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+")
-# chunk extensions with the optional whitespace (BWS) of RFC 9112 §7.1.1, which llhttp refuses
-_CHUNK_EXT = (
-    rb"[ \t]*;[ \t]*(" + _TCHARS + rb")(?:[ \t]*=[ \t]*(" + _TCHARS + rb"|" + _QUOTED + rb"))?"
-)
-_CHUNK_EXTS = re.compile(rb"(?:" + _CHUNK_EXT + rb")+\r\n")
-_ONE_CHUNK_EXT = re.compile(_CHUNK_EXT)
+# a chunk-size line without extensions, as nearly every chunked body has (16 digits at most: a
+# longer size overflows, or has leading zeros that count against max_chunk_extensions)
+_PLAIN_CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]{1,16}\r\n")
+_HEX_RUN = re.compile(rb"[0-9A-Fa-f]*")
 
 
-def _chunk_size_line(line: bytes) -> tuple[int | None, bytes | None]:
-    """The size a chunk-size line announces (None: not one), and the line without BWS if it had
-    any (else None: llhttp gets it as it came)."""
-    match = _CHUNK_SIZE.match(line)
-    if match is None:
-        return None, None
-    end = match.end()
-    size = int(match.group(), 16)
-    rest = line[end:]
-    if (32 not in rest and 9 not in rest) or not _CHUNK_EXTS.fullmatch(rest):
-        return size, None  # as llhttp expects it, or malformed (llhttp says so)
-    exts = [
-        b";" + m.group(1) + (b"=" + m.group(2) if m.group(2) is not None else b"")
-        for m in _ONE_CHUNK_EXT.finditer(rest)
-    ]
-    return size, line[:end] + b"".join(exts) + b"\r\n"
+def _size_overflows(line: bytes | bytearray, digits: int, limit_at: int) -> bool:
+    """Whether a chunk size of ``digits`` digits has more than 16 significant ones (more than
+    llhttp's 64 bits) before ``limit_at``."""
+    zeros = digits - len(bytes(line[:digits]).lstrip(b"0"))
+    return digits - zeros > 16 and zeros + 16 < limit_at
 
 
 class _FeedAgain(Exception):
     """Raised in a callback to stop llhttp: the read is parsed again in pieces."""
 
 
-_SPACE = re.compile(rb"[ \t]")
 _TRAILING_OWS = re.compile(rb"[ \t]+(?=\r\n)")
+# a Transfer-Encoding field line up to its last coding, then empty list elements to its end
+# (or to the end of what has come of the head)
+_TE_TRAILING_EMPTY_ELEMENTS = re.compile(
+    rb"(?im)^(transfer-encoding:[^\r\n]*?[^ \t,\r\n])([ \t,]*,[ \t,]*)(?=\r\n|\Z)"
+)
+_TE_REFUSED = "Invalid `Transfer-Encoding` header value"  # llhttp's message
+
+
+def _spaces(match: re.Match[bytes]) -> bytes:
+    return b" " * len(match.group())
+
+
+def _keep_codings(match: re.Match[bytes]) -> bytes:
+    """The field line of a _TE_TRAILING_EMPTY_ELEMENTS match with its empty elements as spaces."""
+    return match.group(1) + b" " * len(match.group(2))
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 # the request line up to its target: method, then the spaces llhttp allows
 _TARGET_START = re.compile(rb"[^ \r\n]+ +")
