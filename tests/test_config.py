@@ -86,6 +86,8 @@ BAD = [
     ("max_header_size", -1),
     ("max_header_count", 0),
     ("max_body_size", -1),
+    ("max_chunk_extensions", -1),
+    ("max_chunk_extensions", "16k"),
     ("max_connections", 0),
     ("max_pipelined", 0),
     ("write_buffer_high", 0),

@@ -162,6 +162,18 @@ MALFORMED = [
         {400},
     ),
     (
+        "te-chunked-comma-then-gzip",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked,gzip\r\n\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
+        "te-trailing-comma-in-a-later-field-than-gzip",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked,\r\nTransfer-Encoding: gzip,\r\n\r\n0\r\n\r\n",
+        {400},
+    ),
+    (
         "te-inner-tab-not-ows",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chun\tked\r\n\r\n0\r\n\r\n",
         {400, 501},
@@ -620,6 +632,19 @@ VALID = [
         [
             ("POST", b"/", b"", "1.1", [(b"Host", b"h"), (b"Transfer-Encoding", v)], body, True)
             for v, body in ((b", chunked", b"abc"), (b",,\t, chunked", b"z"))
+        ],
+    ),
+    (
+        # RFC 9110 §5.6.1: empty list elements after the last coding are ignored too (the value
+        # reported is the codings, without them)
+        "te-trailing-empty-list-elements",
+        b"".join(
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: %s\r\n\r\n1\r\nz\r\n0\r\n\r\n" % v
+            for v in (b"chunked,", b"chunked, ,", b",chunked,", b"chunked ,\t")
+        ),
+        [
+            ("POST", b"/", b"", "1.1", [(b"Host", b"h"), (b"Transfer-Encoding", v)], b"z", True)
+            for v in (b"chunked", b"chunked", b",chunked", b"chunked")
         ],
     ),
     (

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 
+from peregrine.http.errors import ProtocolError
 from peregrine.http.parser import RequestParser
 
 from .test_parser import H, bytewise, error_of, parse_in_pieces
@@ -87,6 +88,88 @@ class TestHeadSizeAsReceived:
             parser.feed(before + head_of_size(300))
             assert len(parser.requests) == 2
             assert outcome([before + head_of_size(301, b" ")], max_header_size=300) == 431
+
+
+CHUNKED_HEAD = b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def chunked_outcome(pieces: list[bytes], **limits: int) -> tuple[int, int]:
+    """``(status or 200, requests completed)``: a refused body must complete no request."""
+    parser = RequestParser(**limits)
+    try:
+        for piece in pieces:
+            parser.feed(piece)
+    except ProtocolError as exc:
+        return exc.status, len(parser.requests)
+    return 200, len(parser.requests)
+
+
+def splits(data: bytes) -> list[list[bytes]]:
+    """One write, TCP-sized segments, a byte at a time, and two pieces cut at ~200 places."""
+    step = max(1, len(data) // 200)
+    return [
+        [data],
+        segments(data, 1460),
+        bytewise(data),
+        *([data[:i], data[i:]] for i in range(1, len(data), step)),
+    ]
+
+
+class TestChunkSizeLinesAsReceived:
+    """Chunk-size lines are judged in byte order, whole or split: a byte that cannot continue the
+    line is 400, the first byte past ``max_chunk_extensions`` (all lines of a body together) is
+    413, and a refused body never completes its request."""
+
+    def test_junk_after_the_size_is_400_before_any_limit(self) -> None:
+        data = CHUNKED_HEAD + b"5 x" + b"a" * 40000 + b"\r\n"
+        assert {chunked_outcome(p) for p in splits(data)} == {(400, 0)}
+
+    def test_extension_of_40k_is_413_and_never_reaches_the_handler(self) -> None:
+        data = CHUNKED_HEAD + b"5;" + b"a" * 40000 + b"\r\nabcde\r\n0\r\n\r\n"
+        assert {chunked_outcome(p) for p in splits(data)} == {(413, 0)}
+
+    @pytest.mark.parametrize(
+        "line, limit, expected",
+        [
+            (b"5;" + b"a" * 99, 100, 200),  # 100 bytes of extension: at the limit
+            (b"5;" + b"a" * 100, 100, 413),
+            (b"5 ; " + b"a" * 97, 100, 200),  # BWS counts as received
+            (b"5 ; " + b"a" * 98, 100, 413),
+            (b"5;a", 0, 413),
+            (b"0" * 15 + b"5", 0, 200),  # 16 digits: a size, not an extension
+            (b"0" * 16 + b"5", 0, 413),  # a 17th digit counts
+            (b"0" * 116 + b"5", 100, 413),
+            (b"1" * 17, 100, 400),  # overflows 64 bits
+            (b"0" * 99 + b"1" * 17, 100, 400),  # overflows just before the limit
+            (b"0" * 101 + b"1" * 17, 100, 413),  # the limit comes first
+            (b"5;" + b"a" * 50 + b"\x00" + b"a" * 100, 100, 400),
+            (b"5;" + b"a" * 150 + b"\x00", 100, 413),
+            (b"5;" + b"a" * 99 + b"\rx", 100, 413),  # a CR at the limit that ends no line
+        ],
+        ids=lambda v: v[:12] if isinstance(v, bytes) else str(v),
+    )
+    def test_limit_and_syntax_in_byte_order(self, line: bytes, limit: int, expected: int) -> None:
+        data = CHUNKED_HEAD + line + b"\r\nabcde\r\n0\r\n\r\n"
+        outcomes = {chunked_outcome(p, max_chunk_extensions=limit) for p in splits(data)}
+        assert outcomes == ({(200, 1)} if expected == 200 else {(expected, 0)})
+
+    def test_limit_is_for_the_whole_body(self) -> None:
+        line = b"1;" + b"e" * 49 + b"\r\nz\r\n"  # 50 bytes of extension each
+        ok = CHUNKED_HEAD + line * 2 + b"0\r\n\r\n"
+        over = CHUNKED_HEAD + line * 2 + b"0;x\r\n\r\n"
+        assert {chunked_outcome(p, max_chunk_extensions=100) for p in splits(ok)} == {(200, 1)}
+        assert {chunked_outcome(p, max_chunk_extensions=100) for p in splits(over)} == {(413, 0)}
+
+    def test_each_body_has_its_own_limit(self) -> None:
+        one = CHUNKED_HEAD + b"1;" + b"e" * 80 + b"\r\nz\r\n0\r\n\r\n"
+        assert chunked_outcome([one * 3], max_chunk_extensions=100) == (200, 3)
+
+    def test_trailer_section_is_measured_as_received(self) -> None:
+        # a trailer field padded with leading spaces: its value as reported is one byte
+        data = CHUNKED_HEAD + b"0\r\nX-T:" + b" " * 600 + b"v\r\n\r\n"
+        assert {chunked_outcome(p, max_header_size=500) for p in splits(data)} == {(431, 0)}
+        fits = CHUNKED_HEAD + b"0\r\nX-T:" + b" " * 400 + b"v\r\n\r\n"
+        assert {chunked_outcome(p, max_header_size=500) for p in splits(fits)} == {(200, 1)}
 
 
 class TestStreamedBodies:

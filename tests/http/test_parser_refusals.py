@@ -147,6 +147,70 @@ COMPETING: list[tuple[str, bytes, dict[str, int], int]] = [
         {"max_header_size": 100},
         400,
     ),
+    (
+        "te-trailing-comma-then-large-head",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked,\r\n" + FIELDS_1K + b"\r\n",
+        {"max_header_size": 500},
+        431,
+    ),
+    (
+        "te-comma-then-gzip-then-large-head",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n" + FIELDS_1K + b"\r\n",
+        {"max_header_size": 500},
+        400,
+    ),
+    (
+        "te-trailing-commas-past-head-limit",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked" + b"," * 600 + b"\r\n\r\n",
+        {"max_header_size": 500},
+        431,
+    ),
+    (
+        "te-trailing-comma-then-bad-field",
+        b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked,\r\nX(A): b\r\n\r\n",
+        {},
+        400,
+    ),
+    (
+        "chunk-size-junk-longer-than-the-extension-limit",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n5 x"
+        + b"a" * 300
+        + b"\r\n",
+        {"max_chunk_extensions": 100},
+        400,
+    ),
+    (
+        "chunk-extension-over-the-limit",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n5;"
+        + b"a" * 300
+        + b"\r\nabcde\r\n0\r\n\r\n",
+        {"max_chunk_extensions": 100},
+        413,
+    ),
+    (
+        "trailer-section-over-the-head-limit-then-bad-byte",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n0\r\nX-T:"
+        + b" " * 600
+        + b"v\x01\r\n\r\n",
+        {"max_header_size": 500},
+        431,
+    ),
+    (
+        "too-many-trailer-fields-then-bad-name",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n0\r\n"
+        + TOO_MANY_FIELDS
+        + b"X(A): b\r\n\r\n",
+        {"max_header_count": 5},
+        431,
+    ),
     ("http09-line-then-a-field-line", b"GET /\r\nX: y\r\n", {}, 400),
     ("http09-line-then-a-field-and-more", b"GET /\nX: y\r\nZ", {}, 400),
     ("http09-line-then-unknown-expectation", b"GET /\nExpect: x\r\nZ", {}, 400),

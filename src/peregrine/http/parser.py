@@ -976,6 +976,8 @@ def _spaces(match: re.Match[bytes]) -> bytes:
 def _keep_codings(match: re.Match[bytes]) -> bytes:
     """The field line of a _TE_TRAILING_EMPTY_ELEMENTS match with its empty elements as spaces."""
     return match.group(1) + b" " * len(match.group(2))
+
+
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]*")
 # the request line up to its target: method, then the spaces llhttp allows
 _TARGET_START = re.compile(rb"[^ \r\n]+ +")
