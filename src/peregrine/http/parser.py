@@ -92,6 +92,8 @@ class RequestParser:
         "_chunk_line",
         "_chunk_state",
         "_chunk_scanned",
+        "_chunk_digits",
+        "_chunk_zeros",
         "_chunk_ext_left",
         "_trailer_size",
         "_chunk_trailers",
@@ -166,6 +168,8 @@ class RequestParser:
         self._chunk_line = bytearray()  # a chunk-size line held back until its end comes
         self._chunk_state = chunklines.START  # the grammar's state after _chunk_scanned bytes
         self._chunk_scanned = 0  # of the chunk-size line in progress
+        self._chunk_digits = 0  # its size's digits so far
+        self._chunk_zeros = 0  # its size's leading zeros so far
         self._chunk_ext_left = max_chunk_extensions  # for the rest of this body
         self._trailer_size = 0  # bytes of the trailer section received
         self._chunk_trailers = False  # after the last chunk
@@ -558,7 +562,12 @@ class RequestParser:
         Returns the chunk size and the line to give llhttp (without BWS); for a line still
         incomplete, ``(0, b"")``.
         """
-        digits = _HEX_RUN.match(line).end()  # type: ignore[union-attr]  # matches b""
+        scanned = self._chunk_scanned
+        digits = self._chunk_digits
+        if digits == scanned:  # all digits so far: the size may go on in the new bytes
+            digits = self._chunk_digits = _HEX_RUN.match(line, digits).end()  # type: ignore[union-attr]
+            if self._chunk_zeros == scanned:
+                self._chunk_zeros = _ZEROS.match(line, scanned).end()  # type: ignore[union-attr]
         limit_at = min(digits, 16) + self._chunk_ext_left  # the first byte past the limit
         n = len(line)
         stop = min(n, limit_at)
@@ -566,10 +575,12 @@ class RequestParser:
             stop += 1
             if line[stop : stop + 1] == b"\n":
                 stop += 1
-        state = chunklines.scan(self._chunk_state, line, self._chunk_scanned, stop)
+        state = chunklines.scan(self._chunk_state, line, scanned, stop)
         self._chunk_state = state
         self._chunk_scanned = stop
-        if state == chunklines.ERROR or (digits > 16 and _size_overflows(line, digits, limit_at)):
+        zeros = self._chunk_zeros
+        # more than 16 significant digits overflow llhttp's 64 bits: an error at the 17th
+        if state == chunklines.ERROR or (digits - zeros > 16 and zeros + 16 < limit_at):
             self._fail(400, "invalid chunk-size line")
         if n > stop:
             self._fail(413, "chunk extensions larger than max_chunk_extensions")
@@ -578,7 +589,7 @@ class RequestParser:
         # (a complete line ends at its first LF: with a CR before it, it is END, else ERROR)
         self._chunk_ext_left -= n - 2 - min(digits, 16)
         self._chunk_state = chunklines.START
-        self._chunk_scanned = 0
+        self._chunk_scanned = self._chunk_digits = self._chunk_zeros = 0
         text = bytes(line)
         return int(text[:digits], 16), chunklines.normalize(text)
 
@@ -947,24 +958,19 @@ def _is_host(value: bytes, grammar: re.Pattern[bytes]) -> bool:
 # longer size overflows, or has leading zeros that count against max_chunk_extensions)
 _PLAIN_CHUNK_LINE = re.compile(rb"[0-9A-Fa-f]{1,16}\r\n")
 _HEX_RUN = re.compile(rb"[0-9A-Fa-f]*")
-
-
-def _size_overflows(line: bytes | bytearray, digits: int, limit_at: int) -> bool:
-    """Whether a chunk size of ``digits`` digits has more than 16 significant ones (more than
-    llhttp's 64 bits) before ``limit_at``."""
-    zeros = digits - len(bytes(line[:digits]).lstrip(b"0"))
-    return digits - zeros > 16 and zeros + 16 < limit_at
+_ZEROS = re.compile(rb"0*")
 
 
 class _FeedAgain(Exception):
     """Raised in a callback to stop llhttp: the read is parsed again in pieces."""
 
 
-_TRAILING_OWS = re.compile(rb"[ \t]+(?=\r\n)")
+# (each run of whitespace is tried once, from its start: linear in a long run of spaces)
+_TRAILING_OWS = re.compile(rb"(?<![ \t])[ \t]+(?=\r\n)")
 # a Transfer-Encoding field line up to its last coding, then empty list elements to its end
 # (or to the end of what has come of the head)
 _TE_TRAILING_EMPTY_ELEMENTS = re.compile(
-    rb"(?im)^(transfer-encoding:[^\r\n]*?[^ \t,\r\n])([ \t,]*,[ \t,]*)(?=\r\n|\Z)"
+    rb"(?im)^(transfer-encoding:[^\r\n]*?[^ \t,\r\n])([ \t]*,[ \t,]*)(?=\r\n|\Z)"
 )
 _TE_REFUSED = "Invalid `Transfer-Encoding` header value"  # llhttp's message
 
