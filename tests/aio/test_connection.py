@@ -221,6 +221,64 @@ class TestFragmentation:
         self.check(wire)
 
 
+class TestChunkedFraming:
+    """A chunked body's framing gets one answer however TCP splits it, and a body refused for its
+    framing never reaches the handler (the parser's tables: tests/http/test_parser_limits.py)."""
+
+    HEAD = b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+    CASES = [
+        ("junk-after-the-size", HEAD + b"5 x" + b"a" * 40000 + b"\r\n", {}, [400]),
+        (
+            "extension-of-40k",
+            HEAD + b"5;" + b"a" * 40000 + b"\r\nabcde\r\n0\r\n\r\n" + get("/"),
+            {},
+            [413],
+        ),
+        (
+            "extension-over-a-configured-limit",
+            HEAD + b"5;" + b"a" * 150 + b"\r\nabcde\r\n0\r\n\r\n",
+            {"max_chunk_extensions": 100},
+            [413],
+        ),
+        (
+            "extension-within-a-configured-limit",
+            HEAD + b"5;" + b"a" * 99 + b"\r\nabcde\r\n0\r\n\r\n",
+            {"max_chunk_extensions": 100},
+            [200],
+        ),
+        (
+            "transfer-encoding-with-trailing-empty-elements",
+            HEAD.replace(b"chunked", b"chunked, ,") + b"5\r\nabcde\r\n0\r\n\r\n" + get("/"),
+            {},
+            [200, 200],
+        ),
+    ]
+
+    @staticmethod
+    def reads(data: bytes) -> list[list[bytes]]:
+        """One read, 1,460-byte reads, and two reads cut at ~60 places."""
+        step = max(1, len(data) // 60)
+        return [
+            [data],
+            [data[i : i + 1460] for i in range(0, len(data), 1460)],
+            *([data[:i], data[i:]] for i in range(1, len(data), step)),
+        ]
+
+    @pytest.mark.parametrize(
+        "data, options, statuses", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+    )
+    def test_same_answers_however_split(
+        self, loop: ClockLoop, data: bytes, options: dict[str, int], statuses: list[int]
+    ) -> None:
+        for pieces in self.reads(data):
+            wire, _ = http_connection(loop, Engine(), **options)
+            wire.send(*pieces)
+            responses = wire.responses()
+            assert [r.status for r in responses] == statuses, [len(p) for p in pieces]
+            if statuses[0] == 200:
+                assert echo_of(responses[0].body)["body"] == "abcde"
+
+
 # --- request bodies and 100-continue --------------------------------------------------------------------
 
 

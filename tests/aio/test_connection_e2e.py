@@ -338,6 +338,25 @@ BAD_INPUT = [
         + b"\r\n0\r\n\r\n",
         413,
     ),
+    (
+        # one write: a kernel read holds the whole line, and the request must not complete
+        "chunk-extension-of-40k",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n5;"
+        + b"a" * 40000
+        + b"\r\nabcde\r\n0\r\n\r\n",
+        413,
+    ),
+    (
+        "chunk-size-then-junk-of-40k",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n5 x"
+        + b"a" * 40000
+        + b"\r\n",
+        400,
+    ),
     ("version-2", b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
     ("version-1.2", b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
     ("http09-line", b"GET /\r\n\r\n", 400),
