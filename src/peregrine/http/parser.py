@@ -19,6 +19,7 @@ import httptools
 from . import chunklines
 from .errors import ProtocolError
 from .request import Request
+from .target import split_absolute_form
 
 #: parser states, readable by the connection to choose its timer
 IDLE, HEAD, BODY = 0, 1, 2
@@ -840,7 +841,7 @@ class RequestParser:
             return url, b""
         if method == b"CONNECT":
             return url, b""  # authority-form, checked by _check_connect
-        return _absolute_form(url)
+        return split_absolute_form(url)
 
     def _check_connect(self) -> bool:
         # llhttp hands everything after a CONNECT head over as tunnel data. A CONNECT has no
@@ -918,17 +919,6 @@ class RequestParser:
         self._request = None
         self.expect_continue = False
         self.state = IDLE
-
-
-def _absolute_form(url: bytes) -> tuple[bytes, bytes]:
-    """Split ``http://host/path?q`` (absolute-form, RFC 9112 §3.2.2) into path and query."""
-    try:
-        parsed = httptools.parse_url(url)
-    except httptools.HttpParserInvalidURLError:
-        raise ProtocolError(400, "invalid request target") from None
-    if not parsed.schema or parsed.schema.lower() not in (b"http", b"https"):
-        raise ProtocolError(400, "invalid request target")
-    return parsed.path or b"/", parsed.query or b""
 
 
 # RFC 3986 §3.2.2: host = IP-literal / IPv4address / reg-name (IPv4address is a reg-name too)

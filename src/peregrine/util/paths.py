@@ -22,6 +22,9 @@ import os
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from ..http.errors import ProtocolError
+from ..http.target import split_absolute_form
+
 __all__ = [
     "BadPath",
     "RequestPath",
@@ -75,16 +78,6 @@ def _percent_decode(segment: bytes) -> bytes:
     return bytes(out)
 
 
-def _strip_absolute_form(target: bytes) -> bytes:
-    # "GET http://host/path HTTP/1.1" is legal (RFC 9112 section 3.2.2); only
-    # the path matters here.
-    lower = target[:8].lower()
-    if lower.startswith(b"http://") or lower.startswith(b"https://"):
-        slash = target.find(b"/", target.find(b"//") + 2)
-        return target[slash:] if slash >= 0 else b"/"
-    return target
-
-
 def split_target(raw_target: bytes, show_hidden: bool = False) -> RequestPath:
     """Split and decode a raw request target (as sent on the request line).
 
@@ -119,10 +112,15 @@ def split_target_tuple(
             or "#" in text
         ):
             return tuple(filter(None, text.split("/"))), text[-1] == "/"
-    target = _strip_absolute_form(raw_target).partition(b"?")[0]
-    target = target.partition(b"#")[0]
+    target = raw_target
     if not target.startswith(b"/"):
-        raise BadPath(400, "request target is not an absolute path")
+        # "GET http://host/path HTTP/1.1" is legal (RFC 9112 section 3.2.2); only the path
+        # matters here, taken as the parser takes it
+        try:
+            target = split_absolute_form(target)[0]
+        except ProtocolError:
+            raise BadPath(400, "request target is not an absolute path") from None
+    target = target.partition(b"?")[0].partition(b"#")[0]
     # .find() rather than "in": on CPython 3.11 `bytes in bytes` first tries the needle as an
     # int, raising and clearing a TypeError (~2,000 instructions per test, every request).
     if target.find(b"\\") >= 0:
