@@ -192,6 +192,16 @@ COMPETING: list[tuple[str, bytes, dict[str, int], int]] = [
         413,
     ),
     (
+        "chunk-over-the-body-limit-then-a-bad-chunk-size-line",
+        b"POST / HTTP/1.1\r\n"
+        + H
+        + b"Transfer-Encoding: chunked\r\n\r\n64\r\n"
+        + b"c" * 100
+        + b"\r\nzz\r\n0\r\n\r\n",
+        {"max_body_size": 64},
+        413,
+    ),
+    (
         "trailer-section-over-the-head-limit-then-bad-byte",
         b"POST / HTTP/1.1\r\n"
         + H

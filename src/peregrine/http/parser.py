@@ -528,6 +528,10 @@ class RequestParser:
             if not held and _PLAIN_CHUNK_LINE.fullmatch(data, i, lf + 1):
                 size = int(data[i : lf - 1], 16)  # the common line: llhttp takes it in place
             else:
+                # what precedes the line first: its verdict (a chunk over max_body_size, a
+                # missing CRLF after the data) comes first in byte order
+                self._feed_body(data[fed:i])
+                fed = i
                 was_held = bool(held)
                 if was_held:
                     held += data[i : lf + 1]
@@ -538,7 +542,6 @@ class RequestParser:
                 size, fixed = self._take_chunk_line(line, True)
                 if was_held or fixed != line:
                     # held, or without its BWS: llhttp gets the line on its own
-                    self._feed_body(data[fed:i])
                     self._feed_body(fixed)
                     fed = lf + 1
             i = lf + 1
