@@ -82,6 +82,15 @@ def test_worker_timeout_0_turns_the_watchdog_off(
     assert "hung" not in server.output
 
 
+def test_single_process_mode_has_no_watchdog(start_server: Callable[..., ServerProcess]) -> None:
+    """With ``--workers 1`` there is no supervisor to watch the loop (documented): a handler
+    blocking past worker_timeout is answered by the same process, which is not killed."""
+    server = start_server(APP, "--worker-timeout", "1", workers=1)
+    assert get(server.url + "/block?s=2.5").text == f"pid={server.proc.pid}"
+    assert server.proc.poll() is None
+    assert "hung" not in server.output
+
+
 # --- the pieces, in-process ------------------------------------------------------------------
 
 
