@@ -13,12 +13,16 @@ import asyncio
 import json
 import logging
 import re
+import socket
 import time
 from typing import Any
 
 import pytest
 
 import peregrine
+from peregrine.aio.connection import HttpConnection
+from peregrine.aio.state import ServerState
+from peregrine.config import Config
 
 from ..apps import Engine
 from .fakes import ClockLoop, Wire, get, http_connection, request
@@ -725,6 +729,37 @@ class TestFiles:
         head, _, body = wire.received().partition(b"\r\n\r\n")
         assert b"Content-Length: 300000" in head and len(body) == 256_000
         assert wire.aborted  # the client sees a short body, not a desynchronised stream
+
+    def test_file_the_socket_takes_whole_is_sent_during_the_read(
+        self, loop: ClockLoop, app: Engine
+    ) -> None:
+        """With a socket to ``sendfile`` into and room in it, a sync handler's file goes out
+        before ``data_received`` returns: the head through the transport, the body with one
+        ``sendfile``, no task left behind. (Bodies larger than the socket takes go on in a task:
+        the big-file tests of tests/util/test_static_e2e.py, byte for byte.)"""
+        server_end, client_end = socket.socketpair()
+        with server_end, client_end:
+            server_end.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1024 * 1024)
+            server_end.setblocking(False)
+            state = ServerState(Config(access_log=False), app, loop)
+            wire = Wire(loop, HttpConnection(state), sock=server_end)
+            wire.transport.deliver(get("/file"))  # data_received, without running the loop
+            assert [t for t in asyncio.all_tasks(loop) if not t.done()] == []
+            head = wire.received()
+            assert head.startswith(b"HTTP/1.1 200 OK\r\n") and head.endswith(b"\r\n\r\n")
+            assert b"\r\nContent-Length: 256000\r\n" in head
+            body = b""
+            client_end.settimeout(5)
+            while len(body) < 256_000:
+                body += client_end.recv(1 << 20)
+            assert body == bytes(range(256)) * 1000
+            assert state.requests == 1
+            wire.send(get("/file"))  # and the connection goes on: the next one the same way
+            assert b"\r\nContent-Length: 256000\r\n" in wire.received()
+            body = b""
+            while len(body) < 256_000:
+                body += client_end.recv(1 << 20)
+            assert body == bytes(range(256)) * 1000
 
 
 # --- upgrades -------------------------------------------------------------------------------------------

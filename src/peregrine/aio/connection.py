@@ -383,7 +383,16 @@ class HttpConnection(asyncio.Protocol):
             if result is not None or (
                 response._stream_file_or_upgrade and response.upgrade_factory is None
             ):
-                exchange = self.exchange = Exchange(self, request, response, None, start)
+                exchange = Exchange(self, request, response, None, start)
+                if (
+                    result is None
+                    and response.file is not None
+                    and response.stream_source is None
+                    and not self.closed
+                    and exchange.send_file_now(response)
+                ):
+                    return  # a file sent whole with one sendfile: no task needed
+                self.exchange = exchange
                 self.busy = True
                 self._run(self._respond_later(exchange, result))
                 return

@@ -18,7 +18,7 @@ from ..http.request import Request
 from ..http.response import Response, serialize_head
 from ..http.status import has_no_body
 from .body import RequestBody
-from .files import FileShrank, copy_file
+from .files import FileShrank, copy_file, send_now
 
 if TYPE_CHECKING:
     from .connection import HttpConnection
@@ -203,28 +203,74 @@ class Exchange:
         if not self.keep_alive:
             conn.close()
 
+    def send_file_now(self, response: Response) -> bool:
+        """Send the head and as much of ``response``'s file as the socket takes without waiting.
+
+        True when the response is complete (or the client has gone) and the file is closed;
+        False when some of the body is left for :meth:`send_file` to send, which then carries on
+        where this stopped. A file that fits into the socket's send buffer (most of them: the
+        kernel grows it to megabytes on a fast connection) is thus sent with no task, no
+        coroutine and no wake-up: one write for the head, one ``sendfile`` for the body.
+        """
+        assert response.file is not None
+        file, offset, count = response.file
+        conn = self.conn
+        self.response = response
+        try:
+            self.begin_stream(response, count)
+        except ValueError:
+            return False  # an invalid status: send_file meets it again and answers 500
+        try:
+            if self.request.method != "HEAD" and not has_no_body(response.status) and count:
+                try:
+                    sent = send_now(conn, file.fileno(), offset, count)
+                except FileShrank:
+                    self._file_shrank()
+                    sent = count
+                except ConnectionResetError:
+                    sent = count  # aborted: nothing more to send
+                if sent < count:
+                    self.left = count - sent
+                    return False
+            self.left = 0
+            self.end()
+        except BaseException:
+            file.close()
+            raise
+        file.close()
+        return True
+
     async def send_file(self, response: Response) -> None:
-        """Send ``response`` whose body is the file set by ``Response.send_file``."""
+        """Send ``response`` whose body is the file set by ``Response.send_file``.
+
+        After :meth:`send_file_now` sent part of it, only the rest (``left`` bytes) is sent.
+        """
         assert response.file is not None
         conn = self.conn
         file, offset, count = response.file
         request = self.request
         self.response = response
         try:
-            self.begin_stream(response, count)
+            if not self.streaming:
+                self.begin_stream(response, count)
+            elif self.left is not None:  # the head and count - left bytes are out already
+                offset += count - self.left
+                count = self.left
             if request.method != "HEAD" and not has_no_body(response.status) and count:
                 try:
                     await copy_file(conn, file.fileno(), offset, count)
                 except FileShrank:
-                    log.warning(
-                        "file shrank while being sent for %s %s", request.method, request.url
-                    )
-                    conn.abort()
+                    self._file_shrank()
                     return
             self.left = 0
             self.end()
         finally:
             file.close()
+
+    def _file_shrank(self) -> None:
+        request = self.request
+        log.warning("file shrank while being sent for %s %s", request.method, request.url)
+        self.conn.abort()
 
     def abort(self) -> None:
         """Cut the connection (after an error once the head is out)."""

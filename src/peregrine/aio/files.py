@@ -35,6 +35,32 @@ async def copy_file(conn: Any, fd: int, offset: int, count: int) -> None:
         await _copy_through_transport(conn, fd, offset, count)
 
 
+def send_now(conn: Any, fd: int, offset: int, count: int) -> int:
+    """Send up to ``count`` bytes of ``fd`` from ``offset`` with one ``sendfile``, not waiting.
+
+    Returns how many bytes went out: 0 when nothing can go now (the transport has bytes queued,
+    which the file must not overtake; TLS; no ``sendfile``; the socket is full). Raises
+    :class:`FileShrank` if the file ended early, and ConnectionResetError (after aborting the
+    connection) if the client has gone.
+    """
+    transport = conn.transport
+    if transport.get_write_buffer_size() or not hasattr(os, "sendfile"):
+        return 0
+    sock = transport.get_extra_info("socket")
+    if sock is None or transport.get_extra_info("sslcontext") is not None:
+        return 0
+    try:
+        sent = os.sendfile(sock.fileno(), fd, offset, count)
+    except (BlockingIOError, InterruptedError):
+        return 0
+    except OSError as exc:  # reset, broken pipe: the client has gone
+        conn.abort()
+        raise ConnectionResetError(str(exc)) from None
+    if sent == 0:
+        raise FileShrank()
+    return sent
+
+
 async def _sendfile(conn: Any, sock_fd: int, file_fd: int, offset: int, count: int) -> None:
     """``os.sendfile`` straight into the socket whenever the transport has nothing queued.
 
