@@ -182,6 +182,47 @@ class TestExactAnswersWithAWarmCache:
         assert (resp.status, _body(resp)) == (206, b"hello")
         assert _get(server, b"/hello.txt", headers=[("Range", "bytes=99-")]).status == 416
 
+    def test_repeated_plain_answers_are_the_same_and_conditionals_still_exact(self, root, servers):
+        day_ago = time.time() - 86400  # no Date of the file's own: the header block is reused
+        os.utime(root / "hello.txt", (day_ago, day_ago))
+        server = servers(root, open_file_cache_ms=LONG, cache_control="max-age=60")
+        first, second, head = (
+            _get(server, b"/hello.txt"),
+            _get(server, b"/hello.txt"),
+            _get(server, b"/hello.txt", method="HEAD"),
+        )
+        assert first.status == second.status == head.status == 200
+        assert first.headers == second.headers == head.headers
+        assert [n for n, _ in first.headers] == [
+            b"ETag", b"Last-Modified", b"Cache-Control", b"Content-Type", b"Accept-Ranges"
+        ]  # fmt: skip
+        assert _body(first) == _body(second) == b"hello world\n"
+        etag = first.get_header("ETag")
+        assert _get(server, b"/hello.txt", headers=[("If-None-Match", etag)]).status == 304
+        resp = _get(server, b"/hello.txt", headers=[("Range", "bytes=0-4")])
+        assert (resp.status, _body(resp)) == (206, b"hello")
+        # headers the caller set first are replaced, not doubled
+        path, raw = b"/hello.txt", [(b"Host", b"t")]
+        resp = Response()
+        resp.set_header("Cache-Control", "private")
+        server.serve(Request("GET", path, b"", "1.1", Headers(raw)), resp)
+        assert [v for n, v in resp.headers if n.lower() == b"cache-control"] == [b"max-age=60"]
+
+    def test_file_server_without_cache_answers_a_changed_file_with_its_new_validators(
+        self, root, servers
+    ):
+        path = root / "hello.txt"
+        os.utime(path, (time.time() - 86400,) * 2)
+        server = servers(str(path), cls=FileServer, open_file_cache_ms=0)
+        before = [_get(server, b"/") for _ in range(2)]
+        path.write_bytes(b"version two, longer\n")
+        os.utime(path, (time.time() - 3600,) * 2)
+        after = _get(server, b"/")
+        assert before[0].headers == before[1].headers
+        assert after.get_header("ETag") != before[0].get_header("ETag")
+        assert after.get_header("Last-Modified") != before[0].get_header("Last-Modified")
+        assert _body(after) == b"version two, longer\n"
+
     def test_head_and_large_file_send_a_duplicate_of_the_cached_descriptor(self, root, servers):
         big = b"x" * (SMALL_FILE + 1)
         (root / "big.bin").write_bytes(big)

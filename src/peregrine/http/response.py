@@ -176,6 +176,13 @@ class Response:
         self._fields.append(checked)
         self._block += line
 
+    def _add_checked(self, fields: tuple[Checked, ...], block: bytes) -> None:
+        """Add fields made by :func:`check_header` before, none of them special (framing,
+        Connection, Date, Server), with their lines joined in ``block``: for a server that sends
+        the same header block again and again (``util.static``: one per cached file)."""
+        self._fields.extend(fields)
+        self._block += block
+
     def get_header(self, name: str) -> str | None:
         """The first value set for ``name`` (case-insensitive), or None."""
         lname = name.lower().encode("latin-1")

@@ -45,7 +45,7 @@ from typing import Any
 
 from ..http.dates import http_date
 from ..http.request import Request
-from ..http.response import Response
+from ..http.response import LINE, Checked, Response, check_header
 from ..http.status import REASONS
 from .beneath import FILE_FLAGS, Dir, Entry, Tree
 from .conditional import evaluate_preconditions, if_range_allows, make_etag
@@ -106,7 +106,7 @@ class _Named:
     name given to the Cache-Control policy.
     """
 
-    __slots__ = ("open", "relpath", "content_type")
+    __slots__ = ("open", "relpath", "content_type", "head")
 
     def __init__(
         self, open: Callable[[str], _Opened | None], relpath: str, content_type: str
@@ -114,6 +114,10 @@ class _Named:
         self.open = open
         self.relpath = relpath
         self.content_type = content_type
+        #: the header block of the last plain 200 about this file: ``(key, fields, block)``,
+        #: reused while ``key`` (the file's identity, size, mtime, coding, Vary, Cache-Control)
+        #: is the same; kept as long as the open-file cache keeps this object
+        self.head: tuple[tuple[object, ...], tuple[Checked, ...], bytes] | None = None
 
 
 class _Changed(Exception):
@@ -456,15 +460,34 @@ class _Responder:
         variant depended on Accept-Encoding. Raises :class:`_Changed` if the
         file changed under the read, before anything is set on ``resp``.
         """
-        status, headers, part, text = file_answer(
-            req,
-            st,
-            coding=coding,
-            vary=vary,
-            content_type=named.content_type,
-            cache_control=self._cache_control_for(named.relpath),
-            now=time.time(),
-        )
+        now = time.time()
+        cache_control = self._cache_control_for(named.relpath)
+        key = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, coding, vary, cache_control)
+        head = named.head
+        status: int
+        headers: list[tuple[str, str]]
+        part: tuple[int, int] | None
+        text: str | None
+        if (
+            head is not None
+            and head[0] == key
+            and not resp._fields
+            and int(st.st_mtime) < int(now) - 1  # else file_answer adds a Date of its own
+            and not _may_be_conditional(req)
+        ):
+            # The same plain 200 as last time: its header block as it was built then.
+            status, headers, part, text = 200, [], (0, st.st_size), None
+        else:
+            head = None
+            status, headers, part, text = file_answer(
+                req,
+                st,
+                coding=coding,
+                vary=vary,
+                content_type=named.content_type,
+                cache_control=cache_control,
+                now=now,
+            )
         # A small body is read now, before any header is set, so a file that
         # changed since fstat can still be retried cleanly.
         data: bytes | None = None
@@ -477,10 +500,24 @@ class _Responder:
 
         # add_header is enough on a fresh response and skips set_header's search
         # for an earlier value; if the caller set headers already, replace them.
-        put = resp.set_header if resp.headers else resp.add_header
         resp.status = status
-        for name, value in headers:
-            put(name, value)
+        if head is not None:
+            resp._add_checked(head[1], head[2])
+        elif resp._fields:
+            for name, value in headers:
+                resp.set_header(name, value)
+        else:
+            for name, value in headers:
+                resp.add_header(name, value)
+            if (
+                status == 200
+                and part == (0, st.st_size)
+                and text is None
+                and headers[0][0] != "Date"
+            ):
+                # a plain 200 (no Date of its own): the next one reuses these lines
+                fields = tuple(check_header(name, value) for name, value in headers)
+                named.head = (key, fields, b"".join([f[LINE] for f in fields]))
         if text is not None:
             resp.set_body(text)
         if part is None or data is not None:
