@@ -70,19 +70,26 @@ def new_loop() -> asyncio.AbstractEventLoop:
         return asyncio.new_event_loop()
 
 
-def main() -> None:
-    count = int(os.environ.get("N", "100000"))
-    loop = new_loop()
-    # HOTPATH_HEALTH=1: a health path is configured (the requests are not for it);
-    # HOTPATH_METRICS=1: metrics are on (counted as in a worker of the supervisor)
-    health_path = "/healthz" if os.environ.get("HOTPATH_HEALTH") == "1" else None
-    state = ServerState(Config(health_path=health_path), Handler(), loop)
+def count_metrics_if_asked(state: ServerState) -> ServerState:
+    """With HOTPATH_METRICS=1, count ``state``'s responses as a worker does with --metrics-port
+    (a recorder on a block of shared memory; its quarter-second copy into that block is left
+    out, as it is not per request)."""
     if os.environ.get("HOTPATH_METRICS") == "1":
         from peregrine.metrics.recorder import MetricsRecorder
         from peregrine.metrics.shared import SharedMetrics
 
         state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
         state.timed = True
+    return state
+
+
+def main() -> None:
+    count = int(os.environ.get("N", "100000"))
+    loop = new_loop()
+    # HOTPATH_HEALTH=1: a health path is configured (the requests are not for it);
+    # HOTPATH_METRICS=1: metrics are on (see count_metrics_if_asked; also in the other scripts)
+    health_path = "/healthz" if os.environ.get("HOTPATH_HEALTH") == "1" else None
+    state = count_metrics_if_asked(ServerState(Config(health_path=health_path), Handler(), loop))
     connection = HttpConnection(state)
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotpath import BODY, CountingTransport, new_loop
+from hotpath import BODY, CountingTransport, count_metrics_if_asked, new_loop
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
 from peregrine.asgi import AsgiHandler
@@ -86,7 +86,8 @@ def serve(app: Any, count: int) -> float:
     """Serve ``count`` requests with ``app``; returns the CPU seconds it took."""
     loop = new_loop()
     config = Config(lifespan="off")
-    connection = HttpConnection(ServerState(config, AsgiHandler(app, config), loop))
+    state = count_metrics_if_asked(ServerState(config, AsgiHandler(app, config), loop))
+    connection = HttpConnection(state)
     transport = ResponseCountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     start = time.process_time()

@@ -24,9 +24,9 @@ from peregrine.config import Config
 from peregrine.http2 import frames as f
 
 try:
-    from hotpath import BODY, CountingTransport, Handler, new_loop
+    from hotpath import BODY, CountingTransport, Handler, count_metrics_if_asked, new_loop
 except ImportError:  # run as bench/hotpath_h2.py from the repository root
-    from bench.hotpath import BODY, CountingTransport, Handler, new_loop
+    from bench.hotpath import BODY, CountingTransport, Handler, count_metrics_if_asked, new_loop
 
 BATCH = 10  # concurrent streams per read, as h2load -m 10
 
@@ -74,7 +74,7 @@ def main() -> None:
         state = ServerState(config, AsgiHandler(app, config), loop)
     else:
         state = ServerState(Config(), Handler(), loop)
-    connection = Http2Connection(state)
+    connection = Http2Connection(count_metrics_if_asked(state))
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     start = time.process_time()

@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from hotpath import CountingTransport, new_loop
+from hotpath import CountingTransport, count_metrics_if_asked, new_loop
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
 from peregrine.config import Config
@@ -29,7 +29,8 @@ def main() -> None:
     count = int(os.environ.get("N", "100000"))
     loop = new_loop()
     config = Config(threads=0, workers=1)
-    connection = HttpConnection(ServerState(config, WsgiHandler(app, config), loop))
+    state = count_metrics_if_asked(ServerState(config, WsgiHandler(app, config), loop))
+    connection = HttpConnection(state)
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     feed = connection.data_received

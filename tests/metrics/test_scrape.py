@@ -147,3 +147,22 @@ def test_asgi_responses_are_counted_by_method_and_status(start_server) -> None: 
     assert sample(page, GET_2XX) == 3
     assert sample(page, 'peregrine_requests_total{method="DELETE",status="2xx"}') == 1
     assert sample(page, "peregrine_request_duration_seconds_count") == 4
+
+
+def test_http2_responses_and_refusals_are_counted(server) -> None:  # type: ignore[no-untyped-def]
+    from ..aio.h2client import H2Client
+
+    url = metrics_url(server)
+    with httpx.Client(http1=False, http2=True, base_url=server.url) as client:
+        for _ in range(3):
+            response = client.get("/")
+            assert response.http_version == "HTTP/2" and response.status_code == 200
+        assert client.post("/", content=b"abcdef").status_code == 200
+    with H2Client(server.host, server.port) as h2:
+        assert h2.get("/" + "a" * 300).status == 414  # --max-request-line 200
+    page = settled(url, 'peregrine_refused_requests_total{status="414"}', 1)
+    page = settled(url, "peregrine_request_duration_seconds_count", 4)
+    assert sample(page, GET_2XX) == 3
+    assert sample(page, 'peregrine_requests_total{method="POST",status="2xx"}') == 1
+    assert sample(page, "peregrine_request_body_bytes_total") == 6
+    assert sample(page, 'peregrine_refused_requests_total{status="414"}') == 1

@@ -622,7 +622,7 @@ class Http2Connection(asyncio.Protocol):
         exchange.request = request
         if self.trusted_proxy and self.state.apply_proxy_headers is not None:
             self.state.apply_proxy_headers(request)
-        exchange.start = perf_counter() if self.config.access_log else 0.0
+        exchange.start = perf_counter() if self.state.timed else 0.0
         return request
 
     def _start_exchange(self, exchange: H2Exchange) -> None:
@@ -815,9 +815,15 @@ class Http2Connection(asyncio.Protocol):
     def _response_done(self, exchange: H2Exchange, response: Response) -> None:
         exchange.done = True
         exchange.release()
-        self.state.requests += 1
-        if self.config.access_log and exchange.request is not None:
-            self._log_access(exchange.request, response, exchange.start)
+        state = self.state
+        state.requests += 1
+        request = exchange.request
+        if state.timed and request is not None:  # the metrics and the access log, when on
+            metrics = state.metrics
+            if metrics is not None:
+                metrics.response(request, response, exchange.start, perf_counter())
+            if state.access_log is not None:
+                self._log_access(request, response, exchange.start)
         if exchange.task is None and exchange.body is None:
             self.exchanges.pop(exchange.stream_id, None)  # a sync handler: nothing else to wait
             self._maybe_close()
@@ -863,6 +869,8 @@ class Http2Connection(asyncio.Protocol):
         exchange.done = True
         exchange.release()
         state.requests += 1
+        if state.metrics is not None:
+            state.metrics.refused(status)  # a limit (400, 408, 413, 414, 431) or 500
         if state.access_log is not None:
             state.access_log.error(status, self.client, exchange.request, exchange.start)
         if exchange.task is None and exchange.body is None:

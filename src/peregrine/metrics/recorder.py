@@ -1,9 +1,13 @@
 """The worker side: counting on the hot path, publishing to shared memory now and then.
 
-Per response the connection calls :meth:`MetricsRecorder.response`: a few integer adds on a
-plain list, and the duration's bucket found by ``bisect``. Nothing shared is touched there; the
-list is copied into the worker's shared block by :meth:`publish` every :data:`PUBLISH_INTERVAL`
-seconds and when the worker stops (a worker killed with SIGKILL loses at most that interval).
+A response is counted by adding 1 to one slot of a plain list, the slot of its method class,
+status class and duration bucket (:mod:`.layout`), and by adding its duration and body sizes to
+three sums. The HTTP/1 connection does this inline for the responses it sends whole
+(``bench/hotpath.sh`` with ``HOTPATH_METRICS=1`` counts its cost); the other paths call
+:meth:`MetricsRecorder.response`. Both use the tables below. Nothing shared is touched there:
+:meth:`MetricsRecorder.publish` copies the counts into the worker's shared block every
+:data:`PUBLISH_INTERVAL` seconds and when the worker stops (a worker killed with SIGKILL loses
+at most that interval).
 """
 
 from __future__ import annotations
@@ -23,18 +27,19 @@ PUBLISH_INTERVAL = 0.25
 
 _installed: tuple[SharedMetrics, int] | None = None
 
-# the layout, flattened into lookups for MetricsRecorder.response
-_METHOD_BASE = {
-    method: layout.request_index(method, 100) for method in layout.METHODS if method != "other"
-}
-_OTHER_BASE = layout.request_index("other", 100)
-#: status // 100 -> offset of its class (anything below 100 or from 600 on is clamped)
-_STATUS_OFFSET = tuple(min(max(i, 1), 5) - 1 for i in range(10))
-_BUCKETS_AT = layout.DURATION_BUCKETS
-_BOUNDS = layout.BUCKETS
-_FIRST_BOUND = layout.BUCKETS[0]
-_REQUEST_BODY_BYTES = layout.REQUEST_BODY_BYTES
-_RESPONSE_BODY_BYTES = layout.RESPONSE_BODY_BYTES
+
+def _first_slots(method: str) -> list[int]:
+    return [layout.class_index(method, status) for status in range(600)]
+
+
+#: ``RESPONSE_SLOTS[method][status]``: the slot of a response no slower than ``FIRST_BOUND``
+#: (add the bucket's index for a slower one), for statuses 0-599 (a response has 100-599). A
+#: method not in it counts as "other": ``OTHER_SLOTS[status]`` (a plain dict and a ``KeyError``
+#: are cheaper on the hot path than a ``.get`` or a dict subclass with ``__missing__``).
+RESPONSE_SLOTS = {method: _first_slots(method) for method in layout.METHODS}
+OTHER_SLOTS = RESPONSE_SLOTS["other"]
+FIRST_BOUND = layout.BUCKETS[0]
+BOUNDS = layout.BUCKETS
 
 
 def install(shared: SharedMetrics, block: int | None) -> None:
@@ -54,42 +59,38 @@ def installed() -> MetricsRecorder | None:
 class MetricsRecorder:
     """Counts one worker's requests; ``target`` is its block of shared memory."""
 
-    __slots__ = ("counts", "duration_sum", "target", "_timer")
+    __slots__ = ("counts", "seconds", "received", "sent", "target", "_timer")
 
     def __init__(self, target: memoryview) -> None:
+        #: the counters of :mod:`.layout`; the three sums below are kept apart until published
+        #: (an attribute add costs about half a list-item add on the hot path)
         self.counts = [0] * layout.SIZE
-        #: seconds, summed; published as whole microseconds
-        self.duration_sum = 0.0
+        #: request durations, summed (seconds; published as whole microseconds)
+        self.seconds = 0.0
+        #: request and response body bytes
+        self.received = 0
+        self.sent = 0
         self.target = target
         self._timer: asyncio.TimerHandle | None = None
 
     def response(self, request: Request, response: Response, start: float, now: float) -> None:
         """One response sent: its method and status, how long it took, its body sizes.
 
-        Written for the hot path (measured with ``bench/hotpath.sh``, HOTPATH_METRICS=1): table
-        lookups instead of arithmetic and builtins, module globals instead of attribute chains,
-        no bisection for the fastest bucket, the duration summed as a float and converted only
-        when published.
+        For the paths other than the HTTP/1 connection's bytes bodies, which count inline.
         """
-        counts = self.counts
-        counts[
-            _METHOD_BASE.get(request.method, _OTHER_BASE) + _STATUS_OFFSET[response.status // 100]
-        ] += 1
+        slot = RESPONSE_SLOTS.get(request.method, OTHER_SLOTS)[min(max(response.status, 0), 599)]
         elapsed = now - start
-        if elapsed <= _FIRST_BOUND:
-            counts[_BUCKETS_AT] += 1
-        else:
-            counts[_BUCKETS_AT + bisect_left(_BOUNDS, elapsed)] += 1
-        self.duration_sum += elapsed
+        if elapsed > FIRST_BOUND:
+            slot += bisect_left(BOUNDS, elapsed)
+        self.counts[slot] += 1
+        self.seconds += elapsed
         body = request.body
         if body:
-            counts[_REQUEST_BODY_BYTES] += len(body)
+            self.received += len(body)
         if response._stream_file_or_upgrade and response.file is not None:
-            counts[_RESPONSE_BODY_BYTES] += response.file[2]
+            self.sent += response.file[2]
         else:
-            body = response.body
-            if body:
-                counts[_RESPONSE_BODY_BYTES] += len(body)
+            self.sent += len(response.body)
 
     def refused(self, status: int) -> None:
         """The server answered ``status`` itself: a limit (400, 408, 413...) or a handler error."""
@@ -109,7 +110,9 @@ class MetricsRecorder:
         counts = self.counts
         counts[layout.OPEN_HTTP] = http
         counts[layout.OPEN_WEBSOCKET] = websocket
-        counts[layout.DURATION_SUM_US] = round(self.duration_sum * 1_000_000)
+        counts[layout.DURATION_SUM_US] = round(self.seconds * 1_000_000)
+        counts[layout.REQUEST_BODY_BYTES] = self.received
+        counts[layout.RESPONSE_BODY_BYTES] = self.sent
         self.target[:] = array.array("q", counts)
 
     def start(self, loop: asyncio.AbstractEventLoop, connections: Any) -> None:

@@ -38,15 +38,22 @@ def render(
         "counter",
         "Requests answered, by method and status class.",
     )
+    # each response is in one slot of its method, status class and duration bucket: the
+    # requests are the sums over buckets, the histogram the sums over methods and statuses
+    per_bucket = [0] * layout.SLOTS_PER_CLASS
     for method in layout.METHODS:
         for klass_index, klass in enumerate(layout.STATUS_CLASSES):
-            value = totals[layout.request_index(method, (klass_index + 1) * 100)]
+            first = layout.class_index(method, (klass_index + 1) * 100)
+            slots = totals[first : first + layout.SLOTS_PER_CLASS]
+            for bucket, count in enumerate(slots):
+                per_bucket[bucket] += count
+            value = sum(slots)
             lines.append(f'peregrine_requests_total{{method="{method}",status="{klass}"}} {value}')
     name = "peregrine_request_duration_seconds"
     _family(lines, name, "histogram", "Time from the handler's call to the response's last write.")
     cumulative = 0
     for i, bound in enumerate((*layout.BUCKETS, None)):
-        cumulative += totals[layout.DURATION_BUCKETS + i]
+        cumulative += per_bucket[i]
         le = "+Inf" if bound is None else _number(bound)
         lines.append(f'{name}_bucket{{le="{le}"}} {cumulative}')
     lines.append(f"{name}_sum {_number(totals[layout.DURATION_SUM_US] / 1_000_000)}")
