@@ -283,6 +283,91 @@ class TestChunkedFraming:
                 assert echo_of(responses[0].body)["body"] == "abcde"
 
 
+class TestIdleParser:
+    """An idle keep-alive connection holds no parser (memory per idle connection); the next
+    request, however it arrives, is served as if it never went away."""
+
+    IDLE = 1.0  # longer than the connection takes to notice it is idle
+
+    def parked(self, loop: ClockLoop, **options: Any) -> Wire:
+        wire, _ = http_connection(loop, Engine(), keep_alive_timeout=60, **options)
+        wire.send(get("/status?code=201"))
+        assert wire.response().status == 201
+        loop.advance(self.IDLE)
+        assert wire.protocol.parser is None  # type: ignore[attr-defined]
+        return wire
+
+    def test_a_parked_connection_answers_a_pipeline_split_at_every_byte(
+        self, loop: ClockLoop
+    ) -> None:
+        data = TestFragmentation.PIPELINE
+        for at in range(1, len(data)):
+            wire = self.parked(loop)
+            wire.send(data[:at], data[at:])
+            TestFragmentation().check(wire)
+
+    def test_a_parked_connection_answers_a_pipeline_one_byte_at_a_time(
+        self, loop: ClockLoop
+    ) -> None:
+        data = TestFragmentation.PIPELINE
+        wire = self.parked(loop)
+        wire.send(*(data[i : i + 1] for i in range(len(data))))
+        TestFragmentation().check(wire)
+
+    def test_a_request_in_progress_keeps_its_parser(self, loop: ClockLoop) -> None:
+        wire = self.parked(loop)
+        wire.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\n\r\nab")
+        loop.advance(self.IDLE)  # a gap within the body (body_timeout is longer)
+        assert wire.protocol.parser is not None  # type: ignore[attr-defined]
+        wire.send(b"cd")
+        assert echo_of(wire.response().body)["body"] == "abcd"
+
+    def test_it_parks_again_after_the_next_request(self, loop: ClockLoop) -> None:
+        wire = self.parked(loop)
+        for _ in range(3):
+            wire.send(get("/"))
+            assert wire.response().body == b"ok"
+            assert wire.protocol.parser is not None  # type: ignore[attr-defined]
+            loop.advance(self.IDLE)
+            assert wire.protocol.parser is None  # type: ignore[attr-defined]
+
+    def test_bad_bytes_after_parking_get_400(self, loop: ClockLoop) -> None:
+        wire = self.parked(loop)
+        wire.send(b"\x00GET / HTTP/1.1\r\n\r\n")
+        assert wire.response().status == 400
+
+    def test_the_keep_alive_timeout_stays_exact(self, loop: ClockLoop) -> None:
+        wire, _ = http_connection(loop, Engine(), keep_alive_timeout=3)
+        wire.send(get("/"))
+        assert wire.response().body == b"ok"
+        loop.advance(3 - EPSILON)
+        assert wire.protocol.parser is None  # type: ignore[attr-defined]
+        assert not wire.transport.is_closing()
+        loop.advance(EPSILON)
+        assert wire.transport.how == "close" and wire.received() == b""
+
+    def test_the_header_timeout_of_the_next_request_stays_exact(self, loop: ClockLoop) -> None:
+        wire = self.parked(loop, header_timeout=2)
+        wire.send(b"GET / HTTP/1.1\r\n")
+        loop.advance(2 - EPSILON)
+        assert wire.received() == b""
+        loop.advance(EPSILON)
+        assert wire.response().status == 408
+
+    def test_a_parked_connection_is_idle_and_has_had_its_first_request(
+        self, loop: ClockLoop
+    ) -> None:
+        conn = self.parked(loop).protocol
+        assert conn.is_idle()  # type: ignore[attr-defined]
+        assert not conn.awaits_first_request()  # type: ignore[attr-defined]
+
+    def test_a_connection_without_a_request_keeps_its_parser(self, loop: ClockLoop) -> None:
+        wire, _ = http_connection(loop, Engine(), header_timeout=5)
+        loop.advance(self.IDLE)
+        conn = wire.protocol
+        assert conn.parser is not None and conn.awaits_first_request()  # type: ignore[attr-defined]
+
+
 # --- request bodies and 100-continue --------------------------------------------------------------------
 
 

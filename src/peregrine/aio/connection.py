@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from bisect import bisect_left
-from collections import deque
 from collections.abc import Callable, Coroutine
 from time import perf_counter
 from typing import Any, cast
@@ -37,11 +36,16 @@ from .h2connection import negotiated_h2, sniff_preface, take_over
 from .linger import Lingerer
 from .send_watchdog import SendWatchdog
 from .state import ServerState
+from .timers import Timer
 
 log = logging.getLogger("peregrine.error")
 
 # what a read deadline means when it passes
 _KEEP_ALIVE, _HEADER, _BODY = 1, 2, 3
+# An idle keep-alive connection drops its parser (~1.5 KB with llhttp's) when its timer finds it
+# idle, and makes a new one on the next byte; after that byte the timer comes back within this
+# many seconds to drop it again, so a connection that goes quiet holds no parser for long.
+_PARK_AFTER = 0.5
 
 
 def error_response(status: int, date_line: bytes, server_line: bytes) -> bytes:
@@ -104,14 +108,16 @@ class HttpConnection(asyncio.Protocol):
         #: how a complete request head is handed on: to the native handler, or to the adapter
         self.dispatch: Callable[[Request], None]
         if self.adapter is None:
-            self.handle = handler.handle_request
+            self.handle = state.handle_request or handler.handle_request
             self.dispatch = self._handle
         else:
             self.handle = None
             self.dispatch = self._start_exchange
         self.transport: asyncio.Transport | None = None
         self.parser: RequestParser | None = None
-        self.queue: deque[Request | ProtocolError] = deque()
+        # lists, not deques: an empty deque holds a 64-slot block (760 bytes on an idle
+        # connection, twice), an empty list nothing; at most max_pipelined items wait here
+        self.queue: list[Request | ProtocolError] = []
         #: a response is in progress outside data_received (async handler, stream, file, adapter)
         self.busy = False
         #: the exchange in progress, when the response is not sent straight from data_received
@@ -119,7 +125,7 @@ class HttpConnection(asyncio.Protocol):
         #: with an adapter: the body of the latest request whose head arrived, until it is whole
         self.receiving: RequestBody | None = None
         #: with an adapter: the bodies of the requests waiting in ``queue``, in order
-        self.bodies: deque[RequestBody] = deque()
+        self.bodies: list[RequestBody] = []
         #: what an adapter keeps for the life of the connection (e.g. the ASGI scope's fixed part)
         self.adapter_data: Any = None
         self.closed = False
@@ -131,8 +137,9 @@ class HttpConnection(asyncio.Protocol):
         self.send_watchdog: SendWatchdog | None = None
         self.deadline = 0.0
         self.deadline_kind = 0
-        self.timer: asyncio.TimerHandle | None = None
-        self.timer_at = 0.0  # when self.timer fires (TimerHandle.when() is a call)
+        # on the worker's shared timer queue: a loop timer each would cost ~600 bytes
+        self.timer: Timer | None = None
+        self.timer_at = 0.0  # when self.timer fires
         self.reading_paused = False
         self.eof = False
         self.upgraded = False
@@ -157,7 +164,12 @@ class HttpConnection(asyncio.Protocol):
         self.client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
         self.parser = self._new_parser()
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
-        self._set_deadline(_HEADER, config.header_timeout)
+        now = self.loop.time()
+        self.deadline = now + config.header_timeout
+        self.deadline_kind = _HEADER
+        # The one timer's first look comes soon, to park the parser of a connection gone idle
+        # (a later header deadline is picked up then, as any deadline that moved).
+        self._start_timer(min(self.deadline, now + _PARK_AFTER))
         if config.http2:
             if self.scheme == "http":
                 self.h2_preface = b""  # prior knowledge: data_received looks at the first bytes
@@ -180,7 +192,9 @@ class HttpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         parser = self.parser
         if parser is None or self.closed:
-            return  # refused at connection_made, or handed over in an upgrade
+            if self.closed:
+                return  # refused at connection_made, or handed over in an upgrade
+            parser = self._unpark_parser()  # the first byte after an idle spell
         if self.h2_preface is not None:
             data = sniff_preface(self, data)  # the HTTP/2 preface goes to aio/h2connection.py
             if not data:
@@ -295,7 +309,7 @@ class HttpConnection(asyncio.Protocol):
     def _process_queue(self, new_message: bool = False) -> None:
         queue = self.queue
         while queue and not (self.busy or self.closed or self.write_paused):
-            item = queue.popleft()
+            item = queue.pop(0)
             if isinstance(item, ProtocolError):
                 self._send_error(item.status)
                 return
@@ -541,10 +555,10 @@ class HttpConnection(asyncio.Protocol):
             and not self.bodies[0].unread
             and health.answer(self, request)
         ):
-            self.bodies.popleft()  # empty: a health check with a body goes to the application
+            self.bodies.pop(0)  # empty: a health check with a body goes to the application
             return
         start = perf_counter() if self.state.timed else 0.0
-        exchange = self.exchange = Exchange(self, request, None, self.bodies.popleft(), start)
+        exchange = self.exchange = Exchange(self, request, None, self.bodies.pop(0), start)
         self.busy = True
         assert self.adapter is not None
         self.adapter(exchange)
@@ -763,7 +777,7 @@ class HttpConnection(asyncio.Protocol):
         # The one timer fires at the earliest deadline; a later one is picked up by _on_deadline.
         if self.timer is not None:
             self.timer.cancel()
-        self.timer = self.loop.call_at(deadline, self._on_deadline)
+        self.timer = self.state.timers.call_at(deadline, self._on_deadline)
         self.timer_at = deadline
 
     def _on_deadline(self) -> None:
@@ -772,6 +786,8 @@ class HttpConnection(asyncio.Protocol):
         if not kind or self.closed:
             return
         if self.loop.time() < self.deadline:
+            if kind == _KEEP_ALIVE:
+                self._park_parser()  # idle now (the only time this deadline is set)
             self._start_timer(self.deadline)  # moved later since the timer was set
             return
         self.deadline_kind = 0
@@ -786,6 +802,27 @@ class HttpConnection(asyncio.Protocol):
             self._pause_reading()
             if not self.busy:
                 self._process_queue()
+
+    def _park_parser(self) -> None:
+        """Drop the parser of an idle connection: nothing of a request is in it."""
+        parser = self.parser
+        if (
+            parser is not None
+            and parser.state == IDLE
+            and not (parser.requests or parser.events or self.busy or self.queue)
+            and parser.upgrade_data is None
+            and self.h2_preface is None
+        ):
+            self.parser = None
+
+    def _unpark_parser(self) -> RequestParser:
+        """A new parser for the next request of a parked connection, and a timer that comes
+        back soon to park it again (once per idle spell, so not a cost per request)."""
+        parser = self.parser = self._new_parser()
+        soon = self.loop.time() + _PARK_AFTER
+        if self.timer is None or self.timer_at > soon:
+            self._start_timer(soon)
+        return parser
 
     # --- graceful shutdown ----------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from ..http.request import Request
 from ..metrics.recorder import MetricsRecorder
 from ..ws.deflate import DeflateParams
 from .health import HealthCheck
+from .timers import TimerQueue
 from .websocket import WebSocketConnection
 
 
@@ -42,6 +43,9 @@ class ServerState:
         self.config = config
         #: the worker's handler instance
         self.handler = handler
+        #: the native handler's ``handle_request``, bound once: one bound method per connection
+        #: would cost 64 bytes each
+        self.handle_request: Callable[..., Any] | None = getattr(handler, "handle_request", None)
         self.loop = loop
         #: live connection protocols (HTTP and WebSocket)
         self.connections: set[ServedConnection] = set()
@@ -66,6 +70,8 @@ class ServerState:
         self.timed = config.access_log
         #: requests answered by this worker (for max_requests)
         self.requests = 0
+        #: the read timers of the HTTP/1 connections, on one loop timer (see aio/timers.py)
+        self.timers = TimerQueue(loop)
         #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody
         self.is_trusted_proxy: Callable[[str], bool] | None = None
         #: rewrites ``client``/``scheme`` of a request from a trusted proxy's headers
@@ -93,7 +99,8 @@ class ServerState:
         trusted = False
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
-            client = (peer[0], peer[1])
+            # uvloop makes a new (host, port) tuple per call: keep it rather than a copy
+            client = peer if len(peer) == 2 else (peer[0], peer[1])
             if self.is_trusted_proxy is not None:
                 trusted = self.is_trusted_proxy(peer[0])
         elif self.is_trusted_proxy is not None:

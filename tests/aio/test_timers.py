@@ -1,0 +1,98 @@
+"""The shared timer queue: each timer at its own time, on one loop timer, cancellable."""
+
+from __future__ import annotations
+
+import pytest
+
+from peregrine.aio.timers import TimerQueue
+
+from .fakes import START, ClockLoop
+
+EPSILON = 0.001
+
+
+def loop_timers(loop: ClockLoop) -> int:
+    return sum(1 for t in loop._scheduled if not t.cancelled())  # type: ignore[attr-defined]
+
+
+def test_each_timer_fires_at_its_own_time_on_one_loop_timer(loop: ClockLoop) -> None:
+    queue = TimerQueue(loop)
+    fired: list[tuple[str, float]] = []
+    for name, delay in (("c", 3), ("a", 1), ("b", 2)):
+        queue.call_at(START + delay, lambda name=name: fired.append((name, loop.elapsed)))
+    assert loop_timers(loop) == 1
+    loop.advance(1 - EPSILON)
+    assert fired == []
+    loop.advance(EPSILON)
+    assert fired == [("a", 1)]
+    loop.advance(2)
+    assert fired == [("a", 1), ("b", 2), ("c", 3)]
+    assert len(queue) == 0 and loop_timers(loop) == 0
+
+
+def test_equal_times_fire_in_creation_order(loop: ClockLoop) -> None:
+    queue = TimerQueue(loop)
+    fired: list[int] = []
+    for i in range(5):
+        queue.call_at(START + 1, lambda i=i: fired.append(i))
+    loop.advance(1)
+    assert fired == [0, 1, 2, 3, 4]
+
+
+def test_a_cancelled_timer_does_not_fire(loop: ClockLoop) -> None:
+    queue = TimerQueue(loop)
+    fired: list[str] = []
+    first = queue.call_at(START + 1, lambda: fired.append("first"))
+    queue.call_at(START + 2, lambda: fired.append("second"))
+    first.cancel()
+    first.cancel()  # twice is harmless
+    assert first.cancelled()
+    loop.advance(3)
+    assert fired == ["second"] and len(queue) == 0
+
+
+@pytest.mark.parametrize("delay", [0.5, 1.5, 5])
+def test_a_timer_set_from_a_callback_fires_at_its_time(loop: ClockLoop, delay: float) -> None:
+    """Also when an earlier timer was waiting: the loop timer goes to the earliest."""
+    queue = TimerQueue(loop)
+    fired: list[tuple[str, float]] = []
+
+    def first() -> None:
+        fired.append(("first", loop.elapsed))
+        queue.call_at(loop.time() + delay, lambda: fired.append(("again", loop.elapsed)))
+
+    queue.call_at(START + 1, first)
+    queue.call_at(START + 3, lambda: fired.append(("waiting", loop.elapsed)))
+    loop.advance(10)
+    assert sorted(fired, key=lambda f: f[1]) == fired
+    assert ("again", 1 + delay) in fired and ("waiting", 3) in fired
+
+
+def test_cancelled_timers_do_not_pile_up(loop: ClockLoop) -> None:
+    """Connections that close cancel their timers: the heap is rebuilt without them."""
+    queue = TimerQueue(loop)
+    fired: list[str] = []
+    queue.call_at(START + 100, lambda: fired.append("kept"))
+    most = 0
+    for _ in range(10_000):
+        queue.call_at(START + 50, lambda: fired.append("cancelled")).cancel()
+        most = max(most, len(queue))
+    assert most <= 2 * 64 + 1
+    loop.advance(100)
+    assert fired == ["kept"] and len(queue) == 0 and loop_timers(loop) == 0
+
+
+def test_a_failing_callback_is_reported_and_the_others_still_fire(loop: ClockLoop) -> None:
+    queue = TimerQueue(loop)
+    fired: list[str] = []
+
+    def fail() -> None:
+        raise RuntimeError("boom")
+
+    queue.call_at(START + 1, fail)
+    queue.call_at(START + 1, lambda: fired.append("after"))
+    loop.advance(1)
+    assert fired == ["after"]
+    (error,) = loop.errors
+    assert isinstance(error["exception"], RuntimeError)
+    loop.errors.clear()
