@@ -253,6 +253,63 @@ class TestFlowControl:
         assert growth < 4 << 20, f"{growth >> 20} MiB held for 48 MiB announced"
 
 
+class SyncFlood:
+    """A synchronous hook: ``flood N`` sends N messages of 64 KiB at once; else echoes."""
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        peregrine.ws.upgrade(req, resp, compression=False)
+
+    def handle_ws_message(self, ws: Any, message: Any) -> None:
+        if isinstance(message, str) and message.startswith("flood "):
+            for _ in range(int(message.split()[1])):
+                ws.send(bytes(1 << 16))
+        else:
+            ws.send(message)
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    return serialize_frame(opcode, payload, mask=b"\x01\x02\x03\x04")
+
+
+class TestOneWritePerRead:
+    """The answers to the frames of one read leave in one write, in order."""
+
+    def test_messages_of_one_read_are_echoed_in_one_write(self, loop: ClockLoop) -> None:
+        peer = WsPeer(loop, SyncFlood(), ws_ping_interval=0)
+        writes = peer.transport.writes
+        peer.wire.send(b"".join(masked(TEXT, b"m%d" % i) for i in range(4)) + masked(PING, b"p"))
+        assert peer.transport.writes == writes + 1
+        assert peer.frames() == [(TEXT, b"m%d" % i) for i in range(4)] + [(PONG, b"p")]
+
+    def test_a_bad_frame_is_answered_after_the_messages_before_it(self, loop: ClockLoop) -> None:
+        peer = WsPeer(loop, SyncFlood(), ws_ping_interval=0)
+        data = masked(TEXT, b"one") + masked(BINARY, b"two") + masked(0x3, b"reserved opcode")
+        peer.wire.send(data + masked(TEXT, b"never read"))
+        frames = peer.frames()
+        assert frames[:2] == [(TEXT, b"one"), (BINARY, b"two")]
+        assert [opcode for opcode, _ in frames[2:]] == [CLOSE]
+        assert frames[2][1][:2] == (1002).to_bytes(2, "big")
+        assert peer.transport.eof_written  # after the close frame, not before it
+
+    def test_split_at_every_byte_gives_the_same_answers(self, loop: ClockLoop) -> None:
+        data = masked(TEXT, b"abc") + masked(PING, b"") + masked(BINARY, bytes(300))
+        want = [(TEXT, b"abc"), (PONG, b""), (BINARY, bytes(300))]
+        for at in range(1, len(data)):
+            peer = WsPeer(loop, SyncFlood(), ws_ping_interval=0)
+            peer.wire.send(data[:at], data[at:])
+            assert peer.frames() == want
+
+    def test_a_sync_hook_flooding_a_client_that_reads_nothing_is_cut_off(
+        self, loop: ClockLoop
+    ) -> None:
+        """What one read makes is written as it grows, so ws_write_limit still applies."""
+        peer = WsPeer(loop, SyncFlood(), ws_ping_interval=0, ws_write_limit=1 << 20)
+        peer.transport.client_reads = False
+        peer.send(TEXT, b"flood 400")  # 25 MiB from one message, without drain()
+        assert peer.transport.how == "abort"
+        assert (1 << 20) < len(peer.transport.written) <= (1 << 20) + 2 * 65546 + (64 << 10)
+
+
 # --- shutdown -----------------------------------------------------------------------------------
 
 

@@ -149,6 +149,8 @@ class WebSocketConnection(asyncio.Protocol):
         "reading_paused",
         "transport_paused",
         "processing",
+        "batch",
+        "batch_bytes",
         "eof_sent",
         "write_paused",
         "drain_waiters",
@@ -192,6 +194,9 @@ class WebSocketConnection(asyncio.Protocol):
         self.transport_paused = False
         #: True while `_process` runs (it is not re-entered from a hook's side effects).
         self.processing = False
+        #: while `_process` runs: what is written, sent in one write when it is over
+        self.batch: list[bytes] | None = None
+        self.batch_bytes = 0
         self.eof_sent = False
         self.write_paused = False
         self.drain_waiters: list[asyncio.Future[None]] = []
@@ -224,22 +229,39 @@ class WebSocketConnection(asyncio.Protocol):
         """Turn buffered bytes into events until they run out or reading pauses."""
         protocol = self.protocol
         self.processing = True
+        # What the hooks and the protocol write meanwhile goes out in one write at the end:
+        # several frames in one read get their answers in one system call, not one each.
+        self.batch = []
         try:
             # One event at a time: a sync hook answers a message before a bad frame after
             # it fails the connection (whose close frame must come after that answer).
             while not self.reading_paused:
                 event = protocol.next_event()
+                if type(event) is Message:
+                    # (a message adds nothing to data_to_send)
+                    hook = self.on_message
+                    if hook is None or self.busy or self.queue:
+                        self._message(event.data)
+                        continue
+                    # _call inlined: nothing waits before this message
+                    try:
+                        result = hook(self.ws, event.data)
+                    except Exception:
+                        self._hook_failed(hook)
+                        continue
+                    if result is not None and hasattr(result, "__await__"):
+                        self._await_later(hook, result)
+                    continue
                 out = protocol.data_to_send()
                 if out:
                     self.write(out)
                 if event is None:
                     break
-                if type(event) is Message:
-                    self._message(event.data)
-                elif type(event) is Pong:
+                if type(event) is Pong:
                     self._pong(event.data)
         finally:
             self.processing = False
+            self._flush()
         if not self.reading_paused and self.transport_paused and not self.lost:
             self.transport_paused = False
             self.transport.resume_reading()  # type: ignore[union-attr]
@@ -293,6 +315,16 @@ class WebSocketConnection(asyncio.Protocol):
 
     def write(self, data: bytes) -> None:
         """Write protocol output, closing a client whose unread output passed the limit."""
+        batch = self.batch
+        if batch is not None and data:
+            batch.append(data)
+            self.batch_bytes += len(data)
+            if self.batch_bytes >= self.config.write_buffer_high:
+                self._flush(True)  # the limit below is checked on what was written so far
+            return
+        self._send(data)
+
+    def _send(self, data: bytes | list[bytes]) -> None:
         transport = self.transport
         if not data or transport is None or self.lost or transport.is_closing():
             return
@@ -304,7 +336,25 @@ class WebSocketConnection(asyncio.Protocol):
             )
             self._abort()
             return
-        transport.write(data)
+        if data.__class__ is list:
+            transport.writelines(data)
+        else:
+            transport.write(data)  # type: ignore[arg-type]
+
+    def _flush(self, go_on: bool = False) -> None:
+        """Write what was batched (and keep batching with `go_on`)."""
+        batch = self.batch
+        size = self.batch_bytes
+        self.batch = [] if go_on else None
+        self.batch_bytes = 0
+        if not batch:
+            return
+        if len(batch) == 1:
+            self._send(batch[0])
+        elif size < 16384:
+            self._send(b"".join(batch))  # small frames: one buffer is cheapest
+        else:
+            self._send(batch)  # large ones are not copied: writelines (one writev in uvloop)
 
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Send a close frame (if still open) and wait for the peer's answer."""
@@ -340,6 +390,8 @@ class WebSocketConnection(asyncio.Protocol):
         state = self.protocol.state
         if state is State.OPEN or self.lost:
             return
+        if self.batch:
+            self._flush(True)  # before the transport is closed or half-closed below
         transport = self.transport
         assert transport is not None
         if self.keepalive_timer is not None:
@@ -465,10 +517,14 @@ class WebSocketConnection(asyncio.Protocol):
             self._hook_failed(hook)
             return
         if result is not None and hasattr(result, "__await__"):
-            self.busy = True
-            task = self.loop.create_task(self._await_hook(hook, result))
-            self.state.tasks.add(task)
-            task.add_done_callback(self.state.tasks.discard)
+            self._await_later(hook, result)
+
+    def _await_later(self, hook: Callable[..., Any], result: Any) -> None:
+        """Run the rest of an async hook as a task; the hooks after it wait for it."""
+        self.busy = True
+        task = self.loop.create_task(self._await_hook(hook, result))
+        self.state.tasks.add(task)
+        task.add_done_callback(self.state.tasks.discard)
 
     async def _await_hook(self, hook: Callable[..., Any], awaitable: Any) -> None:
         try:

@@ -45,10 +45,25 @@ _KNOWN_OPCODES = frozenset(int(op) for op in Opcode)
 # only the first frame of a data message, never continuations or control frames.
 _RSV1_OPCODES = frozenset((0x1, 0x2))
 
-_MASK_CHUNK = 1 << 16
+#: From this many bytes on, unmasking goes lane by lane through bytes.translate (see apply_mask;
+#: below it the integer XOR costs fewer instructions: 7.4k against 12.2k at 32 bytes).
+_LANES_MIN = 512
+_ALL_BYTES = int.from_bytes(bytes(range(256)), "little")
+#: The translation table that XORs every byte with k, for each k.
+_XOR_TABLES = [
+    (_ALL_BYTES ^ int.from_bytes(bytes((k,)) * 256, "little")).to_bytes(256, "little")
+    for k in range(256)
+]
 
 _pack_16 = struct.Struct("!BBH").pack
 _pack_64 = struct.Struct("!BBQ").pack
+
+#: The 2-byte headers of the unmasked, final frames a server sends most (text, binary, and
+#: both compressed) with a payload under 126 bytes, by first byte then length: indexing a
+#: table costs a fraction of building the bytes each time.
+SHORT_HEADERS: dict[int, tuple[bytes, ...]] = {
+    b0: tuple(bytes((b0, n)) for n in range(126)) for b0 in (0x81, 0x82, 0xC1, 0xC2)
+}
 
 
 class Frame(NamedTuple):
@@ -70,33 +85,33 @@ class Frame(NamedTuple):
         return self.opcode >= 0x8
 
 
-def apply_mask(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR `data` with the repeating 4-byte `mask` (masking and unmasking are the same).
 
-    A per-byte Python loop costs ~50 ns a byte; instead payload and repeated key become
-    two integers XORed in C. Large payloads go in 64 KiB pieces against one precomputed
-    key integer: one huge integer is ~4x slower (cache misses), pieces run ~450 MB/s.
+    A per-byte Python loop costs ~50 ns a byte. Small payloads become two integers XORed in
+    C; from _LANES_MIN bytes on, each of the four byte lanes (every 4th byte) goes through
+    ``bytes.translate`` with the XOR table of its key byte: about half the instructions of
+    the integers at 16 KiB (callgrind), and no big-integer cache misses on large payloads.
     """
     n = len(data)
-    if n <= _MASK_CHUNK:
+    if n < _LANES_MIN:
         if n == 0:
             return b""
-        key = mask * ((n >> 2) + 1)
+        key = bytes(mask) * ((n >> 2) + 1)
         return (int.from_bytes(data, "little") ^ int.from_bytes(key[:n], "little")).to_bytes(
             n, "little"
         )
-    view = memoryview(data)
-    out = bytearray(n)
-    key_int = int.from_bytes(mask * (_MASK_CHUNK >> 2), "little")
-    from_bytes = int.from_bytes
-    whole = n - n % _MASK_CHUNK
-    for i in range(0, whole, _MASK_CHUNK):
-        j = i + _MASK_CHUNK
-        out[i:j] = (from_bytes(view[i:j], "little") ^ key_int).to_bytes(_MASK_CHUNK, "little")
-    if whole < n:
-        # _MASK_CHUNK is a multiple of 4, so the key phase at `whole` is the mask's start.
-        out[whole:] = apply_mask(view[whole:], mask)
-    return bytes(out)
+    return _unmask_lanes(bytearray(data), mask)
+
+
+def _unmask_lanes(data: bytearray, mask: bytes | bytearray) -> bytes:
+    """XOR `data` in place, one byte lane at a time (see apply_mask); return it as bytes."""
+    tables = _XOR_TABLES
+    data[0::4] = data[0::4].translate(tables[mask[0]])
+    data[1::4] = data[1::4].translate(tables[mask[1]])
+    data[2::4] = data[2::4].translate(tables[mask[2]])
+    data[3::4] = data[3::4].translate(tables[mask[3]])
+    return bytes(data)
 
 
 def serialize_frame(
@@ -117,7 +132,8 @@ def serialize_frame(
     mask_bit = 0x80 if mask is not None else 0
     # Lengths use the minimal encoding, as RFC 6455 section 5.2 requires of senders.
     if n < 126:
-        header = bytes((b0, mask_bit | n))
+        heads = SHORT_HEADERS.get(b0) if mask is None else None
+        header = heads[n] if heads is not None else bytes((b0, mask_bit | n))
     elif n < 0x10000:
         header = _pack_16(b0, mask_bit | 126, n)
     else:
@@ -170,6 +186,15 @@ class FrameParser:
 
         Raises ProtocolViolation (1002) or MessageTooBig (1009).
         """
+        parts = self.next_frame_parts()
+        return None if parts is None else Frame(*parts)
+
+    def next_frame_parts(self) -> tuple[bool, int, bytes, bool] | None:
+        """`next_frame()` as a plain ``(fin, opcode, payload, rsv1)`` tuple.
+
+        For the per-frame hot path: a plain tuple is built by one bytecode, a named tuple
+        by a Python-level call.
+        """
         buf = self._buf
         pos = self._pos
         avail = len(buf) - pos
@@ -211,7 +236,17 @@ class FrameParser:
             end = start + length
             if len(buf) < end:
                 return None
-            payload = apply_mask(buf[start:end], bytes(buf[start - 4 : start]))
+            if length < _LANES_MIN:
+                # apply_mask's small case inlined (a 0-byte payload works too: 0 to 0 bytes
+                # is b""): for most messages the call cost more than the work. The key is
+                # repeated as bytes: Python 3.11 repeats a bytearray 4 bytes at a time.
+                key = bytes(buf[start - 4 : start]) * ((length >> 2) + 1)
+                payload = (
+                    int.from_bytes(buf[start:end], "little")
+                    ^ int.from_bytes(key[:length], "little")
+                ).to_bytes(length, "little")
+            else:
+                payload = _unmask_lanes(buf[start:end], buf[start - 4 : start])
         else:
             start = pos + header_len
             end = start + length
@@ -219,7 +254,7 @@ class FrameParser:
                 return None
             payload = bytes(buf[start:end])
         self._pos = end
-        return Frame(b0 & 0x80 != 0, opcode, payload, b0 & 0x40 != 0)
+        return (b0 & 0x80 != 0, opcode, payload, b0 & 0x40 != 0)
 
     def _check_unusual(self, b0: int, opcode: int) -> None:
         if b0 & 0x30:

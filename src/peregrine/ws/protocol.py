@@ -24,6 +24,7 @@ from .errors import InvalidPayload, MessageTooBig, ProtocolViolation, WebSocketE
 from .events import Close, Event, Message, Ping, Pong
 from .frames import (
     CONTROL_PAYLOAD_MAX,
+    SHORT_HEADERS,
     FrameParser,
     is_valid_close_code,
     parse_close_payload,
@@ -41,6 +42,8 @@ _utf8_decoder = codecs.getincrementaldecoder("utf-8")
 
 # Plain ints for the hot path: comparing with IntEnum members costs several times more.
 _CONT, _TEXT, _BINARY, _CLOSE, _PING, _PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+_TEXT_HEADERS = SHORT_HEADERS[0x80 | _TEXT]
+_BINARY_HEADERS = SHORT_HEADERS[0x80 | _BINARY]
 
 
 class State(enum.Enum):
@@ -49,6 +52,10 @@ class State(enum.Enum):
     OPEN = "OPEN"
     CLOSING = "CLOSING"
     CLOSED = "CLOSED"
+
+
+# for the hot path: a module global is found faster than an enum member
+_OPEN, _CLOSED = State.OPEN, State.CLOSED
 
 
 class ServerConnection:
@@ -143,20 +150,31 @@ class ServerConnection:
         """The next event from buffered bytes, or None until more arrive.
 
         Fails the connection (a close frame in `data_to_send()`, `state` CLOSING, `failed`
-        set) on invalid input, after which it returns None.
+        set) on invalid input, after which it returns None. Only control frames and failures
+        add to `data_to_send()`: after a `Message` it is unchanged.
         """
-        if self.state is State.CLOSED or self.failed:
+        if self.state is _CLOSED or self.failed:
             return None
         parser = self._parser
         try:
             while True:
-                frame = parser.next_frame()
+                frame = parser.next_frame_parts()
                 if frame is None:
                     return None
-                opcode = frame.opcode
+                fin, opcode, payload, rsv1 = frame
                 if opcode >= 0x8:
-                    return self._control_frame(opcode, frame.payload)
-                event = self._data_frame(opcode, frame.fin, frame.rsv1, frame.payload)
+                    return self._control_frame(opcode, payload)
+                if fin and opcode and not rsv1 and self._msg_opcode is None:
+                    # The common case, inlined: a whole uncompressed message in one frame.
+                    if len(payload) > self.max_message_size:
+                        raise MessageTooBig(f"message over {self.max_message_size} bytes")
+                    if opcode == _TEXT:
+                        try:
+                            return Message(payload.decode("utf-8"))
+                        except UnicodeDecodeError:
+                            raise InvalidPayload("text message is not valid UTF-8") from None
+                    return Message(payload)
+                event = self._data_frame(opcode, fin, rsv1, payload)
                 if event is not None:
                     return event
         except WebSocketError as exc:
@@ -285,11 +303,17 @@ class ServerConnection:
 
     def send_text(self, text: str) -> bytes:
         """Bytes of a text message (b"" once the connection is closing)."""
-        return self._send_message(_TEXT, text.encode("utf-8"))
+        payload = text.encode("utf-8")
+        if len(payload) < 126 and self.deflate is None and self.state is _OPEN:
+            return _TEXT_HEADERS[len(payload)] + payload  # the common case, inlined
+        return self._send_message(_TEXT, payload)
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
         """Bytes of a binary message (b"" once the connection is closing)."""
-        return self._send_message(_BINARY, bytes(data))
+        payload = bytes(data)
+        if len(payload) < 126 and self.deflate is None and self.state is _OPEN:
+            return _BINARY_HEADERS[len(payload)] + payload
+        return self._send_message(_BINARY, payload)
 
     def _send_message(self, opcode: int, payload: bytes) -> bytes:
         if self.state is not State.OPEN:
