@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 import sys
 import time
 from collections import Counter
@@ -80,7 +81,14 @@ def report(results: Sequence[Any], out: Any = sys.stdout) -> bool:
     return not bad
 
 
+def _exit_on_sigterm(number: int, frame: Any) -> None:
+    # SIGTERM (from `timeout`, a CI runner) would end the process without running the `with`
+    # below, leaving the echo server running as an orphan; SystemExit unwinds it instead.
+    raise SystemExit(128 + number)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
