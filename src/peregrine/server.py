@@ -13,7 +13,9 @@ from .app import app_factory
 from .config import Config
 from .log import configure_logging
 from .process.listeners import created_socket_files, describe, make_listeners
-from .process.worker import SignalGuard, Worker, build_worker, one_line, startup_line
+from .process.signals import SignalGuard
+from .process.startup import build_worker, one_line, startup_line
+from .process.worker import Worker
 
 log = logging.getLogger("peregrine")
 

@@ -3,7 +3,7 @@
 It is a small single-threaded loop in the server's main process, doing no HTTP itself:
 
 * it binds the listening socket(s) once (learning the real port when ``port`` is 0), then forks
-  ``workers`` children; each runs :func:`~peregrine.process.worker.run_child`, which makes its
+  ``workers`` children; each runs :func:`~peregrine.process.child.run_child`, which makes its
   own handler instance and serves with :class:`~peregrine.process.worker.Worker`;
 * every child has a pipe back to it and says ``ready`` once accepting, ``limit`` when it has
   served its ``max_requests``, ``draining`` once it has stopped accepting, or ``error <text>``
@@ -55,10 +55,11 @@ from ..metrics.endpoint import MetricsEndpoint
 from ..metrics.recorder import install
 from ..metrics.shared import SharedMetrics
 from ..metrics.text import render
+from .child import BOOT_FAILURE, run_child
 from .listeners import SocketFile, bind_tcp, created_socket_files, make_listeners, uses_reuse_port
 from .reload import find_reload_target, load_fresh
+from .startup import startup_line
 from .watchdog import DUMP_SIGNAL, HangWatch
-from .worker import BOOT_FAILURE, run_child, startup_line
 
 log = logging.getLogger("peregrine")
 

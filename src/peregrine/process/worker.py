@@ -6,9 +6,9 @@ gracefully: stop accepting, close idle connections, let requests in flight finis
 ``graceful_timeout``, then call the handler's ``close()``. The signal handlers are in place before
 the handler is made, so a stop asked for while it is being built is not lost.
 
-Both ways of running share :func:`build_worker` (pinning, TLS context, the Worker) and
-:func:`startup_line`; :func:`run_child` is the whole life of a supervised worker process after the
-fork, and :class:`SignalGuard` covers a standalone server's moments without an event loop.
+How a worker is built and announced, the same in both process models, is in :mod:`.startup`;
+the life of a supervised worker process around it in :mod:`.child`; the signals of a server
+without a supervisor in :mod:`.signals`.
 
 Connections are accepted by :class:`~peregrine.process.acceptor.Acceptor` (why not
 ``loop.create_server``: see that module).
@@ -18,27 +18,24 @@ from __future__ import annotations
 
 import array
 import asyncio
-import ctypes
 import logging
 import os
 import random
 import signal
 import socket
 import ssl
-import sys
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from .._version import __version__
 from ..aio.connection import HttpConnection
 from ..aio.loop import loop_factory
 from ..aio.state import ServedConnection, ServerState
 from ..config import Config
 from ..lifecycle import set_draining
 from .acceptor import Acceptor
-from .listeners import describe
-from .watchdog import Heartbeat, arm_stack_dump, heartbeat_interval
+from .signals import SUPERVISOR_SIGNALS
+from .watchdog import Heartbeat, heartbeat_interval
 
 try:
     import fcntl
@@ -53,21 +50,6 @@ _PARENT_POLL = 1.0
 _HOOK_GRACE = 1.0
 # at shutdown, how long a connection that has not sent its first request yet may still send it
 _FIRST_REQUEST_GRACE = 1.0
-
-#: exit status of a supervised worker that could not start (bad handler, bad new code, TLS...)
-BOOT_FAILURE = 3
-_PR_SET_PDEATHSIG = 1
-
-#: what the supervisor's own signals do to a server running without one (workers=1)
-_STANDALONE_NOTES = {
-    getattr(signal, name): f"{name}: {what} needs the supervisor (workers 0 or 2+); ignored"
-    for name, what in (
-        ("SIGHUP", "reloading"),
-        ("SIGTTIN", "adding a worker"),
-        ("SIGTTOU", "removing a worker"),
-    )
-    if hasattr(signal, name)
-}
 
 
 class Worker:
@@ -331,7 +313,7 @@ class Worker:
             loop.add_signal_handler(signal.SIGINT, on_interrupt)
             loop.add_signal_handler(signal.SIGTERM, on_term)
             if self.parent_pid is None:  # no supervisor: its signals must not kill or stop us
-                for sig, note in _STANDALONE_NOTES.items():
+                for sig, note in SUPERVISOR_SIGNALS.items():
                     loop.add_signal_handler(sig, log.warning, note)
         except (NotImplementedError, RuntimeError, ValueError):
             pass  # not the main thread, or a platform without loop signal handlers
@@ -437,185 +419,3 @@ def _exception_handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any])
     if isinstance(exc, (ConnectionResetError, BrokenPipeError)):
         return  # a client hanging up mid-way is routine, not an error of the server
     loop.default_exception_handler(context)
-
-
-def pin_to_core(index: int, cores: list[int] | None = None) -> int | None:
-    """Pin this process to the ``index``-th core it may run on (wrapping around); return it.
-
-    Does nothing (returns None) where the platform cannot set an affinity.
-    """
-    if not hasattr(os, "sched_setaffinity"):
-        return None
-    available = cores if cores is not None else sorted(os.sched_getaffinity(0))
-    core = available[index % len(available)]
-    os.sched_setaffinity(0, {core})
-    return core
-
-
-# --- starting a worker, with or without a supervisor -------------------------------------------
-
-
-def build_worker(
-    config: Config,
-    handler_factory: Callable[[], Any],
-    sockets: list[socket.socket],
-    index: int = 0,
-    cores: list[int] | None = None,
-    **hooks: Any,
-) -> Worker:
-    """What a worker needs before it runs, the same in both process models.
-
-    Pins the process to its core (``cpu_affinity``), makes the TLS context (raising ``OSError``,
-    ``ssl.SSLError`` or ``ValueError`` when it cannot) and returns the :class:`Worker`; ``hooks``
-    are its keyword arguments (``on_ready``...).
-    """
-    if config.cpu_affinity:
-        pin_to_core(index, cores)
-    ssl_context = None
-    if config.tls:
-        from .tls import make_ssl_context
-
-        ssl_context = make_ssl_context(config)
-    return Worker(config, handler_factory, sockets, ssl_context, **hooks)
-
-
-def startup_line(config: Config, sockets: list[socket.socket], who: str, extra: str = "") -> str:
-    """``peregrine X serving on ADDRESSES (WHO, LOOP EXTRA)``: the line a server starts with."""
-    _, loop_name = loop_factory(config.loop)
-    addresses = ", ".join(describe(sock, config.tls) for sock in sockets)
-    return f"peregrine {__version__} serving on {addresses} ({who}, {loop_name}{extra})"
-
-
-class SignalGuard:
-    """Signal handlers for a standalone server's moments without an event loop.
-
-    Before the worker's loop runs (binding, TLS, building the worker) and after it has stopped
-    (closing sockets, removing the unix socket file), the default actions of SIGTERM and SIGHUP
-    would kill the process half-way and SIGTTIN/SIGTTOU would stop it. Here SIGINT/SIGTERM call
-    ``on_stop`` (a second SIGINT raises KeyboardInterrupt, as usual) and the others are logged
-    and ignored. The loop's own handlers take over while it runs. Main thread only; elsewhere
-    (``signal`` refuses) it does nothing.
-    """
-
-    def __init__(self, on_stop: Callable[[], None]) -> None:
-        self.on_stop = on_stop
-        self._saved: dict[int, Any] = {}
-        self._interrupts = 0
-
-    def install(self) -> None:
-        """Put the guard's handlers in place (again: the loop resets them when it closes)."""
-        if threading.current_thread() is not threading.main_thread():
-            return
-        for sig in (signal.SIGINT, signal.SIGTERM, *_STANDALONE_NOTES):
-            previous = signal.signal(sig, self._handle)
-            self._saved.setdefault(sig, previous)
-
-    def restore(self) -> None:
-        """Put back the handlers found at the first :meth:`install`."""
-        for sig, handler in self._saved.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
-        self._saved.clear()
-
-    def _handle(self, number: int, frame: Any) -> None:
-        if number in _STANDALONE_NOTES:
-            log.warning(_STANDALONE_NOTES[number])
-            return
-        if number == signal.SIGINT:
-            self._interrupts += 1
-            if self._interrupts > 1:
-                raise KeyboardInterrupt
-        log.info("shutting down gracefully")
-        self.on_stop()
-
-
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
-    """Ask Linux to send ``sig`` to this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # the parent poll in Worker still covers it
-
-
-def run_child(
-    config: Config,
-    make_factory: Callable[[], Callable[[], Any]],
-    sockets: list[socket.socket],
-    *,
-    index: int,
-    cores: list[int] | None,
-    pipe: int,
-    parent_pid: int,
-    signal_mask: Any,
-) -> int:
-    """The life of a supervised worker process, from just after the fork; returns its exit status.
-
-    The supervisor forked with its signals blocked (``signal_mask`` is the mask to return to):
-    the child resets them first. It reports to the supervisor on ``pipe``, one line each:
-    ``ready`` once accepting, ``limit`` at its ``max_requests``, ``draining`` once it has
-    stopped accepting (it finishes what it has), ``error TEXT`` when it could not start (then it
-    exits with :data:`BOOT_FAILURE`), and ``alive`` every few seconds while its event loop runs
-    (with ``worker_timeout``; on :data:`~.watchdog.DUMP_SIGNAL` it writes its threads' stacks
-    there too). ``make_factory`` gives the handler factory (importing the application afresh
-    after a SIGHUP).
-    """
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    for sig in (signal.SIGTERM, signal.SIGCHLD):
-        signal.signal(sig, signal.SIG_DFL)
-    for sig in _STANDALONE_NOTES:
-        signal.signal(sig, signal.SIG_IGN)  # the supervisor's business, not a worker's
-    signal.pthread_sigmask(signal.SIG_SETMASK, signal_mask)
-    die_with_parent(signal.SIGTERM)
-    if os.getppid() != parent_pid:
-        return 0  # the supervisor died while we were being born
-    from ..util.shared import mark_worker_process
-
-    mark_worker_process()
-    # Never block on the pipe: a supervisor that stops reading must not stop the event loop.
-    os.set_blocking(pipe, False)
-    if config.worker_timeout:
-        arm_stack_dump(pipe)
-
-    def send(message: str) -> None:
-        try:
-            os.write(pipe, message.encode("utf-8", "replace") + b"\n")
-        except OSError:
-            pass  # the supervisor is gone; the parent watch will stop us
-
-    ready = False
-
-    def on_ready() -> None:
-        nonlocal ready
-        ready = True
-        send("ready")
-
-    try:
-        worker = build_worker(
-            config,
-            make_factory(),
-            sockets,
-            index,
-            cores,
-            on_request_limit=lambda: send("limit"),
-            on_ready=on_ready,
-            on_draining=lambda: send("draining"),
-            on_heartbeat=lambda: send("alive"),
-            parent_pid=parent_pid,
-        )
-        worker.run()
-    except BaseException as exc:
-        if ready:
-            raise
-        log.exception("worker %d could not start", index)
-        send("error " + one_line(exc))
-        return BOOT_FAILURE
-    return 0
-
-
-def one_line(exc: BaseException) -> str:
-    """``Type: message`` of ``exc`` on one line (at most 500 characters)."""
-    text = f"{type(exc).__name__}: {exc}"
-    return " ".join(text.split())[:500]
