@@ -85,7 +85,7 @@ class AccessLog:
         if request.method == "HEAD" or status < 200 or status == 204 or status == 304:
             sent = 0
         elif response.file is not None:
-            sent = response.file[2]
+            _file, _offset, sent = response.file
         elif response.stream_source is not None or response._bytes_streamed:
             sent = response._bytes_streamed
         else:

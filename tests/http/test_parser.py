@@ -795,11 +795,11 @@ class TestExpectContinue:
     def test_set_once_the_head_is_in(self) -> None:
         parser = RequestParser()
         parser.feed(b"POST / HTTP/1.1\r\n" + H + b"Expect: 100-continue\r\nContent-Length: 3\r\n")
-        assert not parser.expect_continue or parser.state == HEAD
+        assert not parser.expect_continue or parser.phase == HEAD
         parser.feed(b"\r\n")
-        assert parser.expect_continue and parser.state == BODY
+        assert parser.expect_continue and parser.phase == BODY
         parser.feed(b"abc")
-        assert not parser.expect_continue and parser.state == IDLE
+        assert not parser.expect_continue and parser.phase == IDLE
         assert parser.requests[0].body == b"abc"
 
     def test_case_insensitive(self) -> None:
@@ -853,21 +853,21 @@ class TestState:
 
     def test_transitions(self) -> None:
         parser = RequestParser()
-        assert parser.state == IDLE and parser.begun == 0
+        assert parser.phase == IDLE and parser.begun == 0
         parser.feed(b"POST / HT")
-        assert parser.state == HEAD and parser.begun == 1
+        assert parser.phase == HEAD and parser.begun == 1
         parser.feed(b"TP/1.1\r\n" + H + b"Content-Length: 2\r\n\r\n")
-        assert parser.state == BODY
+        assert parser.phase == BODY
         parser.feed(b"x")
-        assert parser.state == BODY
+        assert parser.phase == BODY
         parser.feed(b"y")
-        assert parser.state == IDLE and len(parser.requests) == 1
+        assert parser.phase == IDLE and len(parser.requests) == 1
 
     def test_begun_counts_requests_within_one_feed(self) -> None:
         parser = RequestParser()
         parser.feed(b"GET / HTTP/1.1\r\n" + H + b"\r\nGET / HTTP/1.1\r\n" + H + b"\r\nGET /")
         assert parser.begun == 3
-        assert parser.state == HEAD
+        assert parser.phase == HEAD
         assert len(parser.requests) == 2
 
     def test_upgrade_keeps_the_bytes_after_the_head(self) -> None:

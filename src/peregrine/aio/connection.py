@@ -70,7 +70,7 @@ class HttpConnection(asyncio.Protocol):
         "state",
         "config",
         "loop",
-        "handle",
+        "handle_request",
         "transport",
         "parser",
         "queue",
@@ -110,10 +110,10 @@ class HttpConnection(asyncio.Protocol):
         #: connection cost ~150 instructions more per request)
         self.dispatch: Callable[[Request], None]
         if self.adapter is None:
-            self.handle = state.handle_request or handler.handle_request
+            self.handle_request = state.handle_request or handler.handle_request
             self.dispatch = self._handle
         else:
-            self.handle = None
+            self.handle_request = None
             self.dispatch = self._start_exchange
         self.transport: asyncio.Transport | None = None
         self.parser: RequestParser | None = None
@@ -227,7 +227,7 @@ class HttpConnection(asyncio.Protocol):
                 else:
                     self.queue.extend(requests)
             elif (
-                parser.state == IDLE
+                parser.phase == IDLE
                 and parser.begun == begun
                 and parser.upgrade_data is None
                 and not routed
@@ -252,7 +252,7 @@ class HttpConnection(asyncio.Protocol):
             self._process_queue(new_message)
         elif self.closed:
             return
-        elif parser.state == IDLE and not (self.reading_paused or self.eof):
+        elif parser.phase == IDLE and not (self.reading_paused or self.eof):
             # The commonest end of a feed: a request answered, the connection waits for the next.
             # _arm_read_deadline's keep-alive case, _set_deadline included, inlined: this runs
             # once per request, and calling the two cost ~1,200 instructions. The timer usually
@@ -342,17 +342,17 @@ class HttpConnection(asyncio.Protocol):
         """Point the read timer at what the connection now waits for."""
         parser = self.parser
         assert parser is not None
-        state = parser.state
+        phase = parser.phase
         if self.reading_paused:
             self.deadline_kind = 0  # we are not reading: the client cannot be late
-        elif state == IDLE:
+        elif phase == IDLE:
             if self.busy or self.queue:
                 self.deadline_kind = 0  # a handler is running: no read timeout meanwhile
             elif self.eof:
                 self.close()  # the client sent all it will send and has its answers
             else:
                 self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
-        elif state == HEAD:
+        elif phase == HEAD:
             # Measured from the first byte of the head, not reset by each packet (slowloris).
             if new_message or self.deadline_kind != _HEADER:
                 self._set_deadline(_HEADER, self.config.header_timeout)
@@ -392,7 +392,7 @@ class HttpConnection(asyncio.Protocol):
                 response.status = 501
             start = perf_counter() if self.state.timed else 0.0
             try:
-                result = self.handle(request, response)
+                result = self.handle_request(request, response)
             except Exception:
                 self._handler_failed(request, start)
                 return
@@ -833,7 +833,7 @@ class HttpConnection(asyncio.Protocol):
         return (
             not self.busy
             and not self.queue
-            and (self.parser is None or self.parser.state == IDLE)
+            and (self.parser is None or self.parser.phase == IDLE)
             and (self.transport is None or not self.transport.get_write_buffer_size())
         )
 

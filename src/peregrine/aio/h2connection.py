@@ -404,7 +404,7 @@ class Http2Connection(asyncio.Protocol):
         self.adapter = getattr(handler, "serve_exchange", None)
         #: what an adapter keeps for the life of the connection (e.g. the ASGI scope's fixed part)
         self.adapter_data: Any = None
-        self.handle = handler.handle_request if self.adapter is None else None
+        self.handle_request = handler.handle_request if self.adapter is None else None
         self.transport: asyncio.Transport | None = None
         self.h2 = H2Connection(limits_from(self.config))
         self.exchanges: dict[int, H2Exchange] = {}
@@ -642,7 +642,7 @@ class Http2Connection(asyncio.Protocol):
         response = Response(exchange, request)
         exchange.response = response
         try:
-            result = self.handle(request, response)  # type: ignore[misc]
+            result = self.handle_request(request, response)  # type: ignore[misc]
         except Exception:
             self.handler_failed(exchange)
             return
@@ -715,7 +715,12 @@ class Http2Connection(asyncio.Protocol):
 
     def _head_fields(self, response: Response, length: int | None) -> list[tuple[bytes, bytes]]:
         state = self.state
-        fields = [(f[2], f[1]) for f in response._fields if f[2] not in _HTTP1_ONLY]
+        # each field is a Checked tuple (http/response.py): name, value, lower-case name, line
+        fields = [
+            (lname, value)
+            for _name, value, lname, _line in response._fields
+            if lname not in _HTTP1_ONLY
+        ]
         if not response._has_date:
             date_line = state.date_line
             if date_line is not self._date_line:  # a new second: sliced once, not per response

@@ -387,8 +387,9 @@ class WebSocketConnection(asyncio.Protocol):
 
     def _check_state(self) -> None:
         """Act on the protocol's state after anything that may have changed it."""
-        state = self.protocol.state
-        if state is State.OPEN or self.lost:
+        # (self.state is the worker's ServerState; this is the WebSocket's OPEN/CLOSING/CLOSED)
+        ws_state = self.protocol.state
+        if ws_state is State.OPEN or self.lost:
             return
         if self.batch:
             self._flush(True)  # before the transport is closed or half-closed below
@@ -403,7 +404,7 @@ class WebSocketConnection(asyncio.Protocol):
             self.close_timer = self.loop.call_later(
                 self.config.ws_close_timeout, self._close_timed_out
             )
-        if state is State.CLOSED:
+        if ws_state is State.CLOSED:
             # Handshake done: the server closes the TCP connection first (RFC 6455 7.1.1).
             if not transport.is_closing():
                 transport.close()

@@ -178,8 +178,9 @@ class HttpCycle:
             assert response is not None
             response.send_file(message["path"])
             assert response.file is not None
-            if self.length is not None and self.length != response.file[2]:
-                response.file[0].close()
+            file, _offset, count = response.file
+            if self.length is not None and self.length != count:
+                file.close()
                 raise RuntimeError("ASGI: Content-Length does not match the file's size")
             self.stage = _DONE
             await exchange.send_file(response)

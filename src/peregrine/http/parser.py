@@ -21,7 +21,7 @@ from .errors import ProtocolError
 from .request import Request
 from .target import split_absolute_form
 
-#: parser states, readable by the connection to choose its timer
+#: the parser's phases (``RequestParser.phase``), read by the connection to choose its timer
 IDLE, HEAD, BODY = 0, 1, 2
 
 _HEADER_OVERHEAD = 4  # ": " and CRLF around every field
@@ -66,7 +66,7 @@ class RequestParser:
         "events",
         "stream_bodies",
         "completed",
-        "state",
+        "phase",
         "begun",
         "expect_continue",
         "upgrade_data",
@@ -133,7 +133,7 @@ class RequestParser:
         #: how many messages have been completed (heads and bodies)
         self.completed = 0
         #: IDLE between requests, HEAD while the head arrives, BODY while the body does
-        self.state = IDLE
+        self.phase = IDLE
         #: how many requests have begun; lets the caller notice a new one within one feed
         self.begun = 0
         self.expect_continue = False
@@ -176,7 +176,7 @@ class RequestParser:
         self._chunk_trailers = False  # after the last chunk
         self._chunk_tail = b""  # the trailer section's last bytes, for a blank line split
         self.on_url(b"")  # sets the per-message fields
-        self.state = IDLE
+        self.phase = IDLE
         self.begun = 0
         self._parser = httptools.HttpRequestParser(self)
 
@@ -198,7 +198,7 @@ class RequestParser:
             self._collect_upgrade_body(data)
             return
         # (IDLE is 0; _fast_max is max_header_size, or -1 while only pieces will do)
-        if not self.state and data and len(data) <= self._fast_max and data[-1] == 10:
+        if not self.phase and data and len(data) <= self._fast_max and data[-1] == 10:
             completed = self.completed
             begun = self.begun
             try:
@@ -219,7 +219,7 @@ class RequestParser:
                     raise _classify(exc) from None
                 self._feed_again(data, completed, begun)
                 return
-            if self.state and self.state == HEAD:
+            if self.phase and self.phase == HEAD:
                 if self.completed != completed:
                     self._feed_again(data, completed, begun)
                 else:
@@ -234,7 +234,7 @@ class RequestParser:
             del self.requests[len(self.requests) - done :]
         self.completed = completed
         self.begun = begun
-        self.state = IDLE
+        self.phase = IDLE
         self._special = True
         self._error = None
         self._again = False
@@ -263,9 +263,9 @@ class RequestParser:
         n = len(data)
         pos = 0
         while pos < n:
-            state = self.state
+            phase = self.phase
             begun = self.begun
-            if state == BODY:
+            if phase == BODY:
                 if self._codings is not None:
                     pos = self._feed_chunked(data, pos)
                     continue
@@ -291,12 +291,12 @@ class RequestParser:
             except httptools.HttpParserError as exc:
                 if self._error is not None:
                     raise self._error from None
-                if state == BODY or str(exc).startswith("Data after"):
+                if phase == BODY or str(exc).startswith("Data after"):
                     # (bytes after a message that closes the connection: refused as such,
                     # whatever they are; a fresh llhttp, in a replay or a re-parse without
                     # tabs, would judge them as a head of their own)
                     raise _classify(exc) from None
-                head = self._head_bytes(data, pos, end, state)
+                head = self._head_bytes(data, pos, end, phase)
                 if self._reparse_normalized(head):
                     if self.upgrade_data is None and self._upgrade_request is None:
                         # go on in this loop: feeding the rest recursively would nest one
@@ -313,10 +313,10 @@ class RequestParser:
                 else:
                     self._continue_unknown_method(data[end:])
                 return
-            if state == BODY:
+            if phase == BODY:
                 pass
-            elif self.state == HEAD or (state == self.state == IDLE and self.begun == begun):
-                self._partial_head(data, pos, end, state)
+            elif self.phase == HEAD or (phase == self.phase == IDLE and self.begun == begun):
+                self._partial_head(data, pos, end, phase)
                 if end < n:  # the head goes on past max_header_size
                     self._fail(431, "request header fields too large")
             elif self._head_buf:
@@ -332,7 +332,7 @@ class RequestParser:
         """
         buf = self._head_buf
         start = pos
-        if self.state == IDLE:
+        if self.phase == IDLE:
             n = len(data)
             while start < n and data[start] in _CRLF:
                 start += 1  # empty lines before a request: llhttp skips them
@@ -348,21 +348,21 @@ class RequestParser:
             return e + 4
         return start + room
 
-    def _head_bytes(self, data: bytes, pos: int, end: int, state: int) -> bytes:
+    def _head_bytes(self, data: bytes, pos: int, end: int, phase: int) -> bytes:
         """The bytes of the head in progress, up to ``end`` (for a refusal's verdict)."""
-        if state == IDLE:
+        if phase == IDLE:
             while pos < end and data[pos] in _CRLF:
                 pos += 1
         return bytes(self._head_buf) + data[pos:end]
 
-    def _partial_head(self, data: bytes, pos: int, end: int, state: int) -> None:
+    def _partial_head(self, data: bytes, pos: int, end: int, phase: int) -> None:
         """Book-keeping and limits for a head still incomplete after the piece ``data[pos:end]``."""
-        if state == IDLE:
+        if phase == IDLE:
             while pos < end and data[pos] in _CRLF:
                 pos += 1
             if pos == end:
                 return  # empty lines only
-            if self.state == IDLE:
+            if self.phase == IDLE:
                 # llhttp is inside a request line it reports only at the target: the request
                 # (and its header timeout) starts now, at its first byte.
                 self.on_url(b"")
@@ -401,7 +401,7 @@ class RequestParser:
         ):
             self.events.pop()  # its head is reported again below
         self._parser = httptools.HttpRequestParser(self)
-        self.state = IDLE
+        self.phase = IDLE
         self.begun -= 1
         self._special = True
         self.expect_continue = False
@@ -657,7 +657,7 @@ class RequestParser:
                 self.events.append(None)
             else:
                 self.requests.append(request)
-            self.state = IDLE
+            self.phase = IDLE
 
     def _check_http09(self, data: bytes) -> None:
         # "GET /" + CRLF is a whole HTTP/0.9 request: its client waits for an answer rather than
@@ -675,7 +675,7 @@ class RequestParser:
     def _fail(self, status: int, detail: str) -> None:
         # Raised inside a callback, the exception stops llhttp and feed() re-raises this one;
         # raised from feed() itself, it simply propagates.
-        if self.state == HEAD and self._url and self._parser.get_http_version() == "0.9":
+        if self.phase == HEAD and self._url and self._parser.get_http_version() == "0.9":
             # the HTTP/0.9 request line came first in byte order: a field check due in the same
             # read (417, 413, 431) must not answer for it, or the status depends on the split
             status, detail = 400, "HTTP/0.9 request line"
@@ -685,11 +685,11 @@ class RequestParser:
     # --- llhttp callbacks ---------------------------------------------------------------------
 
     def on_url(self, url: bytes) -> None:
-        if self.state != HEAD:
-            # The message begins at its first URL byte: per-message state starts here, once per
+        if self.phase != HEAD:
+            # The message begins at its first URL byte: per-message fields start here, once per
             # request. (Not in llhttp's on_message_begin: one Python callback fewer per request;
             # nor in a helper method: one call fewer. ``on_url(b"")`` just begins a message.)
-            self.state = HEAD
+            self.phase = HEAD
             self.begun += 1
             self._url = url
             self._headers: list[tuple[bytes, bytes]] = []
@@ -716,7 +716,7 @@ class RequestParser:
         if value and value[-1] in _OWS:
             value = value.rstrip(b" \t")  # llhttp keeps trailing whitespace; it is not the value
         size = self._head_size = self._head_size + len(name) + len(value) + _HEADER_OVERHEAD
-        if self.state == BODY:
+        if self.phase == BODY:
             self._on_trailer()
             return
         headers = self._headers
@@ -831,7 +831,7 @@ class RequestParser:
             keep_alive,
             self._scheme,
         )
-        self.state = BODY
+        self.phase = BODY
         if self.stream_bodies:
             self.events.append(request)
 
@@ -921,7 +921,7 @@ class RequestParser:
             self.requests.append(request)
         self._request = None
         self.expect_continue = False
-        self.state = IDLE
+        self.phase = IDLE
 
 
 # RFC 3986 §3.2.2: host = IP-literal / IPv4address / reg-name (IPv4address is a reg-name too)

@@ -88,7 +88,8 @@ class MetricsRecorder:
         if body:
             self.received += len(body)
         if response._stream_file_or_upgrade and response.file is not None:
-            self.sent += response.file[2]
+            _file, _offset, count = response.file
+            self.sent += count
         else:
             self.sent += len(response.body)
 
