@@ -215,7 +215,7 @@ FileAnswer = tuple[int, list[tuple[str, str]], tuple[int, int] | None, str | Non
 
 
 def file_answer(
-    req: Any,
+    req: Request,
     st: os.stat_result,
     *,
     coding: str | None,
