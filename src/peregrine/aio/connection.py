@@ -811,7 +811,7 @@ class HttpConnection(asyncio.Protocol):
         parser = self.parser
         if (
             parser is not None
-            and parser.state == IDLE
+            and parser.phase == IDLE
             and not (parser.requests or parser.events or self.busy or self.queue)
             and parser.upgrade_data is None
             and self.h2_preface is None
