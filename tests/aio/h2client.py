@@ -33,6 +33,7 @@ class Stream:
         self.ended = False
         self.reset_code: int | None = None
         self.informational: list[int] = []  # 1xx statuses, in order
+        self.trailers: dict[str, str] | None = None  # the trailing HEADERS frame, if any
 
 
 class H2Client:
@@ -126,6 +127,8 @@ class H2Client:
             stream.status = int(stream.headers[":status"])
         elif isinstance(event, h2.events.InformationalResponseReceived) and stream is not None:
             stream.informational.append(int(_text_fields(event.headers)[":status"]))
+        elif isinstance(event, h2.events.TrailersReceived) and stream is not None:
+            stream.trailers = _text_fields(event.headers)
         elif isinstance(event, h2.events.DataReceived) and stream is not None:
             stream.body += event.data
             if self.auto_window and event.flow_controlled_length:

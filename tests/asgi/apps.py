@@ -163,6 +163,8 @@ async def raw(scope: Scope, receive: Any, send: Any) -> None:
             await _respond(send, 504, b"alone")
             return
         await _respond(send, 200, b"together")
+    elif path.startswith("/trailers"):
+        await trailers(path, scope, send)
     elif path == "/state":
         await _respond(send, 200, json.dumps(scope.get("state")).encode())
     elif path == "/status":
@@ -170,6 +172,31 @@ async def raw(scope: Scope, receive: Any, send: Any) -> None:
         await _respond(send, status, b"body that must not be sent" if status in (204, 304) else b"")
     else:
         await _respond(send, 404, b"no route")
+
+
+async def trailers(path: str, scope: Scope, send: Any) -> None:
+    """Responses with trailer fields (the ``http.response.trailers`` extension).
+
+    ``?big``: a body larger than an HTTP/2 window, so the trailers wait behind queued data.
+    """
+    assert "http.response.trailers" in scope["extensions"]
+    body = b"x" * 200_000 if scope["query_string"] == b"big" else b"0123456789"
+    headers = [(b"trailer", b"x-checksum, x-status")]
+    if path == "/trailers-length":
+        headers.append((b"content-length", b"%d" % len(body)))
+    await send({"type": "http.response.start", "status": 200, "headers": headers, "trailers": True})
+    if path == "/trailers-length":
+        await send({"type": "http.response.body", "body": body})  # one message
+    else:
+        await send({"type": "http.response.body", "body": body[:5], "more_body": True})
+        await send({"type": "http.response.body", "body": body[5:]})
+    if path == "/trailers-missing":
+        return  # announced, never sent
+    fields = [(b"x-checksum", b"%d" % len(body))]
+    if path == "/trailers-bad":
+        fields = [(b"x-evil", b"a\r\n\r\nHTTP/1.1 200 OK")]
+    await send({"type": "http.response.trailers", "headers": fields, "more_trailers": True})
+    await send({"type": "http.response.trailers", "headers": [(b"x-status", b"ok")]})
 
 
 async def websocket(scope: Scope, receive: Any, send: Any) -> None:

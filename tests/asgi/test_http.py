@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from pathlib import Path
+from typing import Any
 
 import h11
 import httpx
@@ -67,6 +68,7 @@ class TestScope:
         assert scope["server"] == ["127.0.0.1", raw_server.port]
         assert scope["state"] == {"started": "yes"}
         assert "http.response.pathsend" in scope["extensions"]
+        assert "http.response.trailers" in scope["extensions"]
         assert ["x-twice", "1"] in scope["headers"]
 
     def test_header_names_are_lowercased_in_order_with_repeats(
@@ -241,6 +243,101 @@ class TestResponse:
                 received += len(data)
                 peak = max(peak, rss_kib()) if received % (32 << 20) < (1 << 20) else peak
         assert peak - before < 8 * 1024, f"RSS grew by {peak - before} KiB"
+
+
+def parse_with_trailers(data: bytes) -> list[tuple[int, dict[str, str], bytes, list[Any]]]:
+    """Every complete response in ``data`` (to GETs): (status, headers, body, trailer fields)."""
+    client = h11.Connection(h11.CLIENT)
+    client.receive_data(data)
+    client.receive_data(b"")  # the server closed after the last one
+    out: list[tuple[int, dict[str, str], bytes, list[Any]]] = []
+    while True:
+        client.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+        client.send(h11.EndOfMessage())
+        status, headers, body = 0, {}, b""
+        while True:
+            try:
+                event = client.next_event()
+            except h11.RemoteProtocolError:
+                return out  # cut short: not a complete response
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                headers = {n.decode(): v.decode() for n, v in event.headers}
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                out.append((status, headers, body, list(event.headers)))
+                break
+            else:
+                return out
+        if client.their_state is not h11.DONE:
+            return out
+        client.start_next_cycle()
+
+
+ACCEPTS_TRAILERS = b"Host: x\r\nTE: trailers\r\n\r\n"
+THEN_CLOSE = b"GET /ignore-body HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+
+class TestTrailers:
+    """``http.response.trailers``: in the last chunk when the client sent ``TE: trailers``."""
+
+    @pytest.mark.parametrize("path", [b"/trailers", b"/trailers-length"])
+    def test_trailers_follow_a_chunked_body_when_the_client_accepts_them(
+        self, raw_server: ServerProcess, path: bytes
+    ) -> None:
+        """Also with the app's Content-Length: HTTP/1.1 has trailers in chunked bodies only.
+        The next request on the connection is answered: the framing stayed in step."""
+        data = raw_exchange(
+            raw_server, b"GET %b HTTP/1.1\r\n%b%b" % (path, ACCEPTS_TRAILERS, THEN_CLOSE)
+        )
+        assert b"0\r\nx-checksum: 10\r\nx-status: ok\r\n\r\n" in data
+        (status, headers, body, trailers), second = parse_with_trailers(data)
+        assert status == 200 and body == b"0123456789"
+        assert headers["transfer-encoding"] == "chunked" and "content-length" not in headers
+        assert headers["trailer"] == "x-checksum, x-status"
+        assert trailers == [(b"x-checksum", b"10"), (b"x-status", b"ok")]
+        assert second[0] == 200 and second[2] == b"ignored"
+
+    @pytest.mark.parametrize(
+        ("path", "framing"),
+        [
+            (b"/trailers", "transfer-encoding"),
+            (b"/trailers-length", "content-length"),
+            (b"/trailers-bad", "transfer-encoding"),
+            (b"/trailers-missing", "transfer-encoding"),
+        ],
+    )
+    def test_trailers_are_dropped_when_the_client_did_not_ask(
+        self, raw_server: ServerProcess, path: bytes, framing: str
+    ) -> None:
+        """Framed as without trailers (a body in one message keeps its Content-Length); what
+        the app announced, sends late, sends wrong or never sends does not matter then."""
+        data = raw_exchange(
+            raw_server, b"GET %b HTTP/1.1\r\nHost: x\r\n\r\n%b" % (path, THEN_CLOSE)
+        )
+        (status, headers, body, trailers), second = parse_with_trailers(data)
+        assert status == 200 and body == b"0123456789" and trailers == []
+        assert framing in headers
+        assert second[2] == b"ignored"
+        assert b"x-evil" not in data
+
+    def test_trailers_are_dropped_on_http10(self, raw_server: ServerProcess) -> None:
+        response = raw_exchange(raw_server, b"GET /trailers HTTP/1.0\r\nTE: trailers\r\n\r\n")
+        head, _, body = response.partition(b"\r\n\r\n")
+        assert b"chunked" not in head.lower() and body == b"0123456789"
+
+    @pytest.mark.parametrize("path", [b"/trailers-bad", b"/trailers-missing"])
+    def test_invalid_or_missing_trailers_cut_the_connection(
+        self, raw_server: ServerProcess, path: bytes
+    ) -> None:
+        """The body is out, the trailer section never completes: the client sees a cut, not a
+        complete response (and no field injected by CR/LF)."""
+        data = raw_exchange(raw_server, b"GET %b HTTP/1.1\r\n%b" % (path, ACCEPTS_TRAILERS))
+        assert data.startswith(b"HTTP/1.1 200 ")
+        assert b"01234" in data and not data.endswith(b"\r\n\r\n")
+        assert b"HTTP/1.1 200 OK" not in data.partition(b"\r\n\r\n")[2]
+        assert parse_with_trailers(data) == []
 
 
 class TestErrors:

@@ -75,6 +75,37 @@ def test_responses_in_every_shape(raw_server: ServerProcess, served_file: Path) 
         assert h2.get("/ignore-body").status == 200  # the connection went on throughout
 
 
+@pytest.mark.parametrize("query", ["", "?big"])
+def test_trailers_end_the_stream_when_the_client_accepts_them(
+    raw_server: ServerProcess, query: str
+) -> None:
+    """``?big``: 200,000 bytes, more than the client's window, so the trailers wait behind them."""
+    with client(raw_server) as h2:
+        stream = h2.get(f"/trailers{query}", headers=[("te", "trailers")])
+        size = 200_000 if query else 10
+        assert stream.status == 200 and len(stream.body) == size and stream.reset_code is None
+        assert stream.trailers == {"x-checksum": str(size), "x-status": "ok"}
+        sized = h2.get("/trailers-length", headers=[("te", "trailers")])
+        assert sized.headers["content-length"] == "10" and sized.body == b"0123456789"
+        assert sized.trailers == {"x-checksum": "10", "x-status": "ok"}
+
+
+def test_trailers_are_dropped_when_the_client_did_not_ask(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        for path in ("/trailers", "/trailers-length", "/trailers-bad", "/trailers-missing"):
+            stream = h2.get(path)
+            assert stream.body == b"0123456789" and stream.trailers is None, path
+            assert stream.reset_code is None
+
+
+def test_invalid_or_missing_trailers_reset_the_stream(raw_server: ServerProcess) -> None:
+    with client(raw_server) as h2:
+        for path in ("/trailers-bad", "/trailers-missing"):
+            stream = h2.get(path, headers=[("te", "trailers")])
+            assert stream.reset_code == f.INTERNAL_ERROR and stream.trailers is None, path
+        assert h2.get("/ignore-body").body == b"ignored"  # the other streams go on
+
+
 def test_application_errors(raw_server: ServerProcess) -> None:
     with client(raw_server) as h2:
         assert h2.get("/raise-before").status == 500

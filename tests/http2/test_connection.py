@@ -453,6 +453,49 @@ def test_response_waits_for_the_clients_window() -> None:
     assert conn.queued(1) == 0 and 1 not in conn.streams
 
 
+def test_trailers_end_the_stream_in_a_headers_frame_after_the_body() -> None:
+    conn = connect()
+    conn.receive(headers(1))
+    sent(conn)
+    conn.send_headers(1, 200, [(b"trailer", b"x-checksum")])
+    conn.send_data(1, b"body")
+    conn.send_trailers(1, [(b"x-checksum", b"abc")])
+    out = sent(conn)
+    assert [(k, fl) for k, fl, _, _ in out] == [(f.HEADERS, EH), (f.DATA, 0), (f.HEADERS, EH | ES)]
+    decoder = Decoder()
+    decoder.decode(out[0][3])
+    assert decoder.decode(out[2][3])[0] == [(b"x-checksum", b"abc")]
+    assert not conn.streams
+
+
+def test_trailers_wait_for_the_body_blocked_by_the_window() -> None:
+    """Queued body bytes go first; the trailers are encoded when they leave, after a head of
+    another stream encoded meanwhile, so the client's HPACK table stays in step."""
+    conn = connect()
+    conn.receive(settings((f.SETTINGS_INITIAL_WINDOW_SIZE, 4)) + headers(1) + headers(3))
+    sent(conn)
+    conn.send_headers(1, 200, [])
+    conn.send_data(1, b"0123456789")
+    conn.send_trailers(1, [(b"x-checksum", b"abc")])
+    conn.send_headers(3, 200, [(b"x-checksum", b"abc")], end_stream=True)
+    out = sent(conn)
+    assert [(k, fl, sid) for k, fl, sid, _ in out] == [
+        (f.HEADERS, EH, 1),
+        (f.DATA, 0, 1),
+        (f.HEADERS, EH | ES, 3),
+    ]
+    conn.receive(raw(f.WINDOW_UPDATE, 0, 1, (100).to_bytes(4, "big")))
+    later = sent(conn)
+    assert [(k, fl, sid) for k, fl, sid, _ in later] == [(f.DATA, 0, 1), (f.HEADERS, EH | ES, 1)]
+    assert out[1][3] + later[0][3] == b"0123456789"
+    decoder = Decoder()
+    for kind, _, _, payload in out + later:
+        if kind == f.HEADERS:
+            fields = decoder.decode(payload)[0]
+    assert fields == [(b"x-checksum", b"abc")]
+    assert not conn.streams
+
+
 def test_connection_window_shared_by_streams() -> None:
     conn = connect()
     conn.receive(headers(1) + headers(3))

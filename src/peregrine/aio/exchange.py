@@ -176,8 +176,13 @@ class Exchange:
         if conn.write_paused:
             await conn.drain()
 
-    def end(self) -> None:
-        """Finish a streamed body (sending the head first if nothing was written)."""
+    def end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Finish a streamed body (sending the head first if nothing was written).
+
+        ``trailers`` (checked fields, see ``http.framing.trailer_fields``) go in the last chunk
+        of a chunked body; a body framed otherwise (a Content-Length, HTTP/1.0, HEAD) has no
+        place for them, and they are dropped.
+        """
         conn = self.conn
         if conn.closed:
             return
@@ -198,7 +203,11 @@ class Exchange:
             return
         if self.chunked and self.request.method != "HEAD":
             assert conn.transport is not None
-            conn.transport.write(b"0\r\n\r\n")
+            if trailers:
+                lines = [b"%b: %b\r\n" % field for field in trailers]
+                conn.transport.write(b"".join([b"0\r\n", *lines, b"\r\n"]))
+            else:
+                conn.transport.write(b"0\r\n\r\n")
         conn.response_sent(self.request, response, self.start)
         if not self.keep_alive:
             conn.close()

@@ -254,8 +254,9 @@ class H2Exchange:
             self.h2conn.send_body(self, chunk)
             await self.h2conn.wait_sent(self)
 
-    def end(self) -> None:
-        """Finish a streamed body (sending the head first if nothing was written)."""
+    def end(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        """Finish a streamed body (sending the head first if nothing was written); with
+        ``trailers`` (checked fields), in a trailing HEADERS frame that ends the stream."""
         if self.client_gone or self.done:
             return
         response = self.response
@@ -268,7 +269,7 @@ class H2Exchange:
             )
             self.abort()  # a short body must not look complete
             return
-        self.h2conn.end_body(self)
+        self.h2conn.end_body(self, trailers)
 
     async def send_file(self, response: Response) -> None:
         """Send ``response`` whose body is the file set by ``Response.send_file``."""
@@ -779,8 +780,17 @@ class Http2Connection(asyncio.Protocol):
         self.h2.send_data(exchange.stream_id, chunk)
         self.flush_later()
 
-    def end_body(self, exchange: H2Exchange) -> None:
-        self.h2.send_data(exchange.stream_id, b"", end_stream=True)
+    def end_body(
+        self, exchange: H2Exchange, trailers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
+        if (
+            trailers
+            and exchange.response is not None
+            and self.has_body(exchange, exchange.response)
+        ):
+            self.h2.send_trailers(exchange.stream_id, trailers)
+        else:
+            self.h2.send_data(exchange.stream_id, b"", end_stream=True)
         assert exchange.response is not None
         self._response_done(exchange, exchange.response)
 

@@ -79,7 +79,7 @@ class AsgiHandler:
         transport = conn.transport
         server = transport.get_extra_info("sockname")
         server = server[:2] if isinstance(server, tuple) else None  # None: a unix socket
-        extensions: dict[str, Any] = {"http.response.pathsend": {}}
+        extensions: dict[str, Any] = {"http.response.pathsend": {}, "http.response.trailers": {}}
         if conn.scheme == "https":
             extensions["tls"] = _tls_extension(transport)
         return connection_scope(conn.scheme, conn.client, server, self.root_path, extensions)

@@ -7,6 +7,12 @@ out as one write with its Content-Length; a body in several messages is streamed
 application's Content-Length when it set one, else chunked on HTTP/1.1 and close-delimited on
 HTTP/1.0), and ``send()`` waits while the client is not reading.
 
+Trailers (the ``http.response.trailers`` extension): a response started with ``trailers: True``
+ends with the fields of its ``http.response.trailers`` messages, in the last chunk on HTTP/1.1
+(chunked whatever Content-Length the application set) and in a trailing HEADERS frame on
+HTTP/2, when the request said ``TE: trailers`` as the extension asks. Otherwise they are
+dropped and the response is framed and sent as if none were announced.
+
 Errors follow the spec and what a client can tell apart: an exception (or no response at all)
 before anything was sent is a 500; after the head went out the connection is cut, so a truncated
 response never looks complete. ``send()`` once the client has gone raises
@@ -20,13 +26,15 @@ import logging
 from typing import Any
 
 from ..aio.exchange import Exchange
-from ..http.framing import framed_response
+from ..http.framing import accepts_trailers, framed_response, trailer_fields
 from ..http.response import Response
 
 log = logging.getLogger("peregrine.error")
 
-# where a cycle is
-_START, _STARTED, _STREAMING, _DONE = 0, 1, 2, 3
+# where a cycle is (_TRAILERS: the body is out, its trailers are awaited)
+_START, _STARTED, _STREAMING, _TRAILERS, _DONE = 0, 1, 2, 3, 4
+# what happens to trailers the application announced: none announced, dropped, sent
+_NO_TRAILERS, _DROP_TRAILERS, _SEND_TRAILERS = 0, 1, 2
 
 _DISCONNECT = "http.disconnect"
 
@@ -38,7 +46,7 @@ class ClientDisconnected(ConnectionResetError):
 class HttpCycle:
     """Runs the application for one request (see the module docstring)."""
 
-    __slots__ = ("exchange", "stage", "response", "length", "body_sent_whole")
+    __slots__ = ("exchange", "stage", "response", "length", "body_sent_whole", "trailers", "fields")
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -48,6 +56,10 @@ class HttpCycle:
         self.length: int | None = None
         #: the request body's last message has been handed over
         self.body_sent_whole = False
+        #: _NO_TRAILERS, or what becomes of the trailers the application announced
+        self.trailers = _NO_TRAILERS
+        #: the trailer fields received so far (``more_trailers``)
+        self.fields: list[tuple[bytes, bytes]] = []
 
     async def run(self, app: Any, scope: dict[str, Any]) -> None:
         """Call the application and see the response through; never raises."""
@@ -74,10 +86,10 @@ class HttpCycle:
         else:
             if self.stage != _DONE and not exchange.client_gone:
                 body = exchange.body
-                if self.stage == _STREAMING:
+                if self.stage >= _STREAMING:
                     log.error(
-                        "ASGI application returned mid-response (more_body was never False)"
-                        " on %s %s",
+                        "ASGI application returned mid-response (more_body or more_trailers"
+                        " was never False) on %s %s",
                         exchange.request.method,
                         exchange.request.url,
                     )
@@ -150,18 +162,30 @@ class HttpCycle:
             response = self.response
             assert response is not None
             if self.stage == _STARTED:
-                if not more and (self.length is None or self.length == len(body)):
+                if (
+                    not more
+                    and (self.length is None or self.length == len(body))
+                    and self.trailers != _SEND_TRAILERS
+                ):
                     # The whole body in one message, the common case: one write.
                     response.body = body
                     self.stage = _DONE
                     exchange.respond(response)
                     exchange.release()
                     return
-                exchange.begin_stream(response, self.length)
+                length = self.length
+                if self.trailers == _SEND_TRAILERS and exchange.request.version != "2":
+                    length = None  # HTTP/1.1 has trailers in chunked bodies only
+                exchange.begin_stream(response, length)
                 self.stage = _STREAMING
+            elif self.stage == _TRAILERS:
+                raise RuntimeError("ASGI: http.response.body after the last body message")
             if body:
                 await exchange.write(body)
             if not more:
+                if self.trailers == _SEND_TRAILERS:
+                    self.stage = _TRAILERS  # ended by the http.response.trailers message
+                    return
                 self.stage = _DONE
                 exchange.end()
                 exchange.release()
@@ -183,8 +207,12 @@ class HttpCycle:
                 file.close()
                 raise RuntimeError("ASGI: Content-Length does not match the file's size")
             self.stage = _DONE
+            if self.trailers == _SEND_TRAILERS:
+                self.trailers = _DROP_TRAILERS  # the file path ends the response itself
             await exchange.send_file(response)
             exchange.release()
+        elif kind == "http.response.trailers":
+            self._trailers(message)
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} on an HTTP connection")
 
@@ -194,7 +222,37 @@ class HttpCycle:
             # informational answers are the server's (100 Continue) or an upgrade's business
             raise RuntimeError(f"ASGI: invalid status {status!r} in http.response.start")
         # ValueError for CR, LF or NUL in a field, TypeError for a field that is not bytes: a 500
+        request = self.exchange.request
         self.response, self.length = framed_response(
-            self.exchange.request, status, message.get("headers", ()), bytes
+            request, status, message.get("headers", ()), bytes
         )
+        if message.get("trailers"):
+            self.trailers = _SEND_TRAILERS if accepts_trailers(request) else _DROP_TRAILERS
         self.stage = _STARTED
+
+    def _trailers(self, message: dict[str, Any]) -> None:
+        trailers = self.trailers
+        if trailers == _NO_TRAILERS:
+            raise RuntimeError(
+                "ASGI: http.response.trailers without trailers=True in http.response.start"
+            )
+        stage = self.stage
+        if trailers == _DROP_TRAILERS and stage == _DONE:
+            return  # the client did not ask for trailers: the response ended with its body
+        if stage != _TRAILERS:
+            if stage == _DONE and self.exchange.client_gone:
+                raise ClientDisconnected("the client has gone")
+            raise RuntimeError(
+                "ASGI: http.response.trailers before the last body message or after the end"
+            )
+        exchange = self.exchange
+        if exchange.client_gone:
+            raise ClientDisconnected("the client has gone")
+        # ValueError/TypeError for a field that could split the response: the head is out, so
+        # the connection is cut (never a trailer section that looks complete but is not)
+        self.fields += trailer_fields(message.get("headers", ()))
+        if message.get("more_trailers", False):
+            return
+        self.stage = _DONE
+        exchange.end(self.fields)
+        exchange.release()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from .response import Response
+from .response import Response, check_header
 
 
 def framed_response(
@@ -85,3 +85,53 @@ def _content_length(value: str | bytes, seen: int | None) -> int:
 
 # Content-Length values seen, parsed (bodies often have the same few sizes); bounded
 _LENGTHS: dict[str | bytes, int] = {}
+
+
+def trailer_fields(fields: Iterable[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Check the trailer fields an application gives: ``[(lower-cased name, value)]``, bytes.
+
+    Raises ``ValueError`` on a field that could split the response (CR, LF, NUL, a name that is
+    not a token) or that must not be a trailer (RFC 9110 §6.5.1: the framing, routing and
+    connection fields, which a recipient would act on too late or not at all), and
+    ``TypeError`` on a name or value that is not bytes.
+    """
+    checked: list[tuple[bytes, bytes]] = []
+    for name, value in fields:
+        if name.__class__ is not bytes or value.__class__ is not bytes:
+            raise TypeError(f"a trailer field must be a (bytes, bytes) pair, got {(name, value)!r}")
+        _, bvalue, lname, _ = check_header(name, value)
+        if lname in _NOT_TRAILERS:
+            raise ValueError(f"{lname.decode()} cannot be sent as a trailer field")
+        checked.append((lname, bvalue))
+    return checked
+
+
+# Fields a sender must not put in trailers: framing, routing and connection management.
+_NOT_TRAILERS = frozenset(
+    (
+        b"content-length",
+        b"transfer-encoding",
+        b"trailer",
+        b"host",
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"upgrade",
+        b"te",
+    )
+)
+
+
+def accepts_trailers(request: Any) -> bool:
+    """Whether the client said it reads trailer fields (``TE: trailers``, RFC 9110 §10.1.4).
+
+    HTTP/1.0 has no chunked coding, so no place for trailers, whatever it sends.
+    """
+    if request.version == "1.0":
+        return False
+    for name, value in request.raw_headers:
+        if len(name) == 2 and name.lower() == b"te":
+            for token in value.split(b","):
+                if token.split(b";")[0].strip().lower() == b"trailers":
+                    return True
+    return False

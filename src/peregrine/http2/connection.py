@@ -134,6 +134,7 @@ class _Stream:
         "queued",
         "end_queued",
         "headers_sent",
+        "trailers",
     )
 
     def __init__(self, stream_id: int, send_window: int, recv_window: int) -> None:
@@ -149,6 +150,8 @@ class _Stream:
         self.queued = 0
         self.end_queued = False  # END_STREAM goes out once the queue is empty
         self.headers_sent = False
+        #: trailer fields that end the stream once the queue is empty (instead of empty DATA)
+        self.trailers: list[tuple[bytes, bytes]] | None = None
 
 
 class _ConnectionError(Exception):
@@ -737,6 +740,29 @@ class H2Connection:
         self._blocked[stream_id] = stream
         self._flush_stream(stream, [])
 
+    def send_trailers(self, stream_id: int, fields: list[tuple[bytes, bytes]]) -> None:
+        """End the stream with a trailing HEADERS frame of ``fields`` (lower-case names, bytes),
+        after the body bytes still waiting for window."""
+        stream = self.streams.get(stream_id)
+        if stream is None or self.closed:
+            return
+        if stream.queued:
+            # Encoded when it leaves, not now: HPACK blocks must be decoded in the order they
+            # were encoded, and other streams' heads may go out before this one.
+            stream.trailers = fields
+            stream.end_queued = True
+            return
+        self._trailing_headers(stream, fields)
+
+    def _trailing_headers(self, stream: _Stream, fields: list[tuple[bytes, bytes]]) -> None:
+        block = self.encoder.encode(fields)
+        if len(block) <= self.peer_max_frame_size:
+            flags = f.FLAG_END_HEADERS | f.FLAG_END_STREAM
+            self._out += (f.frame_header(len(block), f.HEADERS, flags, stream.id), block)
+        else:
+            self._out += f.headers_frames(stream.id, block, True, self.peer_max_frame_size)
+        self._local_ended(stream)
+
     def queued(self, stream_id: int) -> int:
         """Response bytes of ``stream_id`` waiting for window (0 once all went out)."""
         stream = self.streams.get(stream_id)
@@ -763,11 +789,14 @@ class H2Connection:
             stream.queued -= size
             stream.send_window -= size
             self.send_window -= size
-            sent_end = stream.end_queued and not queue
+            sent_end = stream.end_queued and not queue and stream.trailers is None
             out.append(f.data_frame(stream.id, chunk, sent_end))
         self._blocked.pop(stream.id, None)
         events.append(WindowOpened(stream.id))
         if stream.end_queued:
+            if stream.trailers is not None:
+                self._trailing_headers(stream, stream.trailers)
+                return
             if not sent_end:
                 out.append(f.data_frame(stream.id, b"", True))  # an empty frame costs no window
             self._local_ended(stream)
