@@ -157,8 +157,8 @@ class RequestParser:
         self._method_pending = False
         self._te_pending = False
         self._replaying = False
-        # stream_bodies: reports events that could not be taken back, so always in pieces
-        self._fast_max = -1 if stream_bodies else max_header_size
+        # (stream_bodies too: the events a whole feed reported are taken back by _feed_again)
+        self._fast_max = max_header_size
         self._host = b"\x00"  # the last Host value found valid (never this one)
         self._in_pieces = False
         self._again = False
@@ -201,6 +201,7 @@ class RequestParser:
         if not self.phase and data and len(data) <= self._fast_max and data[-1] == 10:
             completed = self.completed
             begun = self.begun
+            reported = len(self.events)
             try:
                 self._parser.feed_data(data)
             except httptools.HttpParserUpgrade as exc:
@@ -217,21 +218,23 @@ class RequestParser:
                     # a message in an earlier read closed the stream; a fresh llhttp in
                     # _feed_again would not know it
                     raise _classify(exc) from None
-                self._feed_again(data, completed, begun)
+                self._feed_again(data, completed, begun, reported)
                 return
             if self.phase and self.phase == HEAD:
                 if self.completed != completed:
-                    self._feed_again(data, completed, begun)
+                    self._feed_again(data, completed, begun, reported)
                 else:
                     self._partial_head(data, 0, len(data), IDLE)
             return
         self._feed_pieces(data)
 
-    def _feed_again(self, data: bytes, completed: int, begun: int) -> None:
-        """Undo what feeding ``data`` whole did, and parse it in pieces instead."""
+    def _feed_again(self, data: bytes, completed: int, begun: int, reported: int) -> None:
+        """Undo what feeding ``data`` whole did, and parse it in pieces instead (``reported``:
+        how many events there were before; the caller routes them only after ``feed``)."""
         done = self.completed - completed
         if done:
             del self.requests[len(self.requests) - done :]
+        del self.events[reported:]
         self.completed = completed
         self.begun = begun
         self.phase = IDLE
