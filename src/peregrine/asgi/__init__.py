@@ -38,6 +38,9 @@ class AsgiHandler:
         self.config = config
         self.root_path = config.root_path
         self.lifespan = Lifespan(app, config.lifespan)
+        # a done future of the loop serving requests: what send() returns when done at the call
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sent: asyncio.Future[None] | None = None
 
     async def startup(self) -> None:
         """Run the lifespan startup; raises :class:`LifespanFailure` to stop the worker."""
@@ -70,10 +73,23 @@ class AsgiHandler:
                 return
             scope = websocket_scope(template, request, self.lifespan.state)
             cycle: Any = WebSocketCycle(exchange, accepted)
-        else:
-            scope = http_scope(template, request, self.lifespan.state)
-            cycle = HttpCycle(exchange)
-        _start(conn, cycle.run(self.app, scope))
+            _start(conn, cycle.run(self.app, scope))
+            return
+        loop = conn.loop
+        sent = self._sent
+        if loop is not self._loop or sent is None:
+            self._loop = loop
+            sent = self._sent = loop.create_future()
+            sent.set_result(None)
+        http = HttpCycle(exchange, sent)
+        task = asyncio.Task(
+            http.run(self.app, http_scope(template, request, self.lifespan.state)),
+            loop=loop,
+            **_EAGER,
+        )
+        if not task.done():
+            conn.state.tasks.add(task)
+            http.task = task  # run() takes it out of the set as it ends
 
     def _connection_scope(self, conn: Any) -> dict[str, Any]:
         transport = conn.transport

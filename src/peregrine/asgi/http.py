@@ -22,7 +22,9 @@ ends quietly.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 from ..aio.exchange import Exchange
@@ -46,10 +48,25 @@ class ClientDisconnected(ConnectionResetError):
 class HttpCycle:
     """Runs the application for one request (see the module docstring)."""
 
-    __slots__ = ("exchange", "stage", "response", "length", "body_sent_whole", "trailers", "fields")
+    __slots__ = (
+        "exchange",
+        "stage",
+        "response",
+        "length",
+        "body_sent_whole",
+        "trailers",
+        "fields",
+        "sent",
+        "task",
+    )
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, sent: Awaitable[None]) -> None:
         self.exchange = exchange
+        #: what send() returns when it has nothing to wait for: a done future of the loop
+        self.sent = sent
+        #: the task running the application, which run() takes out of the server's set (None
+        #: when the application finished in the task's eager first step, Python 3.12+)
+        self.task: asyncio.Task[None] | None = None
         self.stage = _START
         self.response: Response | None = None
         #: the Content-Length the application declared, if any
@@ -107,6 +124,9 @@ class HttpCycle:
         finally:
             exchange.release()
             conn.exchange_done(exchange)
+            if self.task is not None:
+                # (rather than a done callback: each costs a trip through the loop's queue)
+                conn.state.tasks.discard(self.task)
 
     def _refuse_body(self) -> None:
         # An error answer closes the connection: no need to read the rest of the body.
@@ -144,8 +164,39 @@ class HttpCycle:
 
     # --- send ---------------------------------------------------------------------------------
 
-    async def send(self, message: dict[str, Any]) -> None:
-        """Act on one ``http.response.*`` message."""
+    def send(self, message: dict[str, Any]) -> Awaitable[None]:
+        """Act on one ``http.response.*`` message (the ``send`` awaitable callable).
+
+        The start and a body in one message, the common case, are acted on at the call, which
+        returns a done future: no coroutine made and run per message. The rest goes through
+        :meth:`_send`, which may wait for the client.
+        """
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.stage != _START:
+                raise RuntimeError("ASGI: http.response.start sent twice")
+            self._start(message)
+            return self.sent
+        if (
+            kind == "http.response.body"
+            and self.stage == _STARTED
+            and not message.get("more_body", False)
+            and self.trailers != _SEND_TRAILERS
+        ):
+            exchange = self.exchange
+            body = message.get("body", b"")
+            if (self.length is None or self.length == len(body)) and not exchange.client_gone:
+                # The whole body in one message: one write.
+                response = self.response
+                assert response is not None
+                response.body = body
+                self.stage = _DONE
+                exchange.respond(response)
+                exchange.release()
+                return self.sent
+        return self._send(message)
+
+    async def _send(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         exchange = self.exchange
         if kind == "http.response.body":
@@ -162,17 +213,6 @@ class HttpCycle:
             response = self.response
             assert response is not None
             if self.stage == _STARTED:
-                if (
-                    not more
-                    and (self.length is None or self.length == len(body))
-                    and self.trailers != _SEND_TRAILERS
-                ):
-                    # The whole body in one message, the common case: one write.
-                    response.body = body
-                    self.stage = _DONE
-                    exchange.respond(response)
-                    exchange.release()
-                    return
                 length = self.length
                 if self.trailers == _SEND_TRAILERS and exchange.request.version != "2":
                     length = None  # HTTP/1.1 has trailers in chunked bodies only

@@ -184,7 +184,9 @@ class WebSocketCycle:
             if self.stage != _HANDSHAKE:
                 raise RuntimeError(f"ASGI: {kind} after the handshake")
             if self.denial is None:
-                self.denial = HttpCycle(self.exchange)
+                sent = asyncio.get_running_loop().create_future()
+                sent.set_result(None)
+                self.denial = HttpCycle(self.exchange, sent)
             await self.denial.send({**message, "type": kind[10:]})  # "http.response.*"
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} on a WebSocket")
