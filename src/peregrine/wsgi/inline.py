@@ -96,7 +96,12 @@ def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInp
                 return
         chunks = written
         if result.__class__ is list or result.__class__ is tuple:
-            chunks += [body_bytes(chunk) for chunk in result if chunk]
+            if len(result) == 1 and result[0].__class__ is bytes:
+                if result[0]:
+                    chunks.append(result[0])  # one bytes object: no comprehension to run
+            else:
+                chunks += [body_bytes(chunk) for chunk in result if chunk]
+            result = None  # a list or tuple has no close()
         else:
             iterator = context.run(iter, result)
             # up to two chunks: a body of one chunk is sent whole, with a Content-Length
@@ -112,8 +117,9 @@ def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInp
                         )
                         result = None  # the task closes it
                         return
-        finished, result = result, None
-        _close(finished, context)
+        if result is not None:
+            finished, result = result, None
+            _close(finished, context)
         respond_whole(exchange, start.response, start.length, chunks)
     except Exception:
         if result is not None:

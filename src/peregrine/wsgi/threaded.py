@@ -134,6 +134,8 @@ class ThreadedCall:
             channel.push(chunk)
 
     def _close(self, result: Any) -> None:
+        if result.__class__ is list or result.__class__ is tuple:
+            return  # no close(); getattr would raise and catch an AttributeError to say so
         close = getattr(result, "close", None)
         if close is not None:
             try:
