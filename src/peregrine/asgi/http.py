@@ -75,8 +75,8 @@ class HttpCycle:
         self.body_sent_whole = False
         #: _NO_TRAILERS, or what becomes of the trailers the application announced
         self.trailers = _NO_TRAILERS
-        #: the trailer fields received so far (``more_trailers``)
-        self.fields: list[tuple[bytes, bytes]] = []
+        #: the trailer fields received so far (``more_trailers``); None before the first
+        self.fields: list[tuple[bytes, bytes]] | None = None
 
     async def run(self, app: Any, scope: dict[str, Any]) -> None:
         """Call the application and see the response through; never raises."""
@@ -290,9 +290,12 @@ class HttpCycle:
             raise ClientDisconnected("the client has gone")
         # ValueError/TypeError for a field that could split the response: the head is out, so
         # the connection is cut (never a trailer section that looks complete but is not)
-        self.fields += trailer_fields(message.get("headers", ()))
+        fields = trailer_fields(message.get("headers", ()))
+        if self.fields is not None:
+            fields = self.fields + fields
         if message.get("more_trailers", False):
+            self.fields = fields
             return
         self.stage = _DONE
-        exchange.end(self.fields)
+        exchange.end(fields)
         exchange.release()
