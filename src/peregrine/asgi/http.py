@@ -17,20 +17,27 @@ ends quietly.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from ..aio.exchange import Exchange
+from .._build import mypyc_attr
 from ..http.framing import framed_response
 from ..http.response import Response
 
-log = logging.getLogger("peregrine.error")
+if TYPE_CHECKING:
+    from ..aio.exchange import AnyExchange
+
+log: Final = logging.getLogger("peregrine.error")
 
 # where a cycle is
-_START, _STARTED, _STREAMING, _DONE = 0, 1, 2, 3
+_START: Final = 0
+_STARTED: Final = 1
+_STREAMING: Final = 2
+_DONE: Final = 3
 
-_DISCONNECT = "http.disconnect"
+_DISCONNECT: Final = "http.disconnect"
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception
 class ClientDisconnected(ConnectionResetError):
     """``send()`` was called after the client went away (an ``OSError``, as ASGI 2.4 asks)."""
 
@@ -40,7 +47,7 @@ class HttpCycle:
 
     __slots__ = ("exchange", "stage", "response", "length", "body_sent_whole")
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: AnyExchange) -> None:
         self.exchange = exchange
         self.stage = _START
         self.response: Response | None = None
