@@ -100,3 +100,11 @@ def test_an_edited_source_runs_pure_with_a_warning(tmp_path: Path) -> None:
     )
     assert result.stdout.strip() == "pure Python"
     assert "compiled peregrine.http.parser is older than its source" in result.stderr
+
+
+def test_the_start_up_line_says_which_build() -> None:
+    from .helpers import ServerProcess
+
+    with ServerProcess("tests.apps:Echo") as server:
+        pass
+    assert f", {peregrine.BUILD})" in server.output
