@@ -92,14 +92,6 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 # --- which build runs: the compiled (mypyc) modules or the pure-Python ones --------------------
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line(
-        "markers",
-        "only_build(build, reason): the test only makes sense in one build, 'compiled' or 'pure'; "
-        "skipped in the other with the reason given",
-    )
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import peregrine
 
