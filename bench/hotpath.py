@@ -19,6 +19,28 @@ from peregrine.config import Config
 
 BODY = b"x" * 6150
 REQUEST = b"GET /plaintext HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n"
+# REQUEST=browser (bench/hotpath.sh): what a browser sends, a dozen header fields
+BROWSER = (
+    b"GET /plaintext HTTP/1.1\r\n"
+    b"Host: 127.0.0.1:3000\r\n"
+    b"Connection: keep-alive\r\n"
+    b'sec-ch-ua: "Chromium";v="131", "Not_A Brand";v="24"\r\n'
+    b"sec-ch-ua-mobile: ?0\r\n"
+    b'sec-ch-ua-platform: "Linux"\r\n'
+    b"Upgrade-Insecure-Requests: 1\r\n"
+    b"User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    b"Chrome/131.0.0.0 Safari/537.36\r\n"
+    b"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,"
+    b"*/*;q=0.8\r\n"
+    b"Sec-Fetch-Site: none\r\n"
+    b"Sec-Fetch-Mode: navigate\r\n"
+    b"Sec-Fetch-Dest: document\r\n"
+    b"Accept-Encoding: gzip, deflate, br, zstd\r\n"
+    b"Accept-Language: en-GB,en;q=0.9\r\n"
+    b"\r\n"
+)
+if os.environ.get("REQUEST") == "browser":
+    REQUEST = BROWSER
 
 
 class Handler:

@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 script=${SCRIPT:-bench/hotpath.py}  # bench/hotpath_api.py: the ladder's api rung
+# REQUEST=browser: a browser-like request (a dozen header fields) instead of the seed request;
+# PEREGRINE_PURE_PYTHON=1: the pure-Python modules instead of the compiled build
 count() {
   N=$1 valgrind --tool=callgrind --callgrind-out-file=/dev/null "$python" "$script" \
     2>&1 >/dev/null | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'

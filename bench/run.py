@@ -444,6 +444,17 @@ SERVERS = [
         "peregrine-asgi", "Peregrine (ASGI)", ASGI, peregrine_asgi_cmd,
         lambda: peregrine_available() or _py_has("peregrine.asgi", "AsgiHandler"),
     ),
+    # the same servers from the pure-Python modules (the compiled build's fallback)
+    Server(
+        "peregrine-pure", "Peregrine (native, pure Python)", HTTP_BASIC | STATIC | {"idle-mem"},
+        lambda ctx, case, port: ["env", "PEREGRINE_PURE_PYTHON=1", *peregrine_cmd(ctx, case, port)],
+        peregrine_available,
+    ),
+    Server(
+        "peregrine-asgi-pure", "Peregrine (ASGI, pure Python)", ASGI,
+        lambda ctx, case, port: ["env", "PEREGRINE_PURE_PYTHON=1", *peregrine_asgi_cmd(ctx, case, port)],
+        lambda: peregrine_available() or _py_has("peregrine.asgi", "AsgiHandler"),
+    ),
     Server("uvicorn", "uvicorn (httptools, uvloop)", HTTP_BASIC | ASGI | {"ws-echo", "idle-mem"}, uvicorn_cmd),
     Server("granian-rsgi", "granian RSGI", HTTP_BASIC | {"ws-echo", "idle-mem"}, granian_cmd("rsgi", "rsgi_app:app")),
     Server("granian-asgi", "granian ASGI", HTTP_BASIC | ASGI, granian_cmd("asgi", None)),

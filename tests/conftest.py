@@ -87,3 +87,20 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
                 server.stop(timeout=15)
             except Exception:
                 server.kill()
+
+
+# --- which build runs: the compiled (mypyc) modules or the pure-Python ones --------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    import peregrine
+
+    running = "pure" if peregrine.BUILD == "pure Python" else "compiled"
+    for item in items:
+        marker = item.get_closest_marker("only_build")
+        if marker is None:
+            continue
+        build, reason = marker.args[0], marker.kwargs.get("reason", "")
+        assert build in ("compiled", "pure") and reason, "only_build(build, reason=...) both given"
+        if build != running:
+            item.add_marker(pytest.mark.skip(reason=f"{build} build only: {reason}"))

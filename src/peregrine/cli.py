@@ -21,6 +21,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from ._build import name as build_name
 from ._version import __version__
 from .config import SIZE_FIELDS, Config
 from .server import Server, StartupError
@@ -391,7 +392,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Every option also reads PEREGRINE_<OPTION> from the environment "
         "(PEREGRINE_PORT=8000); WEB_CONCURRENCY sets --workers; command-line flags win.",
     )
-    parser.add_argument("--version", action="version", version=f"peregrine {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"peregrine {__version__} ({build_name()})"
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="serve a handler: peregrine run MODULE:ATTR [options]")
     run.add_argument(

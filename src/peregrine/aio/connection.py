@@ -22,7 +22,7 @@ import logging
 from bisect import bisect_left
 from collections.abc import Callable, Coroutine
 from time import perf_counter
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from ..http.errors import ProtocolError
 from ..http.parser import HEAD, IDLE, RequestParser
@@ -38,10 +38,12 @@ from .send_watchdog import SendWatchdog
 from .state import ServerState
 from .timers import Timer
 
-log = logging.getLogger("peregrine.error")
+log: Final = logging.getLogger("peregrine.error")
 
 # what a read deadline means when it passes
-_KEEP_ALIVE, _HEADER, _BODY = 1, 2, 3
+_KEEP_ALIVE: Final = 1
+_HEADER: Final = 2
+_BODY: Final = 3
 # An idle keep-alive connection drops its parser (~1.5 KB with llhttp's) when its timer finds it
 # idle, and makes a new one on the next byte; after that byte the timer comes back within this
 # many seconds to drop it again, so a connection that goes quiet holds no parser for long.

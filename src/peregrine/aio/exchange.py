@@ -21,7 +21,19 @@ from .body import RequestBody
 from .files import FileShrank, copy_file, send_now
 
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
+    from .._build import COMPILING
     from .connection import HttpConnection
+
+    # What the interface adapters (ASGI, WSGI) are handed: this Exchange, or an HTTP/2 stream
+    # (h2connection.H2Exchange), which offers the same interface without sharing the class. The
+    # type checker checks the adapters against Exchange; the compiled build must accept both, and
+    # a compiled function checks that an argument typed Exchange is one, so there it is Any.
+    if COMPILING:
+        AnyExchange: TypeAlias = Any
+    else:
+        AnyExchange: TypeAlias = "Exchange"
 
 log = logging.getLogger("peregrine.error")
 

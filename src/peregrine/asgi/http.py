@@ -25,22 +25,32 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
-from ..aio.exchange import Exchange
+from .._build import mypyc_attr
 from ..http.framing import accepts_trailers, framed_response, trailer_fields
 from ..http.response import Response
 
-log = logging.getLogger("peregrine.error")
+if TYPE_CHECKING:
+    from ..aio.exchange import AnyExchange
+
+log: Final = logging.getLogger("peregrine.error")
 
 # where a cycle is (_TRAILERS: the body is out, its trailers are awaited)
-_START, _STARTED, _STREAMING, _TRAILERS, _DONE = 0, 1, 2, 3, 4
+_START: Final = 0
+_STARTED: Final = 1
+_STREAMING: Final = 2
+_TRAILERS: Final = 3
+_DONE: Final = 4
 # what happens to trailers the application announced: none announced, dropped, sent
-_NO_TRAILERS, _DROP_TRAILERS, _SEND_TRAILERS = 0, 1, 2
+_NO_TRAILERS: Final = 0
+_DROP_TRAILERS: Final = 1
+_SEND_TRAILERS: Final = 2
 
-_DISCONNECT = "http.disconnect"
+_DISCONNECT: Final = "http.disconnect"
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception
 class ClientDisconnected(ConnectionResetError):
     """``send()`` was called after the client went away (an ``OSError``, as ASGI 2.4 asks)."""
 
@@ -60,7 +70,7 @@ class HttpCycle:
         "task",
     )
 
-    def __init__(self, exchange: Exchange, sent: Awaitable[None]) -> None:
+    def __init__(self, exchange: AnyExchange, sent: Awaitable[None]) -> None:
         self.exchange = exchange
         #: what send() returns when it has nothing to wait for: a done future of the loop
         self.sent = sent

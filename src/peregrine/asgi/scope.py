@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from ..http.request import Request
 
 #: the ``asgi`` key of every scope: ASGI 3, the HTTP/WebSocket spec version we follow
-ASGI_VERSION = {"version": "3.0", "spec_version": "2.4"}
+ASGI_VERSION: Final = {"version": "3.0", "spec_version": "2.4"}
 LIFESPAN_ASGI = {"version": "3.0", "spec_version": "2.0"}
 
 # The names browsers and proxies send most, lower-cased once: most fields cost a dict lookup.
-_LOWER: dict[bytes, bytes] = {}
+_LOWER: Final[dict[bytes, bytes]] = {}
 for _name in (
     "Host",
     "User-Agent",
@@ -114,4 +114,4 @@ def websocket_scope(
     return scope
 
 
-_WS_SCHEMES = {"http": "ws", "https": "wss"}
+_WS_SCHEMES: Final = {"http": "ws", "https": "wss"}

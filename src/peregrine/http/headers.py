@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import overload
 
+from .._build import mypyc_attr
+
 RawHeaders = list[tuple[bytes, bytes]]
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # the compiled build keeps it subclassable
 class Headers:
     """The header fields of a request, in the order and spelling they were sent.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Final
 
 import httptools
 
@@ -22,15 +23,21 @@ from .request import Request
 from .target import split_absolute_form
 
 #: the parser's phases (``RequestParser.phase``), read by the connection to choose its timer
-IDLE, HEAD, BODY = 0, 1, 2
+IDLE: Final = 0
+HEAD: Final = 1
+BODY: Final = 2
 
-_HEADER_OVERHEAD = 4  # ": " and CRLF around every field
-_VERSIONS = {"1.1": "1.1", "1.0": "1.0"}
-_OWS = (0x20, 0x09)
-_CRLF = (0x0D, 0x0A)
+_HEADER_OVERHEAD: Final = 4  # ": " and CRLF around every field
+_VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}
+_OWS: Final = (0x20, 0x09)
+_CRLF: Final = (0x0D, 0x0A)
 # header fields the parser must act on, found by one dict lookup for the usual spellings
-_HOST, _CONTENT_LENGTH, _TRANSFER_ENCODING, _CONNECTION, _EXPECT = range(5)
-_SPECIAL_HEADERS = {}
+_HOST: Final = 0
+_CONTENT_LENGTH: Final = 1
+_TRANSFER_ENCODING: Final = 2
+_CONNECTION: Final = 3
+_EXPECT: Final = 4
+_SPECIAL_HEADERS: Final[dict[bytes, int]] = {}
 for _name, _kind in (
     (b"host", _HOST),
     (b"content-length", _CONTENT_LENGTH),
@@ -40,12 +47,16 @@ for _name, _kind in (
 ):
     for _spelling in (_name, _name.title(), _name.upper()):
         _SPECIAL_HEADERS[_spelling] = _kind
-_SPECIAL_LENGTHS = frozenset(len(n) for n in _SPECIAL_HEADERS)
+_SPECIAL_LENGTHS: Final = frozenset(len(n) for n in _SPECIAL_HEADERS)
 # decoded once: most requests use one of these
-_METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
+_METHODS: Final = {
+    m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
+}
 
 
 _new_object = object.__new__  # see on_headers_complete
+# mypyc gives its native classes __mypyc_attrs__: a compiled Request is built by calling it
+_TWO_STEP_NEW: Final = not hasattr(Request, "__mypyc_attrs__")
 
 
 class RequestParser:
@@ -114,6 +125,9 @@ class RequestParser:
         "_max_body",
         "_max_ext",
     )
+    # first set in on_url, read in methods defined above it: declared here for mypy (and mypyc)
+    _head_fed: int
+    _line_tail: bytes
 
     def __init__(
         self,
@@ -191,10 +205,13 @@ class RequestParser:
         error, a chunked body, a head it leaves unfinished after a complete request), it is
         parsed again in pieces.
         """
-        if self.upgrade_data is not None:
-            self.upgrade_data += data
+        # Locals, not the attributes, are narrowed: the callbacks feed_data runs change the
+        # attributes, which a type checker (and mypyc, which trusts it) would not notice.
+        upgrade_data, upgrade_request = self.upgrade_data, self._upgrade_request
+        if upgrade_data is not None:
+            self.upgrade_data = upgrade_data + data
             return
-        if self._upgrade_request is not None:
+        if upgrade_request is not None:
             self._collect_upgrade_body(data)
             return
         # (IDLE is 0; _fast_max is max_header_size, or -1 while only pieces will do)
@@ -824,18 +841,34 @@ class RequestParser:
         # fresh interpreter frame; calling the method directly is inlined (~380 instructions
         # fewer per request, 1.0%, on CPython 3.11; 1.5% on 3.13; bench/README.md). Same object,
         # same __init__.
-        request = self._request = _new_object(Request)
-        request.__init__(  # type: ignore[misc]
-            name,
-            path,
-            query,
-            version,
-            self._headers,
-            b"",
-            self._client,
-            keep_alive,
-            self._scheme,
-        )
+        # (A compiled Request, a native class, refuses object.__new__: there the plain call is
+        # the fast one.)
+        if _TWO_STEP_NEW:
+            request = _new_object(Request)
+            request.__init__(  # type: ignore[misc]
+                name,
+                path,
+                query,
+                version,
+                self._headers,
+                b"",
+                self._client,
+                keep_alive,
+                self._scheme,
+            )
+        else:
+            request = Request(
+                name,
+                path,
+                query,
+                version,
+                self._headers,
+                b"",
+                self._client,
+                keep_alive,
+                self._scheme,
+            )
+        self._request = request
         self.phase = BODY
         if self.stream_bodies:
             self.events.append(request)
@@ -933,11 +966,11 @@ class RequestParser:
 _REG_NAME = rb"(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})*"
 _IP_LITERAL = rb"\[(?:([0-9A-Fa-f:.]+)|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]"
 _URI_HOST = rb"(?:" + _IP_LITERAL + rb"|" + _REG_NAME + rb")"
-_HOST_VALUE = re.compile(_URI_HOST + rb"(?::[0-9]*)?")  # the Host field (RFC 9112 §3.2)
-_AUTHORITY = re.compile(_URI_HOST + rb":[0-9]+")  # authority-form, CONNECT's target (§3.2.3)
+_HOST_VALUE: Final = re.compile(_URI_HOST + rb"(?::[0-9]*)?")  # the Host field (RFC 9112 §3.2)
+_AUTHORITY: Final = re.compile(_URI_HOST + rb":[0-9]+")  # authority-form, CONNECT's target (§3.2.3)
 # Host values seen valid; most clients send one of a handful, and a set lookup is cheaper than
 # the match (bounded: see _check_host)
-_valid_hosts: set[bytes] = set()
+_valid_hosts: Final[set[bytes]] = set()
 
 
 def _is_host(value: bytes, grammar: re.Pattern[bytes]) -> bool:

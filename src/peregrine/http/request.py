@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, unquote_to_bytes
 
+from .._build import mypyc_attr
 from .headers import Headers, RawHeaders
 
 
@@ -62,11 +63,15 @@ def decode_path(raw_path: bytes) -> str:
     return unquote_to_bytes(raw_path).decode("utf-8", "replace")
 
 
+# A native class in the compiled build (its fields are read on every request), kept open to
+# subclasses written in Python. Like the pure one it takes only its fields (__slots__), and
+# neither has weak references: mypyc's native classes cannot have them (see docs/api.md).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Request:
     """One HTTP request, complete (body included) when the handler sees it.
 
     ``path`` and ``query`` are computed on first access: a handler that never reads them never
-    pays for decoding them.
+    pays for decoding them. It takes no attributes besides its own (a subclass may).
     """
 
     __slots__ = (
@@ -81,7 +86,6 @@ class Request:
         "scheme",
         "_path",
         "_query",
-        "__weakref__",
     )
 
     def __init__(

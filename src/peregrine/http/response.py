@@ -17,22 +17,23 @@ import os
 import re
 import stat
 from collections.abc import AsyncIterable, Callable
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Final
 
+from .._build import mypyc_attr
 from ..config import Config
 from .status import STATUS_LINES
 
 if TYPE_CHECKING:
     import asyncio
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORBIDDEN_IN_VALUE = re.compile(rb"[\r\n\x00]")
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_IN_VALUE: Final = re.compile(rb"[\r\n\x00]")
 
 # Header names the server computes itself: letting a handler set them could desynchronise the
 # connection (a wrong Content-Length is request smuggling waiting to happen).
-_FRAMING = frozenset((b"content-length", b"transfer-encoding"))
+_FRAMING: Final = frozenset((b"content-length", b"transfer-encoding"))
 # names set_header must look at: framing (refused), and the ones the server would add itself
-_SPECIAL = _FRAMING | {b"connection", b"date", b"server"}
+_SPECIAL: Final = _FRAMING | {b"connection", b"date", b"server"}
 
 
 def _encode(text: str | bytes, what: str) -> bytes:
@@ -67,8 +68,8 @@ def _check_header(name: str | bytes, value: str | bytes | int) -> Checked:
 
 # Handlers set the same few headers on every response; validating each pair once, then looking it
 # up, takes most of the header cost off the hot path. Bounded so varying values cannot grow it.
-_checked: dict[tuple[object, object, type], Checked] = {}
-_CHECKED_MAX = 4096
+_checked: Final[dict[tuple[object, object, type], Checked]] = {}
+_CHECKED_MAX: Final = 4096
 
 
 def check_header(name: str | bytes, value: str | bytes | int) -> Checked:
@@ -99,8 +100,16 @@ def open_regular_file(path: str | os.PathLike[str]) -> IO[bytes]:
     return os.fdopen(fd, "rb")
 
 
+# Not a native class in the compiled build, only its methods are compiled: a response keeps its
+# __dict__, so handlers and middleware may set their own attributes on it, keep weak references
+# to it and subclass it, as in the pure build (a native class can do none of the three; what
+# this costs per request: README, compiled build).
+@mypyc_attr(native_class=False)
 class Response:
     """What the handler answers. ``status`` defaults to 200.
+
+    A handler or middleware may set attributes of its own on it, keep a weak reference to it, or
+    subclass it.
 
     The fields read for every response are set in ``__init__``: Python 3.11 reads an instance
     attribute much faster than a class default through an instance (measured: ~1,000 instructions
@@ -125,7 +134,7 @@ class Response:
         #: the status code; the reason phrase comes from the standard table
         self.status = 200
         #: the whole body, for responses that are not streamed or sent from a file
-        self.body = b""
+        self.body: bytes | bytearray | memoryview = b""  # a handler may assign any bytes-like
         #: True when the handler asked for ``Connection: close``
         self.close_connection = False
         self._has_date = False
@@ -272,6 +281,26 @@ class Response:
         return f"<Response {self.status}>"
 
 
+# Subclasses of Response written in Python, in the compiled build: mypyc checks the ``self`` of a
+# non-native class's compiled methods by exact type unless it knows of more than two subclasses
+# (mypyc 2.4.1 ignores allow_interpreted_subclasses on non-native classes); knowing these three,
+# it checks isinstance, so a handler's subclass works there as in the pure build
+# (tests/http/test_extensible.py fails if a mypyc upgrade changes that). Never instantiated.
+@mypyc_attr(native_class=False)
+class _SubclassA(Response):
+    pass
+
+
+@mypyc_attr(native_class=False)
+class _SubclassB(Response):
+    pass
+
+
+@mypyc_attr(native_class=False)
+class _SubclassC(Response):
+    pass
+
+
 def serialize_head(
     resp: Response,
     content_length: int | None,
@@ -325,7 +354,7 @@ def serialize_head(
 
 
 # Bodies often have the same few sizes: their Content-Length lines are made once.
-_LENGTH_LINES: dict[int, bytes] = {}
+_LENGTH_LINES: Final[dict[int, bytes]] = {}
 
 
 def _length_line(length: int) -> bytes:

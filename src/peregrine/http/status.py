@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from http import HTTPStatus
+from typing import Final
 
 #: reason phrase of every status the standard library knows
-REASONS: dict[int, str] = {s.value: s.phrase for s in HTTPStatus}
+REASONS: Final[dict[int, str]] = {s.value: s.phrase for s in HTTPStatus}
 
 
 def reason(status: int) -> str:
@@ -18,7 +19,7 @@ def _status_line(status: int) -> bytes:
 
 
 #: ``status -> b"HTTP/1.1 200 OK\r\n"`` for every valid three-digit code
-STATUS_LINES: dict[int, bytes] = {code: _status_line(code) for code in range(100, 600)}
+STATUS_LINES: Final[dict[int, bytes]] = {code: _status_line(code) for code in range(100, 600)}
 
 
 def has_no_body(status: int) -> bool:

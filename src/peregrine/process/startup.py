@@ -12,6 +12,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from .._build import name as build_name
 from .._version import __version__
 from ..aio.loop import loop_factory
 from ..config import Config
@@ -57,10 +58,14 @@ def build_worker(
 
 
 def startup_line(config: Config, sockets: list[socket.socket], who: str, extra: str = "") -> str:
-    """``peregrine X serving on ADDRESSES (WHO, LOOP EXTRA)``: the line a server starts with."""
+    """``peregrine X serving on ADDRESSES (WHO, LOOP, BUILD EXTRA)``: the line a server starts with.
+
+    BUILD says which modules run the request path: ``compiled with mypyc`` or ``pure Python``.
+    """
     _, loop_name = loop_factory(config.loop)
     addresses = ", ".join(describe(sock, config.tls) for sock in sockets)
-    return f"peregrine {__version__} serving on {addresses} ({who}, {loop_name}{extra})"
+    build = build_name()
+    return f"peregrine {__version__} serving on {addresses} ({who}, {loop_name}, {build}{extra})"
 
 
 def one_line(exc: BaseException) -> str:

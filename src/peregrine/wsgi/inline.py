@@ -27,11 +27,11 @@ from .start import StartResponse, body_bytes
 from .threaded import respond_whole
 
 if TYPE_CHECKING:
-    from ..aio.exchange import Exchange
+    from ..aio.exchange import AnyExchange
     from .handler import WsgiHandler
 
 
-def sockname_if_needed(exchange: Exchange) -> Any:
+def sockname_if_needed(exchange: AnyExchange) -> Any:
     """The connection's local address when the request may lack a Host header (HTTP/1.0; the
     parser refuses HTTP/1.1 requests without one), read on the loop; else None."""
     if exchange.request.version != "1.0":
@@ -43,7 +43,7 @@ def sockname_if_needed(exchange: Exchange) -> Any:
 log = logging.getLogger("peregrine.error")
 
 
-def serve_inline(handler: WsgiHandler, exchange: Exchange) -> None:
+def serve_inline(handler: WsgiHandler, exchange: AnyExchange) -> None:
     """Run the application on ``exchange`` once its body is whole (on the loop)."""
     body = exchange.body
     if body is None or body.complete:
@@ -52,7 +52,7 @@ def serve_inline(handler: WsgiHandler, exchange: Exchange) -> None:
         exchange.conn._run(_read_then_run(handler, exchange))
 
 
-async def _read_then_run(handler: WsgiHandler, exchange: Exchange) -> None:
+async def _read_then_run(handler: WsgiHandler, exchange: AnyExchange) -> None:
     assert exchange.body is not None
     try:
         data = await read_whole(exchange.body)
@@ -63,7 +63,7 @@ async def _read_then_run(handler: WsgiHandler, exchange: Exchange) -> None:
     run_inline(handler, exchange, BufferedInput(data))
 
 
-def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInput) -> None:
+def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: BufferedInput) -> None:
     """Call the application and send its response; the iterable is finished in a task when the
     body is streamed."""
     request = exchange.request
@@ -129,7 +129,7 @@ def run_inline(handler: WsgiHandler, exchange: Exchange, wsgi_input: BufferedInp
 
 
 async def _stream(
-    exchange: Exchange,
+    exchange: AnyExchange,
     start: StartResponse,
     result: Any,
     iterator: Iterator[Any],
@@ -169,7 +169,7 @@ async def _stream(
 
 
 async def _send_file(
-    exchange: Exchange,
+    exchange: AnyExchange,
     start: StartResponse,
     result: Any,
     sendable: tuple[Any, int, int],

@@ -18,13 +18,16 @@ import asyncio
 import io
 from collections.abc import Iterator
 
+from .._build import mypyc_attr
 from ..aio.body import RequestBody
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception
 class BodyIncomplete(OSError):
     """The request body broke off: the client left, was too slow, or framed it wrongly."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled, it may still be subclassed in Python
 class BodyReader:
     """The file-like reading interface of PEP 3333 over a source of pieces (:meth:`_more`).
 

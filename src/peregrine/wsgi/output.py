@@ -21,8 +21,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .._build import mypyc_attr
+
 if TYPE_CHECKING:
-    from ..aio.exchange import Exchange
+    from ..aio.exchange import AnyExchange
 
 log = logging.getLogger("peregrine.error")
 
@@ -30,6 +32,7 @@ log = logging.getLogger("peregrine.error")
 LIMIT = 256 * 1024
 
 
+@mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception
 class ClientGone(ConnectionError):
     """The response cannot be delivered any more: the client left, or its connection was cut."""
 
@@ -129,7 +132,7 @@ def _wake(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-async def pump(exchange: Exchange, channel: OutputChannel, first: list[bytes]) -> None:
+async def pump(exchange: AnyExchange, channel: OutputChannel, first: list[bytes]) -> None:
     """Write the channel's chunks to ``exchange`` (whose head is out) until the body ends.
 
     Raises ConnectionError when the client goes, ValueError when the application sends more

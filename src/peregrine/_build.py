@@ -1,0 +1,128 @@
+"""Which build of Peregrine is running: compiled (mypyc) or pure Python, and the switch between.
+
+``COMPILED_MODULES`` is the one list of modules the compiled build compiles (``setup.py`` reads it
+from this file without importing the package). Everything else is always interpreted.
+
+At import, before any of those modules loads, :func:`choose` decides:
+- ``PEREGRINE_PURE_PYTHON=1`` in the environment forces the pure modules: a finder put first on
+  ``sys.meta_path`` loads each listed module from its ``.py`` file, so the ``.so`` files built next
+  to them are never imported;
+- in a source checkout (``pip install -e .``) whose ``.py`` is newer than its ``.so``, the compiled
+  code would be stale: the pure modules run instead, with one warning saying to rebuild.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    # what mypyc reads: class options for the compiled build (see mypyc_attr below)
+    from mypy_extensions import mypyc_attr as mypyc_attr
+else:
+
+    def mypyc_attr(*flags: str, **options: Any) -> Any:
+        """At run time a no-op: mypyc reads the options when compiling (``mypy_extensions``
+        is a build-time dependency only)."""
+        return lambda cls: cls
+
+
+#: False, except to the type checker inside the compiled build: setup.py runs mypyc with
+#: ``--always-true=COMPILING``, for the few types that must be wider there (see aio/exchange.py)
+COMPILING = False
+
+#: the request-path modules the compiled build compiles with mypyc (one line per module)
+COMPILED_MODULES = (
+    "peregrine.http.headers",
+    "peregrine.http.parser",
+    "peregrine.http.request",
+    "peregrine.http.response",
+    "peregrine.http.status",
+    "peregrine.aio.body",
+    "peregrine.aio.connection",
+    "peregrine.aio.exchange",
+    "peregrine.aio.files",
+    "peregrine.aio.send_watchdog",
+    "peregrine.asgi.http",
+    "peregrine.asgi.scope",
+    "peregrine.ws.frames",
+    "peregrine.wsgi.environ",
+    "peregrine.wsgi.inline",
+    "peregrine.wsgi.input",
+    "peregrine.wsgi.output",
+    "peregrine.wsgi.start",
+)
+
+#: the environment variable that forces the pure-Python modules
+PURE_ENV = "PEREGRINE_PURE_PYTHON"
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+_EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
+def _source_path(module: str) -> str:
+    return os.path.join(_PACKAGE_DIR, *module.split(".")[1:]) + ".py"
+
+
+def _extension_path(module: str) -> str | None:
+    base = _source_path(module)[:-3]
+    for suffix in _EXTENSION_SUFFIXES:
+        if os.path.exists(base + suffix):
+            return base + suffix
+    return None
+
+
+class _SourceFirst:
+    """A meta-path finder that loads the listed modules from their ``.py`` files."""
+
+    def __init__(self, modules: Sequence[str]) -> None:
+        self.modules = frozenset(modules)
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in self.modules:
+            return None
+        return importlib.util.spec_from_file_location(fullname, _source_path(fullname))
+
+
+def _stale_in_checkout() -> str | None:
+    """The first compiled module older than its source, in an editable source checkout."""
+    if not os.path.exists(os.path.join(_PACKAGE_DIR, os.pardir, os.pardir, "pyproject.toml")):
+        return None  # an installed wheel: its .py files are not edited in place
+    for module in COMPILED_MODULES:
+        extension = _extension_path(module)
+        if (
+            extension is not None
+            and os.stat(_source_path(module)).st_mtime > os.stat(extension).st_mtime
+        ):
+            return module
+    return None
+
+
+def choose() -> None:
+    """Install the pure-module finder when asked to, or when the compiled modules are stale."""
+    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+        sys.meta_path.insert(0, _SourceFirst(COMPILED_MODULES))
+        return
+    stale = _stale_in_checkout()
+    if stale is not None:
+        sys.stderr.write(
+            f"peregrine: the compiled {stale} is older than its source; running pure Python "
+            "(rebuild with: pip install -e .)\n"
+        )
+        sys.meta_path.insert(0, _SourceFirst(COMPILED_MODULES))
+
+
+def name() -> str:
+    """``"compiled with mypyc"`` when the compiled modules are the ones loaded, else ``"pure Python"``."""
+    request = sys.modules.get("peregrine.http.request")
+    if request is None:
+        import peregrine.http.request as request
+    origin = getattr(request, "__file__", "") or ""
+    return "compiled with mypyc" if origin.endswith(_EXTENSION_SUFFIXES) else "pure Python"

@@ -1,0 +1,110 @@
+"""Which build runs (compiled with mypyc or pure Python), and the switches that choose it.
+
+What handlers may do with ``req`` and ``resp`` on either build: tests/http/test_extensible.py.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import peregrine
+from peregrine import Headers, Request, Response, _build
+from peregrine._build import COMPILED_MODULES, PURE_ENV
+
+PURE_WANTED = os.environ.get(PURE_ENV, "") not in ("", "0")
+
+
+def run_python(code: str, **env: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_every_listed_module_comes_from_the_build_that_runs() -> None:
+    if PURE_WANTED:
+        assert peregrine.BUILD == "pure Python"
+    for name in COMPILED_MODULES:
+        module = sys.modules.get(name) or __import__(name, fromlist=["_"])
+        loaded_from_source = (module.__file__ or "").endswith(".py")
+        assert loaded_from_source == (peregrine.BUILD == "pure Python"), name
+
+
+def test_version_says_which_build() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "peregrine", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout.strip() == f"peregrine {peregrine.__version__} ({peregrine.BUILD})"
+
+
+def test_the_environment_switch_forces_pure_python() -> None:
+    code = "import peregrine, peregrine.http.parser as p; print(peregrine.BUILD); print(p.__file__)"
+    build, parser = run_python(code, **{PURE_ENV: "1"}).splitlines()
+    assert build == "pure Python" and parser.endswith("parser.py")
+
+
+@pytest.mark.parametrize("value", ["", "0"])
+def test_the_switch_off_runs_the_installed_build(value: str) -> None:
+    built = _build._extension_path("peregrine.http.request") is not None
+    assert run_python("import peregrine; print(peregrine.BUILD)", **{PURE_ENV: value}) == (
+        "compiled with mypyc" if built else "pure Python"
+    )
+
+
+@pytest.mark.only_build(
+    "compiled", reason="mypyc's native classes exist only where the C extensions were built"
+)
+def test_the_compiled_classes_are_what_docs_api_says() -> None:
+    # mypyc marks its native classes with __mypyc_attrs__; Response stays a regular class (its
+    # methods compiled) so that handlers may set their own attributes on it
+    assert hasattr(Request, "__mypyc_attrs__") and hasattr(Headers, "__mypyc_attrs__")
+    assert not hasattr(Response, "__mypyc_attrs__")
+    assert type(Response.set_header).__name__ != "function"  # compiled, not interpreted
+
+
+@pytest.mark.only_build(
+    "compiled", reason="only a compiled build has extension modules that can be older than .py"
+)
+def test_an_edited_source_runs_pure_with_a_warning(tmp_path: Path) -> None:
+    # a copy of the checkout (pyproject.toml beside src/) whose parser.py is newer than its .so
+    package = Path(_build.__file__).parent
+    copy = tmp_path / "src" / "peregrine"
+    shutil.copytree(package, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    for shared in package.parent.glob("peregrine__mypyc*"):  # mypyc's shared library
+        shutil.copy2(shared, tmp_path / "src")
+    (tmp_path / "pyproject.toml").write_text("")
+    later = time.time() + 60
+    os.utime(copy / "http" / "parser.py", (later, later))
+    result = subprocess.run(
+        [sys.executable, "-c", "import peregrine; print(peregrine.BUILD)"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "src")},
+        cwd=tmp_path,
+    )
+    assert result.stdout.strip() == "pure Python"
+    assert "compiled peregrine.http.parser is older than its source" in result.stderr
+
+
+def test_the_start_up_line_says_which_build() -> None:
+    from .helpers import ServerProcess
+
+    with ServerProcess("tests.apps:Echo") as server:
+        pass
+    assert f", {peregrine.BUILD})" in server.output
