@@ -38,16 +38,19 @@ COMPILING = False
 
 #: the request-path modules the compiled build compiles with mypyc (one line per module)
 COMPILED_MODULES = (
+    "peregrine.http.chunklines",
     "peregrine.http.headers",
     "peregrine.http.parser",
     "peregrine.http.request",
     "peregrine.http.response",
     "peregrine.http.status",
+    "peregrine.http.target",
     "peregrine.aio.body",
     "peregrine.aio.connection",
     "peregrine.aio.exchange",
     "peregrine.aio.files",
     "peregrine.aio.send_watchdog",
+    "peregrine.aio.timers",
     "peregrine.asgi.http",
     "peregrine.asgi.scope",
     "peregrine.ws.frames",

@@ -89,6 +89,12 @@ def _build_site(outer: Path) -> Site:
         path.write_bytes(data)
     big = random.Random(20240501).randbytes(BIG_SIZE)
     (root / "big.bin").write_bytes(big)
+    # An hour old: a Last-Modified within a second of the response's Date is a weak validator
+    # (RFC 9110 §8.8.2.2), which If-Range must not match; files written just now would make
+    # the If-Range answers depend on how fast the tests run.
+    an_hour_ago = time.time() - 3600
+    for name in [*files, "big.bin"]:
+        os.utime(root / name, (an_hour_ago, an_hour_ago))
     if hasattr(os, "symlink"):
         os.symlink(outer / "secret.txt", root / "link-out.txt")
         os.symlink(outer, root / "dir-out")
