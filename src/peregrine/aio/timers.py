@@ -78,6 +78,16 @@ class TimerQueue:
         self._handle_at = when
 
     def _run(self) -> None:
+        self._call_due()
+        heap = self._heap
+        # (a callback may have set the loop timer for a later entry than one still waiting)
+        if heap and (self._handle is None or self._handle_at > heap[0][0]):
+            self._arm(heap[0][0])
+
+    def _call_due(self) -> None:
+        # Forgets the loop timer that ran, here rather than in _run: after this assignment the
+        # type checker (and so the compiled build) takes self._handle for None, while the
+        # callbacks below may set a new one, which _run must see.
         self._handle = None
         heap = self._heap
         # what the loop timer was set for is due, even if the loop ran it a hair early
@@ -95,9 +105,6 @@ class TimerQueue:
                 self.loop.call_exception_handler(
                     {"message": "Exception in timer callback", "exception": exc}
                 )
-        # (a callback may have set the loop timer for a later entry than one still waiting)
-        if heap and (self._handle is None or self._handle_at > heap[0][0]):
-            self._arm(heap[0][0])
 
     def _cancelled_one(self) -> None:
         self._cancelled += 1
