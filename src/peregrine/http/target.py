@@ -6,6 +6,8 @@ may be handed a raw target that was never through the parser. No I/O.
 
 from __future__ import annotations
 
+from typing import Any
+
 import httptools
 
 from .errors import ProtocolError
@@ -20,7 +22,9 @@ def split_absolute_form(target: bytes) -> tuple[bytes, bytes]:
     target that is not such a URI.
     """
     try:
-        parsed = httptools.parse_url(target)
+        # Any: httptools' stub says its fields are bytes, but absent ones are None (the
+        # compiled build checks the declared type and would raise on None)
+        parsed: Any = httptools.parse_url(target)
     except httptools.HttpParserInvalidURLError:
         raise ProtocolError(400, "invalid request target") from None
     if not parsed.schema or parsed.schema.lower() not in (b"http", b"https"):
