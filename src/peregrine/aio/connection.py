@@ -662,6 +662,21 @@ class HttpConnection(asyncio.Protocol):
 
     # --- upgrades -----------------------------------------------------------------------------
 
+    def let_go(self) -> None:
+        """Step aside for another protocol taking this transport (an upgrade, HTTP/2).
+
+        This object stops for good: no watchdog, no timer, out of ``state.connections``; the
+        caller sets the new protocol on the transport.
+        """
+        self.closed = self.upgraded = True
+        if self.send_watchdog is not None:
+            self.send_watchdog.stop()
+        self.state.connections.discard(self)
+        self.deadline_kind = 0
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
     def _upgrade(self, response: Response) -> None:
         transport = self.transport
         parser = self.parser
@@ -681,15 +696,7 @@ class HttpConnection(asyncio.Protocol):
             )
         )
         leftover = parser.upgrade_data or b""
-        # Hand the socket over: from here on this object is out of the picture.
-        self.closed = self.upgraded = True
-        if self.send_watchdog is not None:
-            self.send_watchdog.stop()
-        self.state.connections.discard(self)
-        self.deadline_kind = 0
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        self.let_go()
         protocol = response.upgrade_factory(transport, self.state)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)

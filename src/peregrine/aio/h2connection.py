@@ -94,14 +94,7 @@ def take_over(conn: Any, data: bytes) -> None:
     and the HTTP/2 protocol gets the transport and the bytes read so far.
     """
     transport = conn.transport
-    conn.closed = conn.upgraded = True
-    if conn.send_watchdog is not None:
-        conn.send_watchdog.stop()
-    conn.state.connections.discard(conn)
-    conn.deadline_kind = 0
-    if conn.timer is not None:
-        conn.timer.cancel()
-        conn.timer = None
+    conn.let_go()
     protocol = Http2Connection(conn.state)
     transport.set_protocol(protocol)
     protocol.connection_made(transport)
