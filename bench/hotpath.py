@@ -112,13 +112,18 @@ def main() -> None:
     # HOTPATH_METRICS=1: metrics are on (see count_metrics_if_asked; also in the other scripts)
     health_path = "/healthz" if os.environ.get("HOTPATH_HEALTH") == "1" else None
     state = count_metrics_if_asked(ServerState(Config(health_path=health_path), Handler(), loop))
+    feed_requests(state, REQUEST, count)
+
+
+def feed_requests(state: ServerState, request: bytes, count: int) -> None:
+    """Feed ``request`` ``count`` times to one connection, each answered inline in one write."""
     connection = HttpConnection(state)
     transport = CountingTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
     feed = connection.data_received
     start = time.process_time()
     for _ in range(count):
-        feed(REQUEST)
+        feed(request)
     elapsed = time.process_time() - start
     assert transport.writes == count, transport.writes
     print(f"{count} requests, {elapsed / count * 1e6:.2f} us CPU each (noisy; see hotpath.sh)")

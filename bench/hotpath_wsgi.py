@@ -10,11 +10,9 @@ from __future__ import annotations
 
 import os
 import sys
-import time
 from pathlib import Path
 
-from hotpath import CountingTransport, count_metrics_if_asked, new_loop
-from peregrine.aio.connection import HttpConnection
+from hotpath import count_metrics_if_asked, feed_requests, new_loop
 from peregrine.aio.state import ServerState
 from peregrine.config import Config
 from peregrine.wsgi import WsgiHandler
@@ -30,16 +28,7 @@ def main() -> None:
     loop = new_loop()
     config = Config(threads=0, workers=1)
     state = count_metrics_if_asked(ServerState(config, WsgiHandler(app, config), loop))
-    connection = HttpConnection(state)
-    transport = CountingTransport()
-    connection.connection_made(transport)  # type: ignore[arg-type]
-    feed = connection.data_received
-    start = time.process_time()
-    for _ in range(count):
-        feed(REQUEST)
-    elapsed = time.process_time() - start
-    assert transport.writes == count, transport.writes
-    print(f"{count} requests, {elapsed / count * 1e6:.2f} us CPU each (noisy; see hotpath.sh)")
+    feed_requests(state, REQUEST, count)
 
 
 if __name__ == "__main__":
