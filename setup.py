@@ -4,7 +4,9 @@ The modules compiled are listed once, in ``src/peregrine/_build.py`` (``COMPILED
 - ``PEREGRINE_PURE_BUILD=1`` builds the pure-Python package (the ``py3-none-any`` wheel).
 - Otherwise mypyc translates those modules to C and the C compiler builds them; if either step
   fails (no mypyc, no compiler, no Python headers), the build says so in one line and installs the
-  pure-Python package, which behaves the same, only slower.
+  pure-Python package, which behaves the same, only slower. pip shows that line only with ``-v``,
+  so the build also writes the reason into the package (``FALLBACK_NOTE`` in ``_build.py``), and
+  ``peregrine --version`` and the start-up line report it.
 """
 
 from __future__ import annotations
@@ -15,38 +17,96 @@ import sys
 
 from setuptools import setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+PACKAGE_SOURCE = os.path.join(HERE, "src", "peregrine")
 FALLBACK = "peregrine: building the compiled (mypyc) modules failed ({}); installing pure Python"
 
+#: why this build is pure although it was meant to compile (None: it compiles, or was asked not to)
+fallback_reason: str | None = None
 
-def compiled_modules() -> list[str]:
-    """COMPILED_MODULES from src/peregrine/_build.py, read without importing the package."""
-    with open(os.path.join(HERE, "src", "peregrine", "_build.py"), encoding="utf-8") as f:
+
+def build_constant(name: str) -> object:
+    """A constant of src/peregrine/_build.py, read without importing the package."""
+    with open(os.path.join(PACKAGE_SOURCE, "_build.py"), encoding="utf-8") as f:
         tree = ast.parse(f.read())
     for node in tree.body:
         target = getattr(node, "target", None) or (getattr(node, "targets", None) or [None])[0]
-        if isinstance(target, ast.Name) and target.id == "COMPILED_MODULES":
-            return list(ast.literal_eval(node.value))
-    raise RuntimeError("COMPILED_MODULES not found in src/peregrine/_build.py")
+        if isinstance(target, ast.Name) and target.id == name:
+            return ast.literal_eval(node.value)
+    raise RuntimeError(f"{name} not found in src/peregrine/_build.py")
+
+
+def compiled_modules() -> list[str]:
+    """COMPILED_MODULES: the modules mypyc compiles."""
+    return list(build_constant("COMPILED_MODULES"))  # type: ignore[call-overload]
 
 
 def say_fallback(reason: object) -> None:
-    print(
-        FALLBACK.format(str(reason).strip().splitlines()[-1] if str(reason).strip() else reason),
-        file=sys.stderr,
-    )
+    """One line on stderr saying the build is pure Python and why; remembered for the note."""
+    global fallback_reason
+    text = str(reason).strip()
+    fallback_reason = " ".join(text.splitlines()[-1].split()) if text else repr(reason)
+    print(FALLBACK.format(fallback_reason), file=sys.stderr)
+
+
+def write_note(package_dir: str) -> None:
+    """Record the fallback (or its absence) in ``package_dir``: the file the package reads.
+
+    Always rewritten or removed, so that a note left by an earlier build in the same directory
+    (``build/lib``, or the sources of an editable install) never outlives a build that compiled.
+    """
+    path = os.path.join(package_dir, str(build_constant("FALLBACK_NOTE")))
+    if fallback_reason is None:
+        if os.path.exists(path):
+            os.remove(path)
+        return
+    os.makedirs(package_dir, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(fallback_reason + "\n")
+
+
+class NotingBuildPy(build_py):
+    """Copies the package as usual, plus the fallback note when the build is already known pure."""
+
+    def run(self) -> None:
+        super().run()
+        # editable installs import the sources in place: the note goes next to them
+        write_note(
+            PACKAGE_SOURCE if self.editable_mode else os.path.join(self.build_lib, "peregrine")
+        )
 
 
 class OptionalBuildExt(build_ext):
     """Compiles the C extensions; on any failure removes them and goes on with pure Python."""
 
     def run(self) -> None:
+        inplace = self.inplace  # editable install (build_ext.run resets it, not on an exception)
         try:
             super().run()
         except Exception as exc:  # no compiler, no headers: the pure modules do the same work
             say_fallback(exc)
+            self.remove_built(inplace)
+            # the wheel holds no compiled code now: tag it py3-none-any, not for this interpreter
+            self.distribution.ext_modules = []
+            wheel = self.distribution.command_obj.get("bdist_wheel")
+            if wheel is not None:
+                wheel.root_is_pure = True  # type: ignore[attr-defined]
+            write_note(PACKAGE_SOURCE if inplace else os.path.join(self.build_lib, "peregrine"))
             self.extensions = []
+
+    def remove_built(self, inplace: bool) -> None:
+        """Delete the extension modules built before the failure: half a compiled build (or an
+        earlier one, left in the sources of an editable install) must not be imported."""
+        for ext in self.extensions:
+            relative = self.get_ext_filename(ext.name)
+            places = [os.path.join(self.build_lib, relative)]
+            if inplace:
+                places.append(os.path.join(HERE, "src", relative))
+            for path in places:
+                if os.path.exists(path):
+                    os.remove(path)
 
     def build_extension(self, ext):  # type: ignore[no-untyped-def]
         try:
@@ -93,4 +153,7 @@ def extensions() -> list:  # type: ignore[type-arg]
         os.chdir(old)
 
 
-setup(ext_modules=extensions(), cmdclass={"build_ext": OptionalBuildExt})
+setup(
+    ext_modules=extensions(),
+    cmdclass={"build_ext": OptionalBuildExt, "build_py": NotingBuildPy},
+)

@@ -49,13 +49,91 @@ def test_version_says_which_build() -> None:
         text=True,
         timeout=60,
     )
-    assert result.stdout.strip() == f"peregrine {peregrine.__version__} ({peregrine.BUILD})"
+    assert result.stdout.strip() == f"peregrine {peregrine.__version__} ({_build.describe()})"
+    assert _build.describe().startswith(peregrine.BUILD)
 
 
 def test_the_environment_switch_forces_pure_python() -> None:
     code = "import peregrine, peregrine.http.parser as p; print(peregrine.BUILD); print(p.__file__)"
     build, parser = run_python(code, **{PURE_ENV: "1"}).splitlines()
     assert build == "pure Python" and parser.endswith("parser.py")
+
+
+def test_version_says_the_environment_switch_forced_pure_python() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "peregrine", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, PURE_ENV: "1"},
+    )
+    assert result.stdout == (
+        f"peregrine {peregrine.__version__} (pure Python, forced by {PURE_ENV}=1)\n"
+    )
+
+
+def installed_copy(tmp_path: Path, note: str | None) -> Path:
+    """The package as a pure install would lay it out (no extension modules, no pyproject.toml
+    beside it), with ``note`` as the fallback note setup.py writes when a compile fails."""
+    package = Path(_build.__file__).parent
+    copy = tmp_path / "site" / "peregrine"
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", _build.FALLBACK_NOTE)
+    shutil.copytree(package, copy, ignore=ignore)
+    if note is not None:
+        (copy / _build.FALLBACK_NOTE).write_text(note)
+    return tmp_path / "site"
+
+
+@pytest.mark.parametrize(
+    ("note", "described"),
+    [
+        # a build asked to be pure (PEREGRINE_PURE_BUILD=1, the py3-none-any wheel) writes none
+        (None, "pure Python"),
+        (
+            "peregrine__mypyc: [Errno 2] No such file or directory: 'gcc'\n",
+            "pure Python, the compiled build failed at install: "
+            "peregrine__mypyc: [Errno 2] No such file or directory: 'gcc'",
+        ),
+        (
+            "mypyc is not installed\n",
+            "pure Python, the compiled build failed at install: mypyc is not installed",
+        ),
+        ("", "pure Python, the compiled build failed at install: reason not recorded"),
+    ],
+)
+def test_version_and_start_up_line_say_why_an_install_is_pure(
+    tmp_path: Path, note: str | None, described: str
+) -> None:
+    site = installed_copy(tmp_path, note)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    env.pop(PURE_ENV, None)
+    version = subprocess.run(
+        [sys.executable, "-m", "peregrine", "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert version.stdout == f"peregrine {peregrine.__version__} ({described})\n"
+    code = (
+        "import peregrine; from peregrine.config import Config; "
+        "from peregrine.process.startup import startup_line; "
+        "print(peregrine.BUILD); print(startup_line(Config(), [], 'test'))"
+    )
+    build, line = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
+    ).stdout.splitlines()
+    assert build == "pure Python"  # what code compares stays the short name
+    assert line.endswith(f", {described})")
+
+
+def test_the_switch_is_named_before_a_failed_compile(tmp_path: Path) -> None:
+    site = installed_copy(tmp_path, "mypyc is not installed\n")
+    described = run_python(
+        "import peregrine._build as b; print(b.describe())", PYTHONPATH=str(site), **{PURE_ENV: "1"}
+    )
+    assert described == f"pure Python, forced by {PURE_ENV}=1"
 
 
 @pytest.mark.parametrize("value", ["", "0"])
@@ -100,6 +178,15 @@ def test_an_edited_source_runs_pure_with_a_warning(tmp_path: Path) -> None:
     )
     assert result.stdout.strip() == "pure Python"
     assert "compiled peregrine.http.parser is older than its source" in result.stderr
+    described = subprocess.run(
+        [sys.executable, "-c", "import peregrine._build as b; print(b.describe())"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "src")},
+        cwd=tmp_path,
+    ).stdout.strip()
+    assert described == "pure Python, the compiled peregrine.http.parser is older than its source"
 
 
 def test_the_start_up_line_says_which_build() -> None:
@@ -107,4 +194,4 @@ def test_the_start_up_line_says_which_build() -> None:
 
     with ServerProcess("tests.apps:Echo") as server:
         pass
-    assert f", {peregrine.BUILD})" in server.output
+    assert f", {_build.describe()})" in server.output

@@ -9,6 +9,10 @@ At import, before any of those modules loads, :func:`choose` decides:
   to them are never imported;
 - in a source checkout (``pip install -e .``) whose ``.py`` is newer than its ``.so``, the compiled
   code would be stale: the pure modules run instead, with one warning saying to rebuild.
+
+:func:`describe` says which build runs and, when it is pure Python, why: forced by the switch,
+stale compiled modules, or a compiled build that failed at install (``setup.py`` then writes the
+reason into ``FALLBACK_NOTE`` next to this module; a build asked to be pure writes none).
 """
 
 from __future__ import annotations
@@ -64,6 +68,13 @@ COMPILED_MODULES = (
 #: the environment variable that forces the pure-Python modules
 PURE_ENV = "PEREGRINE_PURE_PYTHON"
 
+#: the file, next to this module, where setup.py records why a build that was meant to compile
+#: installed pure Python (one line; pip hides the build's own output unless run with -v)
+FALLBACK_NOTE = "_build_fallback.txt"
+
+#: why choose() put the pure modules first (None: it did not)
+_why_pure: str | None = None
+
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 _EXTENSION_SUFFIXES = tuple(importlib.machinery.EXTENSION_SUFFIXES)
 
@@ -110,11 +121,15 @@ def _stale_in_checkout() -> str | None:
 
 def choose() -> None:
     """Install the pure-module finder when asked to, or when the compiled modules are stale."""
-    if os.environ.get(PURE_ENV, "") not in ("", "0"):
+    global _why_pure
+    switch = os.environ.get(PURE_ENV, "")
+    if switch not in ("", "0"):
         sys.meta_path.insert(0, _SourceFirst(COMPILED_MODULES))
+        _why_pure = f"forced by {PURE_ENV}={switch}"
         return
     stale = _stale_in_checkout()
     if stale is not None:
+        _why_pure = f"the compiled {stale} is older than its source"
         sys.stderr.write(
             f"peregrine: the compiled {stale} is older than its source; running pure Python "
             "(rebuild with: pip install -e .)\n"
@@ -129,3 +144,29 @@ def name() -> str:
         import peregrine.http.request as request
     origin = getattr(request, "__file__", "") or ""
     return "compiled with mypyc" if origin.endswith(_EXTENSION_SUFFIXES) else "pure Python"
+
+
+def fallback_reason() -> str | None:
+    """Why the compiled build failed when this package was installed, or None if it did not."""
+    try:
+        with open(os.path.join(_PACKAGE_DIR, FALLBACK_NOTE), encoding="utf-8") as f:
+            return f.read().strip() or "reason not recorded"
+    except FileNotFoundError:
+        return None
+
+
+def describe() -> str:
+    """:func:`name`, and for pure Python why it runs, e.g. ``pure Python, forced by
+    PEREGRINE_PURE_PYTHON=1`` or ``pure Python, the compiled build failed at install: ...``.
+
+    Plain ``pure Python`` is a build that was asked to be pure (the ``py3-none-any`` wheel).
+    """
+    build = name()
+    if build != "pure Python":
+        return build
+    if _why_pure is not None:
+        return f"{build}, {_why_pure}"
+    reason = fallback_reason()
+    if reason is not None:
+        return f"{build}, the compiled build failed at install: {reason}"
+    return build

@@ -21,7 +21,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from ._build import name as build_name
+from ._build import describe as describe_build
 from ._version import __version__
 from .config import SIZE_FIELDS, Config
 from .server import Server, StartupError
@@ -385,6 +385,15 @@ def _machinery(filename: str) -> bool:
 # --- the command ----------------------------------------------------------------------------------
 
 
+class _VersionLine(argparse.Action):
+    """``--version``: one line, never wrapped (argparse's own version action wraps long text,
+    and the build's description may be long: it can carry the reason a compile failed)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any, **kwargs: Any) -> None:
+        print(f"peregrine {__version__} ({describe_build()})")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="peregrine",
@@ -393,7 +402,10 @@ def build_parser() -> argparse.ArgumentParser:
         "(PEREGRINE_PORT=8000); WEB_CONCURRENCY sets --workers; command-line flags win.",
     )
     parser.add_argument(
-        "--version", action="version", version=f"peregrine {__version__} ({build_name()})"
+        "--version",
+        action=_VersionLine,
+        nargs=0,
+        help="print the version and which build runs (compiled or pure Python, and why), then exit",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     run = commands.add_parser("run", help="serve a handler: peregrine run MODULE:ATTR [options]")

@@ -12,7 +12,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
-from .._build import name as build_name
+from .._build import describe as describe_build
 from .._version import __version__
 from ..aio.loop import loop_factory
 from ..config import Config
@@ -60,11 +60,12 @@ def build_worker(
 def startup_line(config: Config, sockets: list[socket.socket], who: str, extra: str = "") -> str:
     """``peregrine X serving on ADDRESSES (WHO, LOOP, BUILD EXTRA)``: the line a server starts with.
 
-    BUILD says which modules run the request path: ``compiled with mypyc`` or ``pure Python``.
+    BUILD says which modules run the request path: ``compiled with mypyc`` or ``pure Python``,
+    and for pure Python why when it was not asked for (:func:`peregrine._build.describe`).
     """
     _, loop_name = loop_factory(config.loop)
     addresses = ", ".join(describe(sock, config.tls) for sock in sockets)
-    build = build_name()
+    build = describe_build()
     return f"peregrine {__version__} serving on {addresses} ({who}, {loop_name}, {build}{extra})"
 
 
