@@ -115,8 +115,21 @@ class OptionalBuildExt(build_ext):
             raise RuntimeError(f"{ext.name}: {exc}") from exc
 
 
+#: setup.py commands that write only metadata or the sdist (PEP 517's get_requires_* hooks run
+#: egg_info): mypyc's type check and C generation would be wasted on them, and the sdist never
+#: holds the generated C
+METADATA_ONLY = frozenset({"egg_info", "dist_info", "sdist"})
+
+
+def only_metadata() -> bool:
+    """True when every command on the command line is in METADATA_ONLY (an option's value makes
+    it False: the extensions are then generated, as for any other command)."""
+    commands = [arg for arg in sys.argv[1:] if not arg.startswith("-")]
+    return bool(commands) and all(command in METADATA_ONLY for command in commands)
+
+
 def extensions() -> list:  # type: ignore[type-arg]
-    if os.environ.get("PEREGRINE_PURE_BUILD", "") not in ("", "0"):
+    if os.environ.get("PEREGRINE_PURE_BUILD", "") not in ("", "0") or only_metadata():
         return []
     try:
         from mypyc.build import mypycify
