@@ -52,157 +52,157 @@ def summary(requests: list[Request]) -> list[tuple[object, ...]]:
     ]
 
 
-# --- malformed input: (id, bytes, acceptable statuses) -------------------------------------------
+# --- malformed input: (id, bytes, the status it gets) ---------------------------------------------
 
 MALFORMED = [
     # request line (RFC 9112 §3)
-    ("garbage", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", {400}),
-    ("bad-method-char", b"G@T / HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("space-in-target", b"GET /a b HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("nul-in-target", b"GET /a\x00b HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("lowercase-http", b"GET / http/1.1\r\n" + H + b"\r\n", {400}),
-    ("garbled-version", b"GET / HTTQ/1.1\r\n" + H + b"\r\n", {400}),
-    ("missing-minor", b"GET / HTTP/1\r\n" + H + b"\r\n", {400}),
-    ("bare-lf-request-line", b"GET / HTTP/1.1\n" + H + b"\r\n", {400}),
-    ("http09-line", b"GET /\r\n\r\n", {400}),
-    ("http09-line-then-fields", b"GET /\r\n" + H + b"\r\n", {400}),
+    ("garbage", b"\x16\x03\x01\x00\xa5\x01\x00\x00\xa1\x03\x03\r\n\r\n", 400),
+    ("bad-method-char", b"G@T / HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("space-in-target", b"GET /a b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("nul-in-target", b"GET /a\x00b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("lowercase-http", b"GET / http/1.1\r\n" + H + b"\r\n", 400),
+    ("garbled-version", b"GET / HTTQ/1.1\r\n" + H + b"\r\n", 400),
+    ("missing-minor", b"GET / HTTP/1\r\n" + H + b"\r\n", 400),
+    ("bare-lf-request-line", b"GET / HTTP/1.1\n" + H + b"\r\n", 400),
+    ("http09-line", b"GET /\r\n\r\n", 400),
+    ("http09-line-then-fields", b"GET /\r\n" + H + b"\r\n", 400),
     # refused as an HTTP/0.9 request line (400, as "GET /" alone), not as a version (505)
-    ("version-0.9", b"GET / HTTP/0.9\r\n" + H + b"\r\n", {400}),
-    ("version-1.2", b"GET / HTTP/1.2\r\n" + H + b"\r\n", {505}),
-    ("version-2.0", b"GET / HTTP/2.0\r\n" + H + b"\r\n", {505}),
-    ("version-3.0", b"GET / HTTP/3.0\r\n" + H + b"\r\n", {505}),
-    ("absolute-form-not-http", b"GET ftp://a/b HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("version-0.9", b"GET / HTTP/0.9\r\n" + H + b"\r\n", 400),
+    ("version-1.2", b"GET / HTTP/1.2\r\n" + H + b"\r\n", 505),
+    ("version-2.0", b"GET / HTTP/2.0\r\n" + H + b"\r\n", 505),
+    ("version-3.0", b"GET / HTTP/3.0\r\n" + H + b"\r\n", 505),
+    ("absolute-form-not-http", b"GET ftp://a/b HTTP/1.1\r\n" + H + b"\r\n", 400),
     # request-target forms (RFC 9112 §3.2)
-    ("asterisk-form-not-options", b"GET * HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("fragment-in-path", b"GET /a#b HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("fragment-in-query", b"GET /a?q=1#b HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("fragment-in-absolute-form", b"GET http://h/a#b HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("connect-origin-form", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("connect-without-port", b"CONNECT example.com HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("connect-absolute-form", b"CONNECT http://h:443/ HTTP/1.1\r\n" + H + b"\r\n", {400}),
-    ("authority-form-not-connect", b"GET example.com:443 HTTP/1.1\r\n" + H + b"\r\n", {400}),
+    ("asterisk-form-not-options", b"GET * HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("fragment-in-path", b"GET /a#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("fragment-in-query", b"GET /a?q=1#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("fragment-in-absolute-form", b"GET http://h/a#b HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("connect-origin-form", b"CONNECT /x HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("connect-without-port", b"CONNECT example.com HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("connect-absolute-form", b"CONNECT http://h:443/ HTTP/1.1\r\n" + H + b"\r\n", 400),
+    ("authority-form-not-connect", b"GET example.com:443 HTTP/1.1\r\n" + H + b"\r\n", 400),
     # field syntax (RFC 9112 §5)
-    ("obs-fold-space", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n b\r\n\r\n", {400}),
-    ("obs-fold-tab", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n\tb\r\n\r\n", {400}),
-    ("obs-fold-first-field", b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", {400}),
-    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", {400}),
-    ("tab-before-colon", b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", {400}),
-    ("space-before-colon-other", b"GET / HTTP/1.1\r\n" + H + b"X-A : a\r\n\r\n", {400}),
-    ("nul-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", {400}),
-    ("cr-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", {400}),
-    ("lf-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\nb\r\n\r\n", {400}),
-    ("ctl-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x01b\r\n\r\n", {400}),
-    ("empty-name", b"GET / HTTP/1.1\r\n" + H + b": a\r\n\r\n", {400}),
-    ("bad-name-char", b"GET / HTTP/1.1\r\n" + H + b"X(A): a\r\n\r\n", {400}),
-    ("no-colon", b"GET / HTTP/1.1\r\n" + H + b"NoColon\r\n\r\n", {400}),
+    ("obs-fold-space", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n b\r\n\r\n", 400),
+    ("obs-fold-tab", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\r\n\tb\r\n\r\n", 400),
+    ("obs-fold-first-field", b"GET / HTTP/1.1\r\n Host: a\r\n\r\n", 400),
+    ("space-before-colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n", 400),
+    ("tab-before-colon", b"GET / HTTP/1.1\r\nHost\t: a\r\n\r\n", 400),
+    ("space-before-colon-other", b"GET / HTTP/1.1\r\n" + H + b"X-A : a\r\n\r\n", 400),
+    ("nul-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x00b\r\n\r\n", 400),
+    ("cr-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\rb\r\n\r\n", 400),
+    ("lf-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\nb\r\n\r\n", 400),
+    ("ctl-in-value", b"GET / HTTP/1.1\r\n" + H + b"X-A: a\x01b\r\n\r\n", 400),
+    ("empty-name", b"GET / HTTP/1.1\r\n" + H + b": a\r\n\r\n", 400),
+    ("bad-name-char", b"GET / HTTP/1.1\r\n" + H + b"X(A): a\r\n\r\n", 400),
+    ("no-colon", b"GET / HTTP/1.1\r\n" + H + b"NoColon\r\n\r\n", 400),
     # Host (RFC 9112 §3.2)
-    ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", {400}),
-    ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {400}),
-    ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", {400}),
-    ("host-port-not-digits", b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", {400}),
-    ("host-two-ports", b"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", {400}),
-    ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", {400}),
-    ("host-with-path", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", {400}),
-    ("host-bad-percent", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", {400}),
-    ("host-ipv6-unbracketed", b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", {400}),
-    ("host-ipv6-invalid", b"GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n", {400}),
-    ("host-ipv6-unclosed", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", {400}),
-    ("host-http10-invalid", b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", {400}),
+    ("http11-without-host", b"GET / HTTP/1.1\r\n\r\n", 400),
+    ("two-hosts", b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400),
+    ("host-with-space", b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 400),
+    ("host-port-not-digits", b"GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", 400),
+    ("host-two-ports", b"GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", 400),
+    ("host-with-userinfo", b"GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 400),
+    ("host-with-path", b"GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", 400),
+    ("host-bad-percent", b"GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", 400),
+    ("host-ipv6-unbracketed", b"GET / HTTP/1.1\r\nHost: ::1\r\n\r\n", 400),
+    ("host-ipv6-invalid", b"GET / HTTP/1.1\r\nHost: [::g]:80\r\n\r\n", 400),
+    ("host-ipv6-unclosed", b"GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", 400),
+    ("host-http10-invalid", b"GET / HTTP/1.0\r\nHost: a b\r\n\r\n", 400),
     # message body length (RFC 9112 §6)
     (
         "cl-and-te",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "te-and-cl",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "cl-differing",
         b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 3\r\nContent-Length: 4\r\n\r\nabcd",
-        {400},
+        400,
     ),
-    ("cl-negative", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", {400}),
-    ("cl-plus-sign", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +3\r\n\r\nabc", {400}),
-    ("cl-list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 2\r\n\r\nab", {400}),
-    ("cl-hex", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 0x3\r\n\r\nabc", {400}),
-    ("cl-inner-space", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1 2\r\n\r\n", {400}),
-    ("cl-empty", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: \r\n\r\n", {400}),
+    ("cl-negative", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: -1\r\n\r\n", 400),
+    ("cl-plus-sign", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: +3\r\n\r\nabc", 400),
+    ("cl-list", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1, 2\r\n\r\nab", 400),
+    ("cl-hex", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 0x3\r\n\r\nabc", 400),
+    ("cl-inner-space", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 1 2\r\n\r\n", 400),
+    ("cl-empty", b"POST / HTTP/1.1\r\n" + H + b"Content-Length: \r\n\r\n", 400),
     (
         "cl-overflow",
         b"POST / HTTP/1.1\r\n" + H + b"Content-Length: 99999999999999999999999\r\n\r\n",
-        {400},  # not a length at all (no 413: it is not compared with the limit)
+        400,  # not a length at all (no 413: it is not compared with the limit)
     ),
-    ("te-gzip-only", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", {400}),
-    ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", {400}),
-    ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n", {400}),
+    ("te-gzip-only", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip\r\n\r\n", 400),
+    ("te-identity", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: identity\r\n\r\n", 400),
+    ("te-xchunked", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: xchunked\r\n\r\n", 400),
     (
         "te-chunked-then-gzip",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, gzip\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "te-two-fields-gzip-last",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked\r\nTransfer-Encoding: gzip\r\n\r\n",
-        {400},
+        400,
     ),
-    ("te-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: \r\n\r\n", {400}),
-    ("te-only-commas", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: , ,\r\n\r\n", {400}),
+    ("te-empty", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: \r\n\r\n", 400),
+    ("te-only-commas", b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: , ,\r\n\r\n", 400),
     (
         "te-empty-element-then-gzip",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked, , gzip\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "te-chunked-comma-then-gzip",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked,gzip\r\n\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "te-trailing-comma-in-a-later-field-than-gzip",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked,\r\nTransfer-Encoding: gzip,\r\n\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "te-inner-tab-not-ows",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chun\tked\r\n\r\n0\r\n\r\n",
-        {400, 501},
+        400,  # not a token, so no coding at all (not an unknown one, which would be 501)
     ),
     (
         "te-unknown-then-chunked",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-        {501},  # RFC 9112 §6.1: a transfer coding we do not know
+        501,  # RFC 9112 §6.1: a transfer coding we do not know
     ),
     # chunked coding (RFC 9112 §7.1)
     (
         "chunk-size-not-hex",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-size-negative",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n-1\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-size-plus",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n+3\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-size-0x",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0x3\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-size-overflow",
@@ -211,74 +211,74 @@ MALFORMED = [
         + b"Transfer-Encoding: chunked\r\n\r\n"
         + b"f" * 20
         + b"\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-size-empty",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-data-too-long",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-bare-lf",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3\nabc\n0\n\n",
-        {400},
+        400,
     ),
     (
         "chunk-size-then-space",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3 \r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "last-chunk-then-space",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0 \r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-extension-trailing-space",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked\r\n\r\n3;a=1 \r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-extension-space-in-name",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked\r\n\r\n3; a b=1\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-extension-space-no-name",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3 ; \r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-extension-space-then-bare-lf",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n3 ;a\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "chunk-extension-nul",
         b"POST / HTTP/1.1\r\n"
         + H
         + b"Transfer-Encoding: chunked\r\n\r\n3;\x00\r\nabc\r\n0\r\n\r\n",
-        {400},
+        400,
     ),
     (
         "trailer-space-in-name",
         b"POST / HTTP/1.1\r\n" + H + b"Transfer-Encoding: chunked\r\n\r\n0\r\nBad Name: x\r\n\r\n",
-        {400},
+        400,
     ),
     # expectations (RFC 9110 §10.1.1)
     (
         "unknown-expectation",
         b"POST / HTTP/1.1\r\n" + H + b"Expect: something\r\nContent-Length: 1\r\n\r\na",
-        {417},
+        417,
     ),
 ]
 
@@ -287,20 +287,20 @@ class TestMalformed:
     """Bad input is refused with a status, never accepted, whole or in any number of pieces."""
 
     @pytest.mark.parametrize(
-        "data, statuses", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+        "data, status", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
     )
-    def test_at_once(self, data: bytes, statuses: set[int]) -> None:
+    def test_at_once(self, data: bytes, status: int) -> None:
         exc = error_of([data])
         assert exc is not None, "accepted malformed input"
-        assert exc.status in statuses, exc
+        assert exc.status == status, exc
 
     @pytest.mark.parametrize(
-        "data, statuses", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
+        "data, status", [c[1:] for c in MALFORMED], ids=[c[0] for c in MALFORMED]
     )
-    def test_byte_by_byte(self, data: bytes, statuses: set[int]) -> None:
+    def test_byte_by_byte(self, data: bytes, status: int) -> None:
         exc = error_of(bytewise(data))
         assert exc is not None, "accepted malformed input"
-        assert exc.status in statuses, exc
+        assert exc.status == status, exc
 
     def test_http09_request_line_alone(self) -> None:
         # An HTTP/0.9 client sends only the request line and waits for an answer.
