@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 
 from peregrine.wsgi.pool import LoopInbox, ThreadPool
 
@@ -41,14 +40,22 @@ def test_pool_survives_a_failing_job() -> None:
 
 
 def test_shutdown_is_bounded_by_its_timeout() -> None:
-    release = threading.Event()
-    pool = ThreadPool(1, lambda job: release.wait(10))
+    started, release, finished = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck(job: object) -> None:
+        started.set()
+        release.wait(30)  # bounded only so that a broken shutdown cannot hang the suite
+        finished.set()
+
+    pool = ThreadPool(1, stuck)
     pool.submit("stuck")
-    time.sleep(0.05)
-    began = time.monotonic()
+    assert started.wait(10)
+    # shutdown returns, saying a thread is still busy, while the job is still running: it did
+    # not wait for the job (which ends only when released below)
     assert pool.shutdown(0.3) is False
-    assert time.monotonic() - began < 2
+    assert not finished.is_set()
     release.set()
+    assert finished.wait(10)
 
 
 def test_inbox_batches_calls_into_one_loop_wake_up() -> None:
