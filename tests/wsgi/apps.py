@@ -171,12 +171,20 @@ def waiting(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterabl
 
 
 def stream(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
+    """``n`` chunks; with ``gate=G``, chunk 1 is made only once a request joins ``/meet?tag=G``."""
     start("200 OK", [("Content-Type", "text/plain")])
     n = int(q.get("n", "3"))
-    chunks = (b"chunk %d\n" % i for i in range(n))
+    gate = q.get("gate")
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(n):
+            if i == 1 and gate:
+                _meeting({"tag": gate, "n": "2"}).wait()
+            yield b"chunk %d\n" % i
+
     return Tracked(
         q.get("tag", "stream"),
-        chunks,
+        chunks(),
         fail_after=int(q.get("fail_after", "-1")),
         delay=float(q.get("delay", "0")),
     )
