@@ -85,12 +85,13 @@ def test_without_health_path_the_application_answers_it(start_server) -> None:
 def test_sigterm_drain_keeps_serving_with_health_503_and_connection_close(
     start_server, workers: int
 ) -> None:
-    delay = 2.0
-    server = start_server(APP, *HEALTH, "--drain-delay", str(delay), workers=workers)
+    # A drain far longer than the checks below, however slow the machine: it is ended by a
+    # second SIGTERM once they are done (that the delay ends the drain by itself is
+    # test_idle_connections_left_alone_are_closed_when_the_drain_ends).
+    server = start_server(APP, *HEALTH, "--drain-delay", "3600", workers=workers)
     idle = server.connect()  # a balancer's idle keep-alive connection, used once before
     status, headers, body = exchange(idle)
     assert status == 200 and "connection" not in headers and b"draining=False" in body
-    start = time.monotonic()
     server.send_signal(signal.SIGTERM)
     wait_draining(server, workers)
     # new connections are still accepted and served, each closed after its answer
@@ -103,14 +104,14 @@ def test_sigterm_drain_keeps_serving_with_health_503_and_connection_close(
         assert b"draining=True" in body  # handlers can see it (peregrine.lifecycle.draining)
         assert closed_by_server(fresh)
     # the idle connection was kept open: its next request is answered, with Connection: close
-    assert time.monotonic() - start < delay, "the checks above took longer than the drain"
     status, headers, body = exchange(idle)
     assert status == 200 and headers["connection"] == "close" and b"draining=True" in body
     assert closed_by_server(idle)
     idle.close()
-    # after the delay, accepting stops and the server exits cleanly
-    assert wait_until(lambda: refuses(server.host, server.port), timeout=delay + 3)
-    assert time.monotonic() - start >= delay - 0.2
+    # when the drain ends, accepting stops and the server exits cleanly
+    assert not refuses(server.host, server.port)
+    server.send_signal(signal.SIGTERM)
+    assert wait_until(lambda: refuses(server.host, server.port), timeout=10)
     assert server.proc.wait(10) == 0
 
 
@@ -127,7 +128,10 @@ def test_idle_connections_left_alone_are_closed_when_the_drain_ends(
     assert closed_by_server(idle, timeout=delay + 5)
     assert time.monotonic() - start >= delay - 0.2, "closed before the drain period ended"
     idle.close()
+    # the delay ended the drain by itself: accepting stops, and the server exits cleanly
+    assert wait_until(lambda: refuses(server.host, server.port), timeout=10)
     assert server.proc.wait(10) == 0
+    assert "ending the drain period now" not in server.output
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -136,10 +140,10 @@ def test_second_sigterm_skips_the_drain_delay(start_server, workers: int) -> Non
     server.send_signal(signal.SIGTERM)
     wait_draining(server, workers)
     assert get(server.url + "/healthz").status_code == 503  # still accepting: draining
-    start = time.monotonic()
     server.send_signal(signal.SIGTERM)
+    # the drain would last 60 s: an exit within 10 s is the drain cut short (the wait only
+    # makes a hang fail), and the log says the second signal ended it
     assert server.proc.wait(10) == 0
-    assert time.monotonic() - start < 5
     assert server.wait_for_line("ending the drain period now", 5), server.output
 
 

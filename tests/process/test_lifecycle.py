@@ -77,12 +77,13 @@ def test_idle_keep_alive_connections_close_at_once(start_server, workers: int) -
     sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
     status, headers, _ = read_response(sock)
     assert status == 200 and headers.get("connection") != "close"
-    started = time.monotonic()
     server.send_signal(signal.SIGTERM)
+    # Keep-alive (30 s) and graceful_timeout (30 s) cannot end it within these 5 s: only the
+    # shutdown's closing of idle connections can. The timeouts only make a hang fail.
     sock.settimeout(5)
     assert sock.recv(100) == b""  # closed by the server, without waiting for keep-alive to end
     assert server.proc.wait(5) == 0
-    assert time.monotonic() - started < 3
+    assert "graceful_timeout" not in server.output  # nothing was cut short
     sock.close()
 
 
@@ -90,12 +91,12 @@ def test_graceful_timeout_cuts_long_requests(start_server) -> None:
     server = start_server(APP, "--graceful-timeout", "0.5", workers=2)
     slow = SlowRequests(server.host, server.port, 2, 30)
     time.sleep(0.3)
-    started = time.monotonic()
     server.send_signal(signal.SIGTERM)
+    # the requests take 30 s: an exit within 10 s means they were cut (the wait only makes a
+    # hang fail), and the log says it was the graceful timeout that cut them
     assert server.proc.wait(10) == 0
-    assert time.monotonic() - started < 5
     assert all(not isinstance(r, tuple) for r in slow.join())
-    assert "graceful_timeout" in server.output
+    assert "graceful_timeout (0.5s) passed: cutting" in server.output
 
 
 def test_second_interrupt_forces_exit(start_server) -> None:
@@ -105,11 +106,11 @@ def test_second_interrupt_forces_exit(start_server) -> None:
     time.sleep(0.3)
     server.send_signal(signal.SIGINT)
     assert server.wait_for_line("Ctrl\\+C again", 5)
-    started = time.monotonic()
     server.send_signal(signal.SIGINT)
-    code = server.proc.wait(5)
-    assert code != 0
-    assert time.monotonic() - started < 3
+    # the requests take 30 s and graceful_timeout is 30 s: an exit within 5 s is the forced one
+    # (the wait only makes a hang fail); its exit code and log line say so
+    assert server.proc.wait(5) == 1
+    assert "second interrupt: killing the workers and exiting at once" in server.output
     assert wait_until(lambda: not any(alive(pid) for pid in worker_pids), timeout=3)
     slow.join()
     assert refuses(server.host, server.port)
