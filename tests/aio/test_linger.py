@@ -28,6 +28,7 @@ from peregrine.config import Config
 from ..helpers import ServerProcess, read_until_closed
 
 APP = "tests.apps:Engine"
+DEFAULT_LINGERING_TIMEOUT = Config().lingering_timeout
 GET = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
 MALFORMED = b"GET / HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n"
 
@@ -101,13 +102,17 @@ def test_413_reaches_a_client_sending_the_body_it_refuses(
 def test_linger_ends_after_lingering_timeout(
     start_server: Callable[..., ServerProcess], seconds: float
 ) -> None:
-    """The client reads the 400 and EOF but goes on sending: the server closes after the timeout."""
+    """The client reads the 400 and EOF but goes on sending: the server closes after the timeout.
+
+    The exact instant is asserted in process (test_closes_exactly_at_lingering_timeout); here the
+    real server is not earlier than the configured time, and the close comes before the default
+    timeout could have made it (the limit of the wait, which fails the test clearly)."""
     server = start_server(APP, "--lingering-timeout", str(seconds))
     with server.connect() as sock:
         sock.sendall(MALFORMED)
         assert statuses(read_until_closed(sock)) == [b"400"]
-        took = wait_until_closed_by_server(sock, seconds + 10)
-    assert seconds - 0.1 <= took <= seconds + 2.0, took
+        took = wait_until_closed_by_server(sock, DEFAULT_LINGERING_TIMEOUT - 0.5)
+    assert took >= seconds - 0.1, took
 
 
 def test_lingering_timeout_0_closes_at_once(start_server: Callable[..., ServerProcess]) -> None:
@@ -115,14 +120,16 @@ def test_lingering_timeout_0_closes_at_once(start_server: Callable[..., ServerPr
     with server.connect() as sock:
         sock.sendall(MALFORMED)
         assert statuses(read_until_closed(sock)) == [b"400"]
-        assert wait_until_closed_by_server(sock, 5) < 0.5
+        # closed with no linger at all is asserted in process
+        # (test_lingering_timeout_0_closes_at_once_in_process); here: closed before the default
+        # timeout could have done it, so the 0 took effect (the limit fails the test clearly)
+        wait_until_closed_by_server(sock, DEFAULT_LINGERING_TIMEOUT - 0.5)
 
 
 def test_linger_ends_after_lingering_max_bytes(start_server: Callable[..., ServerProcess]) -> None:
     """A client that sends without end is cut off once lingering_max bytes are discarded, long
-    before the timeout."""
-    server = start_server(APP, "--lingering-timeout", "60", "--lingering-max", "200000")
-    start = time.monotonic()
+    before the timeout (an hour: only the byte bound can end the linger here)."""
+    server = start_server(APP, "--lingering-timeout", "3600", "--lingering-max", "200000")
     sent = 0
     with server.connect(timeout=30) as sock:
         sock.sendall(MALFORMED)
@@ -130,7 +137,6 @@ def test_linger_ends_after_lingering_max_bytes(start_server: Callable[..., Serve
             while sent < 200_000_000:  # bound: far beyond anything the kernels buffer
                 sock.sendall(b"z" * 65536)
                 sent += 65536
-    assert time.monotonic() - start < 30
 
 
 def test_lingering_connections_leave_no_descriptor(

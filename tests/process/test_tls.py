@@ -116,7 +116,9 @@ def test_stalled_handshake_is_timed_out(start_server, pki, loop: str) -> None:
         APP, "--ssl-certfile", pki["server"], "--tls-handshake-timeout", "1", "--loop", loop
     )
     stalled = [socket.create_connection((server.host, server.port), timeout=10) for _ in range(3)]
-    started = time.monotonic()
+    # Only the handshake timeout ends a stalled handshake (the HTTP timeouts start after it), and
+    # without the configured 1 s the loop's own default (60 s) would: a close within the 6 s
+    # below is the configured timeout firing. The 6 s only make a hang fail.
     for sock in stalled:
         sock.settimeout(6)
         try:
@@ -124,7 +126,6 @@ def test_stalled_handshake_is_timed_out(start_server, pki, loop: str) -> None:
         except ConnectionResetError:
             pass  # or reset it: either way it is gone
         sock.close()
-    assert time.monotonic() - started < 5
     # a stalled client sending half a hello is dropped the same way
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
         sock.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")

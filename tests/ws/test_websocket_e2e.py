@@ -323,16 +323,17 @@ class TestClosing:
         assert run(main()) == (4001, "bye")
 
     def test_shutdown_sends_1001(self, start_server: Callable[..., ServerProcess]) -> None:
-        server = start_server("tests.ws.apps:Echo")
+        # graceful_timeout an hour: an exit within stop()'s 10 s (which only makes a hang fail)
+        # means the closing handshake let the worker go, not the end of the graceful period
+        server = start_server("tests.ws.apps:Echo", "--graceful-timeout", "3600")
         client = RawClient(server, "/ws/plain")
         client.send(TEXT, b"hi")
         assert client.recv() == (TEXT, b"hi")
-        started = time.monotonic()
         server.send_signal(signal.SIGTERM)
         client.expect_close(1001)
         client.close()
         assert server.stop(timeout=10) == 0
-        assert time.monotonic() - started < 5
+        assert "graceful_timeout" not in server.output
 
 
 # --- hooks ----------------------------------------------------------------------------------------
@@ -584,28 +585,27 @@ class TestHooksAndClosing:
 
     def test_shutdown_closes_a_busy_connection_with_1001(self) -> None:
         """`/ticker`: the usual push loop (`while not ws.closed: send; await sleep`) in an
-        async handle_ws_conn. SIGTERM with `--graceful-timeout 2.5`. Promised: on shutdown
-        every open connection is closed with 1001. Guards against: the worker only calls
+        async handle_ws_conn. SIGTERM with `--graceful-timeout 3600`. Promised: on shutdown
+        every open connection is closed with 1001, at once. Guards against: the worker only calls
         `shutdown()` on idle connections, so the loop never sees `ws.closed`, no close frame
-        comes, and after 2.5 s the connection is aborted (handle_ws_disconn gets 1006)."""
+        comes, and the connection is aborted when the graceful period ends (handle_ws_disconn
+        gets 1006). That period is an hour here, so a close frame within the 10 s the client
+        waits (a bound that only makes a missing close fail) can only come from the shutdown."""
         server = ServerProcess(
-            HOOK_PROBE_APP, "--ws-ping-interval", "0", "--graceful-timeout", "2.5"
+            HOOK_PROBE_APP, "--ws-ping-interval", "0", "--graceful-timeout", "3600"
         )
         try:
             client = RawClient(server, "/ticker")
             assert client.recv(5) == (TEXT, b"tick")
             server.send_signal(signal.SIGTERM)
-            started = time.monotonic()
-            while True:
+            deadline = time.monotonic() + 10  # ticks go on without a close: do not wait forever
+            frame = client.recv(10)
+            while frame is not None and frame[0] != CLOSE and time.monotonic() < deadline:
                 frame = client.recv(10)
-                if frame is None or frame[0] == CLOSE:
-                    break
-            elapsed = time.monotonic() - started
             client.close()
         finally:
             server.kill()
         assert frame is not None and frame[1][:2] == (1001).to_bytes(2, "big"), frame
-        assert elapsed < 1.5
 
     def test_async_disconn_runs_at_shutdown(self) -> None:
         """An async handle_ws_disconn; an idle client that does not answer the 1001 close;
