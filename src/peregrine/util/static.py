@@ -103,21 +103,26 @@ class _Named:
 
     ``open(suffix)`` opens it (``""``) or a precompressed sibling (``".br"``)
     afresh, returning None unless that is a regular file; ``relpath`` is the
-    name given to the Cache-Control policy.
+    name given to the Cache-Control policy. ``kept``: the object outlives the
+    request (it is in the open-file cache, or it is a FileServer's file), so
+    what is decided about the file alone is worth keeping on it (``answers``).
     """
 
-    __slots__ = ("open", "relpath", "content_type", "head")
+    __slots__ = ("open", "relpath", "content_type", "kept", "answers")
 
     def __init__(
-        self, open: Callable[[str], _Opened | None], relpath: str, content_type: str
+        self,
+        open: Callable[[str], _Opened | None],
+        relpath: str,
+        content_type: str,
+        kept: bool = False,
     ) -> None:
         self.open = open
         self.relpath = relpath
         self.content_type = content_type
-        #: the header block of the last plain 200 about this file: ``(key, fields, block)``,
-        #: reused while ``key`` (the file's identity, size, mtime, coding, Vary, Cache-Control)
-        #: is the same; kept as long as the open-file cache keeps this object
-        self.head: tuple[tuple[object, ...], tuple[Checked, ...], bytes] | None = None
+        self.kept = kept
+        #: the per-file part of the answers about this file, while its key holds
+        self.answers: _FileAnswers | None = None
 
 
 class _Changed(Exception):
@@ -137,7 +142,7 @@ def _header(req: Request, name: str) -> str | None:
 
 
 # Each header lookup costs ~2,500 instructions (the first one also indexes all the
-# headers), and most requests carry none of these: a quick look at the raw names first.
+# headers), and most requests carry none of these: the raw names are scanned once instead.
 _CONDITIONAL_NAMES = frozenset(
     [
         b"if-match",
@@ -151,14 +156,27 @@ _CONDITIONAL_NAMES = frozenset(
 _CONDITIONAL_INITIALS = frozenset(b"iIrR")
 
 
-def _may_be_conditional(req: Request) -> bool:
-    """False if ``req`` certainly has no conditional (If-*) or Range header."""
+def _conditional_fields(req: Request) -> dict[bytes, str] | None:
+    """The conditional (If-*) and Range fields of ``req`` by lower-cased name; None without any.
+
+    Repeated fields are joined as a list would be (RFC 9110 section 5.3), as :func:`_header`
+    does: a split If-None-Match still works, and two Range or date fields become invalid and
+    are ignored, as they must be.
+    """
+    found: dict[bytes, str] | None = None
     initials = _CONDITIONAL_INITIALS
-    for name, _ in req.headers.raw:
+    for name, value in req.headers.raw:
         # Only names starting with i or r are lower-cased and compared (Referer is one).
-        if name and name[0] in initials and name.lower() in _CONDITIONAL_NAMES:
-            return True
-    return False
+        if name and name[0] in initials:
+            lname = name.lower()
+            if lname in _CONDITIONAL_NAMES:
+                text = value.decode("latin-1")
+                if found is None:
+                    found = {lname: text}
+                else:
+                    before = found.get(lname)
+                    found[lname] = text if before is None else before + ", " + text
+    return found
 
 
 def _plain(resp: Response, status: int, extra: Sequence[tuple[str, str]] = ()) -> None:
@@ -231,7 +249,7 @@ def file_answer(
     the response's Date is taken from.
     """
     size = st.st_size
-    etag = make_etag(st, "-" + coding if coding else "")
+    etag = _etag_of(st, coding)
     last_modified = int(st.st_mtime)
     # RFC 9110 section 8.8.2.1: a Last-Modified later than the Date sent
     # with it must be replaced by that Date (a future mtime: clock skew, a
@@ -242,41 +260,13 @@ def file_answer(
         last_modified = min(last_modified, int(now))
 
     # Decide the status first, so that each header is set exactly once.
-    conditional = _may_be_conditional(req)
-    status = None
-    if conditional:
-        status = evaluate_preconditions(
-            req.method,
-            etag,
-            last_modified,
-            if_match=_header(req, "If-Match"),
-            if_none_match=_header(req, "If-None-Match"),
-            if_modified_since=_header(req, "If-Modified-Since"),
-            if_unmodified_since=_header(req, "If-Unmodified-Since"),
-        )
-    byte_range: ByteRange | None = None
-    if status is None:
-        status = 200
-        range_header = _header(req, "Range") if conditional else None
-        if range_header is not None and if_range_allows(
-            _header(req, "If-Range"), etag, last_modified, now
-        ):
-            result = evaluate_range(range_header, size)
-            if isinstance(result, ByteRange):
-                status, byte_range = 206, result
-            elif isinstance(result, Unsatisfiable):
-                status = 416
+    status, byte_range = _decide(
+        req.method, _conditional_fields(req), etag, last_modified, size, now
+    )
 
-    # Validators and caching headers go on every answer about this file,
-    # 304 included (RFC 9110 section 15.4.5).
-    headers = [("ETag", etag), ("Last-Modified", http_date(last_modified))]
+    headers = _validator_headers(etag, last_modified, cache_control, vary)
     if recent:
         headers.insert(0, ("Date", http_date(int(now))))
-    if cache_control is not None:
-        headers.append(("Cache-Control", cache_control))
-    if vary:
-        headers.append(("Vary", "Accept-Encoding"))
-
     if status == 304 or status == 412:
         return status, headers, None, None
     if status == 416:
@@ -284,14 +274,117 @@ def file_answer(
         headers.append(("Content-Type", "text/plain; charset=utf-8"))
         return status, headers, None, "416 Range Not Satisfiable\n"
 
-    headers.append(("Content-Type", content_type))
-    if coding is not None:
-        headers.append(("Content-Encoding", coding))
-    headers.append(("Accept-Ranges", "bytes"))
+    headers += _content_headers(content_type, coding)
     if byte_range is None:
         return status, headers, (0, size), None
     headers.append(("Content-Range", content_range(byte_range, size)))
     return status, headers, (byte_range.start, byte_range.length), None
+
+
+def _etag_of(st: os.stat_result, coding: str | None) -> str:
+    return make_etag(st, "-" + coding if coding else "")
+
+
+def _decide(
+    method: str,
+    fields: dict[bytes, str] | None,
+    etag: str,
+    last_modified: int,
+    size: int,
+    now: float,
+) -> tuple[int, ByteRange | None]:
+    """The status of an answer about a file with these validators and ``size``, and the range
+    of a 206, from the request's conditional and Range ``fields`` (:func:`_conditional_fields`)."""
+    if fields is None:
+        return 200, None
+    get = fields.get
+    status = evaluate_preconditions(
+        method,
+        etag,
+        last_modified,
+        if_match=get(b"if-match"),
+        if_none_match=get(b"if-none-match"),
+        if_modified_since=get(b"if-modified-since"),
+        if_unmodified_since=get(b"if-unmodified-since"),
+    )
+    if status is not None:
+        return status, None
+    range_header = get(b"range")
+    if range_header is not None and if_range_allows(get(b"if-range"), etag, last_modified, now):
+        result = evaluate_range(range_header, size)
+        if isinstance(result, ByteRange):
+            return 206, result
+        if isinstance(result, Unsatisfiable):
+            return 416, None
+    return 200, None
+
+
+def _validator_headers(
+    etag: str, last_modified: int, cache_control: str | None, vary: bool
+) -> list[tuple[str, str]]:
+    """Validators and caching headers: on every answer about the file, 304 included (RFC 9110
+    section 15.4.5)."""
+    headers = [("ETag", etag), ("Last-Modified", http_date(last_modified))]
+    if cache_control is not None:
+        headers.append(("Cache-Control", cache_control))
+    if vary:
+        headers.append(("Vary", "Accept-Encoding"))
+    return headers
+
+
+def _content_headers(content_type: str, coding: str | None) -> list[tuple[str, str]]:
+    """What an answer carrying (or announcing, for HEAD) the file adds to the validators."""
+    headers = [("Content-Type", content_type)]
+    if coding is not None:
+        headers.append(("Content-Encoding", coding))
+    headers.append(("Accept-Ranges", "bytes"))
+    return headers
+
+
+_Block = tuple[tuple[Checked, ...], bytes]
+
+
+def _block(headers: list[tuple[str, str]]) -> _Block:
+    """Header fields checked once, and their lines joined, for ``Response._add_checked``."""
+    fields = tuple(check_header(name, value) for name, value in headers)
+    return fields, b"".join([f[LINE] for f in fields])
+
+
+class _FileAnswers:
+    """What :func:`file_answer` decides from the file alone, kept with a file that outlives the
+    request while ``key`` (identity, size, mtime, coding, Vary, Cache-Control) is the same: its
+    validators, and the header blocks of its answers, checked once (``validator_``: 304 and
+    412; ``full_``: 200 and 206, before Content-Range). Only for a file older than a second:
+    a recent one gets a Date of its own (and maybe another Last-Modified) with each answer.
+    """
+
+    __slots__ = (
+        "key",
+        "etag",
+        "last_modified",
+        "validator_fields",
+        "validator_block",
+        "full_fields",
+        "full_block",
+    )
+
+    def __init__(
+        self,
+        key: tuple[object, ...],
+        st: os.stat_result,
+        coding: str | None,
+        vary: bool,
+        content_type: str,
+        cache_control: str | None,
+    ) -> None:
+        self.key = key
+        self.etag = _etag_of(st, coding)
+        self.last_modified = int(st.st_mtime)
+        validators = _validator_headers(self.etag, self.last_modified, cache_control, vary)
+        self.validator_fields, self.validator_block = _block(validators)
+        self.full_fields, self.full_block = _block(
+            validators + _content_headers(content_type, coding)
+        )
 
 
 class _Responder:
@@ -461,24 +554,38 @@ class _Responder:
         file changed under the read, before anything is set on ``resp``.
         """
         now = time.time()
+        size = st.st_size
         cache_control = self._cache_control_for(named.relpath)
-        key = (st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, coding, vary, cache_control)
-        head = named.head
-        status: int
-        headers: list[tuple[str, str]]
         part: tuple[int, int] | None
-        text: str | None
-        if (
-            head is not None
-            and head[0] == key
-            and not resp._fields
-            and int(st.st_mtime) < int(now) - 1  # else file_answer adds a Date of its own
-            and not _may_be_conditional(req)
-        ):
-            # The same plain 200 as last time: its header block as it was built then.
-            status, headers, part, text = 200, [], (0, st.st_size), None
-        else:
-            head = None
+        text: str | None = None
+        byte_range: ByteRange | None = None
+        answers: _FileAnswers | None = None
+        if named.kept and not resp._fields and int(st.st_mtime) < int(now) - 1:
+            # What depends on the file alone is decided once per file (and its key), the
+            # status per request: the same answers as file_answer's, without building and
+            # checking the same header lines again. (Older than a second: no Date of its own.)
+            key = (st.st_ino, st.st_dev, size, st.st_mtime_ns, coding, vary, cache_control)
+            answers = named.answers
+            if answers is None or answers.key != key:
+                answers = named.answers = _FileAnswers(
+                    key, st, coding, vary, named.content_type, cache_control
+                )
+            fields = _conditional_fields(req)
+            if fields is None:  # the common case: a plain 200
+                status, part = 200, (0, size)
+            else:
+                status, byte_range = _decide(
+                    req.method, fields, answers.etag, answers.last_modified, size, now
+                )
+                if status == 304 or status == 412:
+                    part = None
+                elif byte_range is not None:
+                    part = (byte_range.start, byte_range.length)
+                elif status == 200:
+                    part = (0, size)
+                else:  # 416, rare: answered below as file_answer builds it
+                    answers = None
+        if answers is None:
             status, headers, part, text = file_answer(
                 req,
                 st,
@@ -501,23 +608,19 @@ class _Responder:
         # add_header is enough on a fresh response and skips set_header's search
         # for an earlier value; if the caller set headers already, replace them.
         resp.status = status
-        if head is not None:
-            resp._add_checked(head[1], head[2])
+        if answers is not None:
+            if part is None:
+                resp._add_checked(answers.validator_fields, answers.validator_block)
+            else:
+                resp._add_checked(answers.full_fields, answers.full_block)
+                if byte_range is not None:
+                    resp.add_header("Content-Range", content_range(byte_range, size))
         elif resp._fields:
             for name, value in headers:
                 resp.set_header(name, value)
         else:
             for name, value in headers:
                 resp.add_header(name, value)
-            if (
-                status == 200
-                and part == (0, st.st_size)
-                and text is None
-                and headers[0][0] != "Date"
-            ):
-                # a plain 200 (no Date of its own): the next one reuses these lines
-                fields = tuple(check_header(name, value) for name, value in headers)
-                named.head = (key, fields, b"".join([f[LINE] for f in fields]))
         if text is not None:
             resp.set_body(text)
         if part is None or data is not None:
@@ -706,7 +809,7 @@ class DirServer(_Responder):
             finally:
                 directory.close()
 
-        return _Named(open_variant, "/".join(rest), guess_type(name))
+        return _Named(open_variant, "/".join(rest), guess_type(name), kept=True)
 
     def __repr__(self) -> str:
         return f"DirServer({self.root!r}, prefix={self.prefix!r})"
@@ -740,7 +843,7 @@ class FileServer(_Responder):
         self.path = os.path.abspath(os.fspath(path))
         self.content_type = content_type
         name = os.path.basename(self.path)
-        self._file = _Named(self._open_variant, name, content_type or guess_type(name))
+        self._file = _Named(self._open_variant, name, content_type or guess_type(name), kept=True)
 
     def _open_variant(self, suffix: str) -> _Opened | None:
         return _open_regular(self.path + suffix)
