@@ -624,6 +624,8 @@ class TestResponseHeaders:
         assert resp.get("server") == "peregrine"
         date = resp.get("date")
         assert date and re.fullmatch(r"\w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d GMT", date)
+        # a real process's Date is the machine's time in GMT (a time zone slip would be hours
+        # off); when and how it is refreshed is exact in test_state.py, on the hand-moved clock
         assert abs(email.utils.parsedate_to_datetime(date).timestamp() - time.time()) < 60
         assert len(resp.getall("date")) == 1 and len(resp.getall("server")) == 1
 
