@@ -286,6 +286,34 @@ def length_mismatch(environ: dict[str, Any], start: Start, q: dict[str, str]) ->
     return [body] if q.get("kind") == "list" else iter([body[:2], body[2:]])
 
 
+def failing_body(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
+    """``chunks`` chunks of ``b"ab"`` (``delay`` s apart, so that the pool streams them), with
+    Content-Length ``declared`` if given; the ``fail_at``-th raises ``error``: ``value`` (a
+    ValueError whose message names Content-Length) or ``connection`` (the application's own
+    ConnectionError). ``list=1``: the chunks as a list, made before the response starts."""
+    headers = [("Content-Type", "text/plain")]
+    if "declared" in q:
+        headers.append(("Content-Length", q["declared"]))
+    count = int(q.get("chunks", "3"))
+    fail_at = int(q.get("fail_at", "-1"))
+    delay = float(q.get("delay", "0"))
+    errors: dict[str, Exception] = {
+        "value": ValueError("the upstream sent a bad Content-Length"),
+        "connection": ConnectionRefusedError("the database refused the connection"),
+    }
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(count):
+            if i and delay:
+                time.sleep(delay)
+            if i == fail_at:
+                raise errors[q.get("error", "value")]
+            yield b"ab"
+
+    start("200 OK", headers)
+    return list(chunks()) if q.get("list") == "1" else chunks()
+
+
 def status(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
     code = q["code"]
     headers = [("Content-Type", "text/plain")]
@@ -370,6 +398,7 @@ ROUTES: dict[str, Callable[[dict[str, Any], Start, dict[str, str]], Iterable[byt
     "/bad-header": bad_header,
     "/framing": framing,
     "/length-mismatch": length_mismatch,
+    "/failing-body": failing_body,
     "/status": status,
     "/no-start": no_start,
     "/file": file_route,

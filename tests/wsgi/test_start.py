@@ -14,7 +14,7 @@ REQUEST = Request("GET", b"/", b"", "1.1", [(b"Host", b"h")])
 
 
 def fresh() -> StartResponse:
-    return StartResponse(REQUEST, lambda chunk: None)
+    return StartResponse(REQUEST)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +46,7 @@ def test_headers_are_set_and_framing_fields_taken_out() -> None:
             ("Transfer-Encoding", "chunked"),
         ],
     )
-    assert write is start.write
+    assert write == start.write
     assert start.response is not None
     assert start.response.status == 201
     assert start.response.headers == [

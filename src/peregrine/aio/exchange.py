@@ -14,6 +14,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING
 
+from .._build import mypyc_attr
 from ..http.request import Request
 from ..http.response import Response, serialize_head
 from ..http.status import has_no_body
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
         AnyExchange: TypeAlias = "Exchange"
 
 log = logging.getLogger("peregrine.error")
+
+
+@mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception
+class ContentLengthExceeded(ValueError):
+    """A streamed body went past the Content-Length its head declared (nothing of the chunk
+    was sent): the response cannot be completed honestly, the connection must be cut."""
 
 
 def keep_alive(request: Request, response: Response, draining: bool) -> bool:
@@ -178,7 +185,7 @@ class Exchange:
             left = self.left
             if left is not None:
                 if len(chunk) > left:
-                    raise ValueError("more body than the declared Content-Length")
+                    raise ContentLengthExceeded("more body than the declared Content-Length")
                 self.left = left - len(chunk)
                 transport.write(chunk)
             elif self.chunked:

@@ -38,6 +38,7 @@ from ..http2.events import (
     WindowOpened,
 )
 from .body import RequestBody
+from .exchange import ContentLengthExceeded
 from .send_watchdog import SendWatchdog
 from .state import ServerState
 
@@ -241,7 +242,7 @@ class H2Exchange:
             left = self.left
             if left is not None:
                 if len(chunk) > left:
-                    raise ValueError("more body than the declared Content-Length")
+                    raise ContentLengthExceeded("more body than the declared Content-Length")
                 self.left = left - len(chunk)
             response._bytes_streamed += len(chunk)  # for the access log
             self.h2conn.send_body(self, chunk)

@@ -11,7 +11,7 @@ from .environ import base_environ
 from .errors import ErrorStream
 from .files import FileWrapper
 from .inline import serve_inline, sockname_if_needed
-from .input import BufferedInput, StreamedInput
+from .input import StreamedInput, whole_input
 from .pool import LoopInbox, ThreadPool
 from .threaded import ThreadedCall
 
@@ -56,9 +56,7 @@ class WsgiHandler:
         body = exchange.body
         if body is None or body.complete:
             # the whole body is here (no body at all, most often): no bridge to the loop needed
-            wsgi_input: BufferedInput | StreamedInput = BufferedInput(
-                body.take() if body is not None else b""
-            )
+            wsgi_input: Any = whole_input(body.take() if body is not None else b"")
         else:
             wsgi_input = StreamedInput(body, exchange.conn.loop)
         if self.inbox.loop is None:

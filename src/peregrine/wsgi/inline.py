@@ -21,8 +21,9 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from .environ import build_environ
+from .failure import response_failed
 from .files import FileWrapper
-from .input import BodyIncomplete, BufferedInput, read_whole
+from .input import BodyIncomplete, read_whole, whole_input
 from .start import StartResponse, body_bytes
 from .threaded import respond_whole
 
@@ -47,7 +48,7 @@ def serve_inline(handler: WsgiHandler, exchange: AnyExchange) -> None:
     """Run the application on ``exchange`` once its body is whole (on the loop)."""
     body = exchange.body
     if body is None or body.complete:
-        run_inline(handler, exchange, BufferedInput(body.take() if body is not None else b""))
+        run_inline(handler, exchange, whole_input(body.take() if body is not None else b""))
     else:
         exchange.conn._run(_read_then_run(handler, exchange))
 
@@ -60,22 +61,33 @@ async def _read_then_run(handler: WsgiHandler, exchange: AnyExchange) -> None:
         # the connection answers a broken-off body itself (408, 400), or the client is gone
         exchange.conn.exchange_done(exchange)
         return
-    run_inline(handler, exchange, BufferedInput(data))
+    run_inline(handler, exchange, whole_input(data))
 
 
-def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: BufferedInput) -> None:
+class InlineStart(StartResponse):
+    """``start_response`` of a request run on the loop: ``write()`` data is kept in
+    ``written`` until the application returns (see the module docstring)."""
+
+    __slots__ = ("written",)
+
+    def __init__(self, request: Any) -> None:
+        super().__init__(request)
+        self.written: list[bytes] = []
+
+    def write(self, chunk: bytes) -> None:
+        """Keep ``chunk`` for the response (the PEP's ``write()``)."""
+        if self.response is None:
+            raise RuntimeError("write() called before start_response()")
+        self.head_sent = True
+        self.written.append(body_bytes(chunk))
+
+
+def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> None:
     """Call the application and send its response; the iterable is finished in a task when the
     body is streamed."""
     request = exchange.request
-    written: list[bytes] = []
-
-    def write(chunk: bytes) -> None:
-        if start.response is None:
-            raise RuntimeError("write() called before start_response()")
-        start.head_sent = True
-        written.append(body_bytes(chunk))
-
-    start = StartResponse(request, write)
+    start = InlineStart(request)
+    written = start.written
     result: Any = None
     # All of the application's code for this request (the call, each next(), close()) runs in
     # one context of its own: frameworks set context variables in one step and reset them in a
@@ -121,10 +133,10 @@ def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Buffered
             finished, result = result, None
             _close(finished, context)
         respond_whole(exchange, start.response, start.length, chunks)
-    except Exception:
+    except Exception as exc:
         if result is not None:
             _close(result, context, request)
-        exchange.conn._handler_failed(request)
+        response_failed(exchange, exc, start.length)
     exchange.conn.exchange_done(exchange)
 
 
@@ -148,21 +160,8 @@ async def _stream(
             if chunk:
                 await exchange.write(body_bytes(chunk))
         exchange.end()
-    except ConnectionError:
-        exchange.abort()
-    except ValueError as exc:
-        if "Content-Length" in str(exc):
-            log.error(
-                "%s %s: the application sent more than its Content-Length (%s): connection cut",
-                exchange.request.method,
-                exchange.request.url,
-                start.length,
-            )
-            exchange.abort()
-        else:
-            exchange.conn._handler_failed(exchange.request)
-    except Exception:
-        exchange.conn._handler_failed(exchange.request)  # the head is out: this cuts
+    except Exception as exc:
+        response_failed(exchange, exc, start.length)  # the head is out: a cut
     finally:
         _close(result, context, exchange.request)
         exchange.conn.exchange_done(exchange)
@@ -180,10 +179,8 @@ async def _send_file(
     try:
         response.send_file(*sendable)
         await exchange.send_file(response)
-    except ConnectionError:
-        exchange.abort()
-    except Exception:
-        exchange.conn._handler_failed(exchange.request)
+    except Exception as exc:
+        response_failed(exchange, exc, start.length)
     finally:
         _close(result, context, exchange.request)
         exchange.conn.exchange_done(exchange)

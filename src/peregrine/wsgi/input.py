@@ -133,6 +133,26 @@ class BodyReader:
 BufferedInput = io.BytesIO
 
 
+class EmptyInput(BodyReader):
+    """The ``wsgi.input`` of every request without a body: one object, shared.
+
+    Reading it changes nothing (its buffer stays empty and the end is the end), so requests
+    and threads can share it, and the most common request makes no reader at all.
+    """
+
+    def _more(self) -> bytes:
+        return b""
+
+
+#: the one :class:`EmptyInput`
+EMPTY_INPUT = EmptyInput()
+
+
+def whole_input(data: bytes) -> BodyReader | io.BytesIO:
+    """``wsgi.input`` over a body held whole: the shared empty one when there is none."""
+    return BufferedInput(data) if data else EMPTY_INPUT
+
+
 class StreamedInput(BodyReader):
     """A body still arriving on the event loop, read from an application thread."""
 

@@ -135,8 +135,10 @@ def _wake(waiter: asyncio.Future[None]) -> None:
 async def pump(exchange: AnyExchange, channel: OutputChannel, first: list[bytes]) -> None:
     """Write the channel's chunks to ``exchange`` (whose head is out) until the body ends.
 
-    Raises ConnectionError when the client goes, ValueError when the application sends more
-    than its declared Content-Length. Closes the channel whatever happens.
+    Raises ConnectionError when the client goes, ``ContentLengthExceeded`` when the application
+    sends more than its declared Content-Length. A body the application broke off
+    (``channel.failed``) is not ended: the caller reports the failure, which cuts the
+    connection. Closes the channel whatever happens.
     """
     try:
         chunks = first
@@ -152,9 +154,9 @@ async def pump(exchange: AnyExchange, channel: OutputChannel, first: list[bytes]
             waiter = channel.wait()
             if waiter is not None:
                 await waiter
-        if channel.failed:
-            exchange.abort()  # the application failed mid-body: a cut, never a complete-looking end
-        else:
+        if not channel.failed:
             exchange.end()
+        # else the application failed mid-body: the caller reports it, which cuts the connection
+        # (never a complete-looking end)
     finally:
         channel.close()

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..http.status import has_no_body
 from .environ import build_environ
+from .failure import response_failed
 from .files import FileWrapper
 from .input import BodyIncomplete
 from .output import ClientGone, OutputChannel, pump
@@ -34,15 +35,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("peregrine.error")
 
 
-class ThreadedCall:
-    """One request's trip through an application thread (see the module docstring)."""
+class ThreadedCall(StartResponse):
+    """One request's trip through an application thread (see the module docstring); it is
+    also the request's ``start_response``, and its :meth:`write` the PEP's ``write()``."""
 
     __slots__ = (
         "handler",
         "exchange",
         "input",
         "sockname",
-        "start",
         "channel",
         "result",
         "error",
@@ -52,12 +53,12 @@ class ThreadedCall:
     def __init__(
         self, handler: WsgiHandler, exchange: Exchange, wsgi_input: Any, sockname: Any
     ) -> None:
+        super().__init__(exchange.request)
         self.handler = handler
         self.exchange = exchange
         self.input = wsgi_input
         #: the address the connection arrived on, for a request without Host (HTTP/1.0)
         self.sockname = sockname
-        self.start: StartResponse | None = None
         #: made at the first output: the body on its way to the loop
         self.channel: OutputChannel | None = None
         #: the application's iterable (kept for a file the loop sends, then closes)
@@ -72,31 +73,29 @@ class ThreadedCall:
     def run(self) -> None:
         """Call the application and hand its response to the loop."""
         handler = self.handler
-        request = self.exchange.request
-        start = self.start = StartResponse(request, self.write)
         result = None
         try:
-            environ = build_environ(handler.base_environ, request, self.input, self.sockname)
-            result = handler.app(environ, start)
+            environ = build_environ(handler.base_environ, self.request, self.input, self.sockname)
+            result = handler.app(environ, self)
             if (
                 result.__class__ is FileWrapper
                 and self.channel is None
-                and start.response is not None
+                and self.response is not None
             ):
-                sendable = result.sendable(start.length)
+                sendable = result.sendable(self.length)
                 if sendable is not None:
                     self.result = result  # closed by the loop once the file is sent
-                    start.head_sent = True
+                    self.head_sent = True
                     handler.inbox.post(_send_file, (self, sendable))
                     return
             if (result.__class__ is list or result.__class__ is tuple) and self.channel is None:
                 # The whole body is here already: one hand-off, with a Content-Length, and no
                 # channel (its lock and condition cost more than the rest of the hand-off).
-                if start.response is None:
+                if self.response is None:
                     raise RuntimeError("the application returned before calling start_response()")
                 body = result[0] if len(result) == 1 else b"".join(map(body_bytes, result))
                 self.body = body_bytes(body)
-                start.head_sent = True
+                self.head_sent = True
             else:
                 for chunk in result:
                     if chunk:
@@ -109,7 +108,7 @@ class ThreadedCall:
             if result is not None and self.result is None:
                 self._close(result)
         channel = self.channel
-        if channel is None and self.error is None and start.response is None:
+        if channel is None and self.error is None and self.response is None:
             self.error = RuntimeError("the application returned without calling start_response()")
         if channel is None:
             handler.inbox.post(_fail if self.error is not None else _start_output, self)
@@ -118,15 +117,13 @@ class ThreadedCall:
 
     def write(self, chunk: bytes) -> None:
         """Send ``chunk`` (also the PEP's ``write()`` callable): the first one sends the head."""
-        start = self.start
-        assert start is not None
-        if start.response is None:
+        if self.response is None:
             raise RuntimeError("the application sent body data before calling start_response()")
         if chunk.__class__ is not bytes:
             chunk = body_bytes(chunk)
         channel = self.channel
         if channel is None:
-            start.head_sent = True
+            self.head_sent = True
             channel = self.channel = OutputChannel(self.handler.inbox.post)
             channel.push(chunk)
             self.handler.inbox.post(_start_output, self)
@@ -151,9 +148,8 @@ class ThreadedCall:
 def _start_output(call: ThreadedCall) -> None:
     """Send the head and what there is of the body: whole if the application is done."""
     exchange = call.exchange
-    start = call.start
-    assert start is not None and start.response is not None
-    response = start.response
+    response = call.response
+    assert response is not None
     channel = call.channel
     if channel is None:  # the application finished: its whole body, if any, is in call.body
         chunks: list[bytes] = [call.body] if call.body else []
@@ -170,11 +166,9 @@ def _start_output(call: ThreadedCall) -> None:
         if channel is not None:
             channel.close()
         try:
-            respond_whole(exchange, response, start.length, chunks)
-        except ValueError as exc:
-            call.error = exc  # the body disagrees with the declared Content-Length
-            _fail(call)
-            return
+            respond_whole(exchange, response, call.length, chunks)
+        except Exception as exc:  # the body disagrees with its declared Content-Length
+            response_failed(exchange, exc, call.length)
         exchange.conn.exchange_done(exchange)
         return
     assert channel is not None
@@ -204,23 +198,14 @@ def respond_whole(
 
 async def _stream(call: ThreadedCall, channel: OutputChannel, first: list[bytes]) -> None:
     exchange = call.exchange
-    start = call.start
-    assert start is not None and start.response is not None
+    assert call.response is not None
     try:
-        exchange.begin_stream(start.response, start.length)
+        exchange.begin_stream(call.response, call.length)
         await pump(exchange, channel, first)
         if channel.failed:
             _report(call)
-    except ConnectionError:
-        exchange.abort()
-    except ValueError:
-        log.error(
-            "%s %s: the application sent more than its Content-Length (%s): connection cut",
-            exchange.request.method,
-            exchange.request.url,
-            start.length,
-        )
-        exchange.abort()
+    except Exception as exc:
+        response_failed(exchange, exc, call.length)
     finally:
         channel.close()
         exchange.conn.exchange_done(exchange)
@@ -228,16 +213,13 @@ async def _stream(call: ThreadedCall, channel: OutputChannel, first: list[bytes]
 
 async def _send_file_task(call: ThreadedCall, file: Any, offset: int, count: int) -> None:
     exchange = call.exchange
-    start = call.start
-    assert start is not None and start.response is not None
-    response = start.response
+    response = call.response
+    assert response is not None
     try:
         response.send_file(file, offset, count)
         await exchange.send_file(response)
-    except ConnectionError:
-        exchange.abort()
-    except Exception:
-        exchange.conn._handler_failed(exchange.request)
+    except Exception as exc:
+        response_failed(exchange, exc, call.length)
     finally:
         call._close(call.result)
         if call.error is not None:
@@ -261,11 +243,11 @@ def _fail(call: ThreadedCall) -> None:
 
 
 def _report(call: ThreadedCall) -> None:
-    """Log the application's error; answer 500, or cut the connection if the head is out."""
-    exchange = call.exchange
+    """Answer the application's error as ``failure.response_failed`` says (500, or a cut once
+    the head is out), raised here again so that the log has its traceback."""
     try:
         if call.error is not None:
             raise call.error
         raise RuntimeError("the application's response was invalid")
-    except BaseException:
-        exchange.conn._handler_failed(exchange.request)
+    except BaseException as exc:
+        response_failed(call.exchange, exc, call.length)
