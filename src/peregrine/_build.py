@@ -59,10 +59,14 @@ COMPILED_MODULES = (
     "peregrine.asgi.scope",
     "peregrine.ws.frames",
     "peregrine.wsgi.environ",
+    "peregrine.wsgi.failure",
+    "peregrine.wsgi.handler",
     "peregrine.wsgi.inline",
     "peregrine.wsgi.input",
     "peregrine.wsgi.output",
+    "peregrine.wsgi.pool",
     "peregrine.wsgi.start",
+    "peregrine.wsgi.threaded",
 )
 
 #: the environment variable that forces the pure-Python modules

@@ -16,7 +16,7 @@ from .pool import LoopInbox, ThreadPool
 from .threaded import ThreadedCall
 
 if TYPE_CHECKING:
-    from ..aio.exchange import Exchange
+    from ..aio.exchange import AnyExchange
 
 log = logging.getLogger("peregrine.error")
 
@@ -47,7 +47,7 @@ class WsgiHandler:
         #: calls from the application threads to the loop (which it learns at the first request)
         self.inbox = LoopInbox(None)
 
-    def serve_exchange(self, exchange: Exchange) -> None:
+    def serve_exchange(self, exchange: AnyExchange) -> None:
         """Run the application on ``exchange`` (called on the loop by the connection)."""
         pool = self.pool
         if pool is None:

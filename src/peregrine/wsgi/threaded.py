@@ -28,7 +28,7 @@ from .output import ClientGone, OutputChannel, pump
 from .start import StartResponse, body_bytes
 
 if TYPE_CHECKING:
-    from ..aio.exchange import Exchange
+    from ..aio.exchange import AnyExchange
     from ..http.response import Response
     from .handler import WsgiHandler
 
@@ -51,7 +51,7 @@ class ThreadedCall(StartResponse):
     )
 
     def __init__(
-        self, handler: WsgiHandler, exchange: Exchange, wsgi_input: Any, sockname: Any
+        self, handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any, sockname: Any
     ) -> None:
         super().__init__(exchange.request)
         self.handler = handler
@@ -176,7 +176,7 @@ def _start_output(call: ThreadedCall) -> None:
 
 
 def respond_whole(
-    exchange: Exchange, response: Response, length: int | None, chunks: list[bytes]
+    exchange: AnyExchange, response: Response, length: int | None, chunks: list[bytes]
 ) -> None:
     """Send a response whose whole body is ``chunks``.
 
