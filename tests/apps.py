@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import weakref
 
 import peregrine
 
@@ -152,3 +153,12 @@ class Engine(Behaviours):
     async def stream_raise(self, resp: peregrine.Response) -> None:
         await resp.write(b"first part\n")
         raise RuntimeError("boom in the middle of a stream")
+
+
+class StashingHandler:
+    """A handler that uses the response as a middleware would: its own attributes on it."""
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        resp.seen_by = "middleware"  # type: ignore[attr-defined]
+        ref = weakref.ref(resp)
+        resp.body = f"{resp.seen_by} {ref() is resp}".encode()  # type: ignore[attr-defined]

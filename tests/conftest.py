@@ -95,6 +95,7 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import peregrine
 
+    _long_tests_first(config, items)
     running = "pure" if peregrine.BUILD == "pure Python" else "compiled"
     for item in items:
         marker = item.get_closest_marker("only_build")
@@ -104,3 +105,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         assert build in ("compiled", "pure") and reason, "only_build(build, reason=...) both given"
         if build != running:
             item.add_marker(pytest.mark.skip(reason=f"{build} build only: {reason}"))
+
+
+# --- the longest tests start first -------------------------------------------------------------
+
+
+def _long_tests_first(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move the tests marked ``long`` (or ``cluster``) to the front of the xdist workers' shares.
+
+    They take many seconds of wall time, mostly waiting: started last, one of them would be the
+    whole run's tail while the other workers sit idle. xdist (``--dist load``) hands each worker
+    first a block of consecutive tests (a quarter of its share), so the long tests are dealt out
+    to the starts of those blocks, round robin. If xdist hands out tests another way, they are
+    still near the front. The order depends only on the collection and the worker count, the same
+    in every worker (xdist requires that).
+    """
+    long_tests = [
+        item
+        for item in items
+        if item.get_closest_marker("long") is not None
+        or item.get_closest_marker("cluster") is not None
+    ]
+    if not long_tests:
+        return
+    chosen = set(map(id, long_tests))
+    ordered = [item for item in items if id(item) not in chosen]
+    workerinput = getattr(config, "workerinput", None)
+    workers = int(workerinput["workercount"]) if workerinput else 1
+    block = max(len(items) // workers // 4, 2)
+    for k in reversed(range(workers)):  # the last block first: inserting does not move the others
+        at = min(k * block, len(ordered))
+        ordered[at:at] = long_tests[k::workers]
+    items[:] = ordered

@@ -161,6 +161,7 @@ def log_shows(log_path: Path, text: str, timeout: float = 15.0) -> bool:
     return False
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("reloading", ["polling", "watchfiles"], indirect=True)
 def test_reload_restarts_on_change_and_survives_a_syntax_error(
     reloading: tuple[Path, str, Path],

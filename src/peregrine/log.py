@@ -8,9 +8,7 @@ or a ``logging.config.fileConfig`` ``.ini`` file.
 
 from __future__ import annotations
 
-import json
 import logging
-import logging.config
 import os
 import sys
 from typing import Any, TextIO
@@ -71,6 +69,8 @@ def configure_logging(level: str, log_config: str | None = None) -> None:
 
 def load_log_config(path: str) -> None:
     """Configure logging from ``path`` (by its extension); ``ValueError`` says what is wrong."""
+    import logging.config  # only with --log-config: a plain server start need not load it
+
     extension = os.path.splitext(path)[1].lower()
     if not os.path.isfile(path):
         raise ValueError(f"cannot read --log-config {path!r}: no such file")
@@ -96,6 +96,8 @@ def _read_mapping(path: str, extension: str) -> Any:
         data = file.read()
     try:
         if extension == ".json":
+            import json
+
             return json.loads(data)
         if extension == ".toml":
             return _toml().loads(data.decode("utf-8"))

@@ -8,23 +8,18 @@ to the instant in ``test_connection.py``; what stays here needs the kernel or a 
 
 from __future__ import annotations
 
-import asyncio
 import email.utils
-import os
 import re
 import signal
 import socket
-import tempfile
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-import peregrine
-
-from ..apps import Engine
 from ..helpers import ServerProcess, raw_exchange, read_until_closed
+from .apps import REUSED_BODY_SIZE
 
 APP = "tests.apps:Engine"
 
@@ -693,42 +688,7 @@ class TestServer:
         assert not any('"GET /status?code=202' in line for line in server.lines[start:])
 
 
-FILE_APP = "tests.aio.test_connection_e2e:FileApp"
-
-
-_FILE_SIZE = 100_000
-
-
-class FileApp(Engine):
-    """``Engine`` plus file responses (``send_file``), which ``tests/apps.py`` has none of."""
-
-    def handle_request(self, req: peregrine.Request, resp: peregrine.Response):  # type: ignore[no-untyped-def]
-        if req.path == "/file":
-            resp.send_file(_file_to_send())
-            return None
-        if req.path == "/slow-file":
-            return self.slow_file(req, resp)
-        if req.path == "/backend-down":
-            return self.backend_down()
-        return super().handle_request(req, resp)
-
-    async def backend_down(self) -> None:
-        await asyncio.sleep(0)
-        raise ConnectionRefusedError("the handler's own backend refused it")
-
-    async def slow_file(self, req: peregrine.Request, resp: peregrine.Response) -> None:
-        await asyncio.sleep(float(req.query.get("s", "0.5")))
-        resp.send_file(_file_to_send())
-
-
-def _file_to_send() -> str:
-    path = os.path.join(tempfile.gettempdir(), f"peregrine-test-file-{os.getuid()}.bin")
-    if not os.path.exists(path) or os.path.getsize(path) != _FILE_SIZE:
-        tmp = f"{path}.{os.getpid()}"
-        with open(tmp, "wb") as f:
-            f.write(b"f" * _FILE_SIZE)
-        os.replace(tmp, path)
-    return path
+FILE_APP = "tests.aio.apps:FileApp"
 
 
 def count(server: ServerProcess) -> int:
@@ -838,25 +798,7 @@ class TestResponseDetails:
         assert head.count(b"\r\nconnection:") == 1, head
 
 
-REUSED_BUFFER_APP = "tests.aio.test_connection_e2e:ReusedBufferApp"
-
-
-_SIZE = 60000  # above the size where bytes bodies go out without a copy (1 KB)
-
-
-_BUFFER = bytearray(_SIZE)
-
-
-class ReusedBufferApp(Engine):
-    """``Engine`` plus a handler that builds every answer in one reused buffer."""
-
-    def handle_request(self, req: peregrine.Request, resp: peregrine.Response):  # type: ignore[no-untyped-def]
-        if req.path == "/reused":
-            # "%06d" % i, 10,000 times: the body of response i, written into the same buffer
-            _BUFFER[:] = b"%06d" % int(req.query.get("i", "0")) * (_SIZE // 6)
-            resp.body = _BUFFER  # type: ignore[assignment]  # the attribute: set_body would copy
-            return None
-        return super().handle_request(req, resp)
+REUSED_BUFFER_APP = "tests.aio.apps:ReusedBufferApp"
 
 
 @pytest.fixture(scope="module")
@@ -893,6 +835,6 @@ def test_body_is_what_the_handler_set(reused_buffer_server: ServerProcess) -> No
     for i, (first, end) in enumerate(zip(heads, heads[1:], strict=False)):
         head, _, body = raw[first:end].partition(b"\r\n\r\n")
         assert b"Content-Length: 60000" in head
-        if body != b"%06d" % i * (_SIZE // 6):
+        if body != b"%06d" % i * (REUSED_BODY_SIZE // 6):
             wrong.append(f"response {i}: {sorted(set(re.findall(rb'[0-9]{6}', body)))[:4]}")
     assert not wrong, "bodies changed after their handler returned: " + "; ".join(wrong[:5])

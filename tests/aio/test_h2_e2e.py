@@ -368,8 +368,10 @@ def test_rapid_reset_is_stopped_and_others_are_served(start_server) -> None:  # 
         ("SETTINGS", f.settings_frame([(f.SETTINGS_ENABLE_PUSH, 0)]) * 200_000),
     ],
 )
-def test_floods_end_in_goaway_with_bounded_memory(start_server, name: str, flood: bytes) -> None:  # type: ignore[no-untyped-def]
-    server = start_server(APP)
+def test_floods_end_in_goaway_with_bounded_memory(
+    server: ServerProcess, name: str, flood: bytes
+) -> None:
+    # the shared server: the growth is measured from this test's own start
     pid = server.proc.pid
     with client(server) as warm:
         warm.get("/count")

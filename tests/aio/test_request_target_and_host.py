@@ -14,20 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-import peregrine
-
 from ..helpers import ServerProcess, read_until_closed
 
-APP = "tests.aio.test_request_target_and_host:TargetApp"
-
-
-class TargetApp:
-    """Answers ``seen <method> <raw target>``; takes CONNECT to ``proxy.example:443`` (403)."""
-
-    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
-        if req.method == "CONNECT" and req.raw_path == b"proxy.example:443":
-            resp.status = 403
-        resp.set_body(b"seen %s %s" % (req.method.encode(), req.raw_path))
+APP = "tests.aio.apps:TargetApp"
 
 
 @pytest.fixture(scope="module")

@@ -115,16 +115,7 @@ class TestSubclasses:
         assert (headers.get("host"), headers.get("host"), headers.reads) == ("t", "t", 2)
 
 
-class StashingHandler:
-    """A handler that uses the response as a middleware would: its own attributes on it."""
-
-    def handle_request(self, req: Request, resp: Response) -> None:
-        resp.seen_by = "middleware"  # type: ignore[attr-defined]
-        ref = weakref.ref(resp)
-        resp.body = f"{resp.seen_by} {ref() is resp}".encode()  # type: ignore[attr-defined]
-
-
 def test_a_served_response_takes_the_handlers_attributes() -> None:
-    with ServerProcess("tests.http.test_extensible:StashingHandler") as server:
+    with ServerProcess("tests.apps:StashingHandler") as server:
         answer = httpx.get(server.url + "/", timeout=10)
     assert (answer.status_code, answer.text) == (200, "middleware True")

@@ -6,6 +6,7 @@ import json
 import socket
 import subprocess
 import sys
+from collections.abc import Iterator
 
 import pytest
 
@@ -18,7 +19,7 @@ from peregrine.http.forwarded import (
 from peregrine.http.headers import Headers
 from peregrine.http.request import Request
 
-from ..helpers import ROOT, read_response
+from ..helpers import ROOT, ServerProcess, read_response
 
 PID_APP = "tests.process.apps:Pid"
 
@@ -295,8 +296,16 @@ def _raw_request(host: str, port: int, headers: list[tuple[str, str]]) -> dict:
     return json.loads(body)
 
 
-def test_client_forwarded_header_passed_through_by_an_x_forwarded_proxy(start_server) -> None:
-    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+@pytest.fixture(scope="module")
+def server() -> Iterator[ServerProcess]:
+    """``tests.apps:Echo`` trusting the loopback proxy (stateless: the tests share it)."""
+    with ServerProcess("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1") as proc:
+        yield proc
+
+
+def test_client_forwarded_header_passed_through_by_an_x_forwarded_proxy(
+    server: ServerProcess,
+) -> None:
     # what nginx sends upstream with the docs' config: the client's headers, plus its own XFF/XFP
     data = _raw_request(
         server.host,
@@ -310,8 +319,9 @@ def test_client_forwarded_header_passed_through_by_an_x_forwarded_proxy(start_se
     assert (data["client"][0], data["scheme"]) == ("203.0.113.7", "http")
 
 
-def test_unterminated_quote_cannot_swallow_the_proxys_forwarded_element(start_server) -> None:
-    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+def test_unterminated_quote_cannot_swallow_the_proxys_forwarded_element(
+    server: ServerProcess,
+) -> None:
     # client sent `Forwarded: for=6.6.6.6;x="`; the proxy appended `, for=203.0.113.7;proto=http`
     data = _raw_request(
         server.host,
@@ -323,8 +333,7 @@ def test_unterminated_quote_cannot_swallow_the_proxys_forwarded_element(start_se
     assert data["client"][0] != "6.6.6.6"
 
 
-def test_x_forwarded_proto_uses_the_value_the_proxy_appended(start_server) -> None:
-    server = start_server("tests.apps:Echo", "--forwarded-allow-ips", "127.0.0.1", workers=1)
+def test_x_forwarded_proto_uses_the_value_the_proxy_appended(server: ServerProcess) -> None:
     data = _raw_request(
         server.host,
         server.port,

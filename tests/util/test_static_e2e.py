@@ -891,6 +891,7 @@ def test_file_truncated_while_sending_closes_connection(
     assert b"HTTP/1.1" not in rest
 
 
+@pytest.mark.long
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for memory use")
 @pytest.mark.parametrize("loop", _loops())
 def test_large_file_memory_is_bounded(site: Site, loop: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import peregrine
 import peregrine.ws
@@ -111,3 +112,87 @@ async def asgi_echo(scope, receive, send) -> None:  # type: ignore[no-untyped-de
             await send({"type": "websocket.send", "text": text})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+CLOSE_TICKER_EVERY = 0.05
+
+
+class HookProbeApp:
+    """Test endpoints the shared apps lack.
+
+    `/ticker`: an async `handle_ws_conn` that sends `tick` until `ws.closed` (the usual
+    push-loop shape). `/backend`: messages run an async hook that raises the handler's own
+    ConnectionRefusedError. `/slow`: every message waits 3 s in an async hook.
+    Every disconn is printed as `HOOK disconn PATH CODE`.
+    """
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        peregrine.ws.upgrade(req, resp)
+
+    async def handle_ws_conn(self, ws: Any) -> None:
+        if ws.request.path == "/ticker":
+            while not ws.closed:
+                ws.send("tick")
+                await asyncio.sleep(CLOSE_TICKER_EVERY)
+
+    async def handle_ws_message(self, ws: Any, message: Any) -> None:
+        path = ws.request.path
+        if path == "/backend":
+            await asyncio.sleep(0)
+            raise ConnectionRefusedError("the handler's own backend refused it")
+        if path == "/slow":
+            await asyncio.sleep(3)
+            return
+        ws.send(message)
+
+    def handle_ws_disconn(self, ws: Any, code: int) -> None:
+        print(f"HOOK disconn {ws.request.path} {code}", flush=True)
+
+
+class AsyncDisconnApp(HookProbeApp):
+    """HookProbeApp with an async `handle_ws_disconn` that awaits before it reports."""
+
+    async def handle_ws_disconn(self, ws: Any, code: int) -> None:  # type: ignore[override]
+        await asyncio.sleep(0.05)
+        print(f"HOOK disconn {ws.request.path} {code}", flush=True)
+
+
+class StateApp:
+    """Text commands: `ping` -> `ws.ping(b"app")`; `state` -> JSON of closed/close_code;
+    `close` -> closes with 4000 and reports closed/close_code after it; `drain-later` ->
+    waits 0.3 s then awaits `drain()`; `slow` -> waits 1 s then sends `late`;
+    `events` -> the log. Paths starting with `/raise` get a disconn hook that raises."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        peregrine.ws.upgrade(req, resp)
+
+    async def handle_ws_message(self, ws: Any, message: Any) -> None:
+        if message == "ping":
+            ws.ping(b"app")
+        elif message == "state":
+            ws.send(json.dumps({"closed": ws.closed, "close_code": ws.close_code}))
+        elif message == "close":
+            ws.close(4000, "app")
+            self.log.append(f"after-close {ws.closed} {ws.close_code}")
+        elif message == "drain-later":
+            await asyncio.sleep(0.3)
+            try:
+                await ws.drain()
+                self.log.append("drain returned")
+            except ConnectionResetError:
+                self.log.append(f"drain reset {ws.closed} {ws.close_code}")
+        elif message == "slow":
+            await asyncio.sleep(1.0)
+            ws.send("late")  # the connection is closed by now: a no-op
+            self.log.append(f"slow done {ws.closed}")
+        elif message == "events":
+            ws.send("|".join(self.log))
+
+    async def handle_ws_disconn(self, ws: Any, code: int) -> None:
+        await asyncio.sleep(0.01)
+        self.log.append(f"disconn {ws.request.path} {code} {ws.closed} {ws.close_code}")
+        if ws.request.path.startswith("/raise"):
+            raise RuntimeError("boom from handle_ws_disconn")

@@ -43,6 +43,7 @@ FAST = [
 ]
 
 
+@pytest.mark.long
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("interface", sorted(ECHO_APPS))
 def test_autobahn_fast_subset(interface: str, start_server: Callable[..., ServerProcess]) -> None:

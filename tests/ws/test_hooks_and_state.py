@@ -4,66 +4,20 @@ and a close that comes while an async hook runs."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
-
-import peregrine
-import peregrine.ws
 
 from ..helpers import ServerProcess
 from .test_websocket_e2e import CLOSE, PING, TEXT, RawClient
 
 
-class StateApp:
-    """Text commands: `ping` -> `ws.ping(b"app")`; `state` -> JSON of closed/close_code;
-    `close` -> closes with 4000 and reports closed/close_code after it; `drain-later` ->
-    waits 0.3 s then awaits `drain()`; `slow` -> waits 1 s then sends `late`;
-    `events` -> the log. Paths starting with `/raise` get a disconn hook that raises."""
-
-    def __init__(self) -> None:
-        self.log: list[str] = []
-
-    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
-        peregrine.ws.upgrade(req, resp)
-
-    async def handle_ws_message(self, ws: Any, message: Any) -> None:
-        if message == "ping":
-            ws.ping(b"app")
-        elif message == "state":
-            ws.send(json.dumps({"closed": ws.closed, "close_code": ws.close_code}))
-        elif message == "close":
-            ws.close(4000, "app")
-            self.log.append(f"after-close {ws.closed} {ws.close_code}")
-        elif message == "drain-later":
-            await asyncio.sleep(0.3)
-            try:
-                await ws.drain()
-                self.log.append("drain returned")
-            except ConnectionResetError:
-                self.log.append(f"drain reset {ws.closed} {ws.close_code}")
-        elif message == "slow":
-            await asyncio.sleep(1.0)
-            ws.send("late")  # the connection is closed by now: a no-op
-            self.log.append(f"slow done {ws.closed}")
-        elif message == "events":
-            ws.send("|".join(self.log))
-
-    async def handle_ws_disconn(self, ws: Any, code: int) -> None:
-        await asyncio.sleep(0.01)
-        self.log.append(f"disconn {ws.request.path} {code} {ws.closed} {ws.close_code}")
-        if ws.request.path.startswith("/raise"):
-            raise RuntimeError("boom from handle_ws_disconn")
-
-
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
     with ServerProcess(
-        "tests.ws.test_hooks_and_state:StateApp",
+        "tests.ws.apps:StateApp",
         "--ws-ping-interval",
         "0",
         "--graceful-timeout",

@@ -16,8 +16,6 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-import peregrine
-import peregrine.ws
 from peregrine.ws.frames import FrameParser, serialize_frame
 
 from ..helpers import ServerProcess, read_response
@@ -170,11 +168,11 @@ class TestHandshake:
 
         assert run(main()) == ("json", None)
 
-    def test_426_with_upgrade_has_connection_upgrade(self) -> None:
+    def test_426_with_upgrade_has_connection_upgrade(self, echo: ServerProcess) -> None:
         """`Sec-WebSocket-Version: 8`. The 426 carries `Upgrade: websocket`; RFC 9110 7.8:
         "When Upgrade is sent, the sender MUST also send a Connection header field that
         contains an 'upgrade' connection option". Guards against: no Connection header at all."""
-        with ServerProcess("tests.ws.apps:Echo") as server, server.connect() as sock:
+        with echo.connect() as sock:
             sock.sendall(
                 b"GET /ws HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 8\r\n\r\n"
@@ -503,50 +501,7 @@ class TestExample:
         assert run(main()) == ["message 1", b"\x01"]
 
 
-CLOSE_TICKER_EVERY = 0.05
-
-
-class HookProbeApp:
-    """Test endpoints the shared apps lack.
-
-    `/ticker`: an async `handle_ws_conn` that sends `tick` until `ws.closed` (the usual
-    push-loop shape). `/backend`: messages run an async hook that raises the handler's own
-    ConnectionRefusedError. `/slow`: every message waits 3 s in an async hook.
-    Every disconn is printed as `HOOK disconn PATH CODE`.
-    """
-
-    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
-        peregrine.ws.upgrade(req, resp)
-
-    async def handle_ws_conn(self, ws: Any) -> None:
-        if ws.request.path == "/ticker":
-            while not ws.closed:
-                ws.send("tick")
-                await asyncio.sleep(CLOSE_TICKER_EVERY)
-
-    async def handle_ws_message(self, ws: Any, message: Any) -> None:
-        path = ws.request.path
-        if path == "/backend":
-            await asyncio.sleep(0)
-            raise ConnectionRefusedError("the handler's own backend refused it")
-        if path == "/slow":
-            await asyncio.sleep(3)
-            return
-        ws.send(message)
-
-    def handle_ws_disconn(self, ws: Any, code: int) -> None:
-        print(f"HOOK disconn {ws.request.path} {code}", flush=True)
-
-
-class AsyncDisconnApp(HookProbeApp):
-    """HookProbeApp with an async `handle_ws_disconn` that awaits before it reports."""
-
-    async def handle_ws_disconn(self, ws: Any, code: int) -> None:  # type: ignore[override]
-        await asyncio.sleep(0.05)
-        print(f"HOOK disconn {ws.request.path} {code}", flush=True)
-
-
-HOOK_PROBE_APP = "tests.ws.test_websocket_e2e:HookProbeApp"
+HOOK_PROBE_APP = "tests.ws.apps:HookProbeApp"
 
 
 def _frame(opcode: int, payload: bytes = b"", fin: bool = True, rsv1: bool = False) -> bytes:
@@ -614,7 +569,7 @@ class TestHooksAndClosing:
         starts the hook as a task that the loop never runs to completion ("Task was destroyed
         but it is pending!"), so it never finishes."""
         server = ServerProcess(
-            "tests.ws.test_websocket_e2e:AsyncDisconnApp",
+            "tests.ws.apps:AsyncDisconnApp",
             "--ws-ping-interval",
             "0",
             "--graceful-timeout",

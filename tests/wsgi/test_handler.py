@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -147,13 +148,21 @@ def test_expect_100_continue_is_sent_when_the_body_is_wanted(server: ServerProce
     assert status == 200 and echoed == body
 
 
-def test_body_over_max_body_size_is_refused_before_the_app_runs() -> None:
-    with ServerProcess("tests.wsgi.apps:app", "--max-body-size", "1000") as small:
-        response = httpx.post(f"{small.url}/echo?tag=too-big", content=b"x" * 1001, timeout=10)
-        assert response.status_code == 413
-        assert get(small, "/calls?tag=too-big").text == "0"
-        ok = httpx.post(f"{small.url}/echo?tag=fits", content=b"x" * 1000, timeout=10)
-        assert ok.status_code == 200 and get(small, "/calls?tag=fits").text == "1"
+@pytest.fixture(scope="module", params=["4", "0"], ids=["pool", "loop"])
+def small(request: pytest.FixtureRequest) -> Iterator[ServerProcess]:
+    """The test apps with bodies of at most 1000 bytes, in each mode."""
+    with ServerProcess(
+        "tests.wsgi.apps:app", "--max-body-size", "1000", "--threads", request.param
+    ) as proc:
+        yield proc
+
+
+def test_body_over_max_body_size_is_refused_before_the_app_runs(small: ServerProcess) -> None:
+    response = httpx.post(f"{small.url}/echo?tag=too-big", content=b"x" * 1001, timeout=10)
+    assert response.status_code == 413
+    assert get(small, "/calls?tag=too-big").text == "0"
+    ok = httpx.post(f"{small.url}/echo?tag=fits", content=b"x" * 1000, timeout=10)
+    assert ok.status_code == 200 and get(small, "/calls?tag=fits").text == "1"
 
 
 def test_unread_body_is_drained_for_keep_alive(server: ServerProcess) -> None:
@@ -412,20 +421,16 @@ def test_error_in_close_after_a_complete_body_is_logged(server: ServerProcess) -
     assert get(server, "/closed?tag=none").text == "no"  # the server carries on
 
 
-@pytest.mark.parametrize("mode", ["4", "0"])
-def test_chunked_body_over_max_body_size_gets_413(mode: str) -> None:
-    with ServerProcess(
-        "tests.wsgi.apps:app", "--max-body-size", "1000", "--threads", mode
-    ) as small:
-        with small.connect() as sock:
-            sock.sendall(
-                b"POST /echo?tag=chunked-too-big HTTP/1.1\r\nHost: h\r\n"
-                b"Transfer-Encoding: chunked\r\n\r\n" + b"3e8\r\n" + b"x" * 1000 + b"\r\n"
-                b"1\r\nx\r\n0\r\n\r\n"
-            )
-            data = read_until_closed(sock)
-        assert data.startswith(b"HTTP/1.1 413 ")
-        assert data.count(b"HTTP/1.1") == 1
+def test_chunked_body_over_max_body_size_gets_413(small: ServerProcess) -> None:
+    with small.connect() as sock:
+        sock.sendall(
+            b"POST /echo?tag=chunked-too-big HTTP/1.1\r\nHost: h\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n" + b"3e8\r\n" + b"x" * 1000 + b"\r\n"
+            b"1\r\nx\r\n0\r\n\r\n"
+        )
+        data = read_until_closed(sock)
+    assert data.startswith(b"HTTP/1.1 413 ")
+    assert data.count(b"HTTP/1.1") == 1
 
 
 def test_sigterm_lets_a_running_request_finish() -> None:

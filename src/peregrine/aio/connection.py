@@ -32,7 +32,7 @@ from ..http.status import STATUS_LINES
 from ..metrics.recorder import BOUNDS, FIRST_BOUND, OTHER_SLOTS, RESPONSE_SLOTS
 from .body import RequestBody
 from .exchange import Exchange, keep_alive
-from .h2connection import negotiated_h2, sniff_preface, take_over
+from .h2preface import negotiated_h2, sniff_preface, take_over
 from .linger import Lingerer
 from .send_watchdog import SendWatchdog
 from .state import ServerState

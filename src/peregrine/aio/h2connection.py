@@ -13,7 +13,8 @@ streamed or file body waits for the client's flow-control window (at most one wr
 stream) and for the transport.
 
 How a connection becomes HTTP/2 (see :func:`take_over`): over TLS when ALPN picked ``h2``; on
-cleartext when its first bytes are the client preface (prior knowledge).
+cleartext when its first bytes are the client preface (prior knowledge). ``aio/h2preface.py``
+notices both and imports this module only then.
 """
 
 from __future__ import annotations
@@ -52,7 +53,6 @@ _HTTP1_ONLY = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade")
 )
 _METHODS = {m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")}
-_PREFACE = frames.PREFACE
 # content-length fields by length: bodies often have the same few sizes
 _LENGTH_FIELDS: dict[int, tuple[bytes, bytes]] = {}
 
@@ -69,25 +69,6 @@ def limits_from(config: Any) -> Limits:
     )
 
 
-def sniff_preface(conn: Any, data: bytes) -> bytes:
-    """Called by the HTTP/1 connection with its first bytes while they may be the h2c preface.
-
-    Returns the bytes the HTTP/1 parser should see (none while the preface is still possible,
-    or after the connection went to HTTP/2).
-    """
-    seen: bytes = conn.h2_preface + data
-    n = min(len(seen), len(_PREFACE))
-    if seen[:n] != _PREFACE[:n]:
-        conn.h2_preface = None
-        return seen
-    if n < len(_PREFACE):
-        conn.h2_preface = seen  # part of the preface so far: wait for the rest
-        return b""
-    conn.h2_preface = None
-    take_over(conn, seen)
-    return b""
-
-
 def take_over(conn: Any, data: bytes) -> None:
     """Move an HTTP/1 connection's transport to a new :class:`Http2Connection`.
 
@@ -101,12 +82,6 @@ def take_over(conn: Any, data: bytes) -> None:
     protocol.connection_made(transport)
     if data:
         protocol.data_received(data)
-
-
-def negotiated_h2(transport: asyncio.BaseTransport) -> bool:
-    """True when TLS ALPN picked ``h2`` on this transport."""
-    ssl_object = transport.get_extra_info("ssl_object")
-    return ssl_object is not None and ssl_object.selected_alpn_protocol() == "h2"
 
 
 class H2Exchange:

@@ -5,17 +5,21 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..accesslog import AccessLog
 from ..config import Config
 from ..http.dates import date_line
 from ..http.request import Request
 from ..metrics.recorder import MetricsRecorder
-from ..ws.deflate import DeflateParams
 from .health import HealthCheck
 from .timers import TimerQueue
-from .websocket import WebSocketConnection
+
+if TYPE_CHECKING:
+    # imported when a connection upgrades (open_websocket): a server start need not load the
+    # WebSocket modules
+    from ..ws.deflate import DeflateParams
+    from .websocket import WebSocketConnection
 
 
 class ServedConnection(Protocol):
@@ -123,4 +127,6 @@ class ServerState:
     ) -> WebSocketConnection:
         """The protocol a connection switches to after ``peregrine.ws.upgrade`` accepted a
         handshake (the asyncio side of that upgrade: ``peregrine.ws.Handoff`` calls this)."""
+        from .websocket import WebSocketConnection
+
         return WebSocketConnection(self, request, subprotocol, deflate)
