@@ -262,7 +262,7 @@ def _where(traceback: Any) -> str:
 
 
 def one_pass(
-    python: str, kind: str, conns: int, frames: int, top: int
+    python: str, kind: str, conns: int, frames: int, top: int, warmup: int = 20
 ) -> tuple[int, dict[str, Any]]:
     """Run the server and the idle clients once; return (connections held, the child's result)."""
     child_cmd = [python, __file__, "--child", kind, "--conns", str(conns)]
@@ -275,16 +275,19 @@ def one_pass(
         if len(first) != 2 or first[0] != "PORT":
             raise RuntimeError(f"server did not start: {first}")
         port = first[1]
-        # one connection made and closed first: lazy imports and caches are not counted
-        warm = subprocess.run(
-            [sys.executable, str(BENCH / "idleconns.py"), "--port", port, "--conns", "20"],
-            input="\n\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if "READY opened=20" not in warm.stdout:
-            raise RuntimeError(f"warm-up failed: {warm.stdout} {warm.stderr}")
+        # a few connections made and closed first: lazy imports and caches are not counted
+        # (--warmup 0 counts them, as bench/run.py's idle-mem case does)
+        if warmup:
+            warm = subprocess.run(
+                [sys.executable, str(BENCH / "idleconns.py"), "--port", port]
+                + ["--conns", str(warmup)],
+                input="\n\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if f"READY opened={warmup}" not in warm.stdout:
+                raise RuntimeError(f"warm-up failed: {warm.stdout} {warm.stderr}")
         server.stdin.write("base\n")
         server.stdin.flush()
         server.stdout.readline()
@@ -337,6 +340,9 @@ def main() -> int:
     p.add_argument("--conns", type=int, default=10000)
     p.add_argument("--frames", type=int, default=1, help="traceback depth of tracemalloc")
     p.add_argument("--top", type=int, default=10, help="allocation sites listed")
+    p.add_argument(
+        "--warmup", type=int, default=20, help="connections made and closed before the baseline"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args()
     raise_nofile(a.conns + 200)
@@ -350,8 +356,8 @@ def main() -> int:
         run(child_main(a.child, a.conns, a.frames, a.top))
         return 0
     python = a.python or sys.executable
-    held, plain = one_pass(python, a.server, a.conns, 0, 0)
-    held_t, traced = one_pass(python, a.server, a.conns, a.frames, a.top)
+    held, plain = one_pass(python, a.server, a.conns, 0, 0, a.warmup)
+    held_t, traced = one_pass(python, a.server, a.conns, a.frames, a.top, a.warmup)
     print(f"{a.server}: {held} idle keep-alive connections held")
     print(f"  RSS per connection:         {plain['rss'] / held:8.0f} B")
     print(f"  tracemalloc per connection: {traced['traced'] / held_t:8.0f} B")
