@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
 from pathlib import Path
@@ -125,11 +127,94 @@ async def start_server(kind: str, conns: int) -> tuple[int, Any]:
     return port, stop
 
 
+class _Mallinfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+            "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def glibc_heap() -> dict[str, int]:
+    """glibc malloc's own counts (``mallinfo2``, glibc >= 2.33); empty elsewhere.
+
+    ``malloc_heap``: bytes the main heap took with brk (in use and free together);
+    ``malloc_used`` / ``malloc_free``: of those, in use (chunk headers included) and free but
+    kept; ``malloc_mmap``: chunks big enough for mmap of their own (dicts and arrays of
+    thousands of entries)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallinfo2 = libc.mallinfo2
+    except (OSError, AttributeError):
+        return {}
+    mallinfo2.restype = _Mallinfo2
+    info = mallinfo2()
+    return {
+        "malloc_heap": info.arena,
+        "malloc_used": info.uordblks,
+        "malloc_free": info.fordblks,
+        "malloc_mmap": info.hblkhd,
+    }
+
+
+_PYMALLOC_LINES = {
+    "# bytes in allocated blocks": "pymalloc_used",
+    "# bytes in available blocks": "pymalloc_free_blocks",
+}
+
+
+def pymalloc_heap() -> dict[str, int]:
+    """pymalloc's counts (objects of up to 512 bytes) from ``sys._debugmallocstats()``.
+
+    ``pymalloc_arena_bytes``: 1 MiB arenas held (each an mmap of its own, only touched pages in RSS);
+    ``pymalloc_used``: bytes in live blocks (rounded up to the 16-byte size class);
+    ``pymalloc_free_blocks``: free blocks in pools that still hold a live one (the holes);
+    ``pymalloc_free_pools``: bytes of pools with no live block in arenas still held."""
+    out: dict[str, int] = {}
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+") as tmp:
+        sys.stderr.flush()
+        os.dup2(tmp.fileno(), 2)
+        try:
+            sys._debugmallocstats()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        tmp.seek(0)
+        for line in tmp:
+            label, _, value = line.partition("=")
+            label = label.strip()
+            if label in _PYMALLOC_LINES:
+                out[_PYMALLOC_LINES[label]] = int(value.strip().replace(",", ""))
+            elif label.endswith("arenas * 1048576 bytes/arena"):
+                out["pymalloc_arena_bytes"] = int(value.strip().replace(",", ""))
+            elif label.endswith("unused pools * 16384 bytes"):
+                out["pymalloc_free_pools"] = int(value.strip().replace(",", ""))
+    return out
+
+
+def anonymous_rss() -> int:
+    """Resident anonymous memory (the heaps, not the mapped libraries), from smaps_rollup."""
+    try:
+        with open("/proc/self/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Anonymous:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def measure(snapshot: bool) -> tuple[dict[str, int], Any]:
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
     snap = tracemalloc.take_snapshot() if snapshot and tracemalloc.is_tracing() else None
-    return {"rss": rss_bytes(), "traced": traced}, snap
+    counts = {"rss": rss_bytes(), "anon": anonymous_rss(), "traced": traced}
+    counts.update(glibc_heap())
+    counts.update(pymalloc_heap())
+    return counts, snap
 
 
 async def child_main(kind: str, conns: int, frames: int, top: int) -> None:
@@ -177,7 +262,7 @@ def _where(traceback: Any) -> str:
 
 
 def one_pass(
-    python: str, kind: str, conns: int, frames: int, top: int
+    python: str, kind: str, conns: int, frames: int, top: int, warmup: int = 20
 ) -> tuple[int, dict[str, Any]]:
     """Run the server and the idle clients once; return (connections held, the child's result)."""
     child_cmd = [python, __file__, "--child", kind, "--conns", str(conns)]
@@ -190,16 +275,19 @@ def one_pass(
         if len(first) != 2 or first[0] != "PORT":
             raise RuntimeError(f"server did not start: {first}")
         port = first[1]
-        # one connection made and closed first: lazy imports and caches are not counted
-        warm = subprocess.run(
-            [sys.executable, str(BENCH / "idleconns.py"), "--port", port, "--conns", "20"],
-            input="\n\n",
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        if "READY opened=20" not in warm.stdout:
-            raise RuntimeError(f"warm-up failed: {warm.stdout} {warm.stderr}")
+        # a few connections made and closed first: lazy imports and caches are not counted
+        # (--warmup 0 counts them, as bench/run.py's idle-mem case does)
+        if warmup:
+            warm = subprocess.run(
+                [sys.executable, str(BENCH / "idleconns.py"), "--port", port]
+                + ["--conns", str(warmup)],
+                input="\n\n",
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            if f"READY opened={warmup}" not in warm.stdout:
+                raise RuntimeError(f"warm-up failed: {warm.stdout} {warm.stderr}")
         server.stdin.write("base\n")
         server.stdin.flush()
         server.stdout.readline()
@@ -232,6 +320,19 @@ def one_pass(
                 proc.wait()
 
 
+_HEAP_LINES = (
+    ("anon", "anonymous RSS (smaps_rollup; RSS less the mapped files' pages)"),
+    ("pymalloc_arena_bytes", "pymalloc arenas held (1 MiB mmaps; untouched pages not in RSS)"),
+    ("pymalloc_used", "  pymalloc live blocks"),
+    ("pymalloc_free_blocks", "  pymalloc free blocks in pools in use"),
+    ("pymalloc_free_pools", "  pymalloc empty pools in held arenas"),
+    ("malloc_heap", "glibc main heap (brk)"),
+    ("malloc_used", "  glibc in use (PyMem_Raw*, objects > 512 B, libuv, chunk headers)"),
+    ("malloc_free", "  glibc free but kept"),
+    ("malloc_mmap", "glibc mmapped chunks"),
+)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--server", choices=["peregrine", "uvicorn"], default="peregrine")
@@ -239,6 +340,9 @@ def main() -> int:
     p.add_argument("--conns", type=int, default=10000)
     p.add_argument("--frames", type=int, default=1, help="traceback depth of tracemalloc")
     p.add_argument("--top", type=int, default=10, help="allocation sites listed")
+    p.add_argument(
+        "--warmup", type=int, default=20, help="connections made and closed before the baseline"
+    )
     p.add_argument("--child", help=argparse.SUPPRESS)
     a = p.parse_args()
     raise_nofile(a.conns + 200)
@@ -252,11 +356,15 @@ def main() -> int:
         run(child_main(a.child, a.conns, a.frames, a.top))
         return 0
     python = a.python or sys.executable
-    held, plain = one_pass(python, a.server, a.conns, 0, 0)
-    held_t, traced = one_pass(python, a.server, a.conns, a.frames, a.top)
+    held, plain = one_pass(python, a.server, a.conns, 0, 0, a.warmup)
+    held_t, traced = one_pass(python, a.server, a.conns, a.frames, a.top, a.warmup)
     print(f"{a.server}: {held} idle keep-alive connections held")
     print(f"  RSS per connection:         {plain['rss'] / held:8.0f} B")
     print(f"  tracemalloc per connection: {traced['traced'] / held_t:8.0f} B")
+    print("  where the RSS went (plain pass, bytes per connection):")
+    for key, what in _HEAP_LINES:
+        if key in plain:
+            print(f"    {plain[key] / held:8.0f} B  {what}")
     print("  where (bytes and blocks per connection, innermost frame first):")
     for size, count, where in traced.get("top", []):
         print(f"    {size:8.1f} B {count:6.2f}  {where}")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from peregrine.aio.timers import TimerQueue
@@ -15,11 +17,29 @@ def loop_timers(loop: ClockLoop) -> int:
     return sum(1 for t in loop._scheduled if not t.cancelled())  # type: ignore[attr-defined]
 
 
+class Owner:
+    """A timer's owner that runs a function when its timer is due."""
+
+    def __init__(self, action: Callable[[], object]) -> None:
+        self.timer_number = 0
+        self.action = action
+
+    def on_timer(self) -> None:
+        assert self.timer_number == 0  # no longer pending once called
+        self.action()
+
+
+def call_at(queue: TimerQueue, when: float, action: Callable[[], object]) -> Owner:
+    owner = Owner(action)
+    queue.call_at(when, owner)
+    return owner
+
+
 def test_each_timer_fires_at_its_own_time_on_one_loop_timer(loop: ClockLoop) -> None:
     queue = TimerQueue(loop)
     fired: list[tuple[str, float]] = []
     for name, delay in (("c", 3), ("a", 1), ("b", 2)):
-        queue.call_at(START + delay, lambda name=name: fired.append((name, loop.elapsed)))
+        call_at(queue, START + delay, lambda name=name: fired.append((name, loop.elapsed)))
     assert loop_timers(loop) == 1
     loop.advance(1 - EPSILON)
     assert fired == []
@@ -34,7 +54,7 @@ def test_equal_times_fire_in_creation_order(loop: ClockLoop) -> None:
     queue = TimerQueue(loop)
     fired: list[int] = []
     for i in range(5):
-        queue.call_at(START + 1, lambda i=i: fired.append(i))
+        call_at(queue, START + 1, lambda i=i: fired.append(i))
     loop.advance(1)
     assert fired == [0, 1, 2, 3, 4]
 
@@ -42,13 +62,23 @@ def test_equal_times_fire_in_creation_order(loop: ClockLoop) -> None:
 def test_a_cancelled_timer_does_not_fire(loop: ClockLoop) -> None:
     queue = TimerQueue(loop)
     fired: list[str] = []
-    first = queue.call_at(START + 1, lambda: fired.append("first"))
-    queue.call_at(START + 2, lambda: fired.append("second"))
-    first.cancel()
-    first.cancel()  # twice is harmless
-    assert first.cancelled()
+    first = call_at(queue, START + 1, lambda: fired.append("first"))
+    call_at(queue, START + 2, lambda: fired.append("second"))
+    queue.cancel(first)
+    queue.cancel(first)  # twice is harmless
+    assert first.timer_number == 0
     loop.advance(3)
     assert fired == ["second"] and len(queue) == 0
+
+
+def test_a_new_timer_replaces_the_owners_pending_one(loop: ClockLoop) -> None:
+    queue = TimerQueue(loop)
+    fired: list[float] = []
+    owner = call_at(queue, START + 1, lambda: fired.append(loop.elapsed))
+    queue.call_at(START + 2, owner)
+    queue.call_at(START + 3, owner)
+    loop.advance(5)
+    assert fired == [3] and len(queue) == 0 and loop_timers(loop) == 0
 
 
 @pytest.mark.parametrize("delay", [0.5, 1.5, 5])
@@ -59,10 +89,10 @@ def test_a_timer_set_from_a_callback_fires_at_its_time(loop: ClockLoop, delay: f
 
     def first() -> None:
         fired.append(("first", loop.elapsed))
-        queue.call_at(loop.time() + delay, lambda: fired.append(("again", loop.elapsed)))
+        call_at(queue, loop.time() + delay, lambda: fired.append(("again", loop.elapsed)))
 
-    queue.call_at(START + 1, first)
-    queue.call_at(START + 3, lambda: fired.append(("waiting", loop.elapsed)))
+    call_at(queue, START + 1, first)
+    call_at(queue, START + 3, lambda: fired.append(("waiting", loop.elapsed)))
     loop.advance(10)
     assert sorted(fired, key=lambda f: f[1]) == fired
     assert ("again", 1 + delay) in fired and ("waiting", 3) in fired
@@ -72,10 +102,10 @@ def test_cancelled_timers_do_not_pile_up(loop: ClockLoop) -> None:
     """Connections that close cancel their timers: the heap is rebuilt without them."""
     queue = TimerQueue(loop)
     fired: list[str] = []
-    queue.call_at(START + 100, lambda: fired.append("kept"))
+    call_at(queue, START + 100, lambda: fired.append("kept"))
     most = 0
     for _ in range(10_000):
-        queue.call_at(START + 50, lambda: fired.append("cancelled")).cancel()
+        queue.cancel(call_at(queue, START + 50, lambda: fired.append("cancelled")))
         most = max(most, len(queue))
     assert most <= 2 * 64 + 1
     loop.advance(100)
@@ -89,8 +119,8 @@ def test_a_failing_callback_is_reported_and_the_others_still_fire(loop: ClockLoo
     def fail() -> None:
         raise RuntimeError("boom")
 
-    queue.call_at(START + 1, fail)
-    queue.call_at(START + 1, lambda: fired.append("after"))
+    call_at(queue, START + 1, fail)
+    call_at(queue, START + 1, lambda: fired.append("after"))
     loop.advance(1)
     assert fired == ["after"]
     (error,) = loop.errors

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from bisect import bisect_left
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from time import perf_counter
 from typing import Any, Final, cast
 
@@ -35,8 +35,7 @@ from .exchange import Exchange, keep_alive
 from .h2preface import negotiated_h2, sniff_preface, take_over
 from .linger import Lingerer
 from .send_watchdog import SendWatchdog
-from .state import ServerState
-from .timers import Timer
+from .state import ServerState, peer_address
 
 log: Final = logging.getLogger("peregrine.error")
 
@@ -48,6 +47,11 @@ _BODY: Final = 3
 # idle, and makes a new one on the next byte; after that byte the timer comes back within this
 # many seconds to drop it again, so a connection that goes quiet holds no parser for long.
 _PARK_AFTER = 0.5
+
+
+#: ``bodies`` of every native handler's connection: only an adapter's parser yields body pieces
+#: (``_route_events``), so nothing is ever added to it
+_NO_BODIES: Final[list[RequestBody]] = []
 
 
 def error_response(status: int, date_line: bytes, server_line: bytes) -> bytes:
@@ -78,7 +82,6 @@ class HttpConnection(asyncio.Protocol):
         "queue",
         "busy",
         "closed",
-        "client",
         "scheme",
         "trusted_proxy",
         "write_paused",
@@ -86,9 +89,8 @@ class HttpConnection(asyncio.Protocol):
         "send_watchdog",
         "deadline",
         "deadline_kind",
-        "timer",
+        "timer_number",
         "timer_at",
-        "dispatch",
         "adapter",
         "exchange",
         "receiving",
@@ -107,16 +109,13 @@ class HttpConnection(asyncio.Protocol):
         handler = state.handler
         #: an interface adapter (ASGI, WSGI): ``serve_exchange(exchange)`` runs the application
         self.adapter = getattr(handler, "serve_exchange", None)
-        #: how a complete request head is handed on: to the native handler, or to the adapter
-        #: (a bound method: 64 bytes per connection, but calling the class's function with the
-        #: connection cost ~150 instructions more per request)
-        self.dispatch: Callable[[Request], None]
+        # a complete request head goes to the native handler (_handle) when handle_request is
+        # set, else to the adapter (_start_exchange): a branch at each, rather than one bound
+        # method kept per connection (64 bytes each)
         if self.adapter is None:
             self.handle_request = state.handle_request or handler.handle_request
-            self.dispatch = self._handle
         else:
             self.handle_request = None
-            self.dispatch = self._start_exchange
         self.transport: asyncio.Transport | None = None
         self.parser: RequestParser | None = None
         # lists, not deques: an empty deque holds a 64-slot block (760 bytes on an idle
@@ -128,12 +127,12 @@ class HttpConnection(asyncio.Protocol):
         self.exchange: Exchange | None = None
         #: with an adapter: the body of the latest request whose head arrived, until it is whole
         self.receiving: RequestBody | None = None
-        #: with an adapter: the bodies of the requests waiting in ``queue``, in order
-        self.bodies: list[RequestBody] = []
+        #: with an adapter: the bodies of the requests waiting in ``queue``, in order (a native
+        #: handler's connection shares one empty list it never adds to: 56 bytes less each)
+        self.bodies: list[RequestBody] = [] if self.adapter is not None else _NO_BODIES
         #: what an adapter keeps for the life of the connection (e.g. the ASGI scope's fixed part)
         self.adapter_data: Any = None
         self.closed = False
-        self.client: tuple[str, int] | None = None
         self.scheme = "http"
         self.trusted_proxy = False
         self.write_paused = False
@@ -141,9 +140,10 @@ class HttpConnection(asyncio.Protocol):
         self.send_watchdog: SendWatchdog | None = None
         self.deadline = 0.0
         self.deadline_kind = 0
-        # on the worker's shared timer queue: a loop timer each would cost ~600 bytes
-        self.timer: Timer | None = None
-        self.timer_at = 0.0  # when self.timer fires
+        # the read timer, on the worker's shared timer queue (a loop timer each would cost ~600
+        # bytes): the number of its entry there, 0 when none is set (see aio/timers.py)
+        self.timer_number = 0
+        self.timer_at = 0.0  # when that timer fires
         self.reading_paused = False
         self.eof = False
         self.upgraded = False
@@ -165,8 +165,8 @@ class HttpConnection(asyncio.Protocol):
                 state.access_log.error(503, transport.get_extra_info("peername"))
             self.close()
             return
-        self.client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
-        self.parser = self._new_parser()
+        client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
+        self.parser = self._new_parser(client)
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
         now = self.loop.time()
         self.deadline = now + config.header_timeout
@@ -180,14 +180,21 @@ class HttpConnection(asyncio.Protocol):
             elif negotiated_h2(transport):
                 take_over(self, b"")  # ALPN picked h2
 
-    def _new_parser(self) -> RequestParser:
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer's ``(host, port)``, asked of the transport each time (once per parser, so
+        once per idle spell): kept on every idle connection, the tuple, its host string and its
+        port would cost ~150 bytes. None for a unix socket, or once the peer has gone."""
+        return peer_address(self.transport) if self.transport is not None else None
+
+    def _new_parser(self, client: tuple[str, int] | None) -> RequestParser:
         config = self.config
         return RequestParser(
             config.max_request_line,
             config.max_header_size,
             config.max_header_count,
             config.max_body_size,
-            self.client,
+            client,
             self.scheme,
             stream_bodies=self.adapter is not None,
             max_chunk_extensions=config.max_chunk_extensions,
@@ -225,7 +232,11 @@ class HttpConnection(asyncio.Protocol):
             if requests:
                 parser.requests = []
                 if len(requests) == 1 and not (self.busy or self.write_paused or self.queue):
-                    self.dispatch(requests[0])  # the common case: no queue needed
+                    # the common case: no queue needed
+                    if self.handle_request is not None:
+                        self._handle(requests[0])
+                    else:
+                        self._start_exchange(requests[0])
                 else:
                     self.queue.extend(requests)
             elif (
@@ -263,7 +274,7 @@ class HttpConnection(asyncio.Protocol):
             deadline = self.loop.time() + self.config.keep_alive_timeout
             self.deadline = deadline
             self.deadline_kind = _KEEP_ALIVE
-            if self.timer is None or self.timer_at > deadline:
+            if not self.timer_number or self.timer_at > deadline:
                 self._start_timer(deadline)
         else:
             self._arm_read_deadline(new_message)
@@ -284,9 +295,8 @@ class HttpConnection(asyncio.Protocol):
         self.closed = True
         self.state.connections.discard(self)
         self.deadline_kind = 0
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.timer_number:
+            self.state.timers.cancel(self)
         if self.send_watchdog is not None:
             self.send_watchdog.stop()
         self.queue.clear()
@@ -318,7 +328,10 @@ class HttpConnection(asyncio.Protocol):
             if isinstance(item, ProtocolError):
                 self._send_error(item.status)
                 return
-            self.dispatch(item)
+            if self.handle_request is not None:
+                self._handle(item)
+            else:
+                self._start_exchange(item)
         if self.closed:
             return
         if self.busy:
@@ -332,7 +345,7 @@ class HttpConnection(asyncio.Protocol):
         if parser.upgrade_data is not None:
             # The handler did not take up the upgrade: go on speaking HTTP with what followed.
             leftover = parser.upgrade_data
-            self.parser = self._new_parser()
+            self.parser = self._new_parser(self.client)
             self._resume_reading()
             if leftover:
                 self.data_received(leftover)
@@ -673,9 +686,8 @@ class HttpConnection(asyncio.Protocol):
             self.send_watchdog.stop()
         self.state.connections.discard(self)
         self.deadline_kind = 0
-        if self.timer is not None:
-            self.timer.cancel()
-            self.timer = None
+        if self.timer_number:
+            self.state.timers.cancel(self)
 
     def _upgrade(self, response: Response) -> None:
         transport = self.transport
@@ -782,18 +794,16 @@ class HttpConnection(asyncio.Protocol):
         deadline = self.loop.time() + seconds
         self.deadline = deadline
         self.deadline_kind = kind
-        if self.timer is None or self.timer_at > deadline:
+        if not self.timer_number or self.timer_at > deadline:
             self._start_timer(deadline)
 
     def _start_timer(self, deadline: float) -> None:
-        # The one timer fires at the earliest deadline; a later one is picked up by _on_deadline.
-        if self.timer is not None:
-            self.timer.cancel()
-        self.timer = self.state.timers.call_at(deadline, self._on_deadline)
+        # The one timer fires at the earliest deadline; a later one is picked up by on_timer.
+        self.state.timers.call_at(deadline, self)
         self.timer_at = deadline
 
-    def _on_deadline(self) -> None:
-        self.timer = None
+    def on_timer(self) -> None:
+        """The read timer is due (called by ``state.timers``): a deadline passed, or moved."""
         kind = self.deadline_kind
         if not kind or self.closed:
             return
@@ -830,9 +840,9 @@ class HttpConnection(asyncio.Protocol):
     def _unpark_parser(self) -> RequestParser:
         """A new parser for the next request of a parked connection, and a timer that comes
         back soon to park it again (once per idle spell, so not a cost per request)."""
-        parser = self.parser = self._new_parser()
+        parser = self.parser = self._new_parser(self.client)
         soon = self.loop.time() + _PARK_AFTER
-        if self.timer is None or self.timer_at > soon:
+        if not self.timer_number or self.timer_at > soon:
             self._start_timer(soon)
         return parser
 

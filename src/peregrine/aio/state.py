@@ -40,6 +40,15 @@ class ServedConnection(Protocol):
         """True while the connection has not received a byte of its first request."""
 
 
+def peer_address(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
+    """The ``(host, port)`` of a TCP transport's peer; None for a unix socket or a gone peer."""
+    peer = transport.get_extra_info("peername")
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        # uvloop makes a new (host, port) tuple per call: keep it rather than a copy
+        return peer if len(peer) == 2 else (peer[0], peer[1])
+    return None
+
+
 class ServerState:
     """The per-worker context handed to every connection (see ``docs/internals.md``)."""
 
@@ -99,16 +108,10 @@ class ServerState:
         self, transport: asyncio.BaseTransport
     ) -> tuple[tuple[str, int] | None, bool, str]:
         """``(client, trusted_proxy, scheme)`` of a new connection (HTTP/1 and HTTP/2 alike)."""
-        client = None
+        client = peer_address(transport)
         trusted = False
-        peer = transport.get_extra_info("peername")
-        if isinstance(peer, tuple) and len(peer) >= 2:
-            # uvloop makes a new (host, port) tuple per call: keep it rather than a copy
-            client = peer if len(peer) == 2 else (peer[0], peer[1])
-            if self.is_trusted_proxy is not None:
-                trusted = self.is_trusted_proxy(peer[0])
-        elif self.is_trusted_proxy is not None:
-            trusted = self.is_trusted_proxy("unix")
+        if self.is_trusted_proxy is not None:
+            trusted = self.is_trusted_proxy(client[0] if client is not None else "unix")
         scheme = "https" if transport.get_extra_info("sslcontext") is not None else "http"
         return client, trusted, scheme
 

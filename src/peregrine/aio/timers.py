@@ -3,44 +3,41 @@
 Every HTTP/1 connection keeps one read timer for its whole life, idle keep-alive ones
 included, and with uvloop a ``TimerHandle`` and its libuv timer take ~600 bytes: a quarter of
 what an idle connection costs. A :class:`TimerQueue` keeps the timers of all the connections of
-a worker in one heap, with one loop timer set at the earliest; a timer is then ~250 bytes.
+a worker in one heap, with one loop timer set at the earliest.
+
+A timer belongs to an owner (a :class:`TimerOwner`, e.g. a connection) that has at most one
+pending at a time: the heap entry is ``(when, number, owner)``, the owner keeps the entry's number
+in ``timer_number`` (0: none pending), and the queue calls ``owner.on_timer()``. No timer object
+and no bound method per timer: ~120 bytes a timer (the entry tuple, its float and its number)
+instead of ~230 with them, on every idle connection.
 
 Timers fire at their own time, as with ``loop.call_at`` (the loop timer is always at the
 earliest one), in order of time, then of creation. Cancelling is O(1): the entry stays in the
-heap, marked, until its time comes or cancelled entries make up half the heap, which is then
-rebuilt without them (so closed connections are not kept alive by their timers).
+heap, dead (its number is no longer the owner's), until its time comes or dead entries make up
+half the heap, which is then rebuilt without them (so closed connections are not kept alive by
+their timers).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from heapq import heapify, heappop, heappush
+from typing import Protocol
 
-__all__ = ["Timer", "TimerQueue"]
+__all__ = ["TimerOwner", "TimerQueue"]
 
 #: Fewest cancelled entries before the heap is rebuilt (a rebuild of a tiny heap buys nothing).
 _COMPACT_MIN = 64
 
 
-class Timer:
-    """One scheduled call; :meth:`cancel` as on an ``asyncio.TimerHandle``."""
+class TimerOwner(Protocol):
+    """What a :class:`TimerQueue` calls, and where it marks which of its entries is live."""
 
-    __slots__ = ("callback", "_queue")
+    #: the number of the owner's pending entry, 0 when none (written by the queue only)
+    timer_number: int
 
-    def __init__(self, callback: Callable[[], object], queue: TimerQueue) -> None:
-        self.callback: Callable[[], object] | None = callback
-        self._queue = queue
-
-    def cancel(self) -> None:
-        """Do not call it (no-op once it ran or was cancelled)."""
-        if self.callback is not None:
-            self.callback = None
-            self._queue._cancelled_one()
-
-    def cancelled(self) -> bool:
-        """True once cancelled, or once it ran."""
-        return self.callback is None
+    def on_timer(self) -> None:
+        """The owner's timer is due (its ``timer_number`` is 0 again by then)."""
 
 
 class TimerQueue:
@@ -50,9 +47,9 @@ class TimerQueue:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
-        # (when, creation number, timer): the number keeps equal times in creation order
-        # and spares comparing timers
-        self._heap: list[tuple[float, int, Timer]] = []
+        # (when, creation number, owner): the number keeps equal times in creation order,
+        # spares comparing owners, and tells a live entry from a dead one
+        self._heap: list[tuple[float, int, TimerOwner]] = []
         self._handle: asyncio.TimerHandle | None = None
         self._handle_at = 0.0
         self._count = 0
@@ -62,14 +59,22 @@ class TimerQueue:
         """Timers waiting (cancelled ones not yet dropped included)."""
         return len(self._heap)
 
-    def call_at(self, when: float, callback: Callable[[], object]) -> Timer:
-        """Call ``callback()`` at loop time ``when``."""
-        timer = Timer(callback, self)
+    def call_at(self, when: float, owner: TimerOwner) -> None:
+        """Call ``owner.on_timer()`` at loop time ``when``, instead of its pending timer."""
+        if owner.timer_number:
+            self.cancel(owner)
         self._count += 1
-        heappush(self._heap, (when, self._count, timer))
+        number = self._count
+        owner.timer_number = number
+        heappush(self._heap, (when, number, owner))
         if self._handle is None or when < self._handle_at:
             self._arm(when)
-        return timer
+
+    def cancel(self, owner: TimerOwner) -> None:
+        """Do not call ``owner`` for its pending timer (no-op when none is pending)."""
+        if owner.timer_number:
+            owner.timer_number = 0
+            self._cancelled_one()
 
     def _arm(self, when: float) -> None:
         if self._handle is not None:
@@ -93,14 +98,13 @@ class TimerQueue:
         # what the loop timer was set for is due, even if the loop ran it a hair early
         due = max(self.loop.time(), self._handle_at)
         while heap and heap[0][0] <= due:
-            timer = heappop(heap)[2]
-            callback = timer.callback
-            if callback is None:
+            _, number, owner = heappop(heap)
+            if owner.timer_number != number:
                 self._cancelled -= 1
                 continue
-            timer.callback = None
+            owner.timer_number = 0
             try:
-                callback()
+                owner.on_timer()
             except Exception as exc:  # as the loop does for a failing callback: report, go on
                 self.loop.call_exception_handler(
                     {"message": "Exception in timer callback", "exception": exc}
@@ -116,6 +120,6 @@ class TimerQueue:
                 self._handle.cancel()
                 self._handle = None
         elif self._cancelled >= _COMPACT_MIN and self._cancelled * 2 > len(heap):
-            heap[:] = [entry for entry in heap if entry[2].callback is not None]
+            heap[:] = [entry for entry in heap if entry[2].timer_number == entry[1]]
             heapify(heap)
             self._cancelled = 0
