@@ -43,6 +43,7 @@ COMPILING = False
 #: the request-path modules the compiled build compiles with mypyc (one line per module)
 COMPILED_MODULES = (
     "peregrine.http.chunklines",
+    "peregrine.http.framing",
     "peregrine.http.headers",
     "peregrine.http.parser",
     "peregrine.http.request",

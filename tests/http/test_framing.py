@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from peregrine.http.framing import framed_response
+from peregrine.http.framing import HeadCache, framed_response
 
 
 @pytest.mark.parametrize(
@@ -64,3 +64,78 @@ def test_field_type_is_enforced_when_given() -> None:
         framed_response(None, 200, [("x", "y")], bytes)
     response, _ = framed_response(None, 200, [(b"x", b"y")], bytes)
     assert response.headers == [(b"x", b"y")]
+
+
+def _head(response: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    return response.status, response.headers, response._block
+
+
+def test_head_cache_answers_an_equal_head_as_framed_response_does() -> None:
+    cache = HeadCache(str, int)
+    fields = [("Content-Type", "text/plain"), ("Content-Length", "5"), ("X-A", "1")]
+    first, first_length = cache.framed(None, 200, fields)
+    again, again_length = cache.framed(None, 200, list(fields))
+    direct, direct_length = framed_response(None, 200, fields, str)
+    assert len(cache) == 1
+    assert _head(again) == _head(first) == _head(direct)
+    assert again_length == first_length == direct_length == 5
+    assert again is not first  # a Response of its own per request
+
+
+def test_head_cache_keys_by_status_as_given() -> None:
+    cache = HeadCache(str, lambda status: int(status[:3]))
+    ok, _ = cache.framed(None, "200 OK", [("X-A", "1")])
+    created, _ = cache.framed(None, "201 Created", [("X-A", "1")])
+    assert (ok.status, created.status) == (200, 201)
+    assert len(cache) == 2
+
+
+@pytest.mark.parametrize(
+    ("fields", "kept"),
+    [
+        ([("X-A", "1")], True),
+        ([("Connection", "close")], False),  # noted apart by the response: checked each time
+        ([("Date", "Mon, 07 Dec 2026 12:00:00 GMT")], False),
+        ([("Server", "app")], False),
+        ([("X-Long", "v" * 1100)], False),  # lines longer than max_block
+        ([["X-A", "1"]], False),  # a pair that is a list: not hashable
+    ],
+)
+def test_head_cache_keeps_only_plain_short_hashable_heads(fields: list[Any], kept: bool) -> None:
+    cache = HeadCache(str, int)
+    response, _ = cache.framed(None, 200, fields)
+    assert response.status == 200
+    assert len(cache) == (1 if kept else 0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ([("X", "a\r\nb")], ValueError),
+        ([("Content-Length", "1"), ("Content-Length", "2")], ValueError),
+        ([(b"X", b"1")], TypeError),  # bytes where this interface takes str
+    ],
+)
+def test_head_cache_never_keeps_a_refused_head(fields: list[Any], error: type) -> None:
+    cache = HeadCache(str, int)
+    for _ in range(2):
+        with pytest.raises(error):
+            cache.framed(None, 200, fields)
+    assert len(cache) == 0
+
+
+def test_head_cache_starts_again_empty_when_full() -> None:
+    cache = HeadCache(str, int, max_entries=3)
+    for n in range(3):
+        cache.framed(None, 200, [("X-N", str(n))])
+    assert len(cache) == 3
+    cache.framed(None, 200, [("X-N", "3")])
+    assert len(cache) == 1
+
+
+def test_head_cache_reads_an_iterator_of_fields_once() -> None:
+    cache = HeadCache(bytes, int)
+    response, length = cache.framed(None, 200, iter([(b"content-length", b"2"), (b"x-a", b"1")]))
+    assert (response.headers, length) == ([(b"x-a", b"1")], 2)
+    response, length = cache.framed(None, 200, iter([[b"x-b", b"2"]]))  # unhashable, long way
+    assert (response.headers, length) == ([(b"x-b", b"2")], None)

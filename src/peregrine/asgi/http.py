@@ -28,8 +28,8 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, Final
 
 from .._build import mypyc_attr
-from ..http.framing import accepts_trailers, framed_response, trailer_fields
-from ..http.response import Checked, Response
+from ..http.framing import HeadCache, accepts_trailers, trailer_fields
+from ..http.response import Response
 
 if TYPE_CHECKING:
     from ..aio.exchange import AnyExchange
@@ -49,13 +49,8 @@ _SEND_TRAILERS: Final = 2
 
 _DISCONNECT: Final = "http.disconnect"
 
-# The checked header fields of recent responses, by the application's fields: frameworks send the
-# same few sets again and again, which then cost one lookup instead of a check per field. Only
-# sets with none of the fields the response notes (Connection, Date, Server) are kept, so the
-# fields can be added as they are; Content-Length is kept as the declared length.
-_HEADS: Final[dict[Any, tuple[tuple[Checked, ...], bytes, int | None]]] = {}
-_HEAD_CACHE_SIZE: Final = 256  # entries; cleared when full
-_HEAD_CACHE_BLOCK: Final = 1024  # bytes of header lines: longer sets are checked each time
+#: the ASGI interface's checked heads (statuses are ints, checked before; fields bytes pairs)
+_HEADS: Final = HeadCache(bytes, int)
 
 
 @mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception
@@ -280,32 +275,8 @@ class HttpCycle:
             # informational answers are the server's (100 Continue) or an upgrade's business
             raise RuntimeError(f"ASGI: invalid status {status!r} in http.response.start")
         request = self.exchange.request
-        fields = tuple(message.get("headers", ()))  # (an iterator can only be read once)
-        try:
-            head = _HEADS.get(fields)
-            cacheable = True
-        except TypeError:  # a pair that is a list, or a value that is not hashable
-            head = None
-            cacheable = False
-        if head is not None:
-            # the same fields as an earlier response: checked then, taken whole now
-            response = Response(None, request)
-            response.status = status
-            response._add_checked(head[0], head[1])
-            self.response = response
-            self.length = head[2]
-        else:
-            # ValueError for CR, LF or NUL in a field, TypeError for a field that is not bytes: a
-            # 500
-            response, self.length = framed_response(request, status, fields, bytes)
-            self.response = response
-            if cacheable and (
-                not (response._has_connection or response._has_date or response._has_server)
-                and len(response._block) <= _HEAD_CACHE_BLOCK
-            ):
-                if len(_HEADS) >= _HEAD_CACHE_SIZE:
-                    _HEADS.clear()  # a bound on what varying header values can make us keep
-                _HEADS[fields] = (tuple(response._fields), response._block, self.length)
+        # ValueError for CR, LF or NUL in a field, TypeError for a field that is not bytes: a 500
+        self.response, self.length = _HEADS.framed(request, status, message.get("headers", ()))
         if message.get("trailers"):
             self.trailers = _SEND_TRAILERS if accepts_trailers(request) else _DROP_TRAILERS
         self.stage = _STARTED

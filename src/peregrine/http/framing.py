@@ -9,19 +9,22 @@ application cannot make it send a body framed its own way).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from .response import Response, check_header
+from .response import Checked, Response, check_header
 
 
 def framed_response(
     request: Any,
     status: int,
-    fields: Iterable[tuple[str | bytes, str | bytes]],
+    fields: Iterable[Any],
     field_type: type | None = None,
 ) -> tuple[Response, int | None]:
     """``(response, declared Content-Length or None)``.
+
+    ``fields`` are ``(name, value)`` pairs, typed ``Any``: an application may give lists, and the
+    compiled build would refuse them before the checks below say what is wrong.
 
     Raises ``ValueError`` on a field that could split the response (CR, LF, NUL, a name that
     is not a token, text outside ISO-8859-1), a status outside 100-599, or a Content-Length that
@@ -56,6 +59,71 @@ def framed_response(
             elif lname != b"transfer-encoding":
                 raise
     return response, length
+
+
+class HeadCache:
+    """:func:`framed_response` with a memory: checked heads by status and header fields.
+
+    Applications and frameworks send the same few heads again and again (the same status and
+    fields, often the very same objects): a head checked once is kept, keyed by the status as the
+    application gave it and its fields, so the next equal one costs a tuple, a dict lookup and a
+    :class:`Response`, not a check of each field. Heads with a field the response notes apart
+    (``Connection``, ``Date``, ``Server``) and heads whose lines are longer than ``max_block``
+    are checked the long way every time. When ``max_entries`` heads are kept the cache starts
+    again empty, a bound on what varying header values can make it hold.
+
+    Each interface has its own cache, with its own ``field_type`` and ``code`` (the status as
+    that interface gives it, turned into an int; it raises ``ValueError`` on a bad one), so a
+    head is only ever reused for the interface that had it checked.
+    """
+
+    __slots__ = ("field_type", "code", "max_entries", "max_block", "_heads")
+
+    def __init__(
+        self,
+        field_type: type,
+        code: Callable[[Any], int],
+        max_entries: int = 256,
+        max_block: int = 1024,
+    ) -> None:
+        self.field_type = field_type
+        self.code = code
+        self.max_entries = max_entries
+        self.max_block = max_block
+        #: ``(status, fields) -> (code, checked fields, their lines, Content-Length)``
+        self._heads: dict[Any, tuple[int, tuple[Checked, ...], bytes, int | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._heads)
+
+    def framed(
+        self, request: Any, status: Any, fields: Iterable[Any]
+    ) -> tuple[Response, int | None]:
+        """``(response, declared Content-Length or None)``, with :func:`framed_response`'s
+        errors."""
+        fields = tuple(fields)  # (an iterator can only be read once)
+        key = (status, fields)
+        try:
+            known = self._heads.get(key)
+        except TypeError:  # a pair that is a list, or a value that is not hashable
+            return framed_response(request, self.code(status), fields, self.field_type)
+        if known is not None:
+            code, checked, block, length = known
+            response = Response(None, request)
+            response.status = code
+            response._add_checked(checked, block)
+            return response, length
+        response, length = framed_response(request, self.code(status), fields, self.field_type)
+        if (
+            not response._has_connection
+            and not response._has_date
+            and not response._has_server
+            and len(response._block) <= self.max_block
+        ):
+            if len(self._heads) >= self.max_entries:
+                self._heads.clear()
+            self._heads[key] = (response.status, tuple(response._fields), response._block, length)
+        return response, length
 
 
 def _spellings(name: str) -> frozenset[str | bytes]:

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
-from ..http.framing import framed_response
-from ..http.response import Checked, Response
+from ..http.framing import HeadCache
+from ..http.response import Response
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 Write = Callable[[bytes], None]
@@ -56,41 +56,8 @@ def body_bytes(chunk: Any) -> bytes:
     raise TypeError(f"WSGI body chunks must be bytes, got {type(chunk).__name__}")
 
 
-def framed(request: Any, status: Any, headers: list[Any]) -> tuple[Response, int | None]:
-    """``(response, declared Content-Length or None)`` for a status and header list given to
-    ``start_response`` (errors as :func:`~peregrine.http.framing.framed_response`'s).
-
-    Applications send the same few heads again and again (the same status and fields, often
-    the very same string objects): a head checked once is kept, keyed by the status and the
-    fields, so that the next one equal to it costs a tuple, a dict lookup and a Response,
-    not a check of each field. Heads with a field the response notes apart (``Connection``,
-    ``Date``, ``Server``) are always checked the long way; the cache is bounded.
-    """
-    try:
-        key = (status, tuple(headers))
-        known = _HEADS.get(key)
-    except TypeError:  # a field that is not hashable (a list pair): no key, the long way
-        return framed_response(request, parse_status(status), headers, str)
-    if known is not None:
-        code, fields, block, length = known
-        response = Response(None, request)
-        response.status = code
-        response._add_checked(fields, block)
-        return response, length
-    response, length = framed_response(request, parse_status(status), headers, str)
-    if (
-        len(_HEADS) < _HEADS_MAX
-        and not response._has_connection
-        and not response._has_date
-        and not response._has_server
-    ):
-        _HEADS[key] = (response.status, tuple(response._fields), response._block, length)
-    return response, length
-
-
-#: ``(status, fields) -> (code, checked fields, their lines, Content-Length)``, see framed()
-_HEADS: dict[tuple[Any, tuple[Any, ...]], tuple[int, tuple[Checked, ...], bytes, int | None]] = {}
-_HEADS_MAX = 4096
+#: the WSGI interface's checked heads (statuses as strings, fields as str pairs)
+_HEADS = HeadCache(str, parse_status)
 
 
 class StartResponse:
@@ -126,7 +93,7 @@ class StartResponse:
             raise RuntimeError("start_response() called a second time without exc_info")
         if headers.__class__ is not list:
             raise TypeError(f"headers must be a list of (name, value) tuples, got {headers!r}")
-        self.response, self.length = framed(self.request, status, headers)
+        self.response, self.length = _HEADS.framed(self.request, status, headers)
         return self.write
 
     def write(self, chunk: bytes) -> None:
