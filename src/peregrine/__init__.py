@@ -6,9 +6,9 @@ from ._version import __version__
 _build.choose()  # compiled or pure modules: decided before any of them loads
 
 from .config import Config  # noqa: E402
+from .http.handler_response import Response  # noqa: E402
 from .http.headers import Headers  # noqa: E402
 from .http.request import QueryParams, Request  # noqa: E402
-from .http.response import Response  # noqa: E402
 from .server import Server, StartupError, run  # noqa: E402
 
 #: ``"compiled with mypyc"`` or ``"pure Python"``: which build of the request path is running

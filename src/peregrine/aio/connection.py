@@ -25,6 +25,7 @@ from time import perf_counter
 from typing import Any, Final, cast
 
 from ..http.errors import ProtocolError
+from ..http.handler_response import Response as HandlerResponse
 from ..http.parser import HEAD, IDLE, RequestParser
 from ..http.request import Request
 from ..http.response import Response, serialize_head
@@ -401,7 +402,7 @@ class HttpConnection(asyncio.Protocol):
                 and health.answer(self, request)
             ):
                 return  # a load balancer's health check, answered without the handler
-            response = Response(self, request)
+            response = HandlerResponse(self, request)  # takes the handler's own attributes
             if not request.keep_alive and request.method == "CONNECT":
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
                 # (tested only for closing requests, which every CONNECT is: off the hot path)

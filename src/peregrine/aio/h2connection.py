@@ -26,6 +26,7 @@ from collections.abc import Coroutine
 from time import perf_counter
 from typing import Any
 
+from ..http.handler_response import Response as HandlerResponse
 from ..http.request import Request
 from ..http.response import Response
 from ..http.status import STATUS_LINES
@@ -609,7 +610,7 @@ class Http2Connection(asyncio.Protocol):
         chunks = exchange.chunks
         request = self._make_request(exchange, chunks[0] if len(chunks) == 1 else b"".join(chunks))
         exchange.chunks = []
-        response = Response(exchange, request)
+        response = HandlerResponse(exchange, request)  # takes the handler's own attributes
         exchange.response = response
         try:
             result = self.handle_request(request, response)  # type: ignore[misc]
