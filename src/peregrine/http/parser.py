@@ -31,23 +31,24 @@ _HEADER_OVERHEAD: Final = 4  # ": " and CRLF around every field
 _VERSIONS: Final = {"1.1": "1.1", "1.0": "1.0"}
 _OWS: Final = (0x20, 0x09)
 _CRLF: Final = (0x0D, 0x0A)
-# header fields the parser must act on, found by one dict lookup for the usual spellings
+# header fields the parser must act on, found by their name's length first: a dict lookup by a
+# small int, where looking up the name itself hashed a fresh bytes object for every field
 _HOST: Final = 0
 _CONTENT_LENGTH: Final = 1
 _TRANSFER_ENCODING: Final = 2
 _CONNECTION: Final = 3
 _EXPECT: Final = 4
-_SPECIAL_HEADERS: Final[dict[bytes, int]] = {}
-for _name, _kind in (
-    (b"host", _HOST),
-    (b"content-length", _CONTENT_LENGTH),
-    (b"transfer-encoding", _TRANSFER_ENCODING),
-    (b"connection", _CONNECTION),
-    (b"expect", _EXPECT),
-):
-    for _spelling in (_name, _name.title(), _name.upper()):
-        _SPECIAL_HEADERS[_spelling] = _kind
-_SPECIAL_LENGTHS: Final = frozenset(len(n) for n in _SPECIAL_HEADERS)
+#: name length -> (lower-cased name, title-cased name, kind); no two special names share a length
+_SPECIAL_BY_LENGTH: Final[dict[int, tuple[bytes, bytes, int]]] = {
+    len(_name): (_name, _name.title(), _kind)
+    for _name, _kind in (
+        (b"host", _HOST),
+        (b"content-length", _CONTENT_LENGTH),
+        (b"transfer-encoding", _TRANSFER_ENCODING),
+        (b"connection", _CONNECTION),
+        (b"expect", _EXPECT),
+    )
+}
 # decoded once: most requests use one of these
 _METHODS: Final = {
     m.encode(): m for m in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH")
@@ -749,13 +750,16 @@ class RequestParser:
                 if size > self._max_head
                 else "too many header fields",
             )
-        kind = _SPECIAL_HEADERS.get(name)
-        if kind is None:
-            if len(name) not in _SPECIAL_LENGTHS:
-                return
-            kind = _SPECIAL_HEADERS.get(name.lower())
-            if kind is None:
-                return
+        special = _SPECIAL_BY_LENGTH.get(len(name))
+        if special is None:
+            return
+        lname, title, kind = special
+        if (
+            name != title
+            and name != lname
+            and ((name[0] | 32) != lname[0] or name.lower() != lname)  # (a cheap first filter)
+        ):
+            return
         if kind == _HOST:
             if self._has_host:
                 self._fail(400, "more than one Host header")
