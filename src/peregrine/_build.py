@@ -55,6 +55,7 @@ COMPILED_MODULES = (
     "peregrine.aio.exchange",
     "peregrine.aio.files",
     "peregrine.aio.send_watchdog",
+    "peregrine.aio.state",
     "peregrine.aio.timers",
     "peregrine.asgi.http",
     "peregrine.asgi.scope",

@@ -92,6 +92,9 @@ class ServerState:
         #: pre-formatted ``Date`` line, refreshed every second by :meth:`tick`
         self.date_line = date_line(time.time())
         self.server_line = b"Server: peregrine\r\n" if config.server_header else b""
+        #: ``config.keep_alive_timeout``, read here on every request: in the compiled build this
+        #: class is native and Config is not, so this read skips a dictionary lookup
+        self.keep_alive_timeout: float = config.keep_alive_timeout
         #: for HTTP/1.0 clients that asked to keep the connection: how long we will keep it
         self.keep_alive_line = b"Connection: keep-alive\r\nKeep-Alive: timeout=%d\r\n" % max(
             1, int(config.keep_alive_timeout)
