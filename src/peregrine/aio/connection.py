@@ -272,7 +272,7 @@ class HttpConnection(asyncio.Protocol):
             # once per request; calling even _set_deadline alone costs ~400 instructions (~1% per
             # request on CPython 3.11 to 3.13, bench/README.md). The timer usually
             # stays as it is (it fires no later than the new deadline): two attribute writes.
-            deadline = self.loop.time() + self.config.keep_alive_timeout
+            deadline = self.loop.time() + self.state.keep_alive_timeout
             self.deadline = deadline
             self.deadline_kind = _KEEP_ALIVE
             if not self.timer_number or self.timer_at > deadline:
@@ -466,7 +466,7 @@ class HttpConnection(asyncio.Protocol):
                 or status == 304
             ):
                 transport.write(head)  # no body: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1)
-            elif len(body) < 1024 or body.__class__ is not bytes:
+            elif len(body) < 1024 or type(body) is not bytes:
                 # Copied: cheaper than a second buffer for a small body, and a must for a mutable
                 # one (a bytearray assigned to resp.body): uvloop queues what it cannot send yet
                 # without copying, so a handler reusing its buffer would change queued answers.
