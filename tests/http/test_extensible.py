@@ -1,8 +1,8 @@
 """What handlers may do with ``req`` and ``resp`` beyond the documented fields (docs/api.md).
 
 The same on both builds (the whole suite runs on each): in the compiled one ``Request`` and
-``Headers`` are mypyc native classes and ``Response`` a compiled regular class, and these tests
-pin down that handlers see no difference.
+``Headers`` are mypyc native classes and ``peregrine.Response`` a class written in Python on top
+of a native one, and these tests pin down that handlers see no difference.
 """
 
 from __future__ import annotations
