@@ -89,7 +89,10 @@ class ServerState:
         self.is_trusted_proxy: Callable[[str], bool] | None = None
         #: rewrites ``client``/``scheme`` of a request from a trusted proxy's headers
         self.apply_proxy_headers: Callable[[Request], None] | None = None
-        #: pre-formatted ``Date`` line, refreshed every second by :meth:`tick`
+        #: the wall clock the Date line is read from (an attribute, so that tests can hand in
+        #: their own: the compiled build does not see a patched module global)
+        self.wall_clock: Callable[[], float] = time.time
+        #: pre-formatted ``Date`` line, refreshed every second by :meth:`start_clock`
         self.date_line = date_line(time.time())
         self.server_line = b"Server: peregrine\r\n" if config.server_header else b""
         #: ``config.keep_alive_timeout``, read here on every request: in the compiled build this
@@ -120,7 +123,7 @@ class ServerState:
 
     def start_clock(self) -> None:
         """Refresh ``date_line`` every second (formatting a date per response would cost more)."""
-        self.date_line = date_line(time.time())
+        self.date_line = date_line(self.wall_clock())
         self._ticker = self.loop.call_at(self.loop.time() + 1.0, self.start_clock)
 
     def stop_clock(self) -> None:
