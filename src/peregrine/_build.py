@@ -50,6 +50,7 @@ COMPILED_MODULES = (
     "peregrine.http.response",
     "peregrine.http.status",
     "peregrine.http.target",
+    "peregrine.metrics.recorder",
     "peregrine.aio.body",
     "peregrine.aio.connection",
     "peregrine.aio.exchange",

@@ -1,17 +1,19 @@
-"""What an HTTP/1 connection counts per response, in-process, with the clock in the test's hands.
+"""What an HTTP/1 connection counts per response, in-process, with the clocks in the test's hands.
 
 The connection counts responses with bytes bodies inline (the hot path) and every other response
-through ``MetricsRecorder.response``; both must land in the same slots of the same page.
+through ``MetricsRecorder.response``; both must land in the same slots of the same page. Durations
+are on the event loop's clock (``ServerState.clock``), which here is ``ClockLoop``'s: a handler
+that awaits makes the test move it; with the access log on they are on ``perf_counter``.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
-from peregrine.aio import connection as connection_module
 from peregrine.metrics.recorder import MetricsRecorder
 from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
@@ -21,7 +23,7 @@ from .test_text import sample
 
 
 class FakeClock:
-    """Stands in for ``perf_counter``: the handler moves it by the time it "takes"."""
+    """Stands in for ``perf_counter`` (the access log's clock): the handler moves it."""
 
     def __init__(self) -> None:
         self.now = 500.0
@@ -31,36 +33,40 @@ class FakeClock:
 
 
 class Handler:
-    """``/STATUS/SECONDS``: answers STATUS after SECONDS of the fake clock, echoing the body;
-    ``/async/...`` does the same from an async handler, ``/stream/...`` streams the answer (the
-    exchange's path: ``response_sent``)."""
+    """``/STATUS/SECONDS``: answers STATUS, echoing the body, after running SECONDS by the loop's
+    clock (and by ``perf``, the precise one) without giving the loop a turn; ``/async/...``
+    answers from an async handler after ``asyncio.sleep(SECONDS)``; ``/stream/...`` sleeps as
+    much before streaming its answer (the exchange's path: ``response_sent``)."""
 
-    def __init__(self, clock: FakeClock) -> None:
-        self.clock = clock
+    def __init__(self, loop: ClockLoop, perf: FakeClock) -> None:
+        self.loop = loop
+        self.perf = perf
 
     def handle_request(self, req: Any, resp: Any) -> Any:
         parts = req.path.strip("/").split("/")
         if parts[0] == "async":
 
             async def later() -> None:
-                self.answer(parts[1:], req, resp)
+                await asyncio.sleep(float(parts[2]))
+                self.answer(parts[1:], req, resp, 0.0)
 
             return later()
         if parts[0] == "stream":
 
             async def chunks() -> Any:
-                self.clock.now += float(parts[2])
+                await asyncio.sleep(float(parts[2]))
                 yield b"ok:" + req.body
 
             resp.status = int(parts[1])
             resp.stream(chunks())
             return None
-        self.answer(parts, req, resp)
+        self.answer(parts, req, resp, float(parts[1]))
         return None
 
-    def answer(self, parts: list[str], req: Any, resp: Any) -> None:
+    def answer(self, parts: list[str], req: Any, resp: Any, busy: float) -> None:
         resp.status = int(parts[0])
-        self.clock.now += float(parts[1])
+        self.loop._ns += round(busy * 1_000_000_000)  # a slow synchronous handler
+        self.perf.now += busy
         resp.set_body(b"ok:" + req.body)
 
 
@@ -74,44 +80,59 @@ def loop() -> Iterator[ClockLoop]:
     assert clock_loop.errors == [], clock_loop.errors
 
 
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
-    fake = FakeClock()
-    monkeypatch.setattr(connection_module, "perf_counter", fake)
-    return fake
-
-
-def page_after(loop: ClockLoop, clock: FakeClock, *requests: bytes) -> str:
-    """Send ``requests`` on one connection with metrics on; the page they make."""
+def page_after(
+    loop: ClockLoop, requests: list[tuple[bytes, float]], access_log: bool = False
+) -> str:
+    """Send each request and move the loop's clock by its seconds, on one connection with
+    metrics on (and the access log, its clock a ``FakeClock``); the page they make."""
     shared = SharedMetrics(1)
     block = shared.claim()
     assert block is not None
-    wire, state = http_connection(loop, Handler(clock))
+    perf = FakeClock()
+    wire, state = http_connection(loop, Handler(loop, perf), access_log=access_log)
     state.metrics = MetricsRecorder(shared.writer(block))
     state.timed = True
-    for data in requests:
+    if access_log:
+        assert state.clock is not loop.time
+        state.clock = perf
+    for data, seconds in requests:
         wire.send(data)
+        loop.advance(seconds)
     assert len(wire.responses()) == len(requests)
     state.metrics.publish()
     return render(shared.totals(), {}, 0, 1)
 
 
-@pytest.mark.parametrize("path_prefix", ["", "/async", "/stream"])
+def durations(page: str) -> list[int]:
+    """The histogram's buckets, cumulative, in the order of ``layout.BUCKETS`` and +Inf."""
+    bounds = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5"]
+    return [
+        int(sample(page, f'peregrine_request_duration_seconds_bucket{{le="{bound}"}}'))
+        for bound in [*bounds, "1", "2.5", "5", "10", "+Inf"]
+    ]
+
+
+BOUNDS = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5"]
+BOUNDS += ["1", "2.5", "5", "10", "+Inf"]
+
+
+@pytest.mark.parametrize("path_prefix", ["/async", "/stream"])
 @pytest.mark.parametrize(
     ("method", "status", "seconds", "label", "le"),
     [
         ("GET", 200, 0.0, 'method="GET",status="2xx"', "0.001"),
         ("GET", 200, 0.001, 'method="GET",status="2xx"', "0.001"),
-        ("POST", 201, 0.0011, 'method="POST",status="2xx"', "0.0025"),
+        ("POST", 201, 0.002, 'method="POST",status="2xx"', "0.0025"),
+        ("POST", 201, 0.003, 'method="POST",status="2xx"', "0.005"),
+        ("PUT", 200, 0.005, 'method="PUT",status="2xx"', "0.005"),
         ("HEAD", 304, 0.3, 'method="HEAD",status="3xx"', "0.5"),
         ("PROPFIND", 404, 10.0, 'method="other",status="4xx"', "10"),
         ("DELETE", 503, 60.0, 'method="DELETE",status="5xx"', "+Inf"),
         ("OPTIONS", 101, 0.002, 'method="OPTIONS",status="1xx"', "0.0025"),
     ],
 )
-def test_a_response_counts_once_under_its_method_status_and_duration(
+def test_a_later_response_counts_once_under_its_method_status_and_loop_clock_duration(
     loop: ClockLoop,
-    clock: FakeClock,
     path_prefix: str,
     method: str,
     status: int,
@@ -119,7 +140,7 @@ def test_a_response_counts_once_under_its_method_status_and_duration(
     label: str,
     le: str,
 ) -> None:
-    page = page_after(loop, clock, request(method, f"{path_prefix}/{status}/{seconds}"))
+    page = page_after(loop, [(request(method, f"{path_prefix}/{status}/{seconds}"), seconds)])
     assert sample(page, f"peregrine_requests_total{{{label}}}") == 1
     requests = [
         float(line.rsplit(" ", 1)[1])
@@ -127,51 +148,74 @@ def test_a_response_counts_once_under_its_method_status_and_duration(
         if line.startswith("peregrine_requests_total{")
     ]
     assert sum(requests) == 1
-    bounds = ["0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5"]
-    seen = False
-    for bound in [*bounds, "1", "2.5", "5", "10", "+Inf"]:
-        seen = seen or bound == le
-        value = sample(page, f'peregrine_request_duration_seconds_bucket{{le="{bound}"}}')
-        assert value == (1 if seen else 0), (bound, page)
+    first = BOUNDS.index(le)
+    assert durations(page) == [0] * first + [1] * (len(BOUNDS) - first), page
     assert sample(page, "peregrine_request_duration_seconds_count") == 1
+    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.003, 2.0])
+def test_a_response_sent_by_the_callback_that_ran_its_handler_takes_no_time_on_the_loop_clock(
+    loop: ClockLoop, seconds: float
+) -> None:
+    # uvloop's clock stands still within one loop callback (nginx's cached time likewise): a
+    # synchronous handler's own run is not seen (docs/production.md, Metrics)
+    page = page_after(loop, [(request("GET", f"/200/{seconds}"), 0.0)])
+    assert sample(page, 'peregrine_requests_total{method="GET",status="2xx"}') == 1
+    assert durations(page) == [1] * len(BOUNDS)
+    assert sample(page, "peregrine_request_duration_seconds_sum") == 0
+
+
+@pytest.mark.parametrize(
+    ("seconds", "le"), [(0.0004, "0.001"), (0.0011, "0.0025"), (0.3, "0.5"), (2.0, "2.5")]
+)
+def test_with_the_access_log_on_a_synchronous_handlers_own_time_counts_on_its_clock(
+    loop: ClockLoop, seconds: float, le: str
+) -> None:
+    page = page_after(loop, [(request("GET", f"/200/{seconds}"), 0.0)], access_log=True)
+    first = BOUNDS.index(le)
+    assert durations(page) == [0] * first + [1] * (len(BOUNDS) - first), page
     assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize("path_prefix", ["", "/async"])
 def test_body_bytes_and_durations_add_up_over_keep_alive_requests(
-    loop: ClockLoop, clock: FakeClock, path_prefix: str
+    loop: ClockLoop, path_prefix: str
 ) -> None:
+    later = 1.0 if path_prefix else 0.0  # the loop's clock moves only for the async handler
     page = page_after(
         loop,
-        clock,
-        request("POST", f"{path_prefix}/200/0.002", body=b"12345"),
-        request("GET", f"{path_prefix}/404/0.0005"),
-        request("PUT", f"{path_prefix}/200/0.02", body=b"x" * 1000),
+        [
+            (request("POST", f"{path_prefix}/200/0.002", body=b"12345"), 0.002 * later),
+            (request("GET", f"{path_prefix}/404/0.0005"), 0.0005 * later),
+            (request("PUT", f"{path_prefix}/200/0.02", body=b"x" * 1000), 0.02 * later),
+        ],
     )
     assert sample(page, "peregrine_request_body_bytes_total") == 1005
     # each answer is "ok:" and the request's body
     assert sample(page, "peregrine_response_body_bytes_total") == 8 + 3 + 1003
-    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(0.0225)
-    assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.001"}') == 1
-    assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.0025"}') == 2
+    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(0.0225 * later)
+    assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.001"}') == (
+        1 if path_prefix else 3
+    )
+    assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.0025"}') == (
+        2 if path_prefix else 3
+    )
     assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.025"}') == 3
     assert sample(page, 'peregrine_requests_total{method="GET",status="4xx"}') == 1
     assert sample(page, 'peregrine_requests_total{method="PUT",status="2xx"}') == 1
 
 
-def test_a_streamed_body_counts_its_request_but_not_its_bytes(
-    loop: ClockLoop, clock: FakeClock
-) -> None:
-    page = page_after(loop, clock, request("POST", "/stream/200/0.003", body=b"12345"))
+def test_a_streamed_body_counts_its_request_but_not_its_bytes(loop: ClockLoop) -> None:
+    page = page_after(loop, [(request("POST", "/stream/200/0.003", body=b"12345"), 0.003)])
     assert sample(page, 'peregrine_requests_total{method="POST",status="2xx"}') == 1
+    assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.0025"}') == 0
     assert sample(page, 'peregrine_request_duration_seconds_bucket{le="0.005"}') == 1
     assert sample(page, "peregrine_request_body_bytes_total") == 5
     assert sample(page, "peregrine_response_body_bytes_total") == 0  # as documented
 
 
-def test_refusals_and_handler_errors_are_not_counted_as_responses(
-    loop: ClockLoop, clock: FakeClock
-) -> None:
-    page = page_after(loop, clock, request("GET", "/oops/0"))  # int("oops"): the handler fails
+def test_refusals_and_handler_errors_are_not_counted_as_responses(loop: ClockLoop) -> None:
+    page = page_after(loop, [(request("GET", "/oops/0"), 0.0)])  # int("oops"): the handler fails
     assert sample(page, "peregrine_handler_errors_total") == 1
     assert sample(page, "peregrine_request_duration_seconds_count") == 0

@@ -124,6 +124,40 @@ def test_duration_histogram_is_cumulative_with_sum_and_count(
     )
 
 
+@pytest.mark.parametrize("start", [1000.0, 1000.002, 123456.789, 4_000_000.001])
+def test_whole_milliseconds_on_the_loop_clock_land_in_their_buckets(start: float) -> None:
+    # the loop's clock reads whole milliseconds; their difference as floats is a little off
+    # (1000.003 - 1000.002 > 0.001): a duration on a bound still belongs in that bound's bucket
+    shared, _, rec = recorder()
+    milliseconds = [0, 1, 2, 3, 5, 6, 10, 11, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000]
+    for ms in milliseconds:
+        rec.response(request(), response(), start, (round(start * 1000) + ms) / 1000)
+    rec.publish()
+    page = render(shared.totals(), {}, 0, 1)
+    cumulative = {
+        "0.001": 2,  # 0 and 1 ms
+        "0.0025": 3,
+        "0.005": 5,
+        "0.01": 7,
+        "0.025": 9,
+        "0.05": 10,
+        "0.1": 11,
+        "0.25": 12,
+        "0.5": 13,
+        "1": 14,
+        "2.5": 15,
+        "5": 16,
+        "10": 17,
+        "+Inf": 17,
+    }
+    for le, count in cumulative.items():
+        value = sample(page, f'peregrine_request_duration_seconds_bucket{{le="{le}"}}')
+        assert value == count, (start, le, page)
+    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(
+        sum(milliseconds) / 1000, abs=1e-6
+    )
+
+
 def test_body_bytes_refusals_and_handler_errors() -> None:
     shared, _, rec = recorder()
     rec.response(request("POST", b"12345"), response(201, b"abc"), 0.0, 0.0)

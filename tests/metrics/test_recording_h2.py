@@ -1,0 +1,107 @@
+"""What an HTTP/2 connection counts per response, in-process, with the loop's clock in the test's
+hands: a stream answered inside the read that brought it takes no time on that clock (the
+connection reads none), one answered later the time the loop's clock moved meanwhile."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import hpack
+import pytest
+
+from peregrine.aio.h2connection import Http2Connection
+from peregrine.aio.state import ServerState
+from peregrine.config import Config
+from peregrine.http2 import frames as f
+from peregrine.metrics.recorder import MetricsRecorder
+from peregrine.metrics.shared import SharedMetrics
+from peregrine.metrics.text import render
+
+from ..aio.fakes import ClockLoop, FakeTransport
+from .test_recording import BOUNDS, durations
+from .test_text import sample
+
+
+class Handler:
+    """``/STATUS/SECONDS``: answers STATUS at once, after running SECONDS by the loop's clock
+    without giving the loop a turn; ``/async/STATUS/SECONDS`` after ``asyncio.sleep(SECONDS)``."""
+
+    def __init__(self, loop: ClockLoop) -> None:
+        self.loop = loop
+
+    def handle_request(self, req: Any, resp: Any) -> Any:
+        parts = req.path.strip("/").split("/")
+        if parts[0] == "async":
+
+            async def later() -> None:
+                await asyncio.sleep(float(parts[2]))
+                resp.status = int(parts[1])
+                resp.set_body(b"later")
+
+            return later()
+        self.loop._ns += round(float(parts[1]) * 1_000_000_000)  # a slow synchronous handler
+        resp.status = int(parts[0])
+        resp.set_body(b"now")
+        return None
+
+
+@pytest.fixture
+def loop() -> Iterator[ClockLoop]:
+    clock_loop = ClockLoop()
+    try:
+        yield clock_loop
+    finally:
+        clock_loop.close()
+    assert clock_loop.errors == [], clock_loop.errors
+
+
+def page_after(loop: ClockLoop, paths: list[str], seconds: float) -> str:
+    """GET each of ``paths`` on its own stream, all in one read; move the loop's clock by
+    ``seconds``; the page the answers make."""
+    shared = SharedMetrics(1)
+    block = shared.claim()
+    assert block is not None
+    state = ServerState(Config(), Handler(loop), loop)
+    state.metrics = MetricsRecorder(shared.writer(block))
+    state.timed = True
+    connection = Http2Connection(state)
+    connection.connection_made(FakeTransport(loop))  # type: ignore[arg-type]
+    encoder = hpack.Encoder()
+    read = f.PREFACE + f.settings_frame([])
+    for i, path in enumerate(paths):
+        fields = encoder.encode(
+            [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "t")]
+        )
+        flags = f.FLAG_END_HEADERS | f.FLAG_END_STREAM
+        read += f.frame_header(len(fields), f.HEADERS, flags, 1 + 2 * i) + fields
+    connection.data_received(read)
+    loop.advance(seconds)
+    assert state.requests == len(paths)
+    state.metrics.publish()
+    return render(shared.totals(), {}, 0, 1)
+
+
+def test_streams_answered_inside_their_read_take_no_time_on_the_loop_clock(
+    loop: ClockLoop,
+) -> None:
+    page = page_after(loop, ["/200/0", "/404/0.003", "/200/2.0"], 0.0)
+    assert sample(page, 'peregrine_requests_total{method="GET",status="2xx"}') == 2
+    assert sample(page, 'peregrine_requests_total{method="GET",status="4xx"}') == 1
+    assert durations(page) == [3] * len(BOUNDS)
+    assert sample(page, "peregrine_request_duration_seconds_sum") == 0
+    assert sample(page, "peregrine_response_body_bytes_total") == 9
+
+
+@pytest.mark.parametrize(
+    ("seconds", "le"), [(0.001, "0.001"), (0.002, "0.0025"), (0.003, "0.005"), (0.3, "0.5")]
+)
+def test_a_stream_answered_later_takes_the_loop_clocks_time(
+    loop: ClockLoop, seconds: float, le: str
+) -> None:
+    page = page_after(loop, [f"/async/201/{seconds}"], seconds)
+    assert sample(page, 'peregrine_requests_total{method="GET",status="2xx"}') == 1
+    first = BOUNDS.index(le)
+    assert durations(page) == [0] * first + [1] * (len(BOUNDS) - first), page
+    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(seconds)
