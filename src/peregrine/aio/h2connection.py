@@ -39,11 +39,17 @@ from ..http2.events import (
     StreamReset,
     WindowOpened,
 )
+from ..metrics import recorder
 from ..metrics.recorder import BOUNDS, FIRST_BOUND, OTHER_SLOTS, RESPONSE_SLOTS
 from .body import RequestBody
 from .exchange import ContentLengthExceeded
 from .send_watchdog import SendWatchdog
 from .state import ServerState
+
+#: True in the compiled build, where the recorder is compiled: calling its ``response`` then
+#: costs less than the same work written inline in this (always interpreted) module; in the pure
+#: build the call costs more (bench/hotpath_h2.py, docs/production.md, Metrics)
+_CALL_RECORDER = not (recorder.__file__ or "").endswith(".py")
 
 _STREAM_GONE = "the stream was reset or the client has gone"
 
@@ -811,31 +817,34 @@ class Http2Connection(asyncio.Protocol):
         if state.timed and request is not None:  # the metrics and the access log, when on
             metrics = state.metrics
             if metrics is not None:
-                # MetricsRecorder.response, inlined (the call and its arguments cost ~1,000
-                # instructions in this interpreted module). The end on the start's clock: inside
-                # data_received the loop's time of this read (uvloop's clock stands still within
-                # one loop iteration), so a stream answered in the read that brought it takes 0.
+                # The end on the start's clock: inside data_received the loop's time of this read
+                # (uvloop's clock stands still within one loop iteration), so a stream answered
+                # in the read that brought it takes 0.
                 if self.in_receive and state.access_log is None:
-                    elapsed = self.last_read - exchange.start
+                    now = self.last_read
                 else:
-                    elapsed = state.clock() - exchange.start
-                status = response.status
-                try:
-                    slot = RESPONSE_SLOTS[request.method][status]
-                except KeyError:
-                    slot = OTHER_SLOTS[status]  # a method without a class of its own
-                if elapsed:
-                    if elapsed > FIRST_BOUND:
-                        slot += bisect_left(BOUNDS, elapsed)
-                    metrics.seconds += elapsed
-                metrics.counts[slot] += 1
-                if request.body:
-                    metrics.received += len(request.body)
-                file = response.file
-                if file is not None and response._stream_file_or_upgrade:
-                    metrics.sent += file[2]
-                else:
-                    metrics.sent += len(response.body)
+                    now = state.clock()
+                if _CALL_RECORDER:
+                    metrics.response(request, response, exchange.start, now)
+                else:  # MetricsRecorder.response, inlined: an interpreted call costs ~1,000 more
+                    elapsed = now - exchange.start
+                    status = response.status
+                    try:
+                        slot = RESPONSE_SLOTS[request.method][status]
+                    except KeyError:
+                        slot = OTHER_SLOTS[status]  # a method without a class of its own
+                    if elapsed:
+                        if elapsed > FIRST_BOUND:
+                            slot += bisect_left(BOUNDS, elapsed)
+                        metrics.seconds += elapsed
+                    metrics.counts[slot] += 1
+                    if request.body:
+                        metrics.received += len(request.body)
+                    file = response.file
+                    if file is not None and response._stream_file_or_upgrade:
+                        metrics.sent += file[2]
+                    else:
+                        metrics.sent += len(response.body)
             if state.access_log is not None:
                 self._log_access(request, response, exchange.start)
         if exchange.task is None and exchange.body is None:
