@@ -406,8 +406,7 @@ class HttpConnection(asyncio.Protocol):
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
                 # (tested only for closing requests, which every CONNECT is: off the hot path)
                 response.status = 501
-            # the access log's start; the metrics need none for a response sent right here
-            start = self.state.clock() if self.state.access_log is not None else 0.0
+            start = self.state.clock() if self.state.timed else 0.0
             try:
                 result = self.handle_request(request, response)
             except Exception:
@@ -418,8 +417,6 @@ class HttpConnection(asyncio.Protocol):
             if result is not None or (
                 response._stream_file_or_upgrade and response.upgrade_factory is None
             ):
-                if not start and self.state.timed:
-                    start = self.state.clock()  # the metrics': the response comes later
                 exchange = Exchange(self, request, response, None, start)
                 if (
                     result is None
@@ -484,19 +481,15 @@ class HttpConnection(asyncio.Protocol):
                 if metrics is not None:
                     # MetricsRecorder.response for a bytes body, inlined (a call costs ~400
                     # instructions): one slot for method, status class and duration bucket
+                    elapsed = state.clock() - start
                     try:
                         slot = RESPONSE_SLOTS[request.method][status]
                     except KeyError:
                         slot = OTHER_SLOTS[status]  # a method without a class of its own
-                    if start:
-                        # answered later than the handler's call, or the access log's precise
-                        # start; else sent in the loop callback that ran the handler: 0 on the
-                        # loop's clock, and no clock read (ServerState.clock)
-                        elapsed = state.clock() - start
-                        if elapsed > FIRST_BOUND:
-                            slot += bisect_left(BOUNDS, elapsed)
-                        metrics.seconds += elapsed
+                    if elapsed > FIRST_BOUND:
+                        slot += bisect_left(BOUNDS, elapsed)
                     metrics.counts[slot] += 1
+                    metrics.seconds += elapsed
                     metrics.sent += len(body)
                     if request.body:
                         metrics.received += len(request.body)
@@ -637,9 +630,7 @@ class HttpConnection(asyncio.Protocol):
     def _observe(self, request: Request, response: Response, start: float) -> None:
         """A response is out: the metrics and the access log line, whichever are on."""
         if self.state.metrics is not None:
-            # start 0: sent in the callback that ran the handler, 0 on the loop's clock
-            now = self.state.clock() if start else 0.0
-            self.state.metrics.response(request, response, start, now)
+            self.state.metrics.response(request, response, start, self.state.clock())
         if self.state.access_log is not None:
             self._log_access(request, response, start)
 

@@ -602,9 +602,7 @@ class Http2Connection(asyncio.Protocol):
             self.state.apply_proxy_headers(request)
         state = self.state
         if state.timed:
-            # on ServerState.clock; the loop's is read once per read already: this one's time
-            # (a request is made only inside data_received)
-            exchange.start = self.last_read if state.access_log is None else state.clock()
+            exchange.start = state.clock()
         return request
 
     def _start_exchange(self, exchange: H2Exchange) -> None:
@@ -817,13 +815,7 @@ class Http2Connection(asyncio.Protocol):
         if state.timed and request is not None:  # the metrics and the access log, when on
             metrics = state.metrics
             if metrics is not None:
-                # The end on the start's clock: inside data_received the loop's time of this read
-                # (uvloop's clock stands still within one loop iteration), so a stream answered
-                # in the read that brought it takes 0.
-                if self.in_receive and state.access_log is None:
-                    now = self.last_read
-                else:
-                    now = state.clock()
+                now = state.clock()
                 if _CALL_RECORDER:
                     metrics.response(request, response, exchange.start, now)
                 else:  # MetricsRecorder.response, inlined: an interpreted call costs ~1,000 more
@@ -833,11 +825,10 @@ class Http2Connection(asyncio.Protocol):
                         slot = RESPONSE_SLOTS[request.method][status]
                     except KeyError:
                         slot = OTHER_SLOTS[status]  # a method without a class of its own
-                    if elapsed:
-                        if elapsed > FIRST_BOUND:
-                            slot += bisect_left(BOUNDS, elapsed)
-                        metrics.seconds += elapsed
+                    if elapsed > FIRST_BOUND:
+                        slot += bisect_left(BOUNDS, elapsed)
                     metrics.counts[slot] += 1
+                    metrics.seconds += elapsed
                     if request.body:
                         metrics.received += len(request.body)
                     file = response.file

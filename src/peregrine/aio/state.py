@@ -82,12 +82,10 @@ class ServerState:
         self.metrics: MetricsRecorder | None = None
         #: a response's duration is wanted (access log or metrics): one check per request
         self.timed = config.access_log
-        #: the clock of a response's start and end. The metrics' is the event loop's (uvloop
-        #: reads it once per loop iteration, in milliseconds, as nginx caches its time): a
-        #: response sent in the loop callback that ran its handler takes 0 and costs no read.
-        #: With the access log on, ``perf_counter`` (its ``duration_us`` is to the microsecond),
-        #: which the metrics then share.
-        self.clock: Callable[[], float] = perf_counter if config.access_log else loop.time
+        #: the clock of a response's start and end (metrics and access log): ``perf_counter``,
+        #: read when the handler is called and when the response goes to the transport, so a
+        #: synchronous handler's own run counts. Read only when ``timed``; tests replace it.
+        self.clock: Callable[[], float] = perf_counter
         #: requests answered by this worker (for max_requests)
         self.requests = 0
         #: the read timers of the HTTP/1 connections, on one loop timer (see aio/timers.py)

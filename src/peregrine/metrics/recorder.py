@@ -8,10 +8,10 @@ three sums. The HTTP/1 connection does this inline for the responses it sends wh
 compiled build (``_build.COMPILED_MODULES``): the recorder's fields are then plain C fields, which
 the compiled connection reads and adds to without a dictionary or descriptor lookup.
 
-Durations are on the event loop's clock (``loop.time()``; see :attr:`ServerState.clock
-<peregrine.aio.state.ServerState.clock>`), which uvloop reads once per loop iteration, in
-milliseconds, as nginx caches its time: a response sent in the same loop callback that ran its
-handler takes 0 on that clock, so the hot path reads no clock at all. Nothing shared is touched there:
+Durations run from the handler's call to the response's hand-over to the transport, on
+``time.perf_counter`` (:attr:`ServerState.clock <peregrine.aio.state.ServerState.clock>`), read
+at both ends on every path, a synchronous handler's included; with metrics and the access log
+off no clock is read. Nothing shared is touched there:
 :meth:`MetricsRecorder.publish` copies the counts into the worker's shared block every
 :data:`PUBLISH_INTERVAL` seconds and when the worker stops (a worker killed with SIGKILL loses
 at most that interval).
@@ -43,10 +43,9 @@ def _first_slots(method: str) -> list[int]:
 #: are cheaper on the hot path than a ``.get`` or a dict subclass with ``__missing__``).
 RESPONSE_SLOTS = {method: _first_slots(method) for method in layout.METHODS}
 OTHER_SLOTS = RESPONSE_SLOTS["other"]
-#: the bucket bounds as compared, each half a microsecond above its ``layout.BUCKETS`` value:
-#: durations on the loop's clock are whole milliseconds taken as the difference of two floats
-#: (1000.003 - 1000.002 is 0.00100000000009004), and one exactly on a bound belongs in its bucket
-BOUNDS = tuple(bound + 5e-7 for bound in layout.BUCKETS)
+#: the bucket bounds: a duration belongs in the first bucket whose bound is at least it
+#: (``bisect_left``; Prometheus's ``le``), so one exactly on a bound counts in that bound's bucket
+BOUNDS = layout.BUCKETS
 FIRST_BOUND = BOUNDS[0]
 
 
@@ -96,8 +95,7 @@ class MetricsRecorder:
         if elapsed > FIRST_BOUND:
             slot += bisect_left(BOUNDS, elapsed)
         self.counts[slot] += 1
-        if elapsed:
-            self.seconds += elapsed
+        self.seconds += elapsed
         body = request.body
         if body:
             self.received += len(body)

@@ -50,12 +50,7 @@ def render(
             value = sum(slots)
             lines.append(f'peregrine_requests_total{{method="{method}",status="{klass}"}} {value}')
     name = "peregrine_request_duration_seconds"
-    _family(
-        lines,
-        name,
-        "histogram",
-        "Time from the handler's call to the response's last write, on the event loop's clock.",
-    )
+    _family(lines, name, "histogram", "Time from the handler's call to the response's last write.")
     cumulative = 0
     for i, bound in enumerate((*layout.BUCKETS, None)):
         cumulative += per_bucket[i]
