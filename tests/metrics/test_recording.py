@@ -2,8 +2,8 @@
 
 The connection counts responses with bytes bodies inline (the hot path) and every other response
 through ``MetricsRecorder.response``; both must land in the same slots of the same page. Durations
-are read on ``ServerState.clock`` (``perf_counter`` in a server) when the handler is called and
-when the response goes to the transport; here that clock is ``ClockLoop``'s, which a synchronous
+are read on ``perf_counter`` when the handler is called and when the response goes to the
+transport; here the connection's ``perf_counter`` is ``ClockLoop``'s clock, which a synchronous
 handler moves by the time it "takes" and an awaiting one by sleeping.
 """
 
@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from time import perf_counter
 from typing import Any
 
 import pytest
 
-from peregrine.aio.state import ServerState
-from peregrine.config import Config
+from peregrine.aio import connection as connection_module
 from peregrine.metrics.recorder import MetricsRecorder
 from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
@@ -63,8 +61,10 @@ class Handler:
 
 
 @pytest.fixture
-def loop() -> Iterator[ClockLoop]:
+def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
+    """The loop, whose clock is also the connection's ``perf_counter``."""
     clock_loop = ClockLoop()
+    monkeypatch.setattr(connection_module, "perf_counter", clock_loop.time)
     try:
         yield clock_loop
     finally:
@@ -74,14 +74,13 @@ def loop() -> Iterator[ClockLoop]:
 
 def page_after(loop: ClockLoop, requests: list[tuple[bytes, float]]) -> str:
     """Send each request and move the loop's clock by its seconds, on one connection with
-    metrics on and the loop's clock as ``ServerState.clock``; the page they make."""
+    metrics on; the page they make."""
     shared = SharedMetrics(1)
     block = shared.claim()
     assert block is not None
     wire, state = http_connection(loop, Handler(loop))
     state.metrics = MetricsRecorder(shared.writer(block))
     state.timed = True
-    state.clock = loop.time
     for data, seconds in requests:
         wire.send(data)
         loop.advance(seconds)
@@ -100,10 +99,6 @@ def durations(page: str) -> list[int]:
         int(sample(page, f'peregrine_request_duration_seconds_bucket{{le="{bound}"}}'))
         for bound in BOUNDS
     ]
-
-
-def test_the_server_times_responses_on_perf_counter(loop: ClockLoop) -> None:
-    assert ServerState(Config(), Handler(loop), loop).clock is perf_counter
 
 
 @pytest.mark.parametrize("path_prefix", ["", "/async", "/stream"])
@@ -184,13 +179,15 @@ def test_refusals_and_handler_errors_are_not_counted_as_responses(loop: ClockLoo
     assert sample(page, "peregrine_request_duration_seconds_count") == 0
 
 
-def test_with_metrics_and_the_access_log_off_no_clock_is_read(loop: ClockLoop) -> None:
+def test_with_metrics_and_the_access_log_off_no_clock_is_read(
+    loop: ClockLoop, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def no_clock() -> float:
         raise AssertionError("a clock was read with metrics and the access log off")
 
+    monkeypatch.setattr(connection_module, "perf_counter", no_clock)
     wire, state = http_connection(loop, Handler(loop))
     assert not state.timed
-    state.clock = no_clock
     paths = ["/200/0.001", "/async/200/0.001", "/stream/200/0.001"]
     for path in paths:
         wire.send(request("POST", path, body=b"12"))

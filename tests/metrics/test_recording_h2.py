@@ -1,5 +1,5 @@
 """What an HTTP/2 connection counts per response, in-process, with the clock in the test's hands
-(``ServerState.clock`` is the loop's here): a stream answered inside the read that brought it
+(the connection's ``perf_counter`` is the loop's clock here): a stream answered inside the read that brought it
 takes the time its synchronous handler ran, one answered later the time until its answer."""
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from typing import Any
 import hpack
 import pytest
 
+from peregrine.aio import h2connection as h2connection_module
 from peregrine.aio.h2connection import Http2Connection
 from peregrine.aio.state import ServerState
 from peregrine.config import Config
@@ -48,8 +49,10 @@ class Handler:
 
 
 @pytest.fixture
-def loop() -> Iterator[ClockLoop]:
+def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
+    """The loop, whose clock is also the connection's ``perf_counter``."""
     clock_loop = ClockLoop()
+    monkeypatch.setattr(h2connection_module, "perf_counter", clock_loop.time)
     try:
         yield clock_loop
     finally:
@@ -66,7 +69,6 @@ def page_after(loop: ClockLoop, paths: list[str], seconds: float) -> str:
     state = ServerState(Config(), Handler(loop), loop)
     state.metrics = MetricsRecorder(shared.writer(block))
     state.timed = True
-    state.clock = loop.time
     connection = Http2Connection(state)
     connection.connection_made(FakeTransport(loop))  # type: ignore[arg-type]
     encoder = hpack.Encoder()

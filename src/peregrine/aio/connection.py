@@ -21,6 +21,7 @@ import asyncio
 import logging
 from bisect import bisect_left
 from collections.abc import Coroutine
+from time import perf_counter
 from typing import Any, Final, cast
 
 from ..http.errors import ProtocolError
@@ -406,7 +407,7 @@ class HttpConnection(asyncio.Protocol):
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
                 # (tested only for closing requests, which every CONNECT is: off the hot path)
                 response.status = 501
-            start = self.state.clock() if self.state.timed else 0.0
+            start = perf_counter() if self.state.timed else 0.0
             try:
                 result = self.handle_request(request, response)
             except Exception:
@@ -481,7 +482,7 @@ class HttpConnection(asyncio.Protocol):
                 if metrics is not None:
                     # MetricsRecorder.response for a bytes body, inlined (a call costs ~400
                     # instructions): one slot for method, status class and duration bucket
-                    elapsed = state.clock() - start
+                    elapsed = perf_counter() - start
                     try:
                         slot = RESPONSE_SLOTS[request.method][status]
                     except KeyError:
@@ -575,7 +576,7 @@ class HttpConnection(asyncio.Protocol):
         ):
             self.bodies.pop(0)  # empty: a health check with a body goes to the application
             return
-        start = self.state.clock() if self.state.timed else 0.0
+        start = perf_counter() if self.state.timed else 0.0
         exchange = self.exchange = Exchange(self, request, None, self.bodies.pop(0), start)
         self.busy = True
         assert self.adapter is not None
@@ -623,14 +624,14 @@ class HttpConnection(asyncio.Protocol):
         if state.timed:  # _observe, inlined: once per response of an adapter or async handler
             metrics = state.metrics
             if metrics is not None:
-                metrics.response(request, response, start, state.clock())
+                metrics.response(request, response, start, perf_counter())
             if state.access_log is not None:
                 self._log_access(request, response, start)
 
     def _observe(self, request: Request, response: Response, start: float) -> None:
         """A response is out: the metrics and the access log line, whichever are on."""
         if self.state.metrics is not None:
-            self.state.metrics.response(request, response, start, self.state.clock())
+            self.state.metrics.response(request, response, start, perf_counter())
         if self.state.access_log is not None:
             self._log_access(request, response, start)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from time import perf_counter
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..accesslog import AccessLog
@@ -82,10 +81,6 @@ class ServerState:
         self.metrics: MetricsRecorder | None = None
         #: a response's duration is wanted (access log or metrics): one check per request
         self.timed = config.access_log
-        #: the clock of a response's start and end (metrics and access log): ``perf_counter``,
-        #: read when the handler is called and when the response goes to the transport, so a
-        #: synchronous handler's own run counts. Read only when ``timed``; tests replace it.
-        self.clock: Callable[[], float] = perf_counter
         #: requests answered by this worker (for max_requests)
         self.requests = 0
         #: the read timers of the HTTP/1 connections, on one loop timer (see aio/timers.py)

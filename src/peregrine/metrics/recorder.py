@@ -9,9 +9,8 @@ compiled build (``_build.COMPILED_MODULES``): the recorder's fields are then pla
 the compiled connection reads and adds to without a dictionary or descriptor lookup.
 
 Durations run from the handler's call to the response's hand-over to the transport, on
-``time.perf_counter`` (:attr:`ServerState.clock <peregrine.aio.state.ServerState.clock>`), read
-at both ends on every path, a synchronous handler's included; with metrics and the access log
-off no clock is read. Nothing shared is touched there:
+``time.perf_counter``, which the connections read at both ends on every path, a synchronous
+handler's included; with metrics and the access log off they read no clock. Nothing shared is touched there:
 :meth:`MetricsRecorder.publish` copies the counts into the worker's shared block every
 :data:`PUBLISH_INTERVAL` seconds and when the worker stops (a worker killed with SIGKILL loses
 at most that interval).
