@@ -1,6 +1,7 @@
 """What an HTTP/2 connection counts per response, in-process, with the clock in the test's hands
-(the connection's ``perf_counter`` is the loop's clock here): a stream answered inside the read that brought it
-takes the time its synchronous handler ran, one answered later the time until its answer."""
+(the connection's ``perf_counter`` is the loop's clock here): a stream answered inside the read
+that brought it takes the time its synchronous handler ran, one answered later the time until
+its answer."""
 
 from __future__ import annotations
 
