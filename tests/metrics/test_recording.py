@@ -60,16 +60,21 @@ class Handler:
         resp.set_body(b"ok:" + req.body)
 
 
-@pytest.fixture
-def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
-    """The loop, whose clock is also the connection's ``perf_counter``."""
+def timing_loop(monkeypatch: pytest.MonkeyPatch, module: Any) -> Iterator[ClockLoop]:
+    """A hand-moved loop whose clock is also ``module``'s ``perf_counter`` (for fixtures)."""
     clock_loop = ClockLoop()
-    monkeypatch.setattr(connection_module, "perf_counter", clock_loop.time)
+    monkeypatch.setattr(module, "perf_counter", clock_loop.time)
     try:
         yield clock_loop
     finally:
         clock_loop.close()
     assert clock_loop.errors == [], clock_loop.errors
+
+
+@pytest.fixture
+def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
+    """The loop, whose clock is also the connection's ``perf_counter``."""
+    yield from timing_loop(monkeypatch, connection_module)
 
 
 def page_after(loop: ClockLoop, requests: list[tuple[bytes, float]]) -> str:

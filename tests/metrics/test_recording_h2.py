@@ -22,7 +22,7 @@ from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
 
 from ..aio.fakes import ClockLoop, FakeTransport
-from .test_recording import BOUNDS, durations
+from .test_recording import BOUNDS, durations, timing_loop
 from .test_text import sample
 
 
@@ -52,13 +52,7 @@ class Handler:
 @pytest.fixture
 def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
     """The loop, whose clock is also the connection's ``perf_counter``."""
-    clock_loop = ClockLoop()
-    monkeypatch.setattr(h2connection_module, "perf_counter", clock_loop.time)
-    try:
-        yield clock_loop
-    finally:
-        clock_loop.close()
-    assert clock_loop.errors == [], clock_loop.errors
+    yield from timing_loop(monkeypatch, h2connection_module)
 
 
 def page_after(loop: ClockLoop, paths: list[str], seconds: float) -> str:
