@@ -1147,5 +1147,11 @@ def test_symlink_replaced_while_resolved_is_not_an_error(
     finally:
         monkeypatch.undo()
     assert done, "the name did not change while it was resolved"
-    # what was a link when looked at is not one when read: answered as missing, not an error
-    assert (resp.status, _body(resp)) == (404, b"404 Not Found\n")
+    # what was a link when looked at is not one when read, never an error. Before 3.13,
+    # realpath raises EINVAL there and the name is answered as missing; 3.13's realpath takes a
+    # name readlink refuses as a plain name, so the regular file now there (inside the root) is
+    # served (both checked with the stdlib of 3.10, 3.12 and 3.13)
+    if sys.version_info >= (3, 13):
+        assert (resp.status, _body(resp)) == (200, b"now a file\n")
+    else:
+        assert (resp.status, _body(resp)) == (404, b"404 Not Found\n")
