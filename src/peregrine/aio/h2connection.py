@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from bisect import bisect_left
 from collections.abc import Coroutine
 from time import perf_counter
 from typing import Any
@@ -40,17 +39,10 @@ from ..http2.events import (
     StreamReset,
     WindowOpened,
 )
-from ..metrics import recorder
-from ..metrics.recorder import BOUNDS, FIRST_BOUND, OTHER_SLOTS, RESPONSE_SLOTS
 from .body import RequestBody
 from .exchange import ContentLengthExceeded
 from .send_watchdog import SendWatchdog
 from .state import ServerState
-
-#: True in the compiled build, where the recorder is compiled: calling its ``response`` then
-#: costs less than the same work written inline in this (always interpreted) module; in the pure
-#: build the call costs more (bench/hotpath_h2.py, docs/production.md, Metrics)
-_CALL_RECORDER = not (recorder.__file__ or "").endswith(".py")
 
 _STREAM_GONE = "the stream was reset or the client has gone"
 
@@ -816,27 +808,7 @@ class Http2Connection(asyncio.Protocol):
         if state.timed and request is not None:  # the metrics and the access log, when on
             metrics = state.metrics
             if metrics is not None:
-                now = perf_counter()
-                if _CALL_RECORDER:
-                    metrics.response(request, response, exchange.start, now)
-                else:  # MetricsRecorder.response, inlined: an interpreted call costs ~1,000 more
-                    elapsed = now - exchange.start
-                    status = response.status
-                    try:
-                        slot = RESPONSE_SLOTS[request.method][status]
-                    except KeyError:
-                        slot = OTHER_SLOTS[status]  # a method without a class of its own
-                    if elapsed > FIRST_BOUND:
-                        slot += bisect_left(BOUNDS, elapsed)
-                    metrics.counts[slot] += 1
-                    metrics.seconds += elapsed
-                    if request.body:
-                        metrics.received += len(request.body)
-                    file = response.file
-                    if file is not None and response._stream_file_or_upgrade:
-                        metrics.sent += file[2]
-                    else:
-                        metrics.sent += len(response.body)
+                metrics.response(request, response, exchange.start, perf_counter())
             if state.access_log is not None:
                 self._log_access(request, response, exchange.start)
         if exchange.task is None and exchange.body is None:
