@@ -14,8 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from . import forked
 
 ROOT = Path(__file__).resolve().parent.parent
 _ADDRESS = re.compile(r"serving on (https?)://([^,\s]+):(\d+)")
@@ -25,7 +27,9 @@ class ServerProcess:
     """A Peregrine server in a child process; a context manager that stops it on exit.
 
     ``args`` go to the command line after ``run TARGET`` (or replace it when ``command`` is
-    given, e.g. ``["static", DIR]``). ``workers`` defaults to 1.
+    given, e.g. ``["static", DIR]``). ``workers`` defaults to 1. The process is a fork of the
+    test process running ``python -m peregrine`` (tests/forked.py), or, with ``real_process``,
+    a ``script``, or an ``env`` that changes how an interpreter starts, a new interpreter.
     """
 
     def __init__(
@@ -38,23 +42,31 @@ class ServerProcess:
         cwd: str | None = None,
         start_timeout: float = 15.0,
         script: list[str] | None = None,
+        real_process: bool = False,
     ) -> None:
-        if script is not None:
-            argv = [sys.executable, *script]
-        else:
-            argv = [sys.executable, "-m", "peregrine", *(command or ["run", str(target)])]
-        argv += ["--host", "127.0.0.1", "--port", "0", "--workers", str(workers), *args]
+        options = ["--host", "127.0.0.1", "--port", "0", "--workers", str(workers), *args]
+        cli_args = [*(command or ["run", str(target)]), *options]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.argv = argv
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=cwd or str(ROOT),
-            env=full_env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        self.proc: subprocess.Popen[bytes] | forked.ForkedProcess
+        if script is None and not real_process and not forked.needs_exec(env):
+            # a fork of this process running `python -m peregrine` (tests/forked.py says why)
+            self.proc, _ = forked.spawn(cli_args, cwd=cwd or str(ROOT), env=full_env)
+            self.argv = self.proc.args
+        else:
+            if script is not None:
+                argv = [sys.executable, *script, *options]
+            else:
+                argv = [sys.executable, "-m", "peregrine", *cli_args]
+            self.argv = argv
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd or str(ROOT),
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read_output, daemon=True)
@@ -135,6 +147,32 @@ class ServerProcess:
         finally:
             if self.proc.poll() is None:
                 self.kill()
+
+
+def run_peregrine(
+    *args: str,
+    cwd: str | Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 30.0,
+    real_process: bool = False,
+    base_env: Mapping[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``python -m peregrine ARGS`` to its end, output captured as text (``subprocess.run``).
+
+    ``env`` adds to ``base_env`` (this process's environment by default). Like :class:`ServerProcess`, a fork of the test
+    process unless ``real_process`` or ``env`` asks for a new interpreter (tests/forked.py).
+    """
+    full_env = {**(os.environ if base_env is None else base_env), **(env or {})}
+    if not real_process and not forked.needs_exec(env):
+        return forked.run(list(args), cwd=str(cwd), env=full_env, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "peregrine", *args],
+        cwd=str(cwd),
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def wait_until(

@@ -14,20 +14,13 @@ import peregrine
 from peregrine import cli
 from peregrine.config import Config
 
-from .helpers import ROOT, ServerProcess, read_response
+from .helpers import ServerProcess, read_response, run_peregrine
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def run(*args: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "peregrine", *args],
-        cwd=str(ROOT),
-        env=ENV,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_peregrine(*args, base_env=ENV, timeout=timeout)
 
 
 def config_from(argv: list[str]) -> Config:
@@ -189,7 +182,7 @@ class TestCommand:
 
     def test_python_m_peregrine_run_serves(self) -> None:
         # ServerProcess starts servers exactly as ``python -m peregrine run MODULE:ATTR ...``
-        with ServerProcess("tests.apps:Hello") as server:
+        with ServerProcess("tests.apps:Hello", real_process=True) as server:
             assert "uvloop" in server.output or "asyncio" in server.output
             assert "1 worker" in server.output
             with server.connect() as sock:
@@ -201,7 +194,7 @@ class TestCommand:
         (tmp_path / "myapp_cli_test.py").write_text(
             "def app(req, resp):\n    resp.set_body(b'from cwd')\n"
         )
-        with ServerProcess("myapp_cli_test:app", cwd=str(tmp_path)) as server:
+        with ServerProcess("myapp_cli_test:app", cwd=str(tmp_path), real_process=True) as server:
             with server.connect() as sock:
                 sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
                 assert read_response(sock)[2] == b"from cwd"

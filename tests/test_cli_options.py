@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ import pytest
 from peregrine import cli
 from peregrine.config import Config
 
-from .helpers import ROOT, ServerProcess
+from .helpers import ROOT, ServerProcess, run_peregrine
 
 
 def options(argv: list[str], command: str = "run") -> dict[str, Any]:
@@ -36,14 +35,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "peregrine", *args],
-        cwd=str(ROOT),
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_peregrine(*args, env=env)
 
 
 class TestEnvironment:

@@ -6,7 +6,6 @@ import errno
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,13 @@ from peregrine.config import Config
 from peregrine.process.listeners import bind_error, bind_tcp, bind_unix
 from peregrine.process.tls import make_ssl_context
 
-from .helpers import ROOT
+from .helpers import ROOT, run_peregrine
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
 
 def peregrine_run(*args: str, cwd: Path | str = ROOT) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "peregrine", "run", *args],
-        cwd=str(cwd),
-        env={**ENV, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return run_peregrine("run", *args, cwd=cwd, base_env=ENV)
 
 
 def error_lines(stderr: str) -> list[str]:

@@ -1,0 +1,316 @@
+"""``python -m peregrine ARGS`` as a fork of the test process, without a new interpreter.
+
+A server started by the tests is a real process: its own pid and process group, real sockets,
+signals, forked workers, output on a pipe. Starting it as ``python -m peregrine`` costs an
+interpreter start and the import of Peregrine (and of the application's frameworks) every time,
+about 0.2 s of CPU, several hundred times per run: most of the suite's CPU. The test process
+has imported all of that already, so :func:`spawn` forks it instead (a "zygote", like
+multiprocessing's forkserver) and runs ``peregrine.cli.main(argv)`` in the child, after putting
+back what a fresh ``python -m peregrine`` would have: the working directory, the environment,
+``sys.argv`` and ``sys.path[0]``, stdin from /dev/null, stdout and stderr on the pipe, default
+signal handlers, no logging handlers, the default warning filters, no other descriptors open.
+
+What a fork cannot give back is a fresh import: the interpreter's command line options, and
+variables read when a module is imported. So :func:`needs_exec` keeps the real
+``python -m peregrine`` for environments that change those (``PYTHON*``, the build choice), and
+``PEREGRINE_TEST_EXEC=1`` turns the forking off for a whole run (e.g. to check that nothing
+depends on it). The tests of the command itself (tests/test_cli.py) start one real
+``python -m peregrine`` each way.
+"""
+
+from __future__ import annotations
+
+import ast
+import gc
+import importlib
+import io
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from collections.abc import Mapping
+
+#: environment variables that act when the interpreter starts or a module is imported: a server
+#: whose environment sets one of them is started with a real ``python -m peregrine``
+_IMPORT_TIME_PREFIXES = ("PYTHON", "PEREGRINE_PURE", "COV_CORE", "COVERAGE")
+
+#: objects of the test process the child must not free (their descriptors are closed in the
+#: child and the numbers reused by the server: freeing one would close the server's socket)
+_kept: list[object] = []
+
+
+def _startup_path() -> list[str]:
+    """``sys.path`` of a fresh interpreter here, without its first entry (the script's directory)."""
+    out = subprocess.run(
+        [sys.executable, "-c", "import sys; print(repr(sys.path[1:]))"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/",
+    ).stdout
+    return list(ast.literal_eval(out))
+
+
+_STARTUP_PATH: list[str] = []
+_LIBRARY_DIRS: tuple[str, ...] = ()
+
+
+def _prepare() -> None:
+    """Once per test process: what a fresh interpreter's path is, which modules are libraries."""
+    global _LIBRARY_DIRS
+    if _STARTUP_PATH:
+        return
+    _STARTUP_PATH.extend(_startup_path())
+    import peregrine
+
+    dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    dirs.add(os.path.dirname(os.path.dirname(peregrine.__file__)))  # src/ (an editable install)
+    _LIBRARY_DIRS = tuple(os.path.realpath(d) + os.sep for d in dirs)
+
+
+def forking_enabled() -> bool:
+    """False when ``PEREGRINE_TEST_EXEC=1`` asks for real ``python -m peregrine`` everywhere."""
+    return os.environ.get("PEREGRINE_TEST_EXEC", "") in ("", "0") and hasattr(os, "fork")
+
+
+def needs_exec(env: Mapping[str, str] | None) -> bool:
+    """True when ``env`` (the variables a test adds) changes what a fresh interpreter would do."""
+    if not forking_enabled():
+        return True
+    return any(name.startswith(_IMPORT_TIME_PREFIXES) for name in env or ())
+
+
+class ForkedProcess:
+    """The part of :class:`subprocess.Popen` the tests use, for a forked child."""
+
+    def __init__(self, pid: int, stdout: io.BufferedReader | None, args: list[str]) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.args = args
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """The exit status if the child has ended (negative: killed by that signal), else None."""
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:  # reaped elsewhere: it has ended, status unknown
+                self.returncode = -1
+                return self.returncode
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the child (raising :class:`subprocess.TimeoutExpired` after ``timeout``)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        delay = 0.0005
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
+            time.sleep(delay)
+            delay = min(delay * 2, 0.02)
+        assert self.returncode is not None
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` unless the child has been reaped already (as Popen does)."""
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def spawn(
+    args: list[str], *, cwd: str, env: Mapping[str, str], stderr_to_stdout: bool = True
+) -> tuple[ForkedProcess, int | None]:
+    """Fork a child that runs ``python -m peregrine *args``; return it and, if asked, its stderr.
+
+    The child's stdout (and stderr, when ``stderr_to_stdout``) is the returned process's
+    ``stdout``; otherwise stderr is a second pipe whose read end is returned. The child runs in
+    its own session, as ``start_new_session=True`` would.
+    """
+    _prepare()
+    out_r, out_w = os.pipe()
+    err_r, err_w = (None, None) if stderr_to_stdout else os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        code = 1
+        try:
+            _become_a_fresh_interpreter(out_w, err_w if err_w is not None else out_w, cwd, env)
+            code = _run_main(args)
+        except BaseException:  # a bug here: show it where the test reads the output
+            try:
+                import traceback
+
+                traceback.print_exc()
+            except BaseException:
+                pass
+        finally:
+            os._exit(code)
+    os.close(out_w)
+    if err_w is not None:
+        os.close(err_w)
+    stdout = open(out_r, "rb")  # noqa: SIM115 - the caller closes it
+    argv = [sys.executable, "-m", "peregrine", *args]
+    return ForkedProcess(pid, stdout, argv), err_r  # type: ignore[arg-type]
+
+
+def run(
+    args: list[str], *, cwd: str, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``subprocess.run([python, "-m", "peregrine", *args], capture_output=True, text=True)``."""
+    import threading
+
+    proc, err_fd = spawn(args, cwd=cwd, env=env, stderr_to_stdout=False)
+    assert proc.stdout is not None and err_fd is not None
+    chunks: dict[str, bytes] = {}
+
+    def drain(name: str, stream: io.RawIOBase) -> None:
+        with stream:
+            chunks[name] = stream.read() or b""  # type: ignore[assignment]
+
+    err = open(err_fd, "rb", buffering=0)  # noqa: SIM115 - drain closes it
+    readers = [
+        threading.Thread(target=drain, args=("out", proc.stdout), daemon=True),
+        threading.Thread(target=drain, args=("err", err), daemon=True),
+    ]
+    for reader in readers:
+        reader.start()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        raise
+    for reader in readers:
+        reader.join(10)
+    decode = lambda data: data.decode("utf-8", "replace").replace("\r\n", "\n")  # noqa: E731
+    assert proc.returncode is not None
+    return subprocess.CompletedProcess(
+        proc.args, proc.returncode, decode(chunks.get("out", b"")), decode(chunks.get("err", b""))
+    )
+
+
+# --- in the child ---------------------------------------------------------------------------
+
+
+def _become_a_fresh_interpreter(out_w: int, err_w: int, cwd: str, env: Mapping[str, str]) -> None:
+    os.setsid()
+    # the test process's garbage is not the server's: never walk (or copy) it
+    gc.freeze()
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    # every other descriptor belongs to the test process (its execnet channel, other servers'
+    # pipes and sockets): closed, as Popen's close_fds does. The Python objects that own them
+    # stay referenced in _kept, so none of them closes a number the server reuses.
+    _kept.extend([sys.stdin, sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__])
+    os.closerange(3, _max_fd())
+    sys.stdin = open(0, encoding="utf-8", closefd=False)  # noqa: SIM115
+    # PYTHONUNBUFFERED=1, as the servers are run: every write reaches the pipe at once
+    sys.stdout = io.TextIOWrapper(
+        io.FileIO(1, "w", closefd=False), encoding="utf-8", line_buffering=True, write_through=True
+    )
+    sys.stderr = io.TextIOWrapper(
+        io.FileIO(2, "w", closefd=False),
+        encoding="utf-8",
+        errors="backslashreplace",
+        line_buffering=True,
+        write_through=True,
+    )
+    sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.path[:] = [os.getcwd(), *_STARTUP_PATH]  # `python -m` puts the current directory first
+    for sig in signal.valid_signals():
+        if sig in (signal.SIGKILL, signal.SIGSTOP):
+            continue
+        try:
+            signal.signal(sig, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as the interpreter sets it at start
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
+    signal.set_wakeup_fd(-1)
+    _fresh_logging()
+    warnings.resetwarnings()
+    for category in (DeprecationWarning, PendingDeprecationWarning, ImportWarning, ResourceWarning):
+        warnings.simplefilter("ignore", category)
+    warnings.filterwarnings("default", category=DeprecationWarning, module="__main__")
+    import asyncio
+
+    asyncio.set_event_loop_policy(None)
+    # the test modules and any other module outside the installed libraries are imported
+    # afresh (an application may read the environment when its module is imported, and a test
+    # may write a module of a name imported before); the libraries stay, which is the time saved
+    for name, module in list(sys.modules.items()):
+        if not _is_library(module):
+            _kept.append(sys.modules.pop(name))
+    importlib.invalidate_caches()
+
+
+def _is_library(module: object) -> bool:
+    path = getattr(module, "__file__", None)
+    if not path:
+        return True  # built in, frozen or a namespace package
+    path = os.path.realpath(path)
+    return path.startswith(_LIBRARY_DIRS)
+
+
+def _fresh_logging() -> None:
+    logging.disable(logging.NOTSET)
+    root = logging.getLogger()
+    for logger in [root, *logging.Logger.manager.loggerDict.values()]:
+        if isinstance(logger, logging.Logger):
+            _kept.extend(logger.handlers)
+            logger.handlers.clear()
+            logger.filters.clear()
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+            logger.disabled = False
+    root.setLevel(logging.WARNING)
+
+
+def _max_fd() -> int:
+    try:
+        return max(int(name) for name in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return os.sysconf("SC_OPEN_MAX")
+
+
+def _run_main(args: list[str]) -> int:
+    import peregrine.cli
+
+    sys.argv = [os.path.join(os.path.dirname(peregrine.cli.__file__), "__main__.py"), *args]
+    try:
+        peregrine.cli.main(args)
+    except SystemExit as exc:
+        code = exc.code
+        if code is None:
+            return 0
+        if isinstance(code, int):
+            return code
+        print(code, file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        # as the interpreter does with an uncaught KeyboardInterrupt: die of SIGINT
+        sys.stdout.flush()
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        return 1
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        return 1
+    return 0
