@@ -96,6 +96,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     import peregrine
 
     _long_tests_first(config, items)
+    _cluster_test_only_when_asked(config, items)
     running = "pure" if peregrine.BUILD == "pure Python" else "compiled"
     for item in items:
         marker = item.get_closest_marker("only_build")
@@ -105,6 +106,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         assert build in ("compiled", "pure") and reason, "only_build(build, reason=...) both given"
         if build != running:
             item.add_marker(pytest.mark.skip(reason=f"{build} build only: {reason}"))
+
+
+# --- the multi-host test runs on its own ---------------------------------------------------------
+
+
+def _cluster_test_only_when_asked(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip the tests marked ``cluster`` unless the run selects them (``pytest -m cluster``).
+
+    The multi-host test (deploy/cluster-test.sh) is an end-to-end run of three hosts under load
+    for 20-45 s of wall time and ~9 s of CPU, more than a tenth of the suite's: scripts/check runs
+    it once, as its own step, instead of inside the suite on every Python it tests.
+    """
+    if "cluster" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="the multi-host test runs on its own: pytest -m cluster")
+    for item in items:
+        if item.get_closest_marker("cluster") is not None:
+            item.add_marker(skip)
 
 
 # --- the longest tests start first -------------------------------------------------------------

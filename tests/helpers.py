@@ -74,7 +74,7 @@ class ServerProcess:
         match = self.wait_for_line(_ADDRESS, start_timeout)
         if match is None:
             self.kill()
-            raise RuntimeError(f"server did not start: {' '.join(argv)}\n{self.output}")
+            raise RuntimeError(f"server did not start: {' '.join(self.argv)}\n{self.output}")
         m = _ADDRESS.search(match)
         assert m is not None
         self.scheme, self.host, self.port = m.group(1), m.group(2), int(m.group(3))
