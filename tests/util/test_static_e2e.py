@@ -895,7 +895,9 @@ def test_file_truncated_while_sending_closes_connection(
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc for memory use")
 @pytest.mark.parametrize("loop", _loops())
 def test_large_file_memory_is_bounded(site: Site, loop: str) -> None:
-    size = 256 * 1024 * 1024
+    # twice the growth allowed below: a server that buffered the file (or read ahead of the
+    # client by half of it) fails
+    size = 128 * 1024 * 1024
     path = site.root / f"huge-{loop}.bin"
     _sparse_file(path, size)
 
