@@ -32,6 +32,7 @@ import sys
 import time
 import warnings
 from collections.abc import Mapping
+from typing import IO
 
 #: environment variables that act when the interpreter starts or a module is imported: a server
 #: whose environment sets one of them is started with a real ``python -m peregrine``
@@ -86,7 +87,7 @@ def needs_exec(env: Mapping[str, str] | None) -> bool:
 class ForkedProcess:
     """The part of :class:`subprocess.Popen` the tests use, for a forked child."""
 
-    def __init__(self, pid: int, stdout: io.BufferedReader | None, args: list[str]) -> None:
+    def __init__(self, pid: int, stdout: IO[bytes] | None, args: list[str]) -> None:
         self.pid = pid
         self.stdout = stdout
         self.args = args
@@ -159,7 +160,7 @@ def spawn(
         os.close(err_w)
     stdout = open(out_r, "rb")  # noqa: SIM115 - the caller closes it
     argv = [sys.executable, "-m", "peregrine", *args]
-    return ForkedProcess(pid, stdout, argv), err_r  # type: ignore[arg-type]
+    return ForkedProcess(pid, stdout, argv), err_r
 
 
 def run(
@@ -172,9 +173,9 @@ def run(
     assert proc.stdout is not None and err_fd is not None
     chunks: dict[str, bytes] = {}
 
-    def drain(name: str, stream: io.RawIOBase) -> None:
+    def drain(name: str, stream: IO[bytes]) -> None:
         with stream:
-            chunks[name] = stream.read() or b""  # type: ignore[assignment]
+            chunks[name] = stream.read()
 
     err = open(err_fd, "rb", buffering=0)  # noqa: SIM115 - drain closes it
     readers = [
@@ -191,7 +192,10 @@ def run(
         raise
     for reader in readers:
         reader.join(10)
-    decode = lambda data: data.decode("utf-8", "replace").replace("\r\n", "\n")  # noqa: E731
+
+    def decode(data: bytes) -> str:  # as text=True does: universal newlines
+        return data.decode("utf-8", "replace").replace("\r\n", "\n")
+
     assert proc.returncode is not None
     return subprocess.CompletedProcess(
         proc.args, proc.returncode, decode(chunks.get("out", b"")), decode(chunks.get("err", b""))
@@ -226,7 +230,8 @@ def _become_a_fresh_interpreter(out_w: int, err_w: int, cwd: str, env: Mapping[s
         line_buffering=True,
         write_through=True,
     )
-    sys.__stdout__, sys.__stderr__, sys.__stdin__ = sys.stdout, sys.stderr, sys.stdin
+    for name in ("stdin", "stdout", "stderr"):  # what the interpreter started with, too
+        setattr(sys, f"__{name}__", getattr(sys, name))
     os.chdir(cwd)
     os.environ.clear()
     os.environ.update(env)
@@ -260,11 +265,10 @@ def _become_a_fresh_interpreter(out_w: int, err_w: int, cwd: str, env: Mapping[s
 
 
 def _is_library(module: object) -> bool:
-    path = getattr(module, "__file__", None)
+    path: str | None = getattr(module, "__file__", None)
     if not path:
         return True  # built in, frozen or a namespace package
-    path = os.path.realpath(path)
-    return path.startswith(_LIBRARY_DIRS)
+    return os.path.realpath(path).startswith(_LIBRARY_DIRS)
 
 
 def _fresh_logging() -> None:

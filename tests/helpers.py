@@ -124,7 +124,9 @@ class ServerProcess:
                 self.kill()
                 raise
         self._reader.join(5)
-        return self.proc.returncode
+        code = self.proc.returncode
+        assert code is not None
+        return code
 
     def kill(self) -> None:
         try:
