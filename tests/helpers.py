@@ -1,6 +1,7 @@
 """Starting real Peregrine servers for tests, and talking to them with raw sockets.
 
-Servers run as subprocesses (``python -m peregrine run ...``) exactly as users run them, on
+Servers run as processes of their own (``python -m peregrine run ...``, as users run them;
+forked from the test process, which has imported Peregrine already: tests/forked.py), on
 127.0.0.1 with port 0; the port is read from the startup line.
 """
 
