@@ -140,7 +140,12 @@ def spawn(
     err_r, err_w = (None, None) if stderr_to_stdout else os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
-    pid = os.fork()
+    with warnings.catch_warnings():
+        # 3.12+ warns that a fork of a process with threads may deadlock in a lock another
+        # thread held: the child takes none of them (new standard streams, logging re-made
+        # by the logging module's own fork hook, the import lock re-made by the interpreter)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid = os.fork()
     if pid == 0:  # the child: never returns
         code = 1
         try:
