@@ -73,8 +73,16 @@ def _prepare() -> None:
 
 
 def forking_enabled() -> bool:
-    """False when ``PEREGRINE_TEST_EXEC=1`` asks for real ``python -m peregrine`` everywhere."""
-    return os.environ.get("PEREGRINE_TEST_EXEC", "") in ("", "0") and hasattr(os, "fork")
+    """False when ``PEREGRINE_TEST_EXEC=1`` asks for real ``python -m peregrine`` everywhere.
+
+    Also False while coverage.py measures this process: its fork hook in the child once hung
+    before the child ran a line of ours (a lock another thread held, seen in a ``--cov`` run),
+    and a measured run is for its numbers, which the real process model gives as well.
+    """
+    if os.environ.get("PEREGRINE_TEST_EXEC", "") not in ("", "0") or not hasattr(os, "fork"):
+        return False
+    coverage = sys.modules.get("coverage")
+    return coverage is None or coverage.Coverage.current() is None
 
 
 def needs_exec(env: Mapping[str, str] | None) -> bool:

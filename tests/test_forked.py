@@ -43,7 +43,10 @@ def seen(server: ServerProcess) -> dict[str, object]:
     return result
 
 
-@pytest.mark.skipif(not forked.forking_enabled(), reason="PEREGRINE_TEST_EXEC=1: nothing forked")
+@pytest.mark.skipif(
+    not forked.forking_enabled(),
+    reason="forking is off: PEREGRINE_TEST_EXEC=1, or coverage.py measures",
+)
 def test_forked_server_gets_directory_environment_fresh_modules_and_its_own_session(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
