@@ -48,18 +48,19 @@ def seen(server: ServerProcess) -> dict[str, object]:
     reason="forking is off: PEREGRINE_TEST_EXEC=1, or coverage.py measures",
 )
 def test_forked_server_gets_directory_environment_fresh_modules_and_its_own_session(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
 ) -> None:
     (tmp_path / "forked_probe_app.py").write_text("VERSION = 1\n")
     # this process imports (and keeps) the module first: the server must import it again
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import forked_probe_app  # type: ignore[import-not-found]
-
+    sys.path.insert(0, str(tmp_path))  # (monkeypatch.syspath_prepend trips on kosoku's shim)
     try:
+        import forked_probe_app  # type: ignore[import-not-found]
+
         assert forked_probe_app.VERSION == 1
         _start_and_check(tmp_path)
     finally:
-        del sys.modules["forked_probe_app"]
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("forked_probe_app", None)
 
 
 def _start_and_check(tmp_path: Path) -> None:
