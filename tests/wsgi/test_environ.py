@@ -132,4 +132,6 @@ def test_no_client_address_no_remote_keys_and_base_untouched() -> None:
     assert "REMOTE_ADDR" not in environ and "REMOTE_PORT" not in environ
     assert environ["SERVER_PROTOCOL"] == "HTTP/1.0"
     assert "CONTENT_LENGTH" not in environ
-    assert "PATH_INFO" not in BASE  # each request gets a copy
+    # each request gets a copy: the worker's base is as it was made
+    assert BASE == base_environ("/api", True, "errors", "wrapper")
+    assert BASE["PATH_INFO"] == "" and "REMOTE_ADDR" in BASE

@@ -53,14 +53,23 @@ def path_info(raw_path: bytes) -> str:
     return unquote_to_bytes(raw_path).decode("latin-1")
 
 
-# ``(Host header, scheme) -> (SERVER_NAME, SERVER_PORT)``: clients send the same few hosts
+# ``(Host header, scheme) -> (SERVER_NAME, SERVER_PORT)``: clients send the same few hosts.
+# Plain HTTP's are kept by the Host header alone: no key tuple to make and hash per request.
 _SERVERS: dict[tuple[str, str], tuple[str, str]] = {}
+_HTTP_SERVERS: dict[str, tuple[str, str]] = {}
 
 
 def server_address(host_header: str | None, scheme: str, sockname: Any) -> tuple[str, str]:
     """``(SERVER_NAME, SERVER_PORT)``: from the Host header when there is one (as the URL the
     client used), else from the address the connection arrived on (``sockname``)."""
     if host_header:
+        if scheme == "http":
+            found = _HTTP_SERVERS.get(host_header)
+            if found is None:
+                found = _parse_host(host_header, scheme)
+                if len(_HTTP_SERVERS) < _KEYS_MAX:
+                    _HTTP_SERVERS[host_header] = found
+            return found
         found = _SERVERS.get((host_header, scheme))
         if found is None:
             found = _parse_host(host_header, scheme)
@@ -86,7 +95,14 @@ def _parse_host(host_header: str, scheme: str) -> tuple[str, str]:
 def base_environ(
     root_path: str, multiprocess: bool, errors: Any, file_wrapper: Any
 ) -> dict[str, Any]:
-    """The keys that are the same for every request of a worker (copied per request)."""
+    """The environ every request of a worker starts from (copied per request): the keys that
+    are the same for every request, and every key :func:`build_environ` always sets, with a
+    placeholder value.
+
+    The per-request keys are there so that the copy has them already: setting a key a dict has
+    is cheaper than adding one, and the copy is made at its final size, where adding them one
+    by one to a copy of the shared keys alone grew (resized) it twice per request.
+    """
     return {
         "wsgi.version": (1, 0),
         "wsgi.multithread": True,
@@ -96,14 +112,25 @@ def base_environ(
         "wsgi.errors": errors,
         "wsgi.file_wrapper": file_wrapper,
         "SCRIPT_NAME": root_path,
+        # set per request by build_environ (REMOTE_* removed when the client is unknown)
+        "REQUEST_METHOD": "",
+        "PATH_INFO": "",
+        "QUERY_STRING": "",
+        "SERVER_PROTOCOL": "",
+        "wsgi.url_scheme": "",
+        "wsgi.input": None,
+        "REMOTE_ADDR": "",
+        "REMOTE_PORT": "",
+        "SERVER_NAME": "",
+        "SERVER_PORT": "",
     }
 
 
 def build_environ(
     base: dict[str, Any], request: Request, wsgi_input: Any, sockname: Any = None
 ) -> dict[str, Any]:
-    """The environ of ``request``: a copy of ``base`` (see :func:`base_environ`) plus the
-    request's own keys.
+    """The environ of ``request``: a copy of ``base`` (see :func:`base_environ`) with the
+    request's own keys set.
 
     ``PATH_INFO`` is the request path as received: with ``--root-path`` a proxy removed that
     prefix already, and it is ``SCRIPT_NAME``. Repeated header fields are joined with ``", "``
@@ -123,6 +150,8 @@ def build_environ(
     if client is not None:
         environ["REMOTE_ADDR"] = client[0]
         environ["REMOTE_PORT"] = str(client[1])
+    else:  # a Unix socket: no client address to give
+        del environ["REMOTE_ADDR"], environ["REMOTE_PORT"]
     keys = _KEYS
     host = None
     headers = request._headers  # the parser's raw list until someone asks for request.headers

@@ -61,7 +61,9 @@ class WsgiHandler:
             wsgi_input = StreamedInput(body, exchange.conn.loop)
         if self.inbox.loop is None:
             self.inbox.loop = exchange.conn.loop
-        pool.submit(ThreadedCall(self, exchange, wsgi_input, sockname_if_needed(exchange)))
+        request = exchange.request
+        sockname = sockname_if_needed(exchange, request)
+        pool.submit(ThreadedCall(self, exchange, request, wsgi_input, sockname))
 
     def close(self) -> None:
         """Stop the thread pool, letting running requests finish within ``graceful_timeout``."""

@@ -29,13 +29,14 @@ from .threaded import respond_whole
 
 if TYPE_CHECKING:
     from ..aio.exchange import AnyExchange
+    from ..http.request import Request
     from .handler import WsgiHandler
 
 
-def sockname_if_needed(exchange: AnyExchange) -> Any:
-    """The connection's local address when the request may lack a Host header (HTTP/1.0; the
-    parser refuses HTTP/1.1 requests without one), read on the loop; else None."""
-    if exchange.request.version != "1.0":
+def sockname_if_needed(exchange: AnyExchange, request: Request) -> Any:
+    """The connection's local address when ``request`` (``exchange``'s) may lack a Host header
+    (HTTP/1.0; the parser refuses HTTP/1.1 requests without one), read on the loop; else None."""
+    if request.version != "1.0":
         return None
     transport = exchange.conn.transport
     return transport.get_extra_info("sockname") if transport is not None else None
@@ -85,7 +86,7 @@ class InlineStart(StartResponse):
 def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> None:
     """Call the application and send its response; the iterable is finished in a task when the
     body is streamed."""
-    request = exchange.request
+    request: Request = exchange.request
     start = InlineStart(request)
     written = start.written
     result: Any = None
@@ -95,44 +96,53 @@ def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> 
     context = contextvars.Context()
     try:
         environ = build_environ(
-            handler.base_environ, request, wsgi_input, sockname_if_needed(exchange)
+            handler.base_environ, request, wsgi_input, sockname_if_needed(exchange, request)
         )
         result = context.run(handler.app, environ, start)
-        if start.response is None:
+        response = start.response
+        if response is None:
             raise RuntimeError("the application returned without calling start_response()")
-        if result.__class__ is FileWrapper and not written:
-            sendable = result.sendable(start.length)
-            if sendable is not None:
-                start.head_sent = True
-                exchange.conn._run(_send_file(exchange, start, result, sendable, context))
-                return
-        chunks = written
-        if result.__class__ is list or result.__class__ is tuple:
-            if len(result) == 1 and result[0].__class__ is bytes:
-                if result[0]:
-                    chunks.append(result[0])  # one bytes object: no comprehension to run
-            else:
-                chunks += [body_bytes(chunk) for chunk in result if chunk]
-            result = None  # a list or tuple has no close()
+        kind = type(result)
+        body = result[0] if kind is list and len(result) == 1 and not written else None
+        if type(body) is bytes and (start.length is None or start.length == len(body)):
+            # the most common body of all, sent as it is: one bytes object in a list
+            result = None  # a list has no close()
+            response.body = body
+            exchange.respond(response)
         else:
-            iterator = context.run(iter, result)
-            # up to two chunks: a body of one chunk is sent whole, with a Content-Length
-            produced = 0
-            while (chunk := context.run(next, iterator, _END)) is not _END:
-                if chunk:
-                    chunks.append(body_bytes(chunk))
-                    produced += 1
-                    if produced == 2:
-                        start.head_sent = True
-                        exchange.conn._run(
-                            _stream(exchange, start, result, iterator, chunks, context)
-                        )
-                        result = None  # the task closes it
-                        return
-        if result is not None:
-            finished, result = result, None
-            _close(finished, context)
-        respond_whole(exchange, start.response, start.length, chunks)
+            if kind is FileWrapper and not written:
+                sendable = result.sendable(start.length)
+                if sendable is not None:
+                    start.head_sent = True
+                    exchange.conn._run(_send_file(exchange, start, result, sendable, context))
+                    return
+            chunks = written
+            if kind is list or kind is tuple:
+                if len(result) == 1 and type(result[0]) is bytes:
+                    if result[0]:
+                        chunks.append(result[0])  # one bytes object: no comprehension to run
+                else:
+                    chunks += [body_bytes(chunk) for chunk in result if chunk]
+                result = None  # a list or tuple has no close()
+            else:
+                iterator = context.run(iter, result)
+                # up to two chunks: a body of one chunk is sent whole, with a Content-Length
+                produced = 0
+                while (chunk := context.run(next, iterator, _END)) is not _END:
+                    if chunk:
+                        chunks.append(body_bytes(chunk))
+                        produced += 1
+                        if produced == 2:
+                            start.head_sent = True
+                            exchange.conn._run(
+                                _stream(exchange, start, result, iterator, chunks, context)
+                            )
+                            result = None  # the task closes it
+                            return
+            if result is not None:
+                finished, result = result, None
+                _close(finished, context)
+            respond_whole(exchange, response, start.length, chunks)
     except Exception as exc:
         if result is not None:
             _close(result, context, request)

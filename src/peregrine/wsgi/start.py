@@ -23,7 +23,7 @@ Write = Callable[[bytes], None]
 def parse_status(status: Any) -> int:
     """The code of a WSGI status string such as ``"200 OK"`` (the reason phrase is not sent:
     the server sends the standard one)."""
-    code = _STATUS_CODES.get(status) if status.__class__ is str else None
+    code = _STATUS_CODES.get(status) if type(status) is str else None
     if code is None:
         code = _parse_status(status)
         if len(_STATUS_CODES) < 1024:
@@ -49,7 +49,7 @@ def _parse_status(status: Any) -> int:
 
 def body_bytes(chunk: Any) -> bytes:
     """A body chunk as bytes: PEP 3333 allows bytestrings only (bytes-like objects are copied)."""
-    if chunk.__class__ is bytes:
+    if type(chunk) is bytes:
         return chunk
     if isinstance(chunk, (bytes, bytearray, memoryview)):
         return bytes(chunk)
@@ -91,7 +91,7 @@ class StartResponse:
                 exc_info = None  # no reference cycle through the traceback
         elif self.response is not None:
             raise RuntimeError("start_response() called a second time without exc_info")
-        if headers.__class__ is not list:
+        if type(headers) is not list:
             raise TypeError(f"headers must be a list of (name, value) tuples, got {headers!r}")
         self.response, self.length = _HEADS.framed(self.request, status, headers)
         return self.write

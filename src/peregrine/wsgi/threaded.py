@@ -29,6 +29,7 @@ from .start import StartResponse, body_bytes
 
 if TYPE_CHECKING:
     from ..aio.exchange import AnyExchange
+    from ..http.request import Request
     from ..http.response import Response
     from .handler import WsgiHandler
 
@@ -51,9 +52,14 @@ class ThreadedCall(StartResponse):
     )
 
     def __init__(
-        self, handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any, sockname: Any
+        self,
+        handler: WsgiHandler,
+        exchange: AnyExchange,
+        request: Request,
+        wsgi_input: Any,
+        sockname: Any,
     ) -> None:
-        super().__init__(exchange.request)
+        super().__init__(request)
         self.handler = handler
         self.exchange = exchange
         self.input = wsgi_input
@@ -77,18 +83,14 @@ class ThreadedCall(StartResponse):
         try:
             environ = build_environ(handler.base_environ, self.request, self.input, self.sockname)
             result = handler.app(environ, self)
-            if (
-                result.__class__ is FileWrapper
-                and self.channel is None
-                and self.response is not None
-            ):
+            if type(result) is FileWrapper and self.channel is None and self.response is not None:
                 sendable = result.sendable(self.length)
                 if sendable is not None:
                     self.result = result  # closed by the loop once the file is sent
                     self.head_sent = True
                     handler.inbox.post(_send_file, (self, sendable))
                     return
-            if (result.__class__ is list or result.__class__ is tuple) and self.channel is None:
+            if (type(result) is list or type(result) is tuple) and self.channel is None:
                 # The whole body is here already: one hand-off, with a Content-Length, and no
                 # channel (its lock and condition cost more than the rest of the hand-off).
                 if self.response is None:
@@ -119,7 +121,7 @@ class ThreadedCall(StartResponse):
         """Send ``chunk`` (also the PEP's ``write()`` callable): the first one sends the head."""
         if self.response is None:
             raise RuntimeError("the application sent body data before calling start_response()")
-        if chunk.__class__ is not bytes:
+        if type(chunk) is not bytes:
             chunk = body_bytes(chunk)
         channel = self.channel
         if channel is None:
@@ -131,7 +133,7 @@ class ThreadedCall(StartResponse):
             channel.push(chunk)
 
     def _close(self, result: Any) -> None:
-        if result.__class__ is list or result.__class__ is tuple:
+        if type(result) is list or type(result) is tuple:
             return  # no close(); getattr would raise and catch an AttributeError to say so
         close = getattr(result, "close", None)
         if close is not None:
