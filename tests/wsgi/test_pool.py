@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable
 
 from peregrine.wsgi.pool import LoopInbox, ThreadPool
 
@@ -92,33 +90,6 @@ def test_inbox_batches_calls_into_one_loop_wake_up() -> None:
         loop.close()
 
 
-def wait_until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
-    """Poll ``condition`` until it holds (bounded: fails the test after ``seconds``)."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.001)
-
-
-def test_a_job_for_an_idle_pool_wakes_exactly_one_thread() -> None:
-    done = threading.Semaphore(0)
-    pool = ThreadPool(4, lambda job: done.release())
-    try:
-        pool.submit("first")  # starts the threads
-        assert done.acquire(timeout=10)
-        wait_until(lambda: pool.parked == 4)
-        for i in range(20):
-            before = pool.wakeups
-            pool.submit(i)
-            assert done.acquire(timeout=10)
-            wait_until(lambda: pool.parked == 4)
-            # one wake-up: the woken thread found the deque empty after its job and did not
-            # wake another (a SimpleQueue's waiting get hands its lock on to the next waiter)
-            assert pool.wakeups - before == 1
-    finally:
-        assert pool.shutdown(5)
-
-
 def test_jobs_queued_behind_a_blocking_job_run_on_other_threads() -> None:
     blocking, release = threading.Event(), threading.Event()
     quick_done = threading.Semaphore(0)
@@ -134,7 +105,6 @@ def test_jobs_queued_behind_a_blocking_job_run_on_other_threads() -> None:
     try:
         pool.submit("block")
         assert blocking.wait(10)
-        wait_until(lambda: pool.parked == 2)
         for _ in range(5):
             pool.submit("quick")
         # all five answered while the first job still blocks its thread
@@ -143,31 +113,4 @@ def test_jobs_queued_behind_a_blocking_job_run_on_other_threads() -> None:
         assert not release.is_set()
     finally:
         release.set()
-        assert pool.shutdown(5)
-
-
-def test_a_job_taken_with_others_queued_wakes_a_spare_thread_first() -> None:
-    # The first job blocks until the second has run: possible only if taking the first (with
-    # the second queued and no thread free) woke another thread before work() began.
-    second_ran = threading.Event()
-    first_finished = threading.Event()
-
-    def work(job: str) -> None:
-        if job == "first":
-            assert second_ran.wait(10)
-            first_finished.set()
-        else:
-            second_ran.set()
-
-    pool = ThreadPool(2, work)
-    try:
-        pool.submit("warm-up")
-        wait_until(lambda: pool.parked == 2)
-        pool._mutex.acquire()  # hold the threads back until both jobs are queued
-        pool._jobs.append("first")
-        pool._jobs.append("second")
-        pool._wake()
-        pool._mutex.release()
-        assert first_finished.wait(10)
-    finally:
         assert pool.shutdown(5)
