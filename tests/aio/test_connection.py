@@ -392,7 +392,7 @@ class TestIdleParser:
         loop.advance(EPSILON)
         assert wire.transport.how == "close"
 
-    @pytest.mark.parametrize("how", ["parked", "closed", "reset"])
+    @pytest.mark.parametrize("how", ["parked", "closed", "reset", "upgraded", "declined"])
     def test_a_parser_let_go_is_freed_without_the_cycle_collector(
         self, loop: ClockLoop, how: str
     ) -> None:
@@ -408,11 +408,22 @@ class TestIdleParser:
         gc.disable()
         try:
             before = live_parsers()
-            wire, _ = http_connection(loop, Engine(), keep_alive_timeout=60)
+            app = Upgrader() if how == "upgraded" else Engine()
+            wire, _ = http_connection(loop, app, keep_alive_timeout=60)
             wire.send(get("/"))
             assert wire.response().body == b"ok"
             assert live_parsers() == before + 1
-            if how == "parked":
+            if how == "upgraded":
+                wire.send(UPGRADE)
+                assert wire.response(head_only=True).status == 101
+            elif how == "declined":  # the request's parser ends; a new one reads what follows
+                wire.send(
+                    b"GET / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n"
+                )
+                assert wire.response().body == b"ok"
+                assert live_parsers() == before + 1
+                wire.transport.reset()
+            elif how == "parked":
                 loop.advance(self.IDLE)
                 assert wire.protocol.parser is None  # type: ignore[attr-defined]
             elif how == "closed":

@@ -348,6 +348,7 @@ class HttpConnection(asyncio.Protocol):
         if parser.upgrade_data is not None:
             # The handler did not take up the upgrade: go on speaking HTTP with what followed.
             leftover = parser.upgrade_data
+            parser.release()
             self.parser = self._new_parser(self.client)
             self._resume_reading()
             if leftover:
@@ -691,6 +692,8 @@ class HttpConnection(asyncio.Protocol):
         self.deadline_kind = 0
         if self.timer_number:
             self.state.timers.cancel(self)
+        if self.parser is not None:
+            self.parser.release()  # (read no more: what followed the head is handed over)
 
     def _upgrade(self, response: Response) -> None:
         transport = self.transport
