@@ -10,6 +10,7 @@ sendfile, TLS, signals) stays in ``test_connection_e2e.py``.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import re
@@ -17,6 +18,7 @@ import socket
 import time
 from typing import Any
 
+import httptools
 import pytest
 
 import peregrine
@@ -360,6 +362,78 @@ class TestIdleParser:
         conn = self.parked(loop).protocol
         assert conn.is_idle()  # type: ignore[attr-defined]
         assert not conn.awaits_first_request()  # type: ignore[attr-defined]
+
+    def test_a_busy_connection_keeps_its_parser(self, loop: ClockLoop) -> None:
+        # a request every 0.1 s for 3 s: the timer looks several times, never at a quiet spell
+        wire, _ = http_connection(loop, Engine(), keep_alive_timeout=60)
+        wire.send(get("/"))
+        assert wire.response().body == b"ok"
+        parser = wire.protocol.parser  # type: ignore[attr-defined]
+        for _ in range(30):
+            loop.advance(0.1)
+            wire.send(get("/"))
+            assert wire.response().body == b"ok"
+            assert wire.protocol.parser is parser  # type: ignore[attr-defined]
+        loop.advance(0.5 - EPSILON)
+        assert wire.protocol.parser is parser  # type: ignore[attr-defined]
+        loop.advance(self.IDLE)
+        assert wire.protocol.parser is None  # type: ignore[attr-defined]
+
+    def test_a_short_keep_alive_timeout_stays_exact_on_a_busy_connection(
+        self, loop: ClockLoop
+    ) -> None:
+        wire, _ = http_connection(loop, Engine(), keep_alive_timeout=0.3)
+        for _ in range(5):
+            wire.send(get("/"))
+            assert wire.response().body == b"ok"
+            loop.advance(0.2)
+        loop.advance(0.1 - EPSILON)
+        assert not wire.transport.is_closing()
+        loop.advance(EPSILON)
+        assert wire.transport.how == "close"
+
+    @pytest.mark.parametrize("how", ["parked", "closed", "reset", "upgraded", "declined"])
+    def test_a_parser_let_go_is_freed_without_the_cycle_collector(
+        self, loop: ClockLoop, how: str
+    ) -> None:
+        # llhttp's parser holds bound methods of ours: left in that cycle, every parser dropped
+        # (at each park, at each close) waits for a full pass of the cyclic GC, a pause of the
+        # whole worker that grows with the number of connections
+        # (counted: llhttp's parsers, the cycle's other half; after a close, our parser lives on
+        # with the connection object, not in a cycle)
+        def live_parsers() -> int:
+            return sum(1 for o in gc.get_objects() if type(o) is httptools.HttpRequestParser)
+
+        gc.collect()
+        gc.disable()
+        try:
+            before = live_parsers()
+            app = Upgrader() if how == "upgraded" else Engine()
+            wire, _ = http_connection(loop, app, keep_alive_timeout=60)
+            wire.send(get("/"))
+            assert wire.response().body == b"ok"
+            assert live_parsers() == before + 1
+            if how == "upgraded":
+                wire.send(UPGRADE)
+                assert wire.response(head_only=True).status == 101
+            elif how == "declined":  # the request's parser ends; a new one reads what follows
+                wire.send(
+                    b"GET / HTTP/1.1\r\nHost: t\r\nConnection: upgrade\r\nUpgrade: foo\r\n\r\n"
+                )
+                assert wire.response().body == b"ok"
+                assert live_parsers() == before + 1
+                wire.transport.reset()
+            elif how == "parked":
+                loop.advance(self.IDLE)
+                assert wire.protocol.parser is None  # type: ignore[attr-defined]
+            elif how == "closed":
+                wire.send(get("/", headers="Connection: close\r\n"))
+                assert wire.closed
+            else:
+                wire.transport.reset()
+            assert live_parsers() == before
+        finally:
+            gc.enable()
 
     def test_a_connection_without_a_request_keeps_its_parser(self, loop: ClockLoop) -> None:
         wire, _ = http_connection(loop, Engine(), header_timeout=5)

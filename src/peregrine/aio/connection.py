@@ -301,6 +301,8 @@ class HttpConnection(asyncio.Protocol):
         if self.send_watchdog is not None:
             self.send_watchdog.stop()
         self.queue.clear()
+        if self.parser is not None:
+            self.parser.release()  # freed now, not by a pass of the cyclic GC
         self._wake_writer()
         if self.exchange is not None:
             self.exchange.client_left()
@@ -346,6 +348,7 @@ class HttpConnection(asyncio.Protocol):
         if parser.upgrade_data is not None:
             # The handler did not take up the upgrade: go on speaking HTTP with what followed.
             leftover = parser.upgrade_data
+            parser.release()
             self.parser = self._new_parser(self.client)
             self._resume_reading()
             if leftover:
@@ -689,6 +692,8 @@ class HttpConnection(asyncio.Protocol):
         self.deadline_kind = 0
         if self.timer_number:
             self.state.timers.cancel(self)
+        if self.parser is not None:
+            self.parser.release()  # (read no more: what followed the head is handed over)
 
     def _upgrade(self, response: Response) -> None:
         transport = self.transport
@@ -808,9 +813,16 @@ class HttpConnection(asyncio.Protocol):
         kind = self.deadline_kind
         if not kind or self.closed:
             return
-        if self.loop.time() < self.deadline:
-            if kind == _KEEP_ALIVE:
-                self._park_parser()  # idle now (the only time this deadline is set)
+        now = self.loop.time()
+        if now < self.deadline:
+            if kind == _KEEP_ALIVE:  # idle now (the only time this deadline is set)
+                # Parked only once quiet for _PARK_AFTER: a busy connection would otherwise
+                # drop and rebuild its parser at every look of the timer.
+                quiet_at = self.deadline - self.state.keep_alive_timeout + _PARK_AFTER
+                if now < quiet_at:
+                    self._start_timer(min(quiet_at, self.deadline))
+                    return
+                self._park_parser()
             self._start_timer(self.deadline)  # moved later since the timer was set
             return
         self.deadline_kind = 0
@@ -836,6 +848,7 @@ class HttpConnection(asyncio.Protocol):
             and parser.upgrade_data is None
             and self.h2_preface is None
         ):
+            parser.release()
             self.parser = None
 
     def _unpark_parser(self) -> RequestParser:

@@ -195,6 +195,16 @@ class RequestParser:
         self.begun = 0
         self._parser = httptools.HttpRequestParser(self)
 
+    def release(self) -> None:
+        """Let go of llhttp's parser, for a caller done with this one (idle or closed).
+
+        llhttp's parser holds bound methods of this object, so the two form a reference cycle:
+        left as it is, a dropped parser is freed only by the cyclic garbage collector, whose
+        full passes then stop the worker for a time that grows with the heap (~100 ms at 1,000
+        busy connections). Without the cycle both are freed at once. Not to be fed afterwards.
+        """
+        self._parser = None  # type: ignore[assignment]  # (never read again)
+
     def feed(self, data: bytes) -> None:
         """Parse ``data``; raise :class:`ProtocolError` when the stream is malformed.
 

@@ -168,6 +168,7 @@ class Worker:
                     lambda: HttpConnection(state),
                     self.ssl_context,
                     self.config.tls_handshake_timeout,
+                    lambda: len(state.connections),
                 )
                 acceptor.start(self.config.backlog)
                 self.acceptors.append(acceptor)

@@ -1,0 +1,115 @@
+"""How many waiting connections one readiness event of the listening socket takes.
+
+Real sockets over loopback, on both loops: the clients' connections complete in the kernel and
+wait in the listen queue; one call of the acceptor's readiness callback (what the loop calls when
+the socket is readable) takes a batch of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+from peregrine.aio.loop import loop_factory
+from peregrine.process.acceptor import Acceptor
+
+
+@pytest.fixture(params=["uvloop", "asyncio"])
+def loop(request: pytest.FixtureRequest) -> Iterator[asyncio.AbstractEventLoop]:
+    make, _ = loop_factory(request.param)
+    loop = make()
+    yield loop
+    loop.close()
+
+
+class Protocols:
+    """The protocol factory: keeps the transports of the connections set up."""
+
+    def __init__(self) -> None:
+        self.transports: list[asyncio.BaseTransport] = []
+
+    def __call__(self) -> asyncio.Protocol:
+        made = self.transports
+
+        class Quiet(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                made.append(transport)
+
+        return Quiet()
+
+
+def take_one_event(loop: asyncio.AbstractEventLoop, waiting: int, served: int | None) -> int:
+    """Queue ``waiting`` connections, run the acceptor's readiness callback once (the worker
+    serving ``served`` connections; None: no count given), and return how many it set up."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(waiting)]
+    protocols = Protocols()
+    acceptor = Acceptor(
+        loop, listener, protocols, None, 5.0, None if served is None else (lambda: served)
+    )
+    try:
+        # (not started: the loop would call the callback again while the set-ups run)
+        acceptor._on_readable()  # what the loop calls when the socket is readable
+        pending = list(acceptor.pending)
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending))
+        return len(protocols.transports)
+    finally:
+        listener.close()
+        for transport in protocols.transports:
+            transport.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.parametrize(
+    "waiting, served, taken",
+    [
+        (100, None, 16),  # no count of the worker's connections: the fixed minimum
+        (100, 0, 16),  # an idle worker still takes a burst 16 at a time at least
+        (100, 40, 40),  # as many as it serves: an iteration at most twice as long
+        (100, 500, 100),  # a busy worker takes a whole burst in one event
+        (5, 500, 5),  # never more than is waiting
+    ],
+    ids=["no-count", "idle", "serving-40", "serving-500", "few-waiting"],
+)
+def test_one_event_takes_as_many_as_the_worker_serves(
+    loop: asyncio.AbstractEventLoop, waiting: int, served: int | None, taken: int
+) -> None:
+    assert take_one_event(loop, waiting, served) == taken
+
+
+def test_a_burst_is_taken_in_a_few_events_as_the_worker_grows(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # a thousand connections arriving at once (a benchmark's start, a reconnect storm after a
+    # restart): the batch follows the connections already taken, so it doubles each event
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4096)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(1000)]
+    protocols = Protocols()
+    acceptor = Acceptor(loop, listener, protocols, None, 5.0, lambda: len(protocols.transports))
+    events = 0
+    try:
+        while len(protocols.transports) < 1000 and events < 100:
+            acceptor._on_readable()
+            events += 1
+            loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
+        assert len(protocols.transports) == 1000
+        assert events == 7  # 16, 16, 32, 64, 128, 256, then the remaining 488
+    finally:
+        listener.close()
+        for transport in protocols.transports:
+            transport.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        for client in clients:
+            client.close()
