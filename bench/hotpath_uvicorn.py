@@ -41,7 +41,7 @@ def serve(app: Any, count: int) -> float:
     transport = UvicornTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     start = time.process_time()
-    loop.run_until_complete(drive(protocol.data_received, transport, count))
+    loop.run_until_complete(drive(loop, protocol.data_received, transport, count))
     elapsed = time.process_time() - start
     assert transport.responses == count, transport.responses
     loop.close()

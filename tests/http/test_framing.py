@@ -139,3 +139,63 @@ def test_head_cache_reads_an_iterator_of_fields_once() -> None:
     assert (response.headers, length) == ([(b"x-a", b"1")], 2)
     response, length = cache.framed(None, 200, iter([[b"x-b", b"2"]]))  # unhashable, long way
     assert (response.headers, length) == ([(b"x-b", b"2")], None)
+
+
+def _replace_value(fields: list[Any]) -> None:
+    fields[1] = (b"content-length", b"7")
+
+
+def _append_field(fields: list[Any]) -> None:
+    fields.append((b"x-b", b"2"))
+
+
+def _pair_becomes_a_list(fields: list[Any]) -> None:
+    fields[0] = [b"x-a", b"1"]
+
+
+def _drop_field(fields: list[Any]) -> None:
+    del fields[0]
+
+
+@pytest.mark.parametrize(
+    "change", [_replace_value, _append_field, _pair_becomes_a_list, _drop_field]
+)
+def test_head_cache_sees_a_list_of_fields_changed_in_place(change: Any) -> None:
+    # An application may keep one list and change it between responses: the head last answered
+    # is only reused for a list equal to the one it was made from.
+    cache = HeadCache(bytes, int)
+    fields: list[Any] = [(b"x-a", b"1"), (b"content-length", b"5")]
+    for _ in range(2):
+        cache.framed(None, 200, fields)
+    change(fields)
+    response, length = cache.framed(None, 200, fields)
+    direct, direct_length = framed_response(None, 200, fields, bytes)
+    assert (_head(response), length) == (_head(direct), direct_length)
+
+
+def test_head_cache_sees_a_new_status_with_the_same_fields() -> None:
+    cache = HeadCache(bytes, int)
+    fields = [(b"x-a", b"1")]
+    assert cache.framed(None, 200, fields)[0].status == 200
+    assert cache.framed(None, 404, fields)[0].status == 404
+    assert cache.framed(None, 200, fields)[0].status == 200
+
+
+def test_head_cache_refuses_a_field_made_invalid_in_place() -> None:
+    cache = HeadCache(bytes, int)
+    fields: list[Any] = [(b"x-a", b"1")]
+    cache.framed(None, 200, fields)
+    fields[0] = (b"x-a", "1")  # str where ASGI takes bytes
+    with pytest.raises(TypeError):
+        cache.framed(None, 200, fields)
+
+
+def test_head_cache_responses_share_no_fields() -> None:
+    # A header added to one response (as middleware may) is not in the next one's head.
+    cache = HeadCache(bytes, int)
+    fields = [(b"x-a", b"1")]
+    first, _ = cache.framed(None, 200, fields)
+    first.add_header(b"x-b", b"2")
+    again, _ = cache.framed(None, 200, fields)
+    assert again.headers == [(b"x-a", b"1")]
+    assert again._block == b"x-a: 1\r\n"

@@ -9,25 +9,18 @@ and WebSocket cycles live in :mod:`.http` and :mod:`.websocket`; scopes are buil
 from __future__ import annotations
 
 import asyncio
-import sys
 from collections.abc import Coroutine
 from typing import Any
 
 from ..aio.exchange import Exchange
 from ..config import Config
 from ..ws.handshake import HandshakeError, check_request
-from .http import ClientDisconnected, HttpCycle
+from .http import EAGER, TASK_NAME, ClientDisconnected, HttpStarter
 from .lifespan import Lifespan, LifespanFailure
-from .scope import connection_scope, http_scope, websocket_scope
+from .scope import connection_scope, websocket_scope
 from .websocket import WebSocketCycle
 
 __all__ = ["AsgiHandler", "ClientDisconnected", "LifespanFailure"]
-
-# Python 3.12+ can start a task eagerly: its first step runs now, with the task as the current
-# one, so an application that answers without awaiting anything costs no trip through the event
-# loop. (Running the coroutine outside any task would be cheaper still, but frameworks built on
-# anyio, FastAPI's sync endpoints among them, need a current task from their first step.)
-_EAGER: dict[str, Any] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
 
 
 class AsgiHandler:
@@ -38,9 +31,11 @@ class AsgiHandler:
         self.config = config
         self.root_path = config.root_path
         self.lifespan = Lifespan(app, config.lifespan)
-        # a done future of the loop serving requests: what send() returns when done at the call
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._sent: asyncio.Future[None] | None = None
+        #: what the connection calls for every request (compiled, in ``.http``): starts the
+        #: application's HTTP cycle, or hands a WebSocket handshake to :meth:`_serve_websocket`
+        self.serve_exchange = HttpStarter(
+            app, self.lifespan, self._connection_scope, self._serve_websocket
+        )
 
     async def startup(self) -> None:
         """Run the lifespan startup; raises :class:`LifespanFailure` to stop the worker."""
@@ -50,46 +45,25 @@ class AsgiHandler:
         """Run the lifespan shutdown (called by the worker as it stops)."""
         await self.lifespan.shutdown()
 
-    def serve_exchange(self, exchange: Exchange) -> None:
-        """Start the application on one request (called by the connection, on the loop)."""
+    def _serve_websocket(self, exchange: Exchange, template: dict[str, Any]) -> None:
+        """Run the application on a WebSocket handshake request (see ``.websocket``)."""
         request = exchange.request
         conn = exchange.conn
-        template = conn.adapter_data
-        if template is None:
-            template = conn.adapter_data = self._connection_scope(conn)
-        parser = conn.parser
-        if parser is not None and parser.upgrade_data is not None and _is_websocket(request):
-            try:
-                accepted = check_request(
-                    request.method,
-                    request.version,
-                    request.headers,
-                    compression=self.config.ws_compression,
-                    window_bits=self.config.ws_compression_window_bits,
-                )
-            except HandshakeError as exc:
-                _refuse_handshake(exchange, exc)
-                conn.exchange_done(exchange)
-                return
-            scope = websocket_scope(template, request, self.lifespan.state)
-            cycle: Any = WebSocketCycle(exchange, accepted)
-            _start(conn, cycle.run(self.app, scope))
+        try:
+            accepted = check_request(
+                request.method,
+                request.version,
+                request.headers,
+                compression=self.config.ws_compression,
+                window_bits=self.config.ws_compression_window_bits,
+            )
+        except HandshakeError as exc:
+            _refuse_handshake(exchange, exc)
+            conn.exchange_done(exchange)
             return
-        loop = conn.loop
-        sent = self._sent
-        if loop is not self._loop or sent is None:
-            self._loop = loop
-            sent = self._sent = loop.create_future()
-            sent.set_result(None)
-        http = HttpCycle(exchange, sent)
-        task = asyncio.Task(
-            http.run(self.app, http_scope(template, request, self.lifespan.state)),
-            loop=loop,
-            **_EAGER,
-        )
-        if not task.done():
-            conn.state.tasks.add(task)
-            http.task = task  # run() takes it out of the set as it ends
+        scope = websocket_scope(template, request, self.lifespan.state)
+        cycle = WebSocketCycle(exchange, accepted)
+        _start(conn, cycle.run(self.app, scope))
 
     def _connection_scope(self, conn: Any) -> dict[str, Any]:
         transport = conn.transport
@@ -102,18 +76,11 @@ class AsgiHandler:
 
 
 def _start(conn: Any, coroutine: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.Task(coroutine, loop=conn.loop, **_EAGER)
+    task = asyncio.Task(coroutine, loop=conn.loop, name=TASK_NAME, **EAGER)
     tasks = conn.state.tasks
     if not task.done():
         tasks.add(task)
         task.add_done_callback(tasks.discard)
-
-
-def _is_websocket(request: Any) -> bool:
-    for name, value in request.raw_headers:
-        if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():
-            return True
-    return False
 
 
 def _refuse_handshake(exchange: Exchange, exc: HandshakeError) -> None:

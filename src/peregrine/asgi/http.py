@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+import sys
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from .._build import mypyc_attr
 from ..http.framing import HeadCache, accepts_trailers, trailer_fields
 from ..http.response import Response
+from .scope import http_scope
 
 if TYPE_CHECKING:
     from ..aio.exchange import AnyExchange
@@ -49,8 +51,83 @@ _SEND_TRAILERS: Final = 2
 
 _DISCONNECT: Final = "http.disconnect"
 
+# Python 3.12+ can start a task eagerly: its first step runs now, with the task as the current
+# one, so an application that answers without awaiting anything costs no trip through the event
+# loop. (Running the coroutine outside any task would be cheaper still, but frameworks built on
+# anyio, FastAPI's sync endpoints among them, need a current task from their first step.)
+EAGER: Final[dict[str, Any]] = {"eager_start": True} if sys.version_info >= (3, 12) else {}
+
+#: the name of every request's task: a task made without one is named "Task-<n>" at creation on
+#: Python 3.11, a string formatted per request (~1,450 instructions, bench/README.md)
+TASK_NAME: Final = "peregrine-asgi"
+
 #: the ASGI interface's checked heads (statuses are ints, checked before; fields bytes pairs)
 _HEADS: Final = HeadCache(bytes, int)
+
+
+class HttpStarter:
+    """Starts the application on each request: what the connection calls (``AsgiHandler``'s
+    ``serve_exchange``).
+
+    Compiled with this module, so the per-request start (the scope, the cycle, its task) runs
+    no interpreted code; an upgrade to WebSocket goes to ``upgrade``, the handler's own.
+    """
+
+    __slots__ = ("app", "lifespan", "connection_scope", "upgrade", "_loop", "_sent")
+
+    def __init__(
+        self,
+        app: Any,
+        lifespan: Any,
+        connection_scope: Callable[[Any], dict[str, Any]],
+        upgrade: Callable[[Any, dict[str, Any]], None],
+    ) -> None:
+        self.app = app
+        #: the lifespan runner: its ``state`` (None until startup set one) goes into each scope
+        self.lifespan = lifespan
+        #: makes the scope's fixed part from a connection, once per connection
+        self.connection_scope = connection_scope
+        #: serves a WebSocket handshake request: ``upgrade(exchange, scope template)``
+        self.upgrade = upgrade
+        # a done future of the loop serving requests: what send() returns when done at the call
+        self._loop: Any = None
+        self._sent: Any = None
+
+    def __call__(self, exchange: AnyExchange) -> None:
+        """Start the application on ``exchange``'s request (called by the connection)."""
+        request = exchange.request
+        conn = exchange.conn
+        template = conn.adapter_data
+        if template is None:
+            template = conn.adapter_data = self.connection_scope(conn)
+        parser = conn.parser
+        if parser is not None and parser.upgrade_data is not None and is_websocket(request):
+            self.upgrade(exchange, template)
+            return
+        loop = conn.loop
+        sent = self._sent
+        if loop is not self._loop or sent is None:
+            self._loop = loop
+            sent = self._sent = loop.create_future()
+            sent.set_result(None)
+        cycle = HttpCycle(exchange, sent)
+        task = asyncio.Task(
+            cycle.run(self.app, http_scope(template, request, self.lifespan.state)),
+            loop=loop,
+            name=TASK_NAME,
+            **EAGER,
+        )
+        if not task.done():
+            conn.state.tasks.add(task)
+            cycle.task = task  # run() takes it out of the set as it ends
+
+
+def is_websocket(request: Any) -> bool:
+    """Whether ``request`` asks to upgrade to WebSocket (checked in full by the handshake)."""
+    for name, value in request.raw_headers:
+        if len(name) == 7 and name.lower() == b"upgrade" and b"websocket" in value.lower():
+            return True
+    return False
 
 
 @mypyc_attr(native_class=False)  # mypyc cannot make a native subclass of a built-in exception

@@ -77,7 +77,7 @@ class HeadCache:
     head is only ever reused for the interface that had it checked.
     """
 
-    __slots__ = ("field_type", "code", "max_entries", "max_block", "_heads")
+    __slots__ = ("field_type", "code", "max_entries", "max_block", "_heads", "_last")
 
     def __init__(
         self,
@@ -92,6 +92,12 @@ class HeadCache:
         self.max_block = max_block
         #: ``(status, fields) -> (code, checked fields, their lines, Content-Length)``
         self._heads: dict[Any, tuple[int, tuple[Checked, ...], bytes, int | None]] = {}
+        #: the head found or kept last: ``(status, its fields as a list, its entry)``; an
+        #: application answering with the same head again is known by comparing two lists,
+        #: without making and hashing the key
+        self._last: (
+            tuple[Any, list[Any], tuple[int, tuple[Checked, ...], bytes, int | None]] | None
+        ) = None
 
     def __len__(self) -> int:
         return len(self._heads)
@@ -101,28 +107,45 @@ class HeadCache:
     ) -> tuple[Response, int | None]:
         """``(response, declared Content-Length or None)``, with :func:`framed_response`'s
         errors."""
-        fields = tuple(fields)  # (an iterator can only be read once)
-        key = (status, fields)
-        try:
-            known = self._heads.get(key)
-        except TypeError:  # a pair that is a list, or a value that is not hashable
-            return framed_response(request, self.code(status), fields, self.field_type)
-        if known is not None:
-            code, checked, block, length = known
-            response = Response(None, request)
-            response.status = code
-            response._add_checked(checked, block)
-            return response, length
-        response, length = framed_response(request, self.code(status), fields, self.field_type)
+        last = self._last
         if (
-            not response._has_connection
-            and not response._has_date
-            and not response._has_server
-            and len(response._block) <= self.max_block
+            last is not None
+            and fields.__class__ is list
+            and status == last[0]
+            and fields == last[1]  # (pairs equal to the hashable ones kept: never a list)
         ):
-            if len(self._heads) >= self.max_entries:
-                self._heads.clear()
-            self._heads[key] = (response.status, tuple(response._fields), response._block, length)
+            entry = last[2]
+        else:
+            fields = tuple(fields)  # (an iterator can only be read once)
+            key = (status, fields)
+            try:
+                known = self._heads.get(key)
+            except TypeError:  # a pair that is a list, or a value that is not hashable
+                return framed_response(request, self.code(status), fields, self.field_type)
+            if known is None:
+                response, length = framed_response(
+                    request, self.code(status), fields, self.field_type
+                )
+                if (
+                    not response._has_connection
+                    and not response._has_date
+                    and not response._has_server
+                    and len(response._block) <= self.max_block
+                ):
+                    if len(self._heads) >= self.max_entries:
+                        self._heads.clear()
+                    entry = (response.status, tuple(response._fields), response._block, length)
+                    self._heads[key] = entry
+                    self._last = (status, list(fields), entry)
+                return response, length
+            entry = known
+            self._last = (status, list(fields), entry)
+        code, checked, block, length = entry
+        response = Response(None, request)
+        response.status = code
+        # (a fresh response has no fields: set, not added, saving a copy of the block)
+        response._fields = list(checked)
+        response._block = block
         return response, length
 
 
