@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -40,10 +41,20 @@ def upload() -> dict[str, object]:
 
 @app.get("/stream")
 def stream() -> Response:
+    """Three events; the third is made only once the file ``gate`` names exists (or 10 s passed).
+
+    The client creates that file when it has read the second event, so a server that held the
+    response back until the app finished would make the third say "timeout".
+    """
+    gate = request.args["gate"]
+
     def generate() -> Iterator[str]:
-        for i in range(3):
-            yield f"event {i}\n"
-            time.sleep(0.3)
+        yield "event 0\n"
+        yield "event 1\n"
+        deadline = time.monotonic() + 10
+        while not os.path.exists(gate) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        yield "event 2 after " + ("gate" if os.path.exists(gate) else "timeout") + "\n"
 
     return Response(stream_with_context(generate()), mimetype="text/plain")
 
