@@ -2,9 +2,9 @@
 
 The connection counts responses with bytes bodies inline (the hot path) and every other response
 through ``MetricsRecorder.response``; both must land in the same slots of the same page. Durations
-are read on ``perf_counter`` when the handler is called and when the response goes to the
-transport; here the connection's ``perf_counter`` is ``ClockLoop``'s clock, which a synchronous
-handler moves by the time it "takes" and an awaiting one by sleeping.
+are read on ``ServerState.clock`` (``perf_counter``) when the handler is called and when the
+response goes to the transport; here that clock is ``ClockLoop``'s, which a synchronous handler
+moves by the time it "takes" and an awaiting one by sleeping.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from peregrine.aio import connection as connection_module
 from peregrine.metrics.recorder import MetricsRecorder
 from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
@@ -72,9 +71,14 @@ def timing_loop(monkeypatch: pytest.MonkeyPatch, module: Any) -> Iterator[ClockL
 
 
 @pytest.fixture
-def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
-    """The loop, whose clock is also the connection's ``perf_counter``."""
-    yield from timing_loop(monkeypatch, connection_module)
+def loop() -> Iterator[ClockLoop]:
+    """A hand-moved loop (``page_after`` makes its clock the connection's)."""
+    clock_loop = ClockLoop()
+    try:
+        yield clock_loop
+    finally:
+        clock_loop.close()
+    assert clock_loop.errors == [], clock_loop.errors
 
 
 def page_after(loop: ClockLoop, requests: list[tuple[bytes, float]]) -> str:
@@ -84,6 +88,7 @@ def page_after(loop: ClockLoop, requests: list[tuple[bytes, float]]) -> str:
     block = shared.claim()
     assert block is not None
     wire, state = http_connection(loop, Handler(loop))
+    state.clock = loop.time
     state.metrics = MetricsRecorder(shared.writer(block))
     state.timed = True
     for data, seconds in requests:
@@ -184,14 +189,12 @@ def test_refusals_and_handler_errors_are_not_counted_as_responses(loop: ClockLoo
     assert sample(page, "peregrine_request_duration_seconds_count") == 0
 
 
-def test_with_metrics_and_the_access_log_off_no_clock_is_read(
-    loop: ClockLoop, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_with_metrics_and_the_access_log_off_no_clock_is_read(loop: ClockLoop) -> None:
     def no_clock() -> float:
         raise AssertionError("a clock was read with metrics and the access log off")
 
-    monkeypatch.setattr(connection_module, "perf_counter", no_clock)
     wire, state = http_connection(loop, Handler(loop))
+    state.clock = no_clock
     assert not state.timed
     paths = ["/200/0.001", "/async/200/0.001", "/stream/200/0.001"]
     for path in paths:

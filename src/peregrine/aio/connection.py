@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from bisect import bisect_left
 from collections.abc import Coroutine
-from time import perf_counter
 from typing import Any, Final, cast
 
 from ..http.errors import ProtocolError
@@ -30,7 +28,6 @@ from ..http.parser import HEAD, IDLE, RequestParser
 from ..http.request import Request
 from ..http.response import Response, serialize_head
 from ..http.status import STATUS_LINES
-from ..metrics.recorder import BOUNDS, FIRST_BOUND, OTHER_SLOTS, RESPONSE_SLOTS
 from .body import RequestBody
 from .exchange import Exchange, keep_alive
 from .h2preface import negotiated_h2, sniff_preface, take_over
@@ -410,7 +407,7 @@ class HttpConnection(asyncio.Protocol):
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
                 # (tested only for closing requests, which every CONNECT is: off the hot path)
                 response.status = 501
-            start = perf_counter() if self.state.timed else 0.0
+            start = self.state.clock() if self.state.timed else 0.0
             try:
                 result = self.handle_request(request, response)
             except Exception:
@@ -483,20 +480,8 @@ class HttpConnection(asyncio.Protocol):
             if state.timed:
                 metrics = state.metrics
                 if metrics is not None:
-                    # MetricsRecorder.response for a bytes body, inlined (a call costs ~400
-                    # instructions): one slot for method, status class and duration bucket
-                    elapsed = perf_counter() - start
-                    try:
-                        slot = RESPONSE_SLOTS[request.method][status]
-                    except KeyError:
-                        slot = OTHER_SLOTS[status]  # a method without a class of its own
-                    if elapsed > FIRST_BOUND:
-                        slot += bisect_left(BOUNDS, elapsed)
-                    metrics.counts[slot] += 1
-                    metrics.seconds += elapsed
-                    metrics.sent += len(body)
-                    if request.body:
-                        metrics.received += len(request.body)
+                    elapsed = state.clock() - start
+                    metrics.count(request.method, status, elapsed, len(request.body), len(body))
                 if state.access_log is not None:
                     self._log_access(request, response, start)
             return
@@ -579,7 +564,7 @@ class HttpConnection(asyncio.Protocol):
         ):
             self.bodies.pop(0)  # empty: a health check with a body goes to the application
             return
-        start = perf_counter() if self.state.timed else 0.0
+        start = self.state.clock() if self.state.timed else 0.0
         exchange = self.exchange = Exchange(self, request, None, self.bodies.pop(0), start)
         self.busy = True
         assert self.adapter is not None
@@ -627,14 +612,14 @@ class HttpConnection(asyncio.Protocol):
         if state.timed:  # _observe, inlined: once per response of an adapter or async handler
             metrics = state.metrics
             if metrics is not None:
-                metrics.response(request, response, start, perf_counter())
+                metrics.response(request, response, start, state.clock())
             if state.access_log is not None:
                 self._log_access(request, response, start)
 
     def _observe(self, request: Request, response: Response, start: float) -> None:
         """A response is out: the metrics and the access log line, whichever are on."""
         if self.state.metrics is not None:
-            self.state.metrics.response(request, response, start, perf_counter())
+            self.state.metrics.response(request, response, start, self.state.clock())
         if self.state.access_log is not None:
             self._log_access(request, response, start)
 

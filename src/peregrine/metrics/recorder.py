@@ -1,17 +1,16 @@
 """The worker side: counting on the hot path, publishing to shared memory now and then.
 
-A response is counted by adding 1 to one slot of a plain list, the slot of its method class,
-status class and duration bucket (:mod:`.layout`), and by adding its duration and body sizes to
-three sums. The HTTP/1 connection does this inline for the responses it sends whole, and the
-HTTP/2 one in the pure build (``bench/hotpath.sh`` with ``HOTPATH_METRICS=1`` counts the cost);
-the other paths call :meth:`MetricsRecorder.response`. Both use the tables below. This module is compiled in the
-compiled build (``_build.COMPILED_MODULES``): the recorder's fields are then plain C fields, which
-the compiled connection reads and adds to without a dictionary or descriptor lookup.
+A response is counted by :meth:`MetricsRecorder.count`: one slot (:mod:`.layout`) for its method
+class, status class and duration bucket, and its duration and body sizes added to three sums.
+Every path calls it: the HTTP/1 connection directly for the responses it sends whole, the others
+through :meth:`MetricsRecorder.response`. This module is compiled in the compiled build
+(``_build.COMPILED_MODULES``): the recorder is then a native class, its counters C fields and
+the call from the compiled connection a direct C call, so a response costs a few dozen
+instructions besides its two clock reads (``bench/hotpath.sh`` with ``HOTPATH_METRICS=1``).
 
 Durations run from the handler's call to the response's hand-over to the transport, on
-``time.perf_counter``, which the connections read at both ends on every path, a synchronous
-handler's included (two reads, ~700 instructions of the per-response cost under callgrind);
-with metrics and the access log off they read no clock.
+``time.perf_counter`` (``ServerState.clock``), which the connections read at both ends on every
+path, a synchronous handler's included; with metrics and the access log off they read no clock.
 
 Nothing shared is touched on the hot path: :meth:`MetricsRecorder.publish` copies the counts
 into the worker's shared block every :data:`PUBLISH_INTERVAL` seconds and when the worker stops
@@ -22,8 +21,7 @@ from __future__ import annotations
 
 import array
 import asyncio
-from bisect import bisect_left
-from typing import Any
+from typing import Any, Final
 
 from . import layout
 from .shared import SharedMetrics
@@ -33,21 +31,21 @@ PUBLISH_INTERVAL = 0.25
 
 _installed: tuple[SharedMetrics, int] | None = None
 
-
-def _first_slots(method: str) -> list[int]:
-    return [layout.class_index(method, status) for status in range(600)]
-
-
-#: ``RESPONSE_SLOTS[method][status]``: the slot of a response no slower than ``FIRST_BOUND``
-#: (add the bucket's index for a slower one), for statuses 0-599 (a response has 100-599). A
-#: method not in it counts as "other": ``OTHER_SLOTS[status]`` (a plain dict and a ``KeyError``
-#: are cheaper on the hot path than a ``.get`` or a dict subclass with ``__missing__``).
-RESPONSE_SLOTS = {method: _first_slots(method) for method in layout.METHODS}
-OTHER_SLOTS = RESPONSE_SLOTS["other"]
 #: the bucket bounds: a duration belongs in the first bucket whose bound is at least it
-#: (``bisect_left``; Prometheus's ``le``), so one exactly on a bound counts in that bound's bucket
-BOUNDS = layout.BUCKETS
-FIRST_BOUND = BOUNDS[0]
+#: (Prometheus's ``le``), so one exactly on a bound counts in that bound's bucket
+BOUNDS: Final = layout.BUCKETS
+#: literals (the compiled build inlines them), checked against the layout below
+FIRST_BOUND: Final = 0.001
+_LAST_BUCKET: Final = 13  # +Inf
+_GET_SLOT: Final = 0  # GET with a status below 200
+_CLASS_STRIDE: Final = 14  # slots between two status classes
+assert (FIRST_BOUND, _LAST_BUCKET) == (BOUNDS[0], len(BOUNDS))
+assert (_GET_SLOT, _CLASS_STRIDE) == (layout.class_index("GET", 100), layout.SLOTS_PER_CLASS)
+
+
+def _method_slot(method: str) -> int:
+    """The first slot of ``method``'s class (as sent), with a status below 200."""
+    return layout.class_index(method, 100)
 
 
 def install(shared: SharedMetrics, block: int | None) -> None:
@@ -68,43 +66,65 @@ class MetricsRecorder:
     """Counts one worker's requests; ``target`` is its block of shared memory."""
 
     def __init__(self, target: memoryview) -> None:
-        #: the counters of :mod:`.layout`; the three sums below are kept apart until published
-        #: (an attribute add costs less than a list-item add on the hot path)
+        #: the counters of :mod:`.layout`; the sums below and the current run are kept apart
+        #: until published (a native field add costs less than a list-item add on the hot path)
         self.counts: list[int] = [0] * layout.SIZE
         #: request durations, summed (seconds; published as whole microseconds)
         self.seconds = 0.0
         #: request and response body bytes
         self.received = 0
         self.sent = 0
+        #: the slot of the last response counted, and how many responses in a row have had that
+        #: slot since it was last added into ``counts``: steady traffic lands in one or a few
+        #: slots, and a native int add is ~200 instructions cheaper than a list item's (whose
+        #: int above 256 is a new object each time)
+        self.run_slot = 0
+        self.run_length = 0
         self.target = target
         self._timer: asyncio.TimerHandle | None = None
 
+    def count(self, method: str, status: int, elapsed: float, received: int, sent: int) -> None:
+        """One response: its method (as sent), status, duration in seconds and body sizes."""
+        # the slot by compares and adds of literals, no dict lookup or object built
+        slot = _GET_SLOT if method == "GET" else _method_slot(method)
+        if status >= 200:  # else 1xx (or below), the method's first class
+            if status < 300:
+                slot += _CLASS_STRIDE
+            elif status < 400:
+                slot += 2 * _CLASS_STRIDE
+            elif status < 500:
+                slot += 3 * _CLASS_STRIDE
+            else:  # 5xx (or above)
+                slot += 4 * _CLASS_STRIDE
+        if elapsed > FIRST_BOUND:
+            bucket = 1
+            while bucket < _LAST_BUCKET and elapsed > BOUNDS[bucket]:
+                bucket += 1
+            slot += bucket
+        if slot == self.run_slot:
+            self.run_length += 1
+        else:
+            self.counts[self.run_slot] += self.run_length
+            self.run_slot = slot
+            self.run_length = 1
+        self.seconds += elapsed
+        self.received += received
+        self.sent += sent
+
     def response(self, request: Any, response: Any, start: float, now: float) -> None:
         """One response sent: its method and status, how long it took (``now - start``, on one
-        clock), its body sizes.
+        clock), its body sizes (a streamed body's are not counted).
 
-        For the paths other than the HTTP/1 connection's bytes bodies, which count inline.
         ``request`` and ``response`` are a :class:`~peregrine.http.request.Request` and a
         :class:`~peregrine.http.response.Response` (typed ``Any``: the compiled build would
         check their classes on every call, and tests hand in stand-ins).
         """
-        status: int = response.status
-        slots = RESPONSE_SLOTS.get(request.method, OTHER_SLOTS)
-        # a chained comparison rather than min()/max(): two builtin calls cost ~800 instructions
-        slot = slots[status] if 0 <= status < 600 else slots[599]
-        elapsed = now - start
-        if elapsed > FIRST_BOUND:
-            slot += bisect_left(BOUNDS, elapsed)
-        self.counts[slot] += 1
-        self.seconds += elapsed
-        body = request.body
-        if body:
-            self.received += len(body)
         file = response.file
         if file is not None and response._stream_file_or_upgrade:
-            self.sent += file[2]
+            sent: int = file[2]
         else:
-            self.sent += len(response.body)
+            sent = len(response.body)
+        self.count(request.method, response.status, now - start, len(request.body), sent)
 
     def refused(self, status: int) -> None:
         """The server answered ``status`` itself: a limit (400, 408, 413...) or a handler error."""
@@ -122,6 +142,8 @@ class MetricsRecorder:
             else:
                 http += 1
         counts = self.counts
+        counts[self.run_slot] += self.run_length
+        self.run_length = 0
         counts[layout.OPEN_HTTP] = http
         counts[layout.OPEN_WEBSOCKET] = websocket
         counts[layout.DURATION_SUM_US] = round(self.seconds * 1_000_000)
