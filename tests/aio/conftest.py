@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from ..helpers import ServerProcess
-from .fakes import ClockLoop
+from .fakes import ClockLoop, clock_loop
 
 APP = "tests.apps:Engine"
 
@@ -39,9 +39,5 @@ def short() -> Iterator[ServerProcess]:
 @pytest.fixture
 def loop() -> Iterator[ClockLoop]:
     """An asyncio loop whose clock the test moves (``loop.advance``); fails on loop errors."""
-    clock_loop = ClockLoop()
-    try:
-        yield clock_loop
-    finally:
-        clock_loop.close()
-    assert clock_loop.errors == [], clock_loop.errors
+    with clock_loop() as hand_moved:
+        yield hand_moved

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -97,6 +99,17 @@ class ClockLoop(asyncio.SelectorEventLoop):
         if tasks:
             self.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
         super().close()
+
+
+@contextmanager
+def clock_loop() -> Iterator[ClockLoop]:
+    """A :class:`ClockLoop`, closed afterwards; fails the test if an error reached the loop."""
+    loop = ClockLoop()
+    try:
+        yield loop
+    finally:
+        loop.close()
+    assert loop.errors == [], loop.errors
 
 
 class FakeTransport:

@@ -19,7 +19,7 @@ from peregrine.metrics.recorder import MetricsRecorder
 from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
 
-from ..aio.fakes import ClockLoop, http_connection, request
+from ..aio.fakes import ClockLoop, clock_loop, http_connection, request
 from .test_text import sample
 
 
@@ -59,26 +59,11 @@ class Handler:
         resp.set_body(b"ok:" + req.body)
 
 
-def timing_loop(monkeypatch: pytest.MonkeyPatch, module: Any) -> Iterator[ClockLoop]:
-    """A hand-moved loop whose clock is also ``module``'s ``perf_counter`` (for fixtures)."""
-    clock_loop = ClockLoop()
-    monkeypatch.setattr(module, "perf_counter", clock_loop.time)
-    try:
-        yield clock_loop
-    finally:
-        clock_loop.close()
-    assert clock_loop.errors == [], clock_loop.errors
-
-
 @pytest.fixture
 def loop() -> Iterator[ClockLoop]:
     """A hand-moved loop (``page_after`` makes its clock the connection's)."""
-    clock_loop = ClockLoop()
-    try:
-        yield clock_loop
-    finally:
-        clock_loop.close()
-    assert clock_loop.errors == [], clock_loop.errors
+    with clock_loop() as hand_moved:
+        yield hand_moved
 
 
 def page_after(loop: ClockLoop, requests: list[tuple[bytes, float]]) -> str:

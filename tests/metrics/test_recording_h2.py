@@ -1,5 +1,5 @@
 """What an HTTP/2 connection counts per response, in-process, with the clock in the test's hands
-(the connection's ``perf_counter`` is the loop's clock here): a stream answered inside the read
+(the connection's clock, ``ServerState.clock``, is the loop's here): a stream answered inside the read
 that brought it takes the time its synchronous handler ran, one answered later the time until
 its answer."""
 
@@ -12,7 +12,6 @@ from typing import Any
 import hpack
 import pytest
 
-from peregrine.aio import h2connection as h2connection_module
 from peregrine.aio.h2connection import Http2Connection
 from peregrine.aio.state import ServerState
 from peregrine.config import Config
@@ -21,8 +20,8 @@ from peregrine.metrics.recorder import MetricsRecorder
 from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
 
-from ..aio.fakes import ClockLoop, FakeTransport
-from .test_recording import BOUNDS, durations, timing_loop
+from ..aio.fakes import ClockLoop, FakeTransport, clock_loop
+from .test_recording import BOUNDS, durations
 from .test_text import sample
 
 
@@ -50,9 +49,10 @@ class Handler:
 
 
 @pytest.fixture
-def loop(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClockLoop]:
-    """The loop, whose clock is also the connection's ``perf_counter``."""
-    yield from timing_loop(monkeypatch, h2connection_module)
+def loop() -> Iterator[ClockLoop]:
+    """A hand-moved loop (``page_after`` makes its clock the connection's)."""
+    with clock_loop() as hand_moved:
+        yield hand_moved
 
 
 def page_after(loop: ClockLoop, paths: list[str], seconds: float) -> str:
@@ -62,6 +62,7 @@ def page_after(loop: ClockLoop, paths: list[str], seconds: float) -> str:
     block = shared.claim()
     assert block is not None
     state = ServerState(Config(), Handler(loop), loop)
+    state.clock = loop.time
     state.metrics = MetricsRecorder(shared.writer(block))
     state.timed = True
     connection = Http2Connection(state)

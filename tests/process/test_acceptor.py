@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -41,25 +42,20 @@ class Protocols:
         return Quiet()
 
 
-def take_one_event(loop: asyncio.AbstractEventLoop, waiting: int, served: int | None) -> int:
-    """Queue ``waiting`` connections, run the acceptor's readiness callback once (the worker
-    serving ``served`` connections; None: no count given), and return how many it set up."""
+@contextmanager
+def queued(
+    loop: asyncio.AbstractEventLoop, waiting: int
+) -> Iterator[tuple[socket.socket, Protocols]]:
+    """A listening socket with ``waiting`` connections in its queue, and the protocols that will
+    count what an acceptor sets up; all closed afterwards."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(4096)
     listener.setblocking(False)
     clients = [socket.create_connection(listener.getsockname()) for _ in range(waiting)]
     protocols = Protocols()
-    acceptor = Acceptor(
-        loop, listener, protocols, None, 5.0, None if served is None else (lambda: served)
-    )
     try:
-        # (not started: the loop would call the callback again while the set-ups run)
-        acceptor._on_readable()  # what the loop calls when the socket is readable
-        pending = list(acceptor.pending)
-        if pending:
-            loop.run_until_complete(asyncio.wait(pending))
-        return len(protocols.transports)
+        yield listener, protocols
     finally:
         listener.close()
         for transport in protocols.transports:
@@ -67,6 +63,20 @@ def take_one_event(loop: asyncio.AbstractEventLoop, waiting: int, served: int | 
         loop.run_until_complete(asyncio.sleep(0))
         for client in clients:
             client.close()
+
+
+def take_one_event(loop: asyncio.AbstractEventLoop, waiting: int, served: int | None) -> int:
+    """Queue ``waiting`` connections, run the acceptor's readiness callback once (the worker
+    serving ``served`` connections; None: no count given), and return how many it set up."""
+    with queued(loop, waiting) as (listener, protocols):
+        count = None if served is None else (lambda: served)
+        acceptor = Acceptor(loop, listener, protocols, None, 5.0, count)
+        # (not started: the loop would call the callback again while the set-ups run)
+        acceptor._on_readable()  # what the loop calls when the socket is readable
+        pending = list(acceptor.pending)
+        if pending:
+            loop.run_until_complete(asyncio.wait(pending))
+        return len(protocols.transports)
 
 
 @pytest.mark.parametrize(
@@ -91,25 +101,13 @@ def test_a_burst_is_taken_in_a_few_events_as_the_worker_grows(
 ) -> None:
     # a thousand connections arriving at once (a benchmark's start, a reconnect storm after a
     # restart): the batch follows the connections already taken, so it doubles each event
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(4096)
-    listener.setblocking(False)
-    clients = [socket.create_connection(listener.getsockname()) for _ in range(1000)]
-    protocols = Protocols()
-    acceptor = Acceptor(loop, listener, protocols, None, 5.0, lambda: len(protocols.transports))
-    events = 0
-    try:
+    with queued(loop, 1000) as (listener, protocols):
+        transports = protocols.transports
+        acceptor = Acceptor(loop, listener, protocols, None, 5.0, transports.__len__)
+        events = 0
         while len(protocols.transports) < 1000 and events < 100:
             acceptor._on_readable()
             events += 1
             loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
         assert len(protocols.transports) == 1000
         assert events == 7  # 16, 16, 32, 64, 128, 256, then the remaining 488
-    finally:
-        listener.close()
-        for transport in protocols.transports:
-            transport.close()
-        loop.run_until_complete(asyncio.sleep(0))
-        for client in clients:
-            client.close()

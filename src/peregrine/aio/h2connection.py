@@ -23,7 +23,6 @@ import asyncio
 import logging
 import os
 from collections.abc import Coroutine
-from time import perf_counter
 from typing import Any
 
 from ..http.handler_response import Response as HandlerResponse
@@ -595,7 +594,7 @@ class Http2Connection(asyncio.Protocol):
             self.state.apply_proxy_headers(request)
         state = self.state
         if state.timed:
-            exchange.start = perf_counter()
+            exchange.start = state.clock()
         return request
 
     def _start_exchange(self, exchange: H2Exchange) -> None:
@@ -808,7 +807,7 @@ class Http2Connection(asyncio.Protocol):
         if state.timed and request is not None:  # the metrics and the access log, when on
             metrics = state.metrics
             if metrics is not None:
-                metrics.response(request, response, exchange.start, perf_counter())
+                metrics.response(request, response, exchange.start, state.clock())
             if state.access_log is not None:
                 self._log_access(request, response, exchange.start)
         if exchange.task is None and exchange.body is None:
