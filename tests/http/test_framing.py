@@ -190,6 +190,28 @@ def test_head_cache_refuses_a_field_made_invalid_in_place() -> None:
         cache.framed(None, 200, fields)
 
 
+@pytest.mark.parametrize(
+    "pair",
+    [
+        (b"x-a", bytearray(b"1")),  # equal to the bytes pair answered last, not bytes
+        (b"x-a", memoryview(b"1")),
+        (bytearray(b"x-a"), b"1"),
+    ],
+    ids=["bytearray-value", "memoryview-value", "bytearray-name"],
+)
+def test_head_cache_refuses_an_equal_pair_of_another_type_as_a_fresh_cache_does(
+    pair: tuple[Any, Any],
+) -> None:
+    # the head answered last is reused only for fields of the interface's own type: whether a
+    # pair is refused never depends on what was answered before
+    with pytest.raises(TypeError):
+        HeadCache(bytes, int).framed(None, 200, [pair])
+    cache = HeadCache(bytes, int)
+    cache.framed(None, 200, [(b"x-a", b"1")])
+    with pytest.raises(TypeError):
+        cache.framed(None, 200, [pair])
+
+
 def test_head_cache_responses_share_no_fields() -> None:
     # A header added to one response (as middleware may) is not in the next one's head.
     cache = HeadCache(bytes, int)

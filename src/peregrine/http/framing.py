@@ -113,6 +113,7 @@ class HeadCache:
             and fields.__class__ is list
             and status == last[0]
             and fields == last[1]  # (pairs equal to the hashable ones kept: never a list)
+            and _of_type(fields, self.field_type)
         ):
             entry = last[2]
         else:
@@ -122,7 +123,7 @@ class HeadCache:
                 known = self._heads.get(key)
             except TypeError:  # a pair that is a list, or a value that is not hashable
                 return framed_response(request, self.code(status), fields, self.field_type)
-            if known is None:
+            if known is None or not _of_type(list(fields), self.field_type):
                 response, length = framed_response(
                     request, self.code(status), fields, self.field_type
                 )
@@ -147,6 +148,18 @@ class HeadCache:
         response._fields = list(checked)
         response._block = block
         return response, length
+
+
+def _of_type(fields: list[tuple[Any, Any]], field_type: Any) -> bool:
+    """Whether every name and value in ``fields`` (pairs) is exactly of ``field_type``: a
+    bytearray or a memoryview equals the bytes of a kept head but is refused by the checks, so
+    equal fields of another type take the long way, as they would on a fresh cache."""
+    # (typed pairs and type(), not __class__: compiled, these are direct C reads; the pairs
+    # are tuples: equal to the kept ones, which are)
+    for name, value in fields:
+        if type(name) is not field_type or type(value) is not field_type:
+            return False
+    return True
 
 
 def _spellings(name: str) -> frozenset[str | bytes]:
