@@ -1,13 +1,11 @@
 """What an HTTP/2 connection counts per response, in-process, with the clock in the test's hands
-(the connection's clock, ``ServerState.clock``, is the loop's here): a stream answered inside the read
-that brought it takes the time its synchronous handler ran, one answered later the time until
-its answer."""
+(the connection's clock, ``ServerState.clock``, is the loop's here): a stream answered inside
+the read that brought it takes the time its synchronous handler ran, one answered later the
+time until its answer. The handler is the HTTP/1 tests' (``test_recording.Handler``)."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
-from typing import Any
 
 import hpack
 import pytest
@@ -21,31 +19,8 @@ from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
 
 from ..aio.fakes import ClockLoop, FakeTransport, clock_loop
-from .test_recording import BOUNDS, durations
+from .test_recording import BOUNDS, Handler, durations
 from .test_text import sample
-
-
-class Handler:
-    """``/STATUS/SECONDS``: answers STATUS at once, after running SECONDS by the loop's clock
-    without giving the loop a turn; ``/async/STATUS/SECONDS`` after ``asyncio.sleep(SECONDS)``."""
-
-    def __init__(self, loop: ClockLoop) -> None:
-        self.loop = loop
-
-    def handle_request(self, req: Any, resp: Any) -> Any:
-        parts = req.path.strip("/").split("/")
-        if parts[0] == "async":
-
-            async def later() -> None:
-                await asyncio.sleep(float(parts[2]))
-                resp.status = int(parts[1])
-                resp.set_body(b"later")
-
-            return later()
-        self.loop._ns += round(float(parts[1]) * 1_000_000_000)  # a slow synchronous handler
-        resp.status = int(parts[0])
-        resp.set_body(b"now")
-        return None
 
 
 @pytest.fixture
