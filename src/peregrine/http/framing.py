@@ -67,7 +67,10 @@ class HeadCache:
     Applications and frameworks send the same few heads again and again (the same status and
     fields, often the very same objects): a head checked once is kept, keyed by the status as the
     application gave it and its fields, so the next equal one costs a tuple, a dict lookup and a
-    :class:`Response`, not a check of each field. Heads with a field the response notes apart
+    :class:`Response`, not a check of each field; a repeat of the head answered last, given as a
+    list, is known by comparing that list with a copy of the last one, without the tuple or the
+    lookup. Either way a kept head is reused only for fields exactly of ``field_type`` (an equal
+    bytearray is refused as on a fresh cache). Heads with a field the response notes apart
     (``Connection``, ``Date``, ``Server``) and heads whose lines are longer than ``max_block``
     are checked the long way every time. When ``max_entries`` heads are kept the cache starts
     again empty, a bound on what varying header values can make it hold.
