@@ -896,8 +896,10 @@ def test_file_truncated_while_sending_closes_connection(
 @pytest.mark.parametrize("loop", _loops())
 def test_large_file_memory_is_bounded(site: Site, loop: str) -> None:
     # twice the growth allowed below: a server that buffered the file (or read ahead of the
-    # client by half of it) fails
-    size = 128 * 1024 * 1024
+    # client by half of it) fails. 32 MiB is many times every buffer on the way (the client's
+    # 64 KiB receive buffer, the server's read chunks); a correct server grows by well under
+    # 1 MiB here, so the size only needs to make buffering the file visible
+    size = 32 * 1024 * 1024
     path = site.root / f"huge-{loop}.bin"
     _sparse_file(path, size)
 
@@ -921,7 +923,7 @@ def test_large_file_memory_is_bounded(site: Site, loop: str) -> None:
         assert (got, zero) == (size, True)
         peak = memory(proc, "VmHWM")
     path.unlink()
-    assert peak - before < 64 * 1024 * 1024, f"server grew by {(peak - before) >> 20} MiB"
+    assert peak - before < size // 2, f"server grew by {(peak - before) >> 20} MiB"
 
 
 # --------------------------------------------------------------------------------------------
