@@ -9,6 +9,9 @@ multiprocessing's forkserver) and runs ``peregrine.cli.main(argv)`` in the child
 back what a fresh ``python -m peregrine`` would have: the working directory, the environment,
 ``sys.argv`` and ``sys.path[0]``, stdin from /dev/null, stdout and stderr on the pipe, default
 signal handlers, no logging handlers, the default warning filters, no other descriptors open.
+Before the first server of an application module, the test process imports the installed
+libraries that module imports (:func:`_import_the_libraries_of_the_app`), so that the servers
+of that module keep them too.
 
 What a fork cannot give back is a fresh import: the interpreter's command line options, and
 variables read when a module is imported. So :func:`needs_exec` keeps the real

@@ -97,3 +97,27 @@ def test_run_reports_the_exit_status_and_both_streams_apart() -> None:
     assert result.returncode == 1
     assert result.stdout == ""
     assert "cannot import module 'no_such_module_anywhere'" in result.stderr
+
+
+@pytest.mark.skipif(
+    not forked.forking_enabled(),
+    reason="forking is off: PEREGRINE_TEST_EXEC=1, or coverage.py measures",
+)
+def test_the_libraries_of_the_app_are_imported_here_and_the_app_module_only_in_the_server(
+    tmp_path: Path,
+) -> None:
+    # colorsys: a library module nothing else here imports (taken out first, to see it return)
+    (tmp_path / "forked_preload_app.py").write_text(
+        "import colorsys\n\n\ndef app(req, resp):\n    resp.set_body(b'%d' % colorsys.ONE_THIRD)\n"
+    )
+    saved = sys.modules.pop("colorsys", None)
+    try:
+        with ServerProcess("forked_preload_app:app", cwd=str(tmp_path)) as server:
+            with server.connect() as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                assert read_response(sock)[::2] == (200, b"0")
+        assert "colorsys" in sys.modules  # imported here once, kept by every later server
+        assert "forked_preload_app" not in sys.modules  # the app's own module: the server's
+    finally:
+        if saved is not None:
+            sys.modules["colorsys"] = saved
