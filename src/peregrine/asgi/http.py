@@ -63,6 +63,10 @@ EAGER: Final[dict[str, Any]] = {"eager_start": True} if sys.version_info >= (3, 
 #: Python 3.11, a string formatted per request (~1,450 instructions, bench/README.md)
 TASK_NAME: Final = "peregrine-asgi"
 
+#: asyncio's Task class, kept here: compiled, a module global is read in place, where
+#: ``asyncio.Task`` is an attribute looked up on the module at every request
+_Task: Final = asyncio.Task
+
 #: the ASGI interface's checked heads (statuses are ints, checked before; fields bytes pairs)
 _HEADS: Final = HeadCache(bytes, int)
 
@@ -126,13 +130,13 @@ class HttpStarter:
             sent = self._sent = loop.create_future()
             sent.set_result(None)
         cycle = HttpCycle(exchange, request, sent)
-        task = asyncio.Task(
+        task = _Task(
             cycle.run(self.app, http_scope(template, request, self.lifespan.state)),
             loop=loop,
             name=TASK_NAME,
             **EAGER,
         )
-        if not task.done():
+        if not EAGER or not task.done():  # (before 3.12 a task never finishes as it is made)
             tasks.add(task)
             cycle.task = task  # run() takes it out of the set as it ends
             cycle.tasks = tasks
@@ -384,7 +388,7 @@ class HttpCycle:
 
     def _start(self, message: dict[str, Any]) -> None:
         status = message["status"]
-        if status.__class__ is not int or not 200 <= status <= 599:
+        if type(status) is not int or not 200 <= status <= 599:
             # informational answers are the server's (100 Continue) or an upgrade's business
             raise RuntimeError(f"ASGI: invalid status {status!r} in http.response.start")
         request = self.request
