@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Final
 
 #: unread body bytes above which reading pauses, and below which it resumes
 HIGH_WATER = 64 * 1024
@@ -95,3 +96,15 @@ class RequestBody:
             self.waiter = None
             if not waiter.done():
                 waiter.set_result(None)
+
+
+def _never_wanted(body: RequestBody) -> None:
+    """What the empty body calls when read: nothing (it never is; nothing will arrive)."""
+
+
+#: the body of every request that has none (its end came with its head): complete and empty,
+#: shared rather than made per request. It never changes: feed, finish and fail are only called
+#: on a body still arriving, discard only on one that is not complete, and take and wait change
+#: nothing on a complete body with no pieces.
+EMPTY_BODY: Final = RequestBody(_never_wanted)
+EMPTY_BODY.complete = True

@@ -28,7 +28,7 @@ from ..http.parser import HEAD, IDLE, RequestParser
 from ..http.request import Request
 from ..http.response import Response, serialize_head
 from ..http.status import STATUS_LINES
-from .body import RequestBody
+from .body import EMPTY_BODY, RequestBody
 from .exchange import Exchange, keep_alive
 from .h2preface import negotiated_h2, sniff_preface, take_over
 from .linger import Lingerer
@@ -536,15 +536,24 @@ class HttpConnection(asyncio.Protocol):
         events = parser.events
         parser.events = []
         requests = parser.requests
-        for event in events:
+        count = len(events)
+        index = 0
+        while index < count:
+            event = events[index]
+            index += 1
             if event is None:
                 receiving = self.receiving
                 assert receiving is not None
                 self.receiving = None
                 receiving.finish()
-            elif event.__class__ is bytes:
+            elif type(event) is bytes:
                 assert self.receiving is not None
                 self.receiving.feed(event)
+            elif index < count and events[index] is None:
+                # a head and its end at once: no body, so the shared empty one (aio/body.py)
+                index += 1
+                self.bodies.append(EMPTY_BODY)
+                requests.append(event)  # type: ignore[arg-type]
             else:
                 body = self.receiving = RequestBody(self._body_wanted)
                 self.bodies.append(body)

@@ -29,7 +29,9 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
 from .._build import mypyc_attr
+from ..aio.exchange import Exchange
 from ..http.framing import HeadCache, accepts_trailers, trailer_fields
+from ..http.request import Request
 from ..http.response import Response
 from .scope import http_scope
 
@@ -60,6 +62,10 @@ EAGER: Final[dict[str, Any]] = {"eager_start": True} if sys.version_info >= (3, 
 #: the name of every request's task: a task made without one is named "Task-<n>" at creation on
 #: Python 3.11, a string formatted per request (~1,450 instructions, bench/README.md)
 TASK_NAME: Final = "peregrine-asgi"
+
+#: asyncio's Task class, kept here: compiled, a module global is read in place, where
+#: ``asyncio.Task`` is an attribute looked up on the module at every request
+_Task: Final = asyncio.Task
 
 #: the ASGI interface's checked heads (statuses are ints, checked before; fields bytes pairs)
 _HEADS: Final = HeadCache(bytes, int)
@@ -95,31 +101,45 @@ class HttpStarter:
 
     def __call__(self, exchange: AnyExchange) -> None:
         """Start the application on ``exchange``'s request (called by the connection)."""
-        request = exchange.request
-        conn = exchange.conn
-        template = conn.adapter_data
-        if template is None:
-            template = conn.adapter_data = self.connection_scope(conn)
-        parser = conn.parser
-        if parser is not None and parser.upgrade_data is not None and is_websocket(request):
-            self.upgrade(exchange, template)
-            return
-        loop = conn.loop
+        if isinstance(exchange, Exchange):
+            # HTTP/1, the common case: narrowed to its compiled class (and its connection's),
+            # what is read and called below is reached directly, not looked up by name
+            conn = exchange.conn
+            request = exchange.request
+            template = conn.adapter_data
+            if template is None:
+                template = conn.adapter_data = self.connection_scope(conn)
+            parser = conn.parser
+            if parser is not None and parser.upgrade_data is not None and is_websocket(request):
+                self.upgrade(exchange, template)
+                return
+            loop = conn.loop
+            tasks = conn.state.tasks
+        else:
+            # an HTTP/2 stream: its connection (``H2Exchange.conn``) has no parser, no upgrade
+            port = exchange.conn
+            request = exchange.request
+            template = port.adapter_data
+            if template is None:
+                template = port.adapter_data = self.connection_scope(port)
+            loop = port.loop
+            tasks = port.state.tasks
         sent = self._sent
         if loop is not self._loop or sent is None:
             self._loop = loop
             sent = self._sent = loop.create_future()
             sent.set_result(None)
-        cycle = HttpCycle(exchange, sent)
-        task = asyncio.Task(
+        cycle = HttpCycle(exchange, request, sent)
+        task = _Task(
             cycle.run(self.app, http_scope(template, request, self.lifespan.state)),
             loop=loop,
             name=TASK_NAME,
             **EAGER,
         )
-        if not task.done():
-            conn.state.tasks.add(task)
+        if not EAGER or not task.done():  # (before 3.12 a task never finishes as it is made)
+            tasks.add(task)
             cycle.task = task  # run() takes it out of the set as it ends
+            cycle.tasks = tasks
 
 
 def is_websocket(request: Any) -> bool:
@@ -140,6 +160,7 @@ class HttpCycle:
 
     __slots__ = (
         "exchange",
+        "request",
         "stage",
         "response",
         "length",
@@ -148,15 +169,20 @@ class HttpCycle:
         "fields",
         "sent",
         "task",
+        "tasks",
     )
 
-    def __init__(self, exchange: AnyExchange, sent: Awaitable[None]) -> None:
+    def __init__(self, exchange: AnyExchange, request: Request, sent: Awaitable[None]) -> None:
         self.exchange = exchange
+        #: the exchange's request (kept here: read natively, whatever the exchange's class)
+        self.request = request
         #: what send() returns when it has nothing to wait for: a done future of the loop
         self.sent = sent
         #: the task running the application, which run() takes out of the server's set (None
         #: when the application finished in the task's eager first step, Python 3.12+)
         self.task: asyncio.Task[None] | None = None
+        #: the server's set of running tasks, which holds ``task`` while it runs
+        self.tasks: set[asyncio.Task[Any]] | None = None
         self.stage = _START
         self.response: Response | None = None
         #: the Content-Length the application declared, if any
@@ -171,7 +197,6 @@ class HttpCycle:
     async def run(self, app: Any, scope: dict[str, Any]) -> None:
         """Call the application and see the response through; never raises."""
         exchange = self.exchange
-        conn = exchange.conn
         try:
             await app(scope, self.receive, self.send)
         except ClientDisconnected:
@@ -181,7 +206,7 @@ class HttpCycle:
                 log.debug("ASGI application failed after the client left", exc_info=True)
             elif self.stage < _STREAMING:
                 self._refuse_body()
-                conn._handler_failed(exchange.request, exchange.start)  # logs, answers 500
+                exchange.conn._handler_failed(self.request, exchange.start)  # logs, answers 500
                 self.stage = _DONE
             else:
                 log.exception(
@@ -210,13 +235,19 @@ class HttpCycle:
                         exchange.request.url,
                     )
                     self._refuse_body()
-                    conn._send_error(500, exchange.request, exchange.start)
+                    exchange.conn._send_error(500, self.request, exchange.start)
         finally:
-            exchange.release()
-            conn.exchange_done(exchange)
-            if self.task is not None:
+            if isinstance(exchange, Exchange):
+                # HTTP/1: narrowed to its compiled class, these are direct calls
+                exchange.release()
+                exchange.conn.exchange_done(exchange)
+            else:
+                exchange.release()
+                exchange.conn.exchange_done(exchange)
+            tasks = self.tasks
+            if tasks is not None:
                 # (rather than a done callback: each costs a trip through the loop's queue)
-                conn.state.tasks.discard(self.task)
+                tasks.discard(self.task)
 
     def _refuse_body(self) -> None:
         # An error answer closes the connection: no need to read the rest of the body.
@@ -275,15 +306,24 @@ class HttpCycle:
         ):
             exchange = self.exchange
             body = message.get("body", b"")
-            if (self.length is None or self.length == len(body)) and not exchange.client_gone:
+            if self.length is None or self.length == len(body):
                 # The whole body in one message: one write.
                 response = self.response
                 assert response is not None
-                response.body = body
-                self.stage = _DONE
-                exchange.respond(response)
-                exchange.release()
-                return self.sent
+                if isinstance(exchange, Exchange):
+                    # HTTP/1: narrowed to its compiled class, these are direct calls
+                    if not exchange.conn.closed:
+                        response.body = body
+                        self.stage = _DONE
+                        exchange.respond(response)
+                        exchange.release()
+                        return self.sent
+                elif not exchange.client_gone:
+                    response.body = body
+                    self.stage = _DONE
+                    exchange.respond(response)
+                    exchange.release()
+                    return self.sent
         return self._send(message)
 
     async def _send(self, message: dict[str, Any]) -> None:
@@ -348,10 +388,10 @@ class HttpCycle:
 
     def _start(self, message: dict[str, Any]) -> None:
         status = message["status"]
-        if status.__class__ is not int or not 200 <= status <= 599:
+        if type(status) is not int or not 200 <= status <= 599:
             # informational answers are the server's (100 Continue) or an upgrade's business
             raise RuntimeError(f"ASGI: invalid status {status!r} in http.response.start")
-        request = self.exchange.request
+        request = self.request
         # ValueError for CR, LF or NUL in a field, TypeError for a field that is not bytes: a 500
         self.response, self.length = _HEADS.framed(request, status, message.get("headers", ()))
         if message.get("trailers"):

@@ -186,7 +186,7 @@ class WebSocketCycle:
             if self.denial is None:
                 sent = asyncio.get_running_loop().create_future()
                 sent.set_result(None)
-                self.denial = HttpCycle(self.exchange, sent)
+                self.denial = HttpCycle(self.exchange, self.exchange.request, sent)
             await self.denial.send({**message, "type": kind[10:]})  # "http.response.*"
         else:
             raise RuntimeError(f"ASGI: unexpected message type {kind!r} on a WebSocket")
