@@ -7,7 +7,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..config import Config
-from .environ import base_environ
+from .environ import EnvironBuilder, base_environ
 from .errors import ErrorStream
 from .files import FileWrapper
 from .inline import serve_inline, sockname_if_needed
@@ -39,9 +39,9 @@ class WsgiHandler:
     def __init__(self, app: Any, config: Config) -> None:
         self.app = app
         self.config = config
-        #: the environ keys every request shares (copied per request)
-        self.base_environ = base_environ(
-            config.root_path, config.workers != 1, ErrorStream(), FileWrapper
+        #: builds each request's environ from the keys every request shares
+        self.environ = EnvironBuilder(
+            base_environ(config.root_path, config.workers != 1, ErrorStream(), FileWrapper)
         )
         self.pool = ThreadPool(config.threads, _run_call) if config.threads else None
         #: calls from the application threads to the loop (which it learns at the first request)

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from .environ import build_environ
 from .failure import response_failed
 from .files import FileWrapper
 from .input import BodyIncomplete, read_whole, whole_input
@@ -95,9 +94,7 @@ def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> 
     # later one (Flask's stream_with_context), which must see the same context.
     context = contextvars.Context()
     try:
-        environ = build_environ(
-            handler.base_environ, request, wsgi_input, sockname_if_needed(exchange, request)
-        )
+        environ = handler.environ.build(request, wsgi_input, sockname_if_needed(exchange, request))
         result = context.run(handler.app, environ, start)
         response = start.response
         if response is None:

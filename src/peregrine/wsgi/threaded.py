@@ -20,7 +20,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from ..http.status import has_no_body
-from .environ import build_environ
 from .failure import response_failed
 from .files import FileWrapper
 from .input import BodyIncomplete
@@ -81,7 +80,7 @@ class ThreadedCall(StartResponse):
         handler = self.handler
         result = None
         try:
-            environ = build_environ(handler.base_environ, self.request, self.input, self.sockname)
+            environ = handler.environ.build(self.request, self.input, self.sockname)
             result = handler.app(environ, self)
             if type(result) is FileWrapper and self.channel is None and self.response is not None:
                 sendable = result.sendable(self.length)
