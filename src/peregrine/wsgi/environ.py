@@ -7,14 +7,14 @@ so every byte maps to one character and the application can get the bytes back w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from ..http.headers import Headers, RawHeaders
 from ..http.request import Request
 
 # ``b"User-Agent" -> "HTTP_USER_AGENT"``, computed once per spelling seen (bounded below).
-_KEYS: dict[bytes, str | None] = {
+_KEYS: Final[dict[bytes, str | None]] = {
     b"Content-Type": "CONTENT_TYPE",
     b"content-type": "CONTENT_TYPE",
     b"Content-Length": "CONTENT_LENGTH",
@@ -22,7 +22,7 @@ _KEYS: dict[bytes, str | None] = {
 }
 _KEYS_MAX = 2048
 
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_PROTOCOLS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -55,8 +55,8 @@ def path_info(raw_path: bytes) -> str:
 
 # ``(Host header, scheme) -> (SERVER_NAME, SERVER_PORT)``: clients send the same few hosts.
 # Plain HTTP's are kept by the Host header alone: no key tuple to make and hash per request.
-_SERVERS: dict[tuple[str, str], tuple[str, str]] = {}
-_HTTP_SERVERS: dict[str, tuple[str, str]] = {}
+_SERVERS: Final[dict[tuple[str, str], tuple[str, str]]] = {}
+_HTTP_SERVERS: Final[dict[str, tuple[str, str]]] = {}
 
 
 def server_address(host_header: str | None, scheme: str, sockname: Any) -> tuple[str, str]:
@@ -236,7 +236,7 @@ class EnvironBuilder:
             and kept[0] == fields
             and kept[1] == request.scheme
             and kept[2] == request.version
-            and kept[3] == sockname
+            and (kept[3] is sockname or kept[3] == sockname)  # (None, but for HTTP/1.0)
         ):
             environ = kept[4].copy()
         else:
