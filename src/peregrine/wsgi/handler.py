@@ -6,11 +6,12 @@ import contextvars
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..aio.exchange import Exchange
 from ..config import Config
 from .environ import EnvironBuilder, base_environ
 from .errors import ErrorStream
 from .files import FileWrapper
-from .inline import serve_inline, sockname_if_needed
+from .inline import serve_inline, serve_inline_http1, sockname_if_needed
 from .input import StreamedInput, whole_input
 from .pool import LoopInbox, ThreadPool
 from .threaded import ThreadedCall
@@ -50,12 +51,34 @@ class WsgiHandler:
     def serve_exchange(self, exchange: AnyExchange) -> None:
         """Run the application on ``exchange`` (called on the loop by the connection)."""
         pool = self.pool
-        if pool is None:
+        if type(exchange) is Exchange:  # HTTP/1: compiled, the paths typed as its class
+            if pool is None:
+                serve_inline_http1(self, exchange)
+            else:
+                self._submit_http1(pool, exchange)
+        elif pool is None:
             serve_inline(self, exchange)
-            return
+        else:
+            self._submit(pool, exchange)
+
+    def _submit(self, pool: ThreadPool, exchange: AnyExchange) -> None:
         body = exchange.body
         if body is None or body.complete:
             # the whole body is here (no body at all, most often): no bridge to the loop needed
+            wsgi_input: Any = whole_input(body.take() if body is not None else b"")
+        else:
+            wsgi_input = StreamedInput(body, exchange.conn.loop)
+        if self.inbox.loop is None:
+            self.inbox.loop = exchange.conn.loop
+        request = exchange.request
+        sockname = sockname_if_needed(exchange, request)
+        pool.submit(ThreadedCall(self, exchange, request, wsgi_input, sockname))
+
+    def _submit_http1(self, pool: ThreadPool, exchange: Exchange) -> None:
+        # _submit's steps for the usual HTTP/1 exchange, typed as its class: compiled, its
+        # attributes and methods are read directly, not looked up (an HTTP/2 one is another class)
+        body = exchange.body
+        if body is None or body.complete:
             wsgi_input: Any = whole_input(body.take() if body is not None else b"")
         else:
             wsgi_input = StreamedInput(body, exchange.conn.loop)

@@ -20,7 +20,6 @@ import logging
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from ..aio.exchange import Exchange
 from .failure import response_failed
 from .files import FileWrapper
 from .input import BodyIncomplete, read_whole, whole_input
@@ -28,7 +27,7 @@ from .start import StartResponse, body_bytes
 from .threaded import respond_whole
 
 if TYPE_CHECKING:
-    from ..aio.exchange import AnyExchange
+    from ..aio.exchange import AnyExchange, Exchange
     from ..http.request import Request
     from .handler import WsgiHandler
 
@@ -47,9 +46,6 @@ log = logging.getLogger("peregrine.error")
 
 def serve_inline(handler: WsgiHandler, exchange: AnyExchange) -> None:
     """Run the application on ``exchange`` once its body is whole (on the loop)."""
-    if type(exchange) is Exchange:
-        _serve_http1(handler, exchange)
-        return
     body = exchange.body
     if body is None or body.complete:
         run_inline(handler, exchange, whole_input(body.take() if body is not None else b""))
@@ -57,7 +53,7 @@ def serve_inline(handler: WsgiHandler, exchange: AnyExchange) -> None:
         exchange.conn._run(_read_then_run(handler, exchange))
 
 
-def _serve_http1(handler: WsgiHandler, exchange: Exchange) -> None:
+def serve_inline_http1(handler: WsgiHandler, exchange: Exchange) -> None:
     """:func:`serve_inline` for an HTTP/1 exchange, the most common by far.
 
     The same steps, but ``exchange`` is typed as the class it is: compiled, each attribute read
