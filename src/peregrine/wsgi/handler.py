@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..aio.exchange import Exchange
 from ..config import Config
@@ -25,7 +25,13 @@ log = logging.getLogger("peregrine.error")
 def _run_call(call: ThreadedCall) -> None:
     # a context of its own per request: what the application sets in context variables does
     # not leak into the next request this thread runs
-    contextvars.Context().run(call.run)
+    _Context().run(_RUN, call)
+
+
+# Final: compiled, C statics read directly, where a module attribute is a lookup; and the
+# method from the class, called with the call object, makes no bound method per request
+_Context: Final = contextvars.Context
+_RUN: Final = ThreadedCall.run
 
 
 class WsgiHandler:
