@@ -8,6 +8,7 @@ import pytest
 
 from peregrine.http.request import Request
 from peregrine.wsgi.environ import (
+    EnvironBuilder,
     base_environ,
     build_environ,
     environ_key,
@@ -135,3 +136,85 @@ def test_no_client_address_no_remote_keys_and_base_untouched() -> None:
     # each request gets a copy: the worker's base is as it was made
     assert BASE == base_environ("/api", True, "errors", "wrapper")
     assert BASE["PATH_INFO"] == "" and "REMOTE_ADDR" in BASE
+
+
+def request_of(
+    headers: list[tuple[bytes, bytes]],
+    raw_path: bytes = b"/p",
+    query: bytes = b"",
+    version: str = "1.1",
+    client: tuple[str, int] | None = ("10.0.0.1", 5555),
+    scheme: str = "http",
+    method: str = "GET",
+) -> Request:
+    return Request(method, raw_path, query, version, headers, client=client, scheme=scheme)
+
+
+HOST = [(b"Host", b"example.com:8080")]
+
+# Requests of one client in turn, each differing from the one before in one respect: a builder
+# that reuses what it kept must give each the environ a fresh build_environ gives.
+SEQUENCE: list[tuple[Request, Any]] = [
+    (request_of(HOST), None),
+    (request_of(HOST, raw_path=b"/other%20path", query=b"a=1", method="POST"), None),
+    (request_of([(b"Host", b"example.com:9090")]), None),
+    (request_of([*HOST, (b"Accept", b"x")]), None),
+    (request_of([*HOST, (b"Accept", b"y")]), None),
+    (request_of([*HOST, (b"accept", b"y")]), None),
+    (request_of(HOST, scheme="https"), None),
+    (request_of(HOST, version="1.0"), None),
+    (request_of([], version="1.0"), ("127.0.0.1", 3000)),
+    (request_of([], version="1.0"), ("127.0.0.1", 3001)),
+    (request_of(HOST, client=("10.0.0.1", 5556)), None),
+    (request_of(HOST, client=("10.0.0.2", 5555)), None),
+    (request_of(HOST, client=None), None),
+    (request_of(HOST, client=None), None),
+    (request_of(HOST), None),
+]
+
+
+def test_builder_gives_what_build_environ_gives_whatever_came_before() -> None:
+    builder = EnvironBuilder(BASE)
+    for request, sockname in SEQUENCE:
+        for _ in range(2):  # the second time, from what the first kept
+            built = builder.build(request, "input", sockname)
+            assert built == build_environ(BASE, request, "input", sockname)
+    assert BASE == base_environ("/api", True, "errors", "wrapper")
+
+
+def test_builder_reuses_a_clients_keys_for_its_next_request_with_equal_fields() -> None:
+    builder = EnvironBuilder(BASE)
+    first = builder.build(request_of(list(HOST)), "one")
+    first["HTTP_HOST"] = "changed by the application"
+    second = builder.build(request_of(list(HOST), raw_path=b"/two", method="PUT"), "two")
+    assert len(builder) == 1
+    assert second["HTTP_HOST"] == "example.com:8080"
+    assert (second["REQUEST_METHOD"], second["PATH_INFO"], second["wsgi.input"]) == (
+        "PUT",
+        "/two",
+        "two",
+    )
+    assert second is not first
+
+
+def test_builder_keeps_one_entry_per_client_and_starts_again_when_full() -> None:
+    builder = EnvironBuilder(BASE, max_entries=2)
+    for port in (1, 2):
+        builder.build(request_of(HOST, client=("10.0.0.1", port)), "input")
+    assert len(builder) == 2
+    builder.build(request_of(HOST, client=("10.0.0.1", 1)), "input")
+    assert len(builder) == 2
+    environ = builder.build(request_of(HOST, client=("10.0.0.1", 3)), "input")
+    assert len(builder) == 1
+    assert environ["REMOTE_PORT"] == "3"
+
+
+def test_builder_does_not_keep_requests_with_large_header_fields() -> None:
+    builder = EnvironBuilder(BASE, max_field_bytes=64)
+    fields = [*HOST, (b"Cookie", b"c" * 64)]
+    for _ in range(2):
+        environ = builder.build(request_of(fields), "input")
+        assert environ["HTTP_COOKIE"] == "c" * 64
+    assert len(builder) == 0
+    builder.build(request_of(HOST), "input")
+    assert len(builder) == 1

@@ -113,7 +113,7 @@ class HeadCache:
         last = self._last
         if (
             last is not None
-            and fields.__class__ is list
+            and type(fields) is list  # (compiled, type() is a C read; __class__ a lookup)
             and status == last[0]
             and fields == last[1]  # (pairs equal to the hashable ones kept: never a list)
             and _of_type(fields, self.field_type)

@@ -7,14 +7,14 @@ so every byte maps to one character and the application can get the bytes back w
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
 from ..http.headers import Headers, RawHeaders
 from ..http.request import Request
 
 # ``b"User-Agent" -> "HTTP_USER_AGENT"``, computed once per spelling seen (bounded below).
-_KEYS: dict[bytes, str | None] = {
+_KEYS: Final[dict[bytes, str | None]] = {
     b"Content-Type": "CONTENT_TYPE",
     b"content-type": "CONTENT_TYPE",
     b"Content-Length": "CONTENT_LENGTH",
@@ -22,7 +22,7 @@ _KEYS: dict[bytes, str | None] = {
 }
 _KEYS_MAX = 2048
 
-_PROTOCOLS = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
+_PROTOCOLS: Final = {"1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
 _DEFAULT_PORTS = {"http": "80", "https": "443"}
 
 
@@ -55,8 +55,8 @@ def path_info(raw_path: bytes) -> str:
 
 # ``(Host header, scheme) -> (SERVER_NAME, SERVER_PORT)``: clients send the same few hosts.
 # Plain HTTP's are kept by the Host header alone: no key tuple to make and hash per request.
-_SERVERS: dict[tuple[str, str], tuple[str, str]] = {}
-_HTTP_SERVERS: dict[str, tuple[str, str]] = {}
+_SERVERS: Final[dict[tuple[str, str], tuple[str, str]]] = {}
+_HTTP_SERVERS: Final[dict[str, tuple[str, str]]] = {}
 
 
 def server_address(host_header: str | None, scheme: str, sockname: Any) -> tuple[str, str]:
@@ -136,16 +136,36 @@ def build_environ(
     prefix already, and it is ``SCRIPT_NAME``. Repeated header fields are joined with ``", "``
     (``Cookie`` with ``"; "``, RFC 6265 §5.4); ``CONTENT_LENGTH`` is absent when the request has
     no such field (a chunked body: ``wsgi.input_terminated`` says reading to the end is safe).
+    :class:`EnvironBuilder` makes the same environ, reusing what a client's previous request had.
     """
-    environ = base.copy()
+    environ = _connection_keys(base, request, _raw_fields(request), sockname)
+    _set_request_keys(environ, request, wsgi_input)
+    return environ
+
+
+def _raw_fields(request: Request) -> RawHeaders:
+    headers = request._headers  # the parser's raw list until someone asks for request.headers
+    return headers.raw if isinstance(headers, Headers) else headers
+
+
+def _set_request_keys(environ: dict[str, Any], request: Request, wsgi_input: Any) -> None:
+    """Set the keys that change from one request of a client to the next."""
     environ["REQUEST_METHOD"] = request.method
     raw_path = request.raw_path
     # path_info(), inlined: once per request
     environ["PATH_INFO"] = raw_path.decode("latin-1") if 37 not in raw_path else path_info(raw_path)
     environ["QUERY_STRING"] = request.query_bytes.decode("latin-1")
+    environ["wsgi.input"] = wsgi_input
+
+
+def _connection_keys(
+    base: dict[str, Any], request: Request, fields: RawHeaders, sockname: Any
+) -> dict[str, Any]:
+    """A copy of ``base`` with what the environ takes from the connection and the header fields:
+    ``SERVER_*``, ``REMOTE_*``, ``wsgi.url_scheme``, ``CONTENT_*`` and ``HTTP_*``."""
+    environ = base.copy()
     environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(request.version) or "HTTP/" + request.version
     environ["wsgi.url_scheme"] = request.scheme
-    environ["wsgi.input"] = wsgi_input
     client = request.client
     if client is not None:
         environ["REMOTE_ADDR"] = client[0]
@@ -154,8 +174,6 @@ def build_environ(
         del environ["REMOTE_ADDR"], environ["REMOTE_PORT"]
     keys = _KEYS
     host = None
-    headers = request._headers  # the parser's raw list until someone asks for request.headers
-    fields: RawHeaders = headers.raw if isinstance(headers, Headers) else headers
     for name, value in fields:
         key = keys.get(name) or environ_key(name)
         if key is None:
@@ -170,3 +188,72 @@ def build_environ(
                 host = text
     environ["SERVER_NAME"], environ["SERVER_PORT"] = server_address(host, request.scheme, sockname)
     return environ
+
+
+#: what :class:`EnvironBuilder` keeps of a client's last request: its header fields, scheme,
+#: HTTP version and local address (``sockname``), and the environ keys they gave
+_Kept = tuple[list[tuple[bytes, bytes]], str, str, Any, dict[str, Any]]
+
+
+class EnvironBuilder:
+    """:func:`build_environ` for the requests of one worker, with a memory per client.
+
+    A client sends the same header fields on request after request of its connection (the same
+    Host, User-Agent, Accept...). Everything the environ takes from them and from the
+    connection is kept per client address, as a template dict; the next request of that client
+    whose fields, scheme, HTTP version and local address are all equal to the kept ones gets a
+    copy of the template with its method, path, query and input set: no field decoded, no key
+    looked up. Anything else is built the long way, and kept in place of the old one.
+
+    Bounded: requests whose header fields total more than ``max_field_bytes`` are never kept
+    (a cookie-laden browser request is built the long way), and when ``max_entries`` clients
+    are kept the memory starts again empty. Safe from several threads: an entry is a tuple
+    never changed once made, and a template is only ever copied.
+    """
+
+    __slots__ = ("base", "max_entries", "max_field_bytes", "_kept")
+
+    def __init__(
+        self, base: dict[str, Any], max_entries: int = 1024, max_field_bytes: int = 1024
+    ) -> None:
+        #: the worker's shared keys (see :func:`base_environ`)
+        self.base = base
+        self.max_entries = max_entries
+        self.max_field_bytes = max_field_bytes
+        self._kept: dict[tuple[str, int] | None, _Kept] = {}
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def build(self, request: Request, wsgi_input: Any, sockname: Any = None) -> dict[str, Any]:
+        """The environ of ``request``, equal to :func:`build_environ`'s."""
+        headers = request._headers
+        fields: RawHeaders = headers.raw if isinstance(headers, Headers) else headers
+        client = request.client
+        kept = self._kept.get(client)
+        if (
+            kept is not None
+            and kept[0] == fields
+            and kept[1] == request.scheme
+            and kept[2] == request.version
+            and (kept[3] is sockname or kept[3] == sockname)  # (None, but for HTTP/1.0)
+        ):
+            environ = kept[4].copy()
+        else:
+            template = _connection_keys(self.base, request, fields, sockname)
+            size = 0
+            for name, value in fields:
+                size += len(name) + len(value)
+            if size <= self.max_field_bytes:
+                if len(self._kept) >= self.max_entries:
+                    self._kept.clear()
+                self._kept[client] = (
+                    list(fields),
+                    request.scheme,
+                    request.version,
+                    sockname,
+                    template,
+                )
+            environ = template.copy()
+        _set_request_keys(environ, request, wsgi_input)
+        return environ

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from ..aio.exchange import Exchange
 from ..config import Config
-from .environ import base_environ
+from .environ import EnvironBuilder, base_environ
 from .errors import ErrorStream
 from .files import FileWrapper
-from .inline import serve_inline, sockname_if_needed
+from .inline import serve_inline, serve_inline_http1, sockname_if_needed
 from .input import StreamedInput, whole_input
 from .pool import LoopInbox, ThreadPool
 from .threaded import ThreadedCall
@@ -24,7 +25,13 @@ log = logging.getLogger("peregrine.error")
 def _run_call(call: ThreadedCall) -> None:
     # a context of its own per request: what the application sets in context variables does
     # not leak into the next request this thread runs
-    contextvars.Context().run(call.run)
+    _Context().run(_RUN, call)
+
+
+# Final: compiled, C statics read directly, where a module attribute is a lookup; and the
+# method from the class, called with the call object, makes no bound method per request
+_Context: Final = contextvars.Context
+_RUN: Final = ThreadedCall.run
 
 
 class WsgiHandler:
@@ -39,9 +46,9 @@ class WsgiHandler:
     def __init__(self, app: Any, config: Config) -> None:
         self.app = app
         self.config = config
-        #: the environ keys every request shares (copied per request)
-        self.base_environ = base_environ(
-            config.root_path, config.workers != 1, ErrorStream(), FileWrapper
+        #: builds each request's environ from the keys every request shares
+        self.environ = EnvironBuilder(
+            base_environ(config.root_path, config.workers != 1, ErrorStream(), FileWrapper)
         )
         self.pool = ThreadPool(config.threads, _run_call) if config.threads else None
         #: calls from the application threads to the loop (which it learns at the first request)
@@ -50,12 +57,34 @@ class WsgiHandler:
     def serve_exchange(self, exchange: AnyExchange) -> None:
         """Run the application on ``exchange`` (called on the loop by the connection)."""
         pool = self.pool
-        if pool is None:
+        if type(exchange) is Exchange:  # HTTP/1: compiled, the paths typed as its class
+            if pool is None:
+                serve_inline_http1(self, exchange)
+            else:
+                self._submit_http1(pool, exchange)
+        elif pool is None:
             serve_inline(self, exchange)
-            return
+        else:
+            self._submit(pool, exchange)
+
+    def _submit(self, pool: ThreadPool, exchange: AnyExchange) -> None:
         body = exchange.body
         if body is None or body.complete:
             # the whole body is here (no body at all, most often): no bridge to the loop needed
+            wsgi_input: Any = whole_input(body.take() if body is not None else b"")
+        else:
+            wsgi_input = StreamedInput(body, exchange.conn.loop)
+        if self.inbox.loop is None:
+            self.inbox.loop = exchange.conn.loop
+        request = exchange.request
+        sockname = sockname_if_needed(exchange, request)
+        pool.submit(ThreadedCall(self, exchange, request, wsgi_input, sockname))
+
+    def _submit_http1(self, pool: ThreadPool, exchange: Exchange) -> None:
+        # _submit's steps for the usual HTTP/1 exchange, typed as its class: compiled, its
+        # attributes and methods are read directly, not looked up (an HTTP/2 one is another class)
+        body = exchange.body
+        if body is None or body.complete:
             wsgi_input: Any = whole_input(body.take() if body is not None else b"")
         else:
             wsgi_input = StreamedInput(body, exchange.conn.loop)

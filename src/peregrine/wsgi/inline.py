@@ -18,9 +18,8 @@ from __future__ import annotations
 import contextvars
 import logging
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from .environ import build_environ
 from .failure import response_failed
 from .files import FileWrapper
 from .input import BodyIncomplete, read_whole, whole_input
@@ -28,7 +27,7 @@ from .start import StartResponse, body_bytes
 from .threaded import respond_whole
 
 if TYPE_CHECKING:
-    from ..aio.exchange import AnyExchange
+    from ..aio.exchange import AnyExchange, Exchange
     from ..http.request import Request
     from .handler import WsgiHandler
 
@@ -50,6 +49,29 @@ def serve_inline(handler: WsgiHandler, exchange: AnyExchange) -> None:
     body = exchange.body
     if body is None or body.complete:
         run_inline(handler, exchange, whole_input(body.take() if body is not None else b""))
+    else:
+        exchange.conn._run(_read_then_run(handler, exchange))
+
+
+def serve_inline_http1(handler: WsgiHandler, exchange: Exchange) -> None:
+    """:func:`serve_inline` for an HTTP/1 exchange, the most common by far.
+
+    The same steps, but ``exchange`` is typed as the class it is: compiled, each attribute read
+    and method call on it is a direct C access, not a generic lookup (an HTTP/2 exchange is
+    another class, so the general path takes it as ``Any``).
+    """
+    body = exchange.body
+    if body is None or body.complete:
+        wsgi_input = whole_input(body.take() if body is not None else b"")
+        start = call_app(handler, exchange, exchange.request, wsgi_input)
+        if start is not None:
+            response = start.response
+            assert response is not None
+            try:
+                exchange.respond(response)
+            except Exception as exc:
+                response_failed(exchange, exc, start.length)
+            exchange.conn.exchange_done(exchange)
     else:
         exchange.conn._run(_read_then_run(handler, exchange))
 
@@ -86,18 +108,37 @@ class InlineStart(StartResponse):
 def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> None:
     """Call the application and send its response; the iterable is finished in a task when the
     body is streamed."""
-    request: Request = exchange.request
+    start = call_app(handler, exchange, exchange.request, wsgi_input)
+    if start is not None:
+        response = start.response
+        assert response is not None
+        try:
+            exchange.respond(response)
+        except Exception as exc:
+            response_failed(exchange, exc, start.length)
+        exchange.conn.exchange_done(exchange)
+
+
+def call_app(
+    handler: WsgiHandler, exchange: AnyExchange, request: Request, wsgi_input: Any
+) -> InlineStart | None:
+    """Call the application on ``exchange`` (whose request is ``request``).
+
+    Returns the request's ``start_response`` when the response is one bytes body held whole,
+    set on ``start.response`` (the most common response of all): the caller sends it and ends
+    the exchange. Otherwise returns None, once this function has seen to the rest itself (sent
+    the response, started the task streaming it, or answered the failure) and ended the
+    exchange or left that to the task.
+    """
     start = InlineStart(request)
     written = start.written
     result: Any = None
     # All of the application's code for this request (the call, each next(), close()) runs in
     # one context of its own: frameworks set context variables in one step and reset them in a
     # later one (Flask's stream_with_context), which must see the same context.
-    context = contextvars.Context()
+    context = _Context()
     try:
-        environ = build_environ(
-            handler.base_environ, request, wsgi_input, sockname_if_needed(exchange, request)
-        )
+        environ = handler.environ.build(request, wsgi_input, sockname_if_needed(exchange, request))
         result = context.run(handler.app, environ, start)
         response = start.response
         if response is None:
@@ -106,16 +147,15 @@ def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> 
         body = result[0] if kind is list and len(result) == 1 and not written else None
         if type(body) is bytes and (start.length is None or start.length == len(body)):
             # the most common body of all, sent as it is: one bytes object in a list
-            result = None  # a list has no close()
             response.body = body
-            exchange.respond(response)
+            return start  # (a list has no close())
         else:
             if kind is FileWrapper and not written:
                 sendable = result.sendable(start.length)
                 if sendable is not None:
                     start.head_sent = True
                     exchange.conn._run(_send_file(exchange, start, result, sendable, context))
-                    return
+                    return None
             chunks = written
             if kind is list or kind is tuple:
                 if len(result) == 1 and type(result[0]) is bytes:
@@ -138,7 +178,7 @@ def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> 
                                 _stream(exchange, start, result, iterator, chunks, context)
                             )
                             result = None  # the task closes it
-                            return
+                            return None
             if result is not None:
                 finished, result = result, None
                 _close(finished, context)
@@ -148,6 +188,7 @@ def run_inline(handler: WsgiHandler, exchange: AnyExchange, wsgi_input: Any) -> 
             _close(result, context, request)
         response_failed(exchange, exc, start.length)
     exchange.conn.exchange_done(exchange)
+    return None
 
 
 async def _stream(
@@ -196,7 +237,8 @@ async def _send_file(
         exchange.conn.exchange_done(exchange)
 
 
-_END = object()  # what next() returns at the end of the iterable
+_END: Final = object()  # what next() returns at the end of the iterable
+_Context: Final = contextvars.Context  # (Final: compiled, a C static, not a module lookup)
 
 
 def _close(result: Any, context: contextvars.Context, request: Any = None) -> None:

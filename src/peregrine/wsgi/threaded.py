@@ -17,10 +17,11 @@ Each path ends with exactly one ``conn.exchange_done(exchange)``, on the loop. T
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
+from ..aio.exchange import Exchange
+from ..http.response import Response
 from ..http.status import has_no_body
-from .environ import build_environ
 from .failure import response_failed
 from .files import FileWrapper
 from .input import BodyIncomplete
@@ -30,7 +31,6 @@ from .start import StartResponse, body_bytes
 if TYPE_CHECKING:
     from ..aio.exchange import AnyExchange
     from ..http.request import Request
-    from ..http.response import Response
     from .handler import WsgiHandler
 
 log = logging.getLogger("peregrine.error")
@@ -81,16 +81,17 @@ class ThreadedCall(StartResponse):
         handler = self.handler
         result = None
         try:
-            environ = build_environ(handler.base_environ, self.request, self.input, self.sockname)
+            environ = handler.environ.build(self.request, self.input, self.sockname)
             result = handler.app(environ, self)
-            if type(result) is FileWrapper and self.channel is None and self.response is not None:
+            kind = type(result)
+            if kind is _FILE_WRAPPER and self.channel is None and self.response is not None:
                 sendable = result.sendable(self.length)
                 if sendable is not None:
                     self.result = result  # closed by the loop once the file is sent
                     self.head_sent = True
                     handler.inbox.post(_send_file, (self, sendable))
                     return
-            if (type(result) is list or type(result) is tuple) and self.channel is None:
+            if (kind is list or kind is tuple) and self.channel is None:
                 # The whole body is here already: one hand-off, with a Content-Length, and no
                 # channel (its lock and condition cost more than the rest of the hand-off).
                 if self.response is None:
@@ -113,7 +114,7 @@ class ThreadedCall(StartResponse):
         if channel is None and self.error is None and self.response is None:
             self.error = RuntimeError("the application returned without calling start_response()")
         if channel is None:
-            handler.inbox.post(_fail if self.error is not None else _start_output, self)
+            handler.inbox.post(_FAIL if self.error is not None else _START_OUTPUT, self)
         else:
             channel.end(failed=self.error is not None)
 
@@ -154,6 +155,9 @@ def _start_output(call: ThreadedCall) -> None:
     assert response is not None
     channel = call.channel
     if channel is None:  # the application finished: its whole body, if any, is in call.body
+        if type(exchange) is Exchange:
+            _respond_http1(exchange, response, call.length, call.body)
+            return
         chunks: list[bytes] = [call.body] if call.body else []
         ended = True
         failed = False
@@ -175,6 +179,23 @@ def _start_output(call: ThreadedCall) -> None:
         return
     assert channel is not None
     exchange.conn._run(_stream(call, channel, chunks))
+
+
+def _respond_http1(exchange: Exchange, response: Response, length: int | None, body: bytes) -> None:
+    # _start_output's whole body, on the usual HTTP/1 exchange: typed as its class, so that
+    # compiled, the calls on it are direct; and no list made for the one body
+    if length is None or length == len(body):
+        response.body = body
+        try:
+            exchange.respond(response)
+        except Exception as exc:
+            response_failed(exchange, exc, length)
+    else:
+        try:
+            respond_whole(exchange, response, length, [body] if body else [])
+        except Exception as exc:  # the body disagrees with its declared Content-Length
+            response_failed(exchange, exc, length)
+    exchange.conn.exchange_done(exchange)
 
 
 def respond_whole(
@@ -242,6 +263,13 @@ def _fail(call: ThreadedCall) -> None:
         _report(call)
     # A broken-off body: the connection answers it itself (408, 400) or the client is gone.
     exchange.conn.exchange_done(exchange)
+
+
+# what ThreadedCall.run refers to on every request, as Final names: compiled, C statics read
+# directly, where a module-level name is a lookup in the module's dict
+_FILE_WRAPPER: Final = FileWrapper
+_START_OUTPUT: Final = _start_output
+_FAIL: Final = _fail
 
 
 def _report(call: ThreadedCall) -> None:
