@@ -98,8 +98,12 @@ def cpu_ticks(pid: int) -> tuple[int, int]:
     return int(fields[11]), int(fields[12])  # utime, stime
 
 
-def run_wrk(port: int, conns: int, seconds: int, cpu: str, rt: bool, script: Path) -> dict:
+def run_wrk(
+    port: int, conns: int, seconds: int, cpu: str, rt: bool, script: Path, close: bool = False
+) -> dict:
     cmd = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s"]
+    if close:  # every request on a new connection: what accepting and closing cost
+        cmd += ["-H", "Connection: close"]
     cmd += ["--latency", "-s", str(script), f"http://{HOST}:{port}/"]
     if rt:
         cmd = ["chrt", "-f", "10", *cmd]
@@ -146,12 +150,14 @@ def measure(args: argparse.Namespace, name: str, tmp: Path) -> dict:
     try:
         wait_port(port, proc, 600 if args.mode == "callgrind" else 60)
         pid = serving_pid(proc.pid)
-        run_wrk(port, args.conns, args.warmup, args.load_cpu, args.rt, script)
+        run_wrk(port, args.conns, args.warmup, args.load_cpu, args.rt, script, args.close)
         if args.mode == "callgrind":
             subprocess.run(
                 ["callgrind_control", "--zero", str(pid)], check=True, capture_output=True
             )
-            res = run_wrk(port, args.conns, args.seconds, args.load_cpu, args.rt, script)
+            res = run_wrk(
+                port, args.conns, args.seconds, args.load_cpu, args.rt, script, args.close
+            )
             subprocess.run(
                 ["callgrind_control", "--dump", str(pid)], check=True, capture_output=True
             )
@@ -160,7 +166,7 @@ def measure(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             res["instr_per_req"] = round(int(m.group(1)) / res["requests"]) if m else None
             return res
         u0, s0 = cpu_ticks(pid)
-        res = run_wrk(port, args.conns, args.seconds, args.load_cpu, args.rt, script)
+        res = run_wrk(port, args.conns, args.seconds, args.load_cpu, args.rt, script, args.close)
         u1, s1 = cpu_ticks(pid)
         n = res["requests"]
         res["user_us"] = round((u1 - u0) / TICK / n * 1e6, 2)
@@ -185,6 +191,11 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=1)
     ap.add_argument("--server-cpu", default="0")
     ap.add_argument("--load-cpu", default="1")
+    ap.add_argument(
+        "--close",
+        action="store_true",
+        help="send Connection: close: a new connection per request (not the floor: it ignores it)",
+    )
     ap.add_argument("--rt", action="store_true", help="run server and wrk with chrt -f 10")
     ap.add_argument("--python", default=sys.executable)
     ap.add_argument("--peer-python", default=str(BENCH / ".venv" / "bin" / "python"))

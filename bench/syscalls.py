@@ -11,7 +11,8 @@ The script starts the server, waits until it answers, attaches ``strace -c -f`` 
 children: nginx serves from a worker process), runs ``h2load --h1 -n N -c C -m 1`` (N keep-alive
 GET requests over C connections, one outstanding request per connection, as wrk sends them;
 ``--pipeline M`` keeps M outstanding),
-detaches, and prints every syscall's count divided by N, grouped as receive, send, epoll_wait,
+detaches, and prints every syscall's count divided by N (``--close``: instead of h2load, N
+requests each on its own connection, ``Connection: close``, from C client threads), grouped as receive, send, epoll_wait,
 epoll_ctl and other. Defaults: 20,000 requests over 100 connections; ``--connections 1`` is the
 worst case (every request its own wake-up). h2load's connect and close are counted too: with
 keep-alive they are 2 x C accepts/closes over N requests, negligible at the defaults.
@@ -136,6 +137,27 @@ def load(port: int, requests: int, connections: int, pipeline: int = 1) -> str:
     return result.stdout
 
 
+def load_closing(port: int, requests: int, connections: int) -> None:
+    """``requests`` GET / each on a new connection that the server closes after answering
+    (``Connection: close``), from ``connections`` client threads at once: what accepting and
+    closing cost per connection."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    request = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+    def one(_: int) -> None:
+        with socket.create_connection((HOST, port), timeout=10) as sock:
+            sock.sendall(request)
+            answer = b""
+            while chunk := sock.recv(65536):
+                answer += chunk
+            if not answer.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"unexpected answer: {answer[:80]!r}")
+
+    with ThreadPoolExecutor(connections) as pool:
+        list(pool.map(one, range(requests)))
+
+
 def parse_strace(text: str) -> dict[str, int]:
     """``strace -c``'s table as {syscall: calls} (the total row left out)."""
     calls: dict[str, int] = {}
@@ -212,10 +234,15 @@ def main() -> None:
     parser.add_argument(
         "--pipeline", type=int, default=1, help="requests outstanding per connection (not floor)"
     )
+    parser.add_argument(
+        "--close", action="store_true", help="a new connection per request (not the floor)"
+    )
     parser.add_argument("--check-perf", action="store_true", help="also count untraced (perf)")
     args = parser.parse_args()
-    if args.server == "floor" and args.pipeline > 1:
-        parser.error("the floor answers once per read, so it cannot be measured pipelined")
+    if args.close and args.check_perf:
+        parser.error("--check-perf counts h2load's keep-alive load only")
+    if args.server == "floor" and (args.pipeline > 1 or args.close):
+        parser.error("the floor answers once per read and never closes: not pipelined or --close")
     tmp = Path(tempfile.mkdtemp(prefix="peregrine-syscalls-"))
     port = free_port()
     cmd, env = server_command(args.server, port, tmp)
@@ -226,12 +253,18 @@ def main() -> None:
     try:
         wait_until_answering(port, server)
         pids = descendants(server.pid)
-        load(port, min(args.requests, 2000), args.connections, args.pipeline)  # warm-up
+        if args.close:
+            load_closing(port, min(args.requests, 2000), args.connections)  # warm-up
+        else:
+            load(port, min(args.requests, 2000), args.connections, args.pipeline)  # warm-up
         out = tmp / "strace.txt"
         attach = [arg for pid in pids for arg in ("-p", str(pid))]
         strace = subprocess.Popen(["strace", "-c", "-f", "-o", str(out), *attach])
         time.sleep(1.0)  # strace attaches to every thread
-        load(port, args.requests, args.connections, args.pipeline)
+        if args.close:
+            load_closing(port, args.requests, args.connections)
+        else:
+            load(port, args.requests, args.connections, args.pipeline)
         time.sleep(0.3)
         strace.send_signal(signal.SIGINT)
         strace.wait(30)

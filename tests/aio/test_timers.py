@@ -126,3 +126,32 @@ def test_a_failing_callback_is_reported_and_the_others_still_fire(loop: ClockLoo
     (error,) = loop.errors
     assert isinstance(error["exception"], RuntimeError)
     loop.errors.clear()
+
+
+def test_timers_set_while_due_ones_run_take_one_loop_timer(loop: ClockLoop) -> None:
+    """A look that sets its owner's next timer later than another waiting one (a busy
+    connection's parking look) makes no loop timer of its own: one is set after the run."""
+    queue = TimerQueue(loop)
+    made: list[float] = []
+    call_at_of_loop = loop.call_at
+
+    def counting_call_at(when: float, callback: Callable[[], object]) -> object:
+        made.append(round(when - START, 6))
+        return call_at_of_loop(when, callback)
+
+    loop.call_at = counting_call_at  # type: ignore[method-assign,assignment]
+    fired: list[tuple[str, float]] = []
+
+    def look() -> None:
+        fired.append(("look", loop.elapsed))
+        if loop.elapsed < 1.5:
+            queue.call_at(loop.time() + 0.5, owner)
+
+    owner = call_at(queue, START + 1, look)
+    call_at(queue, START + 1.2, lambda: fired.append(("other", loop.elapsed)))
+    assert made == [1]
+    loop.advance(3)
+    assert fired == [("look", 1), ("other", 1.2), ("look", 1.5)]
+    # one loop timer per run: at 1, then 1.2 (not 1.5 first), then 1.5
+    assert made == [1, 1.2, 1.5]
+    assert len(queue) == 0 and loop_timers(loop) == 0

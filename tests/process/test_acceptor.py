@@ -8,14 +8,19 @@ the socket is readable) takes a batch of them.
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import gc
+import os
 import socket
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import cast
 
 import pytest
 
 from peregrine.aio.loop import loop_factory
-from peregrine.process.acceptor import Acceptor
+from peregrine.process.acceptor import Acceptor, accepted_socket_class
 
 
 @pytest.fixture(params=["uvloop", "asyncio"])
@@ -111,3 +116,88 @@ def test_a_burst_is_taken_in_a_few_events_as_the_worker_grows(
             loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
         assert len(protocols.transports) == 1000
         assert events == 7  # 16, 16, 32, 64, 128, 256, then the remaining 488
+
+
+def test_accepted_connections_reach_the_protocol_non_blocking_and_answer(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The acceptor leaves O_NONBLOCK to the loop's set-up of the socket: by the time the
+    # protocol has its transport, the descriptor must be non-blocking on either loop, and the
+    # connection must carry bytes both ways.
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = cast(asyncio.Transport, transport)
+            made.append(transport)
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data.upper())
+
+    made: list[asyncio.BaseTransport] = []
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.setblocking(False)
+    clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
+    try:
+        acceptor = Acceptor(loop, listener, Echo, None, 5.0, None)
+        acceptor._on_readable()
+        loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
+        assert len(made) == 3
+        for transport in made:
+            fd = transport.get_extra_info("socket").fileno()
+            assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+        for n, client in enumerate(clients):
+            client.sendall(b"ping %d" % n)
+        for _ in range(20):
+            loop.run_until_complete(asyncio.sleep(0.01))
+        for n, client in enumerate(clients):
+            client.settimeout(5)
+            assert client.recv(100) == b"PING %d" % n
+    finally:
+        listener.close()
+        for transport in made:
+            transport.close()
+        loop.run_until_complete(asyncio.sleep(0))
+        for client in clients:
+            client.close()
+
+
+@pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6, socket.AF_UNIX])
+def test_accepted_sockets_report_the_listeners_family_and_type(
+    family: socket.AddressFamily,
+) -> None:
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    with listener:
+        make = accepted_socket_class(listener)
+        # the same values, and the same enum members, as socket.socket's properties give
+        assert vars(make)["family"] is listener.family  # class attributes, not properties
+        assert vars(make)["type"] is listener.type
+        assert issubclass(make, socket.socket)
+
+
+def test_accepted_sockets_are_closed_once_by_the_loop(loop: asyncio.AbstractEventLoop) -> None:
+    # The loop owns the descriptor once it has the socket: closing the transport must leave no
+    # socket object holding it, which would close the (by then maybe reused) descriptor again
+    # when collected (Python then also warns of an "unclosed socket").
+    accepted: list[socket.socket] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with queued(loop, 10) as (listener, protocols):
+            acceptor = Acceptor(loop, listener, protocols, None, 5.0, None)
+            made = acceptor._socket_class
+
+            class Recorded(made):  # type: ignore[valid-type,misc]
+                __slots__ = ()
+
+                def __init__(self, *args: object) -> None:
+                    super().__init__(*args)
+                    accepted.append(self)
+
+            acceptor._socket_class = Recorded
+            acceptor._on_readable()
+            loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
+            assert len(protocols.transports) == len(accepted) == 10
+        assert [sock.fileno() for sock in accepted] == [-1] * 10  # detached or closed
+        accepted.clear()
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []

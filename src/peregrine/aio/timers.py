@@ -12,7 +12,10 @@ and no bound method per timer: ~120 bytes a timer (the entry tuple, its float an
 instead of ~230 with them, on every idle connection.
 
 Timers fire at their own time, as with ``loop.call_at`` (the loop timer is always at the
-earliest one), in order of time, then of creation. Cancelling is O(1): the entry stays in the
+earliest one), in order of time, then of creation. Timers that callbacks set while due ones run
+only go on the heap; the loop timer is set once, after the run, for the earliest entry. (Set at
+once, a busy connection's next look, later than the next connection's, took a loop timer that
+was cancelled right after: two loop timers per look.) Cancelling is O(1): the entry stays in the
 heap, dead (its number is no longer the owner's), until its time comes or dead entries make up
 half the heap, which is then rebuilt without them (so closed connections are not kept alive by
 their timers).
@@ -43,7 +46,7 @@ class TimerOwner(Protocol):
 class TimerQueue:
     """The timers of one worker on one loop timer (see the module docstring)."""
 
-    __slots__ = ("loop", "_heap", "_handle", "_handle_at", "_count", "_cancelled")
+    __slots__ = ("loop", "_heap", "_handle", "_handle_at", "_count", "_cancelled", "_running")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -54,6 +57,8 @@ class TimerQueue:
         self._handle_at = 0.0
         self._count = 0
         self._cancelled = 0
+        # True while due timers are called: the loop timer is then set once, after them
+        self._running = False
 
     def __len__(self) -> int:
         """Timers waiting (cancelled ones not yet dropped included)."""
@@ -67,7 +72,7 @@ class TimerQueue:
         number = self._count
         owner.timer_number = number
         heappush(self._heap, (when, number, owner))
-        if self._handle is None or when < self._handle_at:
+        if not self._running and (self._handle is None or when < self._handle_at):
             self._arm(when)
 
     def cancel(self, owner: TimerOwner) -> None:
@@ -83,9 +88,12 @@ class TimerQueue:
         self._handle_at = when
 
     def _run(self) -> None:
-        self._call_due()
+        self._running = True
+        try:
+            self._call_due()
+        finally:
+            self._running = False
         heap = self._heap
-        # (a callback may have set the loop timer for a later entry than one still waiting)
         if heap and (self._handle is None or self._handle_at > heap[0][0]):
             self._arm(heap[0][0])
 

@@ -10,6 +10,12 @@ Two reasons, measured on the loops Peregrine runs on:
 * at shutdown it takes what is already in the kernel's accept queue before closing the socket,
   so a connection the kernel completed just before the stop is served rather than reset (this
   matters with ``SO_REUSEPORT``, where a closed socket's queue is not passed to the others).
+
+What one accepted connection costs is paid again for every connection, so with short-lived
+connections (or a thousand at once) it matters as much as a request: the acceptor takes the
+descriptor with ``socket._accept()`` and wraps it in a socket class made for its listener
+(:func:`accepted_socket_class`), and leaves making it non-blocking to the loop, which does that
+anyway (``bench/README.md``, "In situ").
 """
 
 from __future__ import annotations
@@ -40,6 +46,27 @@ _DRAIN_MAX = 4096
 _LOG_EVERY = 5.0  # seconds between repeated accept-error log lines
 
 
+def accepted_socket_class(listener: socket.socket) -> type[socket.socket]:
+    """A ``socket.socket`` subclass for the connections accepted on ``listener``, whose
+    ``family`` and ``type`` are plain class attributes (those of the listener).
+
+    ``socket.socket`` makes ``family`` and ``type`` properties that convert the number to an enum
+    at every read, ~7,000 instructions each on CPython 3.11; ``socket.accept()`` reads both of the
+    listener's, and uvloop's ``connect_accepted_socket`` both of the new socket's (three reads):
+    ~35,000 instructions per connection, twice what answering a request costs. Everything else
+    is ``socket.socket``'s, so a loop closes or detaches it as any socket.
+    """
+    family, kind = listener.family, listener.type
+
+    class AcceptedSocket(socket.socket):
+        __slots__ = ()
+
+    # set after the class body: there, ``type`` would be the name being defined, not the builtin
+    AcceptedSocket.family = family  # type: ignore[assignment]
+    AcceptedSocket.type = kind  # type: ignore[assignment]
+    return AcceptedSocket
+
+
 class Acceptor:
     """Accepts connections on one listening socket and hands them to the event loop."""
 
@@ -63,6 +90,8 @@ class Acceptor:
         self.pending: set[asyncio.Task[Any]] = set()
         self.accepting = False
         self._fd = sock.fileno()
+        self._socket_class = accepted_socket_class(sock)
+        self._family, self._kind, self._proto = int(sock.family), int(sock.type), sock.proto
         self._backoff = 0.0
         self._retry: asyncio.TimerHandle | None = None
         self._errors = 0
@@ -94,9 +123,12 @@ class Acceptor:
 
     def _accept_batch(self, limit: int, closing: bool = False) -> None:
         accepted = 0
+        # socket.accept() without what it reads of the listener at each call (enum properties)
+        accept = self.sock._accept  # type: ignore[attr-defined]
+        make, family, kind, proto = self._socket_class, self._family, self._kind, self._proto
         while accepted < limit:
             try:
-                conn, _ = self.sock.accept()
+                fd, _ = accept()
             except (BlockingIOError, InterruptedError):
                 break
             except ConnectionAbortedError:
@@ -106,14 +138,16 @@ class Acceptor:
                     self._pause(exc)
                 break
             accepted += 1
-            self._adopt(conn)
+            self._adopt(make(family, kind, proto, fd))
         if accepted and self._errors:
             log.warning("accepting connections again after %d failed attempts", self._errors)
             self._errors = 0
             self._backoff = 0.0
 
     def _adopt(self, conn: socket.socket) -> None:
-        conn.setblocking(False)
+        # Not made non-blocking here: both loops do it as they take the socket (asyncio's
+        # connect_accepted_socket calls setblocking(False), libuv's uv_tcp_open sets O_NONBLOCK),
+        # and a second ioctl per connection is a syscall for nothing. Until then nothing reads it.
         task = self.loop.create_task(self._connect(conn))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
