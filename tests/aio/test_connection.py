@@ -27,7 +27,7 @@ from peregrine.aio.state import ServerState
 from peregrine.config import Config
 
 from ..apps import Engine
-from .fakes import ClockLoop, Wire, get, http_connection, request
+from .fakes import START, ClockLoop, Wire, get, http_connection, request
 
 EPSILON = 0.001
 
@@ -378,6 +378,29 @@ class TestIdleParser:
         assert wire.protocol.parser is parser  # type: ignore[attr-defined]
         loop.advance(self.IDLE)
         assert wire.protocol.parser is None  # type: ignore[attr-defined]
+
+    def test_busy_connections_are_looked_at_together(self, loop: ClockLoop) -> None:
+        # Whether a busy connection went quiet is looked at again on a grid of 1/8 s, so the
+        # looks of connections busy at different moments fall due together, one run of the
+        # timer queue (one loop timer) per grid point rather than per connection. Parking then
+        # comes 0.5 to 0.625 s after the last request.
+        wires = []
+        for _ in range(3):
+            wire, _ = http_connection(loop, Engine(), keep_alive_timeout=60)
+            wires.append(wire)
+            loop.advance(0.03)
+        for _ in range(7):  # a request on each every 0.1 s, past the first look (0.5 s)
+            for wire in wires:
+                wire.send(get("/"))
+                assert wire.response().body == b"ok"
+                loop.advance(0.03)
+            loop.advance(0.01)
+        looks = sorted({wire.protocol.timer_at for wire in wires})  # type: ignore[attr-defined]
+        assert [(look - START) * 8 % 1 for look in looks] == [0] * len(looks)  # on the grid
+        assert len(looks) < len(wires)  # (without the grid: one time each)
+        assert looks[-1] - loop.now <= 0.5 + 0.125
+        loop.advance(0.625)
+        assert [wire.protocol.parser for wire in wires] == [None] * 3  # type: ignore[attr-defined]
 
     def test_a_short_keep_alive_timeout_stays_exact_on_a_busy_connection(
         self, loop: ClockLoop

@@ -45,6 +45,10 @@ _BODY: Final = 3
 # idle, and makes a new one on the next byte; after that byte the timer comes back within this
 # many seconds to drop it again, so a connection that goes quiet holds no parser for long.
 _PARK_AFTER = 0.5
+# A busy connection's next look at whether it went quiet is put on a grid of this many seconds:
+# the looks of all busy connections then fall due together, one run of the timer queue and one
+# loop timer for them all instead of one each (2,000 a second at 1,000 connections).
+_LOOK_GRID = 0.125
 
 
 #: ``bodies`` of every native handler's connection: only an adapter's parser yields body pieces
@@ -814,7 +818,8 @@ class HttpConnection(asyncio.Protocol):
                 # drop and rebuild its parser at every look of the timer.
                 quiet_at = self.deadline - self.state.keep_alive_timeout + _PARK_AFTER
                 if now < quiet_at:
-                    self._start_timer(min(quiet_at, self.deadline))
+                    look_at = (int(quiet_at / _LOOK_GRID) + 1) * _LOOK_GRID  # on the grid
+                    self._start_timer(min(look_at, self.deadline))
                     return
                 self._park_parser()
             self._start_timer(self.deadline)  # moved later since the timer was set
