@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from peregrine.aio.state import ServerState
+import asyncio
+import sys
+import time
+
+import pytest
+
+from peregrine.aio.state import ServerState, loop_reads_monotonic_clock
 from peregrine.config import Config
 from peregrine.http.dates import date_line
 
@@ -28,3 +34,45 @@ def test_date_line_is_refreshed_every_loop_second(loop: ClockLoop) -> None:
     state.stop_clock()
     loop.advance(5)
     assert state.date_line == date_line(WALL + 11) and loop.next_timer() is None
+
+
+# which loops read the clock time.perf_counter reads (ServerState.loop_clock)
+
+linux_only = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="perf_counter and the loops' clock: Linux"
+)
+
+
+@linux_only
+def test_asyncios_own_loop_reads_the_monotonic_clock() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        assert loop_reads_monotonic_clock(loop)
+        assert ServerState(Config(), object(), loop).loop_clock is time.perf_counter
+        # the same clock: one read of each, in turn, in order
+        first = loop.time()
+        between = time.perf_counter()
+        assert first <= between <= loop.time()
+    finally:
+        loop.close()
+
+
+@linux_only
+def test_uvloop_reads_the_monotonic_clock_at_most_a_tick_behind() -> None:
+    uvloop = pytest.importorskip("uvloop")
+    loop = uvloop.new_event_loop()
+    try:
+        assert loop_reads_monotonic_clock(loop)
+        assert ServerState(Config(), object(), loop).loop_clock is time.perf_counter
+        # libuv's time is the same clock, cut to milliseconds (or its coarse variant): behind
+        # perf_counter, never ahead, by a tick or so
+        for _ in range(100):
+            precise = time.perf_counter()
+            assert precise - 0.02 <= loop.time() <= time.perf_counter()
+    finally:
+        loop.close()
+
+
+def test_a_loop_with_its_own_time_does_not(loop: ClockLoop) -> None:
+    assert not loop_reads_monotonic_clock(loop)
+    assert ServerState(Config(), object(), loop).loop_clock is None

@@ -186,3 +186,69 @@ def test_with_metrics_and_the_access_log_off_no_clock_is_read(loop: ClockLoop) -
         wire.send(request("POST", path, body=b"12"))
         loop.advance(0.001)
     assert [response.status for response in wire.responses()] == [200, 200, 200]
+
+
+class CountingClock:
+    """A clock that says each read's value, a millisecond apart from the last, and keeps them."""
+
+    def __init__(self, start: float) -> None:
+        self.reads: list[float] = []
+        self.next = start
+
+    def __call__(self) -> float:
+        self.reads.append(self.next)
+        self.next += 0.001
+        return self.reads[-1]
+
+
+def connection_with_metrics(loop: ClockLoop, clock: CountingClock, shared_with_loop: bool) -> Any:
+    """A connection with metrics on whose durations are read on ``clock``; ``shared_with_loop``:
+    that clock is also the loop's (``ServerState.loop_clock``)."""
+    wire, state = http_connection(loop, Handler(loop), keep_alive_timeout=5.0)
+    state.clock = clock
+    state.loop_clock = clock if shared_with_loop else None
+    state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
+    state.timed = True
+    return wire
+
+
+@pytest.mark.parametrize("path", ["/200/0", "/200/0.002"])
+def test_the_keep_alive_deadline_is_the_responses_end_read_when_that_clock_is_the_loops(
+    loop: ClockLoop, path: str
+) -> None:
+    clock = CountingClock(5000.0)  # far from the loop's time: a deadline from it shows
+    wire = connection_with_metrics(loop, clock, shared_with_loop=True)
+    wire.send(request("GET", path))
+    assert [response.status for response in wire.responses()] == [200]
+    assert len(clock.reads) == 2  # the handler's call and the response's end, nothing more
+    assert wire.protocol.deadline == clock.reads[-1] + 5.0
+
+
+@pytest.mark.parametrize("path", ["/200/0", "/async/200/0", "/stream/200/0"])
+def test_the_keep_alive_deadline_is_on_the_loops_clock_when_the_metrics_clock_is_another(
+    loop: ClockLoop, path: str
+) -> None:
+    clock = CountingClock(5000.0)
+    wire = connection_with_metrics(loop, clock, shared_with_loop=False)
+    wire.send(request("GET", path))
+    assert [response.status for response in wire.responses()] == [200]
+    assert wire.protocol.deadline == loop.time() + 5.0
+
+
+def test_a_response_sent_later_does_not_lend_its_end_to_a_later_keep_alive_deadline(
+    loop: ClockLoop,
+) -> None:
+    # an async response's end is read outside data_received: the next feed, a health check
+    # answered without the handler, must take the loop's time, not that older read
+    clock = CountingClock(loop.time())
+    wire, state = http_connection(loop, Handler(loop), keep_alive_timeout=5.0, health_path="/hz")
+    state.clock = state.loop_clock = clock
+    state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
+    state.timed = True
+    state.serving = True
+    wire.send(request("GET", "/async/200/0.5"))
+    loop.advance(0.5)
+    loop.advance(3.0)
+    wire.send(request("GET", "/hz"))
+    assert [response.status for response in wire.responses()] == [200, 200]
+    assert wire.protocol.deadline == loop.time() + 5.0

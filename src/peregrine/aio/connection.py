@@ -213,6 +213,7 @@ class HttpConnection(asyncio.Protocol):
             if not data:
                 return
         begun = parser.begun
+        answered = 0.0  # see _handle's return value
         try:
             parser.feed(data)
         except ProtocolError as exc:
@@ -236,7 +237,7 @@ class HttpConnection(asyncio.Protocol):
                 if len(requests) == 1 and not (self.busy or self.write_paused or self.queue):
                     # the common case: no queue needed
                     if self.handle_request is not None:
-                        self._handle(requests[0])
+                        answered = self._handle(requests[0])
                     else:
                         self._start_exchange(requests[0])
                 else:
@@ -273,7 +274,9 @@ class HttpConnection(asyncio.Protocol):
             # once per request; calling even _set_deadline alone costs ~400 instructions (~1% per
             # request on CPython 3.11 to 3.13, bench/README.md). The timer usually
             # stays as it is (it fires no later than the new deadline): two attribute writes.
-            deadline = self.loop.time() + self.state.keep_alive_timeout
+            # With metrics on, the response's end was just read on the loop's clock: no second
+            # read (~250 instructions).
+            deadline = (answered or self.loop.time()) + self.state.keep_alive_timeout
             self.deadline = deadline
             self.deadline_kind = _KEEP_ALIVE
             if not self.timer_number or self.timer_at > deadline:
@@ -388,13 +391,16 @@ class HttpConnection(asyncio.Protocol):
 
     def _handle(
         self, request: Request, response: Response | None = None, start: float = 0.0
-    ) -> None:
+    ) -> float:
         """Run the native handler on ``request``, then send the response it filled in.
 
         Given a ``response``, only send it whole: an exchange does so once what the handler left
         to await is done, and the adapters for a complete body. (One method for both rather than
         a second one called from here: this is the per-request hot path, and that call costs
         ~1.0% of its instructions on CPython 3.11, ~0.6% on 3.12 and 3.13; bench/README.md.)
+
+        Returns the clock read at the response's end when the metrics read one on the loop's
+        clock (``ServerState.loop_clock``), for the keep-alive deadline that follows; else 0.0.
         """
         if response is None:
             if self.trusted_proxy and self.state.apply_proxy_headers is not None:
@@ -405,7 +411,7 @@ class HttpConnection(asyncio.Protocol):
                 and request.raw_path == health.path
                 and health.answer(self, request)
             ):
-                return  # a load balancer's health check, answered without the handler
+                return 0.0  # a load balancer's health check, answered without the handler
             response = HandlerResponse(self, request)  # takes the handler's own attributes
             if not request.keep_alive and request.method == "CONNECT":
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
@@ -416,7 +422,7 @@ class HttpConnection(asyncio.Protocol):
                 result = self.handle_request(request, response)
             except Exception:
                 self._handler_failed(request, start)
-                return
+                return 0.0
             if result is not None and not hasattr(result, "__await__"):
                 result = None  # e.g. "return resp": nothing to wait for
             if result is not None or (
@@ -430,14 +436,14 @@ class HttpConnection(asyncio.Protocol):
                     and not self.closed
                     and exchange.send_file_now(response)
                 ):
-                    return  # a file sent whole with one sendfile: no task needed
+                    return 0.0  # a file sent whole with one sendfile: no task needed
                 self.exchange = exchange
                 self.busy = True
                 self._run(self._respond_later(exchange, result))
-                return
+                return 0.0
         # send a response whose body is complete (bytes)
         if self.closed:
-            return
+            return 0.0
         state = self.state
         state.requests += 1
         if response._stream_file_or_upgrade and response.upgrade_factory is not None:
@@ -458,7 +464,7 @@ class HttpConnection(asyncio.Protocol):
                 )
             except ValueError:
                 self._handler_failed(request, start)
-                return
+                return 0.0
             transport = self.transport
             assert transport is not None
             # has_no_body(status), inlined: this is the per-request hot path
@@ -484,13 +490,16 @@ class HttpConnection(asyncio.Protocol):
             if state.timed:
                 metrics = state.metrics
                 if metrics is not None:
-                    elapsed = state.clock() - start
-                    metrics.count(request.method, status, elapsed, len(request.body), len(body))
+                    end = state.clock()
+                    metrics.count(request.method, status, end - start, len(request.body), len(body))
+                    if state.access_log is None and state.clock is state.loop_clock:
+                        return end  # also "now" for the keep-alive deadline (data_received)
                 if state.access_log is not None:
                     self._log_access(request, response, start)
-            return
+            return 0.0
         if state.timed:
             self._observe(request, response, start)
+        return 0.0
 
     def _run(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coroutine`` as a task that graceful shutdown waits for."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
@@ -49,6 +50,19 @@ def peer_address(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
     return None
 
 
+def loop_reads_monotonic_clock(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop.time()`` reads the clock ``time.perf_counter`` reads, CLOCK_MONOTONIC (on
+    Linux: asyncio's own ``time()`` is ``time.monotonic``; uvloop's is libuv's, the same clock
+    or its coarse variant, which lags it by at most a tick and is cut to whole milliseconds, so
+    a deadline taken from ``perf_counter`` is at most that much later than from the loop)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    loop_type = type(loop)
+    if loop_type.__module__.startswith("uvloop"):
+        return True
+    return getattr(loop_type, "time", None) is asyncio.BaseEventLoop.time
+
+
 class ServerState:
     """The per-worker context handed to every connection (see ``docs/internals.md``)."""
 
@@ -85,6 +99,12 @@ class ServerState:
         #: (an attribute, so that tests can hand in their own; in the compiled build also a
         #: C field, cheaper to reach than a module global)
         self.clock: Callable[[], float] = time.perf_counter
+        #: ``clock`` when it reads the event loop's own clock (same epoch, finer resolution), so
+        #: that a response's end read for the metrics also serves as "now" for the keep-alive
+        #: deadline that follows (one clock read fewer per request); None when it does not
+        self.loop_clock: Callable[[], float] | None = (
+            time.perf_counter if loop_reads_monotonic_clock(loop) else None
+        )
         #: requests answered by this worker (for max_requests)
         self.requests = 0
         #: the read timers of the HTTP/1 connections, on one loop timer (see aio/timers.py)

@@ -108,7 +108,8 @@ class MetricsRecorder:
             self.run_slot = slot
             self.run_length = 1
         self.seconds += elapsed
-        self.received += received
+        if received:  # most requests have no body: no add (nor, interpreted, a new int object)
+            self.received += received
         self.sent += sent
 
     def response(self, request: Any, response: Any, start: float, now: float) -> None:
