@@ -20,13 +20,15 @@ from .support import alive, children, get, refuses, wait_until
 APP = "tests.process.apps:Pid"
 
 
-def pids_seen(server: ServerProcess, want: int, attempts: int = 400) -> set[int]:
-    """Distinct worker pids answering new connections, until ``want`` are seen."""
+def pids_seen(server: ServerProcess, want: int, timeout: float = 10.0) -> set[int]:
+    """Distinct worker pids answering new connections, until ``want`` are seen or ``timeout``
+    seconds pass (bounded by time, not by a number of requests: a worker just forked on a
+    loaded machine may take a while to listen, and until then every request goes to the
+    others)."""
     seen: set[int] = set()
-    for _ in range(attempts):
+    deadline = time.monotonic() + timeout
+    while len(seen) < want and time.monotonic() < deadline:
         seen.add(int(get(server.url + "/").text.split("=")[1]))
-        if len(seen) >= want:
-            break
     return seen
 
 
