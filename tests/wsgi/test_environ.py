@@ -28,7 +28,7 @@ def environ_of(
     scheme: str = "http",
     sockname: Any = None,
 ) -> dict[str, Any]:
-    request = Request("GET", raw_path, query, version, headers, client=client, scheme=scheme)
+    request = request_of(headers, raw_path, query, version, client, scheme)
     return build_environ(BASE, request, "input", sockname)
 
 
