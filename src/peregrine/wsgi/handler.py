@@ -17,7 +17,11 @@ from .pool import LoopInbox, ThreadPool
 from .threaded import ThreadedCall
 
 if TYPE_CHECKING:
+    import asyncio
+
+    from ..aio.body import RequestBody
     from ..aio.exchange import AnyExchange
+    from ..http.request import Request
 
 log = logging.getLogger("peregrine.error")
 
@@ -57,40 +61,34 @@ class WsgiHandler:
     def serve_exchange(self, exchange: AnyExchange) -> None:
         """Run the application on ``exchange`` (called on the loop by the connection)."""
         pool = self.pool
-        if type(exchange) is Exchange:  # HTTP/1: compiled, the paths typed as its class
+        if type(exchange) is Exchange:
+            # HTTP/1, the common case: narrowed to its class, so that compiled, what is read
+            # from it here (and called on it inline) is reached directly, not looked up by name
             if pool is None:
                 serve_inline_http1(self, exchange)
             else:
-                self._submit_http1(pool, exchange)
+                self._submit(pool, exchange, exchange.body, exchange.conn.loop, exchange.request)
         elif pool is None:
             serve_inline(self, exchange)
         else:
-            self._submit(pool, exchange)
+            self._submit(pool, exchange, exchange.body, exchange.conn.loop, exchange.request)
 
-    def _submit(self, pool: ThreadPool, exchange: AnyExchange) -> None:
-        body = exchange.body
+    def _submit(
+        self,
+        pool: ThreadPool,
+        exchange: AnyExchange,
+        body: RequestBody | None,
+        loop: asyncio.AbstractEventLoop,
+        request: Request,
+    ) -> None:
+        # (``body``, ``loop`` and ``request`` are ``exchange``'s, read by the caller)
         if body is None or body.complete:
             # the whole body is here (no body at all, most often): no bridge to the loop needed
             wsgi_input: Any = whole_input(body.take() if body is not None else b"")
         else:
-            wsgi_input = StreamedInput(body, exchange.conn.loop)
+            wsgi_input = StreamedInput(body, loop)
         if self.inbox.loop is None:
-            self.inbox.loop = exchange.conn.loop
-        request = exchange.request
-        sockname = sockname_if_needed(exchange, request)
-        pool.submit(ThreadedCall(self, exchange, request, wsgi_input, sockname))
-
-    def _submit_http1(self, pool: ThreadPool, exchange: Exchange) -> None:
-        # _submit's steps for the usual HTTP/1 exchange, typed as its class: compiled, its
-        # attributes and methods are read directly, not looked up (an HTTP/2 one is another class)
-        body = exchange.body
-        if body is None or body.complete:
-            wsgi_input: Any = whole_input(body.take() if body is not None else b"")
-        else:
-            wsgi_input = StreamedInput(body, exchange.conn.loop)
-        if self.inbox.loop is None:
-            self.inbox.loop = exchange.conn.loop
-        request = exchange.request
+            self.inbox.loop = loop
         sockname = sockname_if_needed(exchange, request)
         pool.submit(ThreadedCall(self, exchange, request, wsgi_input, sockname))
 
