@@ -114,3 +114,66 @@ def test_jobs_queued_behind_a_blocking_job_run_on_other_threads() -> None:
     finally:
         release.set()
         assert pool.shutdown(5)
+
+
+def test_jobs_submitted_on_the_loop_are_queued_once_its_due_callbacks_have_run() -> None:
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    ran: list[int] = []
+    started_early: list[bool] = []
+
+    def work(job: int) -> None:
+        ran.append(job)
+        started.set()
+
+    pool = ThreadPool(3, work)
+
+    def callback() -> None:
+        for job in range(3):
+            pool.submit_soon(job, loop)
+        # the GIL is free while this waits: a job put already would start on its thread now
+        started_early.append(started.wait(0.2))
+
+    try:
+        loop.call_soon(callback)
+        loop.run_until_complete(asyncio.sleep(0))  # the callback, then the batch is put
+        assert started_early == [False]
+        assert started.wait(10)
+    finally:
+        assert pool.shutdown(5)
+        loop.close()
+    assert sorted(ran) == [0, 1, 2]
+
+
+def test_jobs_of_one_batch_that_block_each_get_a_thread() -> None:
+    # the three jobs finish only if three threads run them at once: one batch put together
+    # must still wake a thread per job while the others block
+    loop = asyncio.new_event_loop()
+    meeting = threading.Barrier(3, timeout=10)
+    passed: list[int] = []
+
+    def work(job: int) -> None:
+        meeting.wait()
+        passed.append(job)
+
+    pool = ThreadPool(3, work)
+    try:
+        for job in range(3):
+            pool.submit_soon(job, loop)
+        loop.run_until_complete(asyncio.sleep(0))
+    finally:
+        assert pool.shutdown(15)
+        loop.close()
+    assert sorted(passed) == [0, 1, 2]
+
+
+def test_shutdown_runs_jobs_the_loop_has_not_put_yet() -> None:
+    loop = asyncio.new_event_loop()
+    ran: list[str] = []
+    pool = ThreadPool(1, ran.append)
+    try:
+        pool.submit_soon("waiting for the loop", loop)  # the loop never runs here
+        assert pool.shutdown(5)
+    finally:
+        loop.close()
+    assert ran == ["waiting for the loop"]

@@ -90,7 +90,7 @@ class WsgiHandler:
         if self.inbox.loop is None:
             self.inbox.loop = loop
         sockname = sockname_if_needed(exchange, request)
-        pool.submit(ThreadedCall(self, exchange, request, wsgi_input, sockname))
+        pool.submit_soon(ThreadedCall(self, exchange, request, wsgi_input, sockname), loop)
 
     def close(self) -> None:
         """Stop the thread pool, letting running requests finish within ``graceful_timeout``."""
