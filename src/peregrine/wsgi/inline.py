@@ -95,13 +95,17 @@ class InlineStart(StartResponse):
 
     def __init__(self, request: Any) -> None:
         super().__init__(request)
-        self.written: list[bytes] = []
+        #: made at the first write(): most applications never call it, and a list per
+        #: request they would not use is an allocation and a free for nothing
+        self.written: list[bytes] | None = None
 
     def write(self, chunk: bytes) -> None:
         """Keep ``chunk`` for the response (the PEP's ``write()``)."""
         if self.response is None:
             raise RuntimeError("write() called before start_response()")
         self.head_sent = True
+        if self.written is None:
+            self.written = []
         self.written.append(body_bytes(chunk))
 
 
@@ -131,7 +135,6 @@ def call_app(
     exchange or left that to the task.
     """
     start = InlineStart(request)
-    written = start.written
     result: Any = None
     # All of the application's code for this request (the call, each next(), close()) runs in
     # one context of its own: frameworks set context variables in one step and reset them in a
@@ -144,18 +147,21 @@ def call_app(
         if response is None:
             raise RuntimeError("the application returned without calling start_response()")
         kind = type(result)
-        body = result[0] if kind is list and len(result) == 1 and not written else None
+        written = start.written
+        body = result[0] if kind is list and len(result) == 1 and written is None else None
         if type(body) is bytes and (start.length is None or start.length == len(body)):
             # the most common body of all, sent as it is: one bytes object in a list
             response.body = body
             return start  # (a list has no close())
         else:
-            if kind is FileWrapper and not written:
+            if kind is FileWrapper and written is None:
                 sendable = result.sendable(start.length)
                 if sendable is not None:
                     start.head_sent = True
                     exchange.conn._run(_send_file(exchange, start, result, sendable, context))
                     return None
+            if written is None:  # (kept on start: a write() while the iterable runs adds here)
+                written = start.written = []
             chunks = written
             if kind is list or kind is tuple:
                 if len(result) == 1 and type(result[0]) is bytes:
