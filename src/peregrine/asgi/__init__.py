@@ -8,14 +8,14 @@ and WebSocket cycles live in :mod:`.http` and :mod:`.websocket`; scopes are buil
 
 from __future__ import annotations
 
-import asyncio
+import contextvars
 from collections.abc import Coroutine
 from typing import Any
 
 from ..aio.exchange import Exchange
 from ..config import Config
 from ..ws.handshake import HandshakeError, check_request
-from .http import EAGER, TASK_NAME, ClientDisconnected, HttpStarter
+from .http import ClientDisconnected, HttpStarter, new_task
 from .lifespan import Lifespan, LifespanFailure
 from .scope import connection_scope, websocket_scope
 from .websocket import WebSocketCycle
@@ -45,7 +45,9 @@ class AsgiHandler:
         """Run the lifespan shutdown (called by the worker as it stops)."""
         await self.lifespan.shutdown()
 
-    def _serve_websocket(self, exchange: Exchange, template: dict[str, Any]) -> None:
+    def _serve_websocket(
+        self, exchange: Exchange, template: dict[str, Any], context: contextvars.Context | None
+    ) -> None:
         """Run the application on a WebSocket handshake request (see ``.websocket``)."""
         request = exchange.request
         conn = exchange.conn
@@ -63,7 +65,7 @@ class AsgiHandler:
             return
         scope = websocket_scope(template, request, self.lifespan.state)
         cycle = WebSocketCycle(exchange, accepted)
-        _start(conn, cycle.run(self.app, scope))
+        _start(conn, cycle.run(self.app, scope), None if context is None else context.copy())
 
     def _connection_scope(self, conn: Any) -> dict[str, Any]:
         transport = conn.transport
@@ -75,8 +77,12 @@ class AsgiHandler:
         return connection_scope(conn.scheme, conn.client, server, self.root_path, extensions)
 
 
-def _start(conn: Any, coroutine: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.Task(coroutine, loop=conn.loop, name=TASK_NAME, **EAGER)
+def _start(
+    conn: Any, coroutine: Coroutine[Any, Any, None], context: contextvars.Context | None
+) -> None:
+    # (context: None for the current one, or a copy of the connection's, see ConnectionStart)
+    loop = conn.loop
+    task = new_task(coroutine, loop) if context is None else context.run(new_task, coroutine, loop)
     tasks = conn.state.tasks
     if not task.done():
         tasks.add(task)

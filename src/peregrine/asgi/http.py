@@ -23,9 +23,10 @@ ends quietly.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Final
 
 from .._build import mypyc_attr
@@ -66,6 +67,27 @@ TASK_NAME: Final = "peregrine-asgi"
 #: asyncio's Task class, kept here: compiled, a module global is read in place, where
 #: ``asyncio.Task`` is an attribute looked up on the module at every request
 _Task: Final = asyncio.Task
+_copy_context: Final = contextvars.copy_context
+
+
+class ConnectionStart:
+    """What every request of one connection starts from (the connection's ``adapter_data``).
+
+    ``context`` is the context the connection's first request arrived in: the server's, as the
+    event loop calls protocols. A task copies the context it is made in, and a request is
+    started either from a protocol callback (no task current: the copy is of the server's
+    context) or, pipelined, from the end of the previous request's task, whose copy would hold
+    the context variables that request set. Those are made in a copy of ``context`` instead
+    (see ``HttpStarter.ending``).
+    """
+
+    __slots__ = ("template", "context")
+
+    def __init__(self, template: dict[str, Any], context: contextvars.Context) -> None:
+        #: the scope's fixed part (``.scope.connection_scope``)
+        self.template = template
+        self.context = context
+
 
 #: the ASGI interface's checked heads (statuses are ints, checked before; fields bytes pairs)
 _HEADS: Final = HeadCache(bytes, int)
@@ -79,22 +101,27 @@ class HttpStarter:
     no interpreted code; an upgrade to WebSocket goes to ``upgrade``, the handler's own.
     """
 
-    __slots__ = ("app", "lifespan", "connection_scope", "upgrade", "_loop", "_sent")
+    __slots__ = ("app", "lifespan", "connection_scope", "upgrade", "ending", "_loop", "_sent")
 
     def __init__(
         self,
         app: Any,
         lifespan: Any,
         connection_scope: Callable[[Any], dict[str, Any]],
-        upgrade: Callable[[Any, dict[str, Any]], None],
+        upgrade: Callable[[Any, dict[str, Any], contextvars.Context | None], None],
     ) -> None:
         self.app = app
         #: the lifespan runner: its ``state`` (None until startup set one) goes into each scope
         self.lifespan = lifespan
         #: makes the scope's fixed part from a connection, once per connection
         self.connection_scope = connection_scope
-        #: serves a WebSocket handshake request: ``upgrade(exchange, scope template)``
+        #: serves a WebSocket handshake request: ``upgrade(exchange, scope template, context)``
+        #: (``context``: what its task runs in a copy of, or None for the current one)
         self.upgrade = upgrade
+        #: True while a request's task is ending (``HttpCycle.run``), which may start the
+        #: next pipelined request: its task is then made in a copy of the connection's
+        #: context (see ConnectionStart), not of the ending task's
+        self.ending = False
         # a done future of the loop serving requests: what send() returns when done at the call
         self._loop: Any = None
         self._sent: Any = None
@@ -106,12 +133,14 @@ class HttpStarter:
             # what is read and called below is reached directly, not looked up by name
             conn = exchange.conn
             request = exchange.request
-            template = conn.adapter_data
-            if template is None:
-                template = conn.adapter_data = self.connection_scope(conn)
+            start: ConnectionStart | None = conn.adapter_data
+            if start is None:
+                start = conn.adapter_data = ConnectionStart(
+                    self.connection_scope(conn), _copy_context()
+                )
             parser = conn.parser
             if parser is not None and parser.upgrade_data is not None and is_websocket(request):
-                self.upgrade(exchange, template)
+                self.upgrade(exchange, start.template, start.context if self.ending else None)
                 return
             loop = conn.loop
             tasks = conn.state.tasks
@@ -119,9 +148,11 @@ class HttpStarter:
             # an HTTP/2 stream: its connection (``H2Exchange.conn``) has no parser, no upgrade
             port = exchange.conn
             request = exchange.request
-            template = port.adapter_data
-            if template is None:
-                template = port.adapter_data = self.connection_scope(port)
+            start = port.adapter_data
+            if start is None:
+                start = port.adapter_data = ConnectionStart(
+                    self.connection_scope(port), _copy_context()
+                )
             loop = port.loop
             tasks = port.state.tasks
         sent = self._sent
@@ -129,17 +160,28 @@ class HttpStarter:
             self._loop = loop
             sent = self._sent = loop.create_future()
             sent.set_result(None)
-        cycle = HttpCycle(exchange, request, sent)
-        task = _Task(
-            cycle.run(self.app, http_scope(template, request, self.lifespan.state)),
-            loop=loop,
-            name=TASK_NAME,
-            **EAGER,
-        )
-        if not EAGER or not task.done():  # (before 3.12 a task never finishes as it is made)
-            tasks.add(task)
-            cycle.task = task  # run() takes it out of the set as it ends
-            cycle.tasks = tasks
+        cycle = HttpCycle(exchange, request, sent, self)
+        coroutine = cycle.run(self.app, http_scope(start.template, request, self.lifespan.state))
+        if self.ending:
+            # started by the end of the previous request's task (see ConnectionStart): made in
+            # a copy, which the task copies in turn (``context=`` needs 3.11; and a context
+            # cannot be entered twice, as an eager start on 3.12 would nest this)
+            task = start.context.copy().run(new_task, coroutine, loop)
+        elif EAGER:
+            task = _Task(coroutine, loop=loop, name=TASK_NAME, **EAGER)
+        else:
+            # (not **EAGER: even an empty one is a keyword dict merged, ~600 instructions)
+            task = _Task(coroutine, loop=loop, name=TASK_NAME)
+        if EAGER and task.done():
+            return  # finished in its eager first step (Python 3.12+)
+        tasks.add(task)
+        cycle.task = task  # run() takes it out of the set as it ends
+        cycle.tasks = tasks
+
+
+def new_task(coroutine: Coroutine[Any, Any, None], loop: Any) -> asyncio.Task[None]:
+    """A request's task for ``coroutine`` (eager where Python has it), in the current context."""
+    return _Task(coroutine, loop=loop, name=TASK_NAME, **EAGER)
 
 
 def is_websocket(request: Any) -> bool:
@@ -170,9 +212,16 @@ class HttpCycle:
         "sent",
         "task",
         "tasks",
+        "starter",
     )
 
-    def __init__(self, exchange: AnyExchange, request: Request, sent: Awaitable[None]) -> None:
+    def __init__(
+        self,
+        exchange: AnyExchange,
+        request: Request,
+        sent: Awaitable[None],
+        starter: HttpStarter | None = None,
+    ) -> None:
         self.exchange = exchange
         #: the exchange's request (kept here: read natively, whatever the exchange's class)
         self.request = request
@@ -183,6 +232,9 @@ class HttpCycle:
         self.task: asyncio.Task[None] | None = None
         #: the server's set of running tasks, which holds ``task`` while it runs
         self.tasks: set[asyncio.Task[Any]] | None = None
+        #: what started this cycle, told while the cycle's end may start the next (``ending``;
+        #: None for a WebSocket denial's cycle, which sends through this one but never runs)
+        self.starter = starter
         self.stage = _START
         self.response: Response | None = None
         #: the Content-Length the application declared, if any
@@ -237,13 +289,21 @@ class HttpCycle:
                     self._refuse_body()
                     exchange.conn._send_error(500, self.request, exchange.start)
         finally:
-            if isinstance(exchange, Exchange):
-                # HTTP/1: narrowed to its compiled class, these are direct calls
-                exchange.release()
-                exchange.conn.exchange_done(exchange)
-            else:
-                exchange.release()
-                exchange.conn.exchange_done(exchange)
+            # exchange_done may start the next pipelined request, here in this task's context
+            starter = self.starter
+            assert starter is not None
+            ending = starter.ending  # (True if this task was started eagerly by another's end)
+            starter.ending = True
+            try:
+                if isinstance(exchange, Exchange):
+                    # HTTP/1: narrowed to its compiled class, these are direct calls
+                    exchange.release()
+                    exchange.conn.exchange_done(exchange)
+                else:
+                    exchange.release()
+                    exchange.conn.exchange_done(exchange)
+            finally:
+                starter.ending = ending
             tasks = self.tasks
             if tasks is not None:
                 # (rather than a done callback: each costs a trip through the loop's queue)
