@@ -186,7 +186,7 @@ def share_httpx_default_tls_context() -> None:
         return shared[key]
 
     create_ssl_context.shares_the_default = True  # type: ignore[attr-defined]
-    transport.create_ssl_context = create_ssl_context
+    setattr(transport, "create_ssl_context", create_ssl_context)  # noqa: B010 - not exported
 
 
 def run_peregrine(
