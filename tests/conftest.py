@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import ServerProcess
+from .helpers import ServerProcess, share_httpx_default_tls_context
 
 
 def _bytecode_cache_outside_the_tree() -> str | None:
@@ -56,7 +56,11 @@ def pytest_configure(config: pytest.Config) -> None:
     Runs in the main process before the xdist workers start: they and every subprocess of the
     tests inherit the environment. Tests that must not cache bytecode (code rewritten within
     the same second) still set ``PYTHONDONTWRITEBYTECODE`` for their own server.
+
+    Also (in every test process) httpx's clients share one default TLS context
+    (helpers.share_httpx_default_tls_context says why).
     """
+    share_httpx_default_tls_context()
     if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
         return
     prefix = _bytecode_cache_outside_the_tree()

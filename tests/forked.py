@@ -9,6 +9,7 @@ multiprocessing's forkserver) and runs ``peregrine.cli.main(argv)`` in the child
 back what a fresh ``python -m peregrine`` would have: the working directory, the environment,
 ``sys.argv`` and ``sys.path[0]``, stdin from /dev/null, stdout and stderr on the pipe, default
 signal handlers, no logging handlers, the default warning filters, no other descriptors open.
+The command line's parser is built once here and copied into each child by the fork.
 Before the first server of an application module, the test process imports the installed
 libraries that module imports (:func:`_import_the_libraries_of_the_app`), so that the servers
 of that module keep them too.
@@ -29,6 +30,7 @@ depends on it). The tests of the command itself (tests/test_cli.py) start one re
 
 from __future__ import annotations
 
+import argparse
 import ast
 import gc
 import importlib
@@ -159,6 +161,10 @@ def spawn(
     """
     _prepare()
     _import_the_libraries_of_the_app(args, cwd)
+    # decided here, where the answers are remembered from one server to the next: in the child
+    # every module's path would be resolved again (~4,500 lstat calls, most of a server's CPU)
+    fresh = _modules_to_import_afresh()
+    parser = _command_line_parser()
     out_r, out_w = os.pipe()
     err_r, err_w = (None, None) if stderr_to_stdout else os.pipe()
     sys.stdout.flush()
@@ -172,8 +178,10 @@ def spawn(
     if pid == 0:  # the child: never returns
         code = 1
         try:
-            _become_a_fresh_interpreter(out_w, err_w if err_w is not None else out_w, cwd, env)
-            code = _run_main(args)
+            _become_a_fresh_interpreter(
+                out_w, err_w if err_w is not None else out_w, cwd, env, fresh
+            )
+            code = _run_main(args, parser)
         except BaseException:  # a bug here: show it where the test reads the output
             try:
                 import traceback
@@ -245,6 +253,26 @@ def _is_library_module(name: str) -> bool:
     return origin.startswith(_LIBRARY_DIRS) and not origin.startswith(_SOURCE_DIR)
 
 
+#: ``peregrine.cli.build_parser()``, built once in this process (see _command_line_parser)
+_parser: list[argparse.ArgumentParser] = []
+
+
+def _command_line_parser() -> argparse.ArgumentParser:
+    """The command line's parser, built once per test process and never used here.
+
+    Building it (an argparse action per option, the type hints of Config) was a quarter of a
+    forked server's CPU (~10 of ~43 ms per server started and stopped). It depends on nothing of the environment, the directory or
+    the arguments (those are read when parsing), and each child gets its own copy of it with
+    the fork, untouched by any other child's parsing: the child parses with it as
+    ``peregrine.cli.main`` would with a parser of its own.
+    """
+    if not _parser:
+        import peregrine.cli
+
+        _parser.append(peregrine.cli.build_parser())
+    return _parser[0]
+
+
 def run(
     args: list[str], *, cwd: str, env: Mapping[str, str], timeout: float
 ) -> subprocess.CompletedProcess[str]:
@@ -287,7 +315,9 @@ def run(
 # --- in the child ---------------------------------------------------------------------------
 
 
-def _become_a_fresh_interpreter(out_w: int, err_w: int, cwd: str, env: Mapping[str, str]) -> None:
+def _become_a_fresh_interpreter(
+    out_w: int, err_w: int, cwd: str, env: Mapping[str, str], fresh: list[str]
+) -> None:
     os.setsid()
     # the test process's garbage is not the server's: never walk (or copy) it
     gc.freeze()
@@ -340,17 +370,29 @@ def _become_a_fresh_interpreter(out_w: int, err_w: int, cwd: str, env: Mapping[s
     # the test modules and any other module outside the installed libraries are imported
     # afresh (an application may read the environment when its module is imported, and a test
     # may write a module of a name imported before); the libraries stay, which is the time saved
-    for name, module in list(sys.modules.items()):
-        if not _is_library(module):
-            _kept.append(sys.modules.pop(name))
+    for name in fresh:
+        _kept.append(sys.modules.pop(name))
     importlib.invalidate_caches()
+
+
+def _modules_to_import_afresh() -> list[str]:
+    """The names in ``sys.modules`` of the modules that are not the installed libraries'."""
+    return [name for name, module in list(sys.modules.items()) if not _is_library(module)]
+
+
+#: whether a module file is a library's, by the path in its ``__file__``: resolving a path costs
+#: an lstat per component, and the same few hundred modules are asked about at every fork
+_library_by_path: dict[str, bool] = {}
 
 
 def _is_library(module: object) -> bool:
     path: str | None = getattr(module, "__file__", None)
     if not path:
         return True  # built in, frozen or a namespace package
-    return os.path.realpath(path).startswith(_LIBRARY_DIRS)
+    known = _library_by_path.get(path)
+    if known is None:
+        known = _library_by_path[path] = os.path.realpath(path).startswith(_LIBRARY_DIRS)
+    return known
 
 
 def _fresh_logging() -> None:
@@ -374,10 +416,11 @@ def _max_fd() -> int:
         return os.sysconf("SC_OPEN_MAX")
 
 
-def _run_main(args: list[str]) -> int:
+def _run_main(args: list[str], parser: argparse.ArgumentParser) -> int:
     import peregrine.cli
 
     sys.argv = [os.path.join(os.path.dirname(peregrine.cli.__file__), "__main__.py"), *args]
+    peregrine.cli.build_parser = lambda: parser  # this child's own copy (see _command_line_parser)
     try:
         peregrine.cli.main(args)
     except SystemExit as exc:

@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -150,6 +151,42 @@ class ServerProcess:
         finally:
             if self.proc.poll() is None:
                 self.kill()
+
+
+def share_httpx_default_tls_context() -> None:
+    """Make every httpx client that verifies with the default CA bundle share one TLS context.
+
+    httpx builds a new ``ssl.SSLContext`` for each client, and ``httpx.get`` makes a client per
+    call: reading the CA bundle costs 20-40 ms of CPU each time, a few hundred times per run,
+    for requests that are nearly all plain ``http://`` to test servers. A context with the
+    default verification is the same every time, so it is made once per test process (and
+    again if ``SSL_CERT_FILE``/``SSL_CERT_DIR``, which httpx reads, change). Clients given a
+    context of their own, ``verify=False`` or a certificate get httpx's own behaviour. Does
+    nothing if httpx's transport no longer builds its context through ``create_ssl_context``
+    (tests/test_helpers.py then fails, saying so).
+    """
+    try:
+        from httpx._transports import default as transport
+    except ImportError:
+        return
+    build = getattr(transport, "create_ssl_context", None)
+    if build is None or getattr(build, "shares_the_default", False):
+        return
+    shared: dict[tuple[bool, str | None, str | None], ssl.SSLContext] = {}
+
+    def create_ssl_context(
+        verify: object = True, cert: object = None, trust_env: bool = True
+    ) -> ssl.SSLContext:
+        if verify is not True or cert:
+            context: ssl.SSLContext = build(verify=verify, cert=cert, trust_env=trust_env)
+            return context
+        key = (trust_env, os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
+        if key not in shared:
+            shared[key] = build(verify=True, cert=None, trust_env=trust_env)
+        return shared[key]
+
+    create_ssl_context.shares_the_default = True  # type: ignore[attr-defined]
+    setattr(transport, "create_ssl_context", create_ssl_context)  # noqa: B010 - not exported
 
 
 def run_peregrine(

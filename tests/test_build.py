@@ -73,16 +73,27 @@ def test_version_says_the_environment_switch_forced_pure_python() -> None:
     )
 
 
-def installed_copy(tmp_path: Path, note: str | None) -> Path:
+@pytest.fixture(scope="module")
+def pure_install(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package as a pure install would lay it out (no extension modules, no pyproject.toml
-    beside it), with ``note`` as the fallback note setup.py writes when a compile fails."""
+    beside it): one copy for this module's tests, each of which writes its own fallback note
+    (:func:`installed_copy`), so that Python compiles the copy's modules once, not per test."""
+    site = tmp_path_factory.mktemp("site")
     package = Path(_build.__file__).parent
-    copy = tmp_path / "site" / "peregrine"
     ignore = shutil.ignore_patterns("__pycache__", "*.so", _build.FALLBACK_NOTE)
-    shutil.copytree(package, copy, ignore=ignore)
-    if note is not None:
-        (copy / _build.FALLBACK_NOTE).write_text(note)
-    return tmp_path / "site"
+    shutil.copytree(package, site / "peregrine", ignore=ignore)
+    return site
+
+
+def installed_copy(site: Path, note: str | None) -> Path:
+    """``site`` (:func:`pure_install`) with ``note`` as the fallback note setup.py writes when a
+    compile fails (None: no note, as a build asked to be pure leaves)."""
+    path = site / "peregrine" / _build.FALLBACK_NOTE
+    if note is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(note)
+    return site
 
 
 @pytest.mark.parametrize(
@@ -103,9 +114,9 @@ def installed_copy(tmp_path: Path, note: str | None) -> Path:
     ],
 )
 def test_version_and_start_up_line_say_why_an_install_is_pure(
-    tmp_path: Path, note: str | None, described: str
+    tmp_path: Path, pure_install: Path, note: str | None, described: str
 ) -> None:
-    site = installed_copy(tmp_path, note)
+    site = installed_copy(pure_install, note)
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop(PURE_ENV, None)
     version = subprocess.run(
@@ -129,8 +140,8 @@ def test_version_and_start_up_line_say_why_an_install_is_pure(
     assert line.endswith(f", {described})")
 
 
-def test_the_switch_is_named_before_a_failed_compile(tmp_path: Path) -> None:
-    site = installed_copy(tmp_path, "mypyc is not installed\n")
+def test_the_switch_is_named_before_a_failed_compile(pure_install: Path) -> None:
+    site = installed_copy(pure_install, "mypyc is not installed\n")
     described = run_python(
         "import peregrine._build as b; print(b.describe())", PYTHONPATH=str(site), **{PURE_ENV: "1"}
     )

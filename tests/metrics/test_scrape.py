@@ -33,9 +33,21 @@ def scrape(url: str) -> str:
 
 
 def settled(url: str, series: str, value: float) -> str:
-    """Scrape until ``series`` reaches ``value`` (workers publish a few times a second)."""
+    """Scrape until ``series`` reaches ``value`` (workers publish a few times a second).
+
+    A series that is not on the page yet (a labelled count before its first event) is waited
+    for like one below ``value``.
+    """
     pages: list[str] = []
-    wait_until(lambda: pages.append(scrape(url)) or sample(pages[-1], series) >= value, timeout=5)
+
+    def reached() -> bool:
+        pages.append(scrape(url))
+        try:
+            return sample(pages[-1], series) >= value
+        except AssertionError:  # not on the page yet
+            return False
+
+    wait_until(reached, timeout=5)
     return pages[-1]
 
 
