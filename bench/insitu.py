@@ -99,9 +99,17 @@ def cpu_ticks(pid: int) -> tuple[int, int]:
 
 
 def run_wrk(
-    port: int, conns: int, seconds: int, cpu: str, rt: bool, script: Path, close: bool = False
+    port: int,
+    conns: int,
+    seconds: int,
+    cpu: str,
+    rt: bool,
+    script: Path,
+    close: bool = False,
+    timeout: int = 5,
 ) -> dict:
-    cmd = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--timeout", "5s"]
+    cmd = ["taskset", "-c", cpu, "wrk", "-t1", f"-c{conns}", f"-d{seconds}s"]
+    cmd += ["--timeout", f"{timeout}s"]
     if close:  # every request on a new connection: what accepting and closing cost
         cmd += ["-H", "Connection: close"]
     cmd += ["--latency", "-s", str(script), f"http://{HOST}:{port}/"]
@@ -150,13 +158,22 @@ def measure(args: argparse.Namespace, name: str, tmp: Path) -> dict:
     try:
         wait_port(port, proc, 600 if args.mode == "callgrind" else 60)
         pid = serving_pid(proc.pid)
-        run_wrk(port, args.conns, args.warmup, args.load_cpu, args.rt, script, args.close)
+        run_wrk(
+            port, args.conns, args.warmup, args.load_cpu, args.rt, script, args.close, args.timeout
+        )
         if args.mode == "callgrind":
             subprocess.run(
                 ["callgrind_control", "--zero", str(pid)], check=True, capture_output=True
             )
             res = run_wrk(
-                port, args.conns, args.seconds, args.load_cpu, args.rt, script, args.close
+                port,
+                args.conns,
+                args.seconds,
+                args.load_cpu,
+                args.rt,
+                script,
+                args.close,
+                args.timeout,
             )
             subprocess.run(
                 ["callgrind_control", "--dump", str(pid)], check=True, capture_output=True
@@ -166,7 +183,9 @@ def measure(args: argparse.Namespace, name: str, tmp: Path) -> dict:
             res["instr_per_req"] = round(int(m.group(1)) / res["requests"]) if m else None
             return res
         u0, s0 = cpu_ticks(pid)
-        res = run_wrk(port, args.conns, args.seconds, args.load_cpu, args.rt, script, args.close)
+        res = run_wrk(
+            port, args.conns, args.seconds, args.load_cpu, args.rt, script, args.close, args.timeout
+        )
         u1, s1 = cpu_ticks(pid)
         n = res["requests"]
         res["user_us"] = round((u1 - u0) / TICK / n * 1e6, 2)
@@ -195,6 +214,13 @@ def main() -> None:
         "--close",
         action="store_true",
         help="send Connection: close: a new connection per request (not the floor: it ignores it)",
+    )
+    ap.add_argument(
+        "--timeout",
+        type=int,
+        default=5,
+        help="wrk's --timeout in seconds: under callgrind at 1000 connections a request waits"
+        " ~connections / (a few hundred req/s), longer than the default 5",
     )
     ap.add_argument("--rt", action="store_true", help="run server and wrk with chrt -f 10")
     ap.add_argument("--python", default=sys.executable)

@@ -27,7 +27,7 @@ from peregrine.aio.state import ServerState
 from peregrine.config import Config
 
 from ..apps import Engine
-from .fakes import START, ClockLoop, Wire, get, http_connection, request
+from .fakes import ClockLoop, Wire, get, http_connection, request
 
 EPSILON = 0.001
 
@@ -379,28 +379,49 @@ class TestIdleParser:
         loop.advance(self.IDLE)
         assert wire.protocol.parser is None  # type: ignore[attr-defined]
 
-    def test_busy_connections_are_looked_at_together(self, loop: ClockLoop) -> None:
-        # Whether a busy connection went quiet is looked at again on a grid of 1/8 s, so the
-        # looks of connections busy at different moments fall due together, one run of the
-        # timer queue (one loop timer) per grid point rather than per connection. Parking then
-        # comes 0.5 to 0.625 s after the last request.
-        wires = []
-        for _ in range(3):
-            wire, _ = http_connection(loop, Engine(), keep_alive_timeout=60)
-            wires.append(wire)
-            loop.advance(0.03)
-        for _ in range(7):  # a request on each every 0.1 s, past the first look (0.5 s)
-            for wire in wires:
+    def test_busy_connections_are_swept_together_without_a_timer_of_their_own(
+        self, loop: ClockLoop
+    ) -> None:
+        # Whether a connection went quiet is found by one sweep, every 1/8 s, of the connections
+        # holding a parser (aio/parking.py), not by each connection's read timer coming back to
+        # look: while busy, that timer stays at the deadline it had, and the timer queue holds
+        # one entry per connection plus the sweep's. Parking comes 0.5 to 0.625 s after the
+        # last request, at a sweep; with every parser dropped, no sweep is pending.
+        first, state = http_connection(loop, Engine(), keep_alive_timeout=60)
+        wires = [first] + [http_connection(loop, Engine(), state=state)[0] for _ in range(2)]
+        timers_at = [wire.protocol.timer_at for wire in wires]  # type: ignore[attr-defined]
+        last_request: dict[int, float] = {}
+        for _ in range(20):  # a request on each every 0.1 s for 2 s
+            for index, wire in enumerate(wires):
                 wire.send(get("/"))
                 assert wire.response().body == b"ok"
+                last_request[index] = loop.elapsed
                 loop.advance(0.03)
             loop.advance(0.01)
-        looks = sorted({wire.protocol.timer_at for wire in wires})  # type: ignore[attr-defined]
-        assert [(look - START) * 8 % 1 for look in looks] == [0] * len(looks)  # on the grid
-        assert len(looks) < len(wires)  # (without the grid: one time each)
-        assert looks[-1] - loop.now <= 0.5 + 0.125
-        loop.advance(0.625)
-        assert [wire.protocol.parser for wire in wires] == [None] * 3  # type: ignore[attr-defined]
+        assert [wire.protocol.timer_at for wire in wires] == timers_at  # type: ignore[attr-defined]
+        assert len(state.timers) == len(wires) + 1
+        parked_at: dict[int, float] = {}
+        while len(parked_at) < len(wires):
+            loop.advance(0.001)
+            for index, wire in enumerate(wires):
+                if wire.protocol.parser is None and index not in parked_at:  # type: ignore[attr-defined]
+                    parked_at[index] = loop.elapsed
+        for index, at in parked_at.items():
+            assert 0.5 <= at - last_request[index] <= 0.625 + 0.001
+            assert round(at * 8, 6) % 1 == 0  # at a sweep, on the 1/8 s grid
+        assert len(set(parked_at.values())) < len(wires)  # (without the sweep: one time each)
+        assert state.parking.timer_number == 0 and not state.parking.holding
+        assert len(state.timers) == len(wires)
+
+    def test_a_closed_connection_leaves_the_sweep(self, loop: ClockLoop) -> None:
+        first, state = http_connection(loop, Engine(), keep_alive_timeout=60)
+        second, _ = http_connection(loop, Engine(), state=state)
+        assert state.parking.holding == {first.protocol, second.protocol}
+        first.send(get("/", headers="Connection: close\r\n"))
+        assert first.closed
+        second.transport.reset()
+        assert not state.parking.holding
+        assert state.parking.timer_number == 0  # no sweep left pending either
 
     def test_a_short_keep_alive_timeout_stays_exact_on_a_busy_connection(
         self, loop: ClockLoop

@@ -41,14 +41,6 @@ log: Final = logging.getLogger("peregrine.error")
 _KEEP_ALIVE: Final = 1
 _HEADER: Final = 2
 _BODY: Final = 3
-# An idle keep-alive connection drops its parser (~1.5 KB with llhttp's) when its timer finds it
-# idle, and makes a new one on the next byte; after that byte the timer comes back within this
-# many seconds to drop it again, so a connection that goes quiet holds no parser for long.
-_PARK_AFTER = 0.5
-# A busy connection's next look at whether it went quiet is put on a grid of this many seconds:
-# the looks of all busy connections then fall due together, one run of the timer queue and one
-# loop timer for them all instead of one each (2,000 a second at 1,000 connections).
-_LOOK_GRID = 0.125
 
 
 #: ``bodies`` of every native handler's connection: only an adapter's parser yields body pieces
@@ -169,13 +161,11 @@ class HttpConnection(asyncio.Protocol):
             return
         client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
         self.parser = self._new_parser(client)
+        state.parking.hold(self)  # dropped once idle (aio/parking.py)
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)
-        now = self.loop.time()
-        self.deadline = now + config.header_timeout
+        self.deadline = self.loop.time() + config.header_timeout
         self.deadline_kind = _HEADER
-        # The one timer's first look comes soon, to park the parser of a connection gone idle
-        # (a later header deadline is picked up then, as any deadline that moved).
-        self._start_timer(min(self.deadline, now + _PARK_AFTER))
+        self._start_timer(self.deadline)
         if config.http2:
             if self.scheme == "http":
                 self.h2_preface = b""  # prior knowledge: data_received looks at the first bytes
@@ -299,6 +289,7 @@ class HttpConnection(asyncio.Protocol):
     def connection_lost(self, exc: BaseException | None) -> None:
         self.closed = True
         self.state.connections.discard(self)
+        self.state.parking.forget(self)
         self.deadline_kind = 0
         if self.timer_number:
             self.state.timers.cancel(self)
@@ -696,6 +687,7 @@ class HttpConnection(asyncio.Protocol):
         if self.send_watchdog is not None:
             self.send_watchdog.stop()
         self.state.connections.discard(self)
+        self.state.parking.forget(self)
         self.deadline_kind = 0
         if self.timer_number:
             self.state.timers.cancel(self)
@@ -820,17 +812,7 @@ class HttpConnection(asyncio.Protocol):
         kind = self.deadline_kind
         if not kind or self.closed:
             return
-        now = self.loop.time()
-        if now < self.deadline:
-            if kind == _KEEP_ALIVE:  # idle now (the only time this deadline is set)
-                # Parked only once quiet for _PARK_AFTER: a busy connection would otherwise
-                # drop and rebuild its parser at every look of the timer.
-                quiet_at = self.deadline - self.state.keep_alive_timeout + _PARK_AFTER
-                if now < quiet_at:
-                    look_at = (int(quiet_at / _LOOK_GRID) + 1) * _LOOK_GRID  # on the grid
-                    self._start_timer(min(look_at, self.deadline))
-                    return
-                self._park_parser()
+        if self.loop.time() < self.deadline:
             self._start_timer(self.deadline)  # moved later since the timer was set
             return
         self.deadline_kind = 0
@@ -846,11 +828,14 @@ class HttpConnection(asyncio.Protocol):
             if not self.busy:
                 self._process_queue()
 
-    def _park_parser(self) -> None:
-        """Drop the parser of an idle connection: nothing of a request is in it."""
+    def park_if_quiet(self, quiet_since: float) -> bool:
+        """Drop the parser if the connection is idle and its last request was answered by
+        ``quiet_since`` (called by ``state.parking``'s sweep); True if it was dropped."""
         parser = self.parser
         if (
-            parser is not None
+            self.deadline_kind == _KEEP_ALIVE  # idle (the only time this deadline is set)
+            and self.deadline - self.state.keep_alive_timeout <= quiet_since
+            and parser is not None
             and parser.phase == IDLE
             and not (parser.requests or parser.events or self.busy or self.queue)
             and parser.upgrade_data is None
@@ -858,14 +843,14 @@ class HttpConnection(asyncio.Protocol):
         ):
             parser.release()
             self.parser = None
+            return True
+        return False
 
     def _unpark_parser(self) -> RequestParser:
-        """A new parser for the next request of a parked connection, and a timer that comes
-        back soon to park it again (once per idle spell, so not a cost per request)."""
+        """A new parser for the next request of a parked connection, swept again by
+        ``state.parking`` (once per idle spell, so not a cost per request)."""
         parser = self.parser = self._new_parser(self.client)
-        soon = self.loop.time() + _PARK_AFTER
-        if not self.timer_number or self.timer_at > soon:
-            self._start_timer(soon)
+        self.state.parking.hold(self)
         return parser
 
     # --- graceful shutdown ----------------------------------------------------------------------

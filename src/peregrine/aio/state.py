@@ -14,6 +14,7 @@ from ..http.dates import date_line
 from ..http.request import Request
 from ..metrics.recorder import MetricsRecorder
 from .health import HealthCheck
+from .parking import ParserParking
 from .timers import TimerQueue
 
 if TYPE_CHECKING:
@@ -109,6 +110,8 @@ class ServerState:
         self.requests = 0
         #: the read timers of the HTTP/1 connections, on one loop timer (see aio/timers.py)
         self.timers = TimerQueue(loop)
+        #: the HTTP/1 connections holding a parser, swept for idle ones (see aio/parking.py)
+        self.parking = ParserParking(self.timers, loop)
         #: ``host -> bool``: may this peer set X-Forwarded-* / Forwarded? None trusts nobody
         self.is_trusted_proxy: Callable[[str], bool] | None = None
         #: rewrites ``client``/``scheme`` of a request from a trusted proxy's headers
