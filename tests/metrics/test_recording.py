@@ -15,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from peregrine.aio.state import ServerState
+from peregrine.config import Config
 from peregrine.metrics.recorder import MetricsRecorder
 from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
+from peregrine.wsgi.handler import WsgiHandler
 
 from ..aio.fakes import ClockLoop, clock_loop, http_connection, request
 from .test_text import sample
@@ -252,3 +255,32 @@ def test_a_response_sent_later_does_not_lend_its_end_to_a_later_keep_alive_deadl
     wire.send(request("GET", "/hz"))
     assert [response.status for response in wire.responses()] == [200, 200]
     assert wire.protocol.deadline == loop.time() + 5.0
+
+
+def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+    """Answers ``ok`` whole, on the loop (``--threads 0``: sent within data_received)."""
+    start_response("200 OK", [("Content-Length", "2")])
+    return [b"ok"]
+
+
+@pytest.mark.parametrize("shared_with_loop", [True, False])
+def test_a_wsgi_response_sent_whole_lends_its_end_to_the_keep_alive_deadline_like_a_native_one(
+    loop: ClockLoop, shared_with_loop: bool
+) -> None:
+    clock = CountingClock(5000.0)
+    config = Config(threads=0, keep_alive_timeout=5.0)
+    handler = WsgiHandler(wsgi_app, config)
+    wire, state = http_connection(loop, handler, state=ServerState(config, handler, loop))
+    state.clock = clock
+    state.loop_clock = clock if shared_with_loop else None
+    state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
+    state.timed = True
+    for _ in range(2):
+        wire.send(request("GET", "/"))
+        loop.advance(1.0)
+    assert [response.status for response in wire.responses()] == [200, 200]
+    assert len(clock.reads) == 4  # each request's start and end, nothing more
+    if shared_with_loop:
+        assert wire.protocol.deadline == clock.reads[-1] + 5.0
+    else:
+        assert wire.protocol.deadline == loop.time() - 1.0 + 5.0

@@ -85,6 +85,7 @@ class HttpConnection(asyncio.Protocol):
         "deadline_kind",
         "timer_number",
         "timer_at",
+        "answered_at",
         "adapter",
         "exchange",
         "receiving",
@@ -138,6 +139,8 @@ class HttpConnection(asyncio.Protocol):
         # bytes): the number of its entry there, 0 when none is set (see aio/timers.py)
         self.timer_number = 0
         self.timer_at = 0.0  # when that timer fires
+        #: the response's end read on the loop's clock by _handle in this data_received, else 0.0
+        self.answered_at = 0.0
         self.reading_paused = False
         self.eof = False
         self.upgraded = False
@@ -203,7 +206,7 @@ class HttpConnection(asyncio.Protocol):
             if not data:
                 return
         begun = parser.begun
-        answered = 0.0  # see _handle's return value
+        self.answered_at = 0.0  # set by _handle: only a read made in this call is "now"
         try:
             parser.feed(data)
         except ProtocolError as exc:
@@ -227,7 +230,7 @@ class HttpConnection(asyncio.Protocol):
                 if len(requests) == 1 and not (self.busy or self.write_paused or self.queue):
                     # the common case: no queue needed
                     if self.handle_request is not None:
-                        answered = self._handle(requests[0])
+                        self._handle(requests[0])
                     else:
                         self._start_exchange(requests[0])
                 else:
@@ -265,8 +268,9 @@ class HttpConnection(asyncio.Protocol):
             # request on CPython 3.11 to 3.13, bench/README.md). The timer usually
             # stays as it is (it fires no later than the new deadline): two attribute writes.
             # With metrics on, the response's end was just read on the loop's clock: no second
-            # read (~250 instructions).
-            deadline = (answered or self.loop.time()) + self.state.keep_alive_timeout
+            # read (~250 instructions), for a native handler's response and an adapter's sent
+            # whole in this call (WSGI --threads 0) alike.
+            deadline = (self.answered_at or self.loop.time()) + self.state.keep_alive_timeout
             self.deadline = deadline
             self.deadline_kind = _KEEP_ALIVE
             if not self.timer_number or self.timer_at > deadline:
@@ -382,7 +386,7 @@ class HttpConnection(asyncio.Protocol):
 
     def _handle(
         self, request: Request, response: Response | None = None, start: float = 0.0
-    ) -> float:
+    ) -> None:
         """Run the native handler on ``request``, then send the response it filled in.
 
         Given a ``response``, only send it whole: an exchange does so once what the handler left
@@ -390,8 +394,9 @@ class HttpConnection(asyncio.Protocol):
         a second one called from here: this is the per-request hot path, and that call costs
         ~1.0% of its instructions on CPython 3.11, ~0.6% on 3.12 and 3.13; bench/README.md.)
 
-        Returns the clock read at the response's end when the metrics read one on the loop's
-        clock (``ServerState.loop_clock``), for the keep-alive deadline that follows; else 0.0.
+        Sets ``answered_at`` to the clock read at the response's end when the metrics read one
+        on the loop's clock (``ServerState.loop_clock``), for the keep-alive deadline that
+        follows in data_received.
         """
         if response is None:
             if self.trusted_proxy and self.state.apply_proxy_headers is not None:
@@ -402,18 +407,21 @@ class HttpConnection(asyncio.Protocol):
                 and request.raw_path == health.path
                 and health.answer(self, request)
             ):
-                return 0.0  # a load balancer's health check, answered without the handler
+                return  # a load balancer's health check, answered without the handler
             response = HandlerResponse(self, request)  # takes the handler's own attributes
             if not request.keep_alive and request.method == "CONNECT":
                 # Peregrine tunnels nothing: 501 unless the handler takes CONNECT and says so
                 # (tested only for closing requests, which every CONNECT is: off the hot path)
                 response.status = 501
-            start = self.state.clock() if self.state.timed else 0.0
+            start = 0.0
+            if self.state.timed:
+                clock = self.state.clock  # then called: an attribute read, not a method lookup
+                start = clock()
             try:
                 result = self.handle_request(request, response)
             except Exception:
                 self._handler_failed(request, start)
-                return 0.0
+                return
             if result is not None and not hasattr(result, "__await__"):
                 result = None  # e.g. "return resp": nothing to wait for
             if result is not None or (
@@ -427,14 +435,14 @@ class HttpConnection(asyncio.Protocol):
                     and not self.closed
                     and exchange.send_file_now(response)
                 ):
-                    return 0.0  # a file sent whole with one sendfile: no task needed
+                    return  # a file sent whole with one sendfile: no task needed
                 self.exchange = exchange
                 self.busy = True
                 self._run(self._respond_later(exchange, result))
-                return 0.0
+                return
         # send a response whose body is complete (bytes)
         if self.closed:
-            return 0.0
+            return
         state = self.state
         state.requests += 1
         if response._stream_file_or_upgrade and response.upgrade_factory is not None:
@@ -455,7 +463,7 @@ class HttpConnection(asyncio.Protocol):
                 )
             except ValueError:
                 self._handler_failed(request, start)
-                return 0.0
+                return
             transport = self.transport
             assert transport is not None
             # has_no_body(status), inlined: this is the per-request hot path
@@ -481,16 +489,16 @@ class HttpConnection(asyncio.Protocol):
             if state.timed:
                 metrics = state.metrics
                 if metrics is not None:
-                    end = state.clock()
+                    clock = state.clock
+                    end = clock()
                     metrics.count(request.method, status, end - start, len(request.body), len(body))
-                    if state.access_log is None and state.clock is state.loop_clock:
-                        return end  # also "now" for the keep-alive deadline (data_received)
+                    if state.access_log is None and clock is state.loop_clock:
+                        self.answered_at = end  # also "now" for the keep-alive deadline
                 if state.access_log is not None:
                     self._log_access(request, response, start)
-            return 0.0
+            return
         if state.timed:
             self._observe(request, response, start)
-        return 0.0
 
     def _run(self, coroutine: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """Run ``coroutine`` as a task that graceful shutdown waits for."""

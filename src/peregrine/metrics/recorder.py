@@ -31,16 +31,40 @@ PUBLISH_INTERVAL = 0.25
 
 _installed: tuple[SharedMetrics, int] | None = None
 
-#: the bucket bounds: a duration belongs in the first bucket whose bound is at least it
-#: (Prometheus's ``le``), so one exactly on a bound counts in that bound's bucket
-BOUNDS: Final = layout.BUCKETS
 #: literals (the compiled build inlines them), checked against the layout below
-FIRST_BOUND: Final = 0.001
-_LAST_BUCKET: Final = 13  # +Inf
 _GET_SLOT: Final = 0  # GET with a status below 200
 _CLASS_STRIDE: Final = 14  # slots between two status classes
-assert (FIRST_BOUND, _LAST_BUCKET) == (BOUNDS[0], len(BOUNDS))
+# the bucket bounds, which count() and _later_bucket compare with as literals: a duration belongs
+# in the first bucket whose bound is at least it (Prometheus's ``le``), so one exactly on a
+# bound counts in that bound's bucket
+assert layout.BUCKETS[:9] == (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
+assert layout.BUCKETS[9:] == (1.0, 2.5, 5.0, 10.0)
 assert (_GET_SLOT, _CLASS_STRIDE) == (layout.class_index("GET", 100), layout.SLOTS_PER_CLASS)
+
+
+def _later_bucket(elapsed: float) -> int:
+    """The bucket (1..13) of a duration over the first bound, found by comparing literals: the
+    compiled build compares C doubles (indexing the ``Final`` tuple would box all its floats
+    into a new tuple on every read)."""
+    if elapsed <= 0.05:
+        if elapsed <= 0.0025:
+            return 1
+        if elapsed <= 0.005:
+            return 2
+        if elapsed <= 0.01:
+            return 3
+        return 4 if elapsed <= 0.025 else 5
+    if elapsed <= 0.5:
+        if elapsed <= 0.1:
+            return 6
+        return 7 if elapsed <= 0.25 else 8
+    if elapsed <= 1.0:
+        return 9
+    if elapsed <= 2.5:
+        return 10
+    if elapsed <= 5.0:
+        return 11
+    return 12 if elapsed <= 10.0 else 13
 
 
 def _method_slot(method: str) -> int:
@@ -96,11 +120,8 @@ class MetricsRecorder:
                 slot += 3 * _CLASS_STRIDE
             else:  # 5xx (or above)
                 slot += 4 * _CLASS_STRIDE
-        if elapsed > FIRST_BOUND:
-            bucket = 1
-            while bucket < _LAST_BUCKET and elapsed > BOUNDS[bucket]:
-                bucket += 1
-            slot += bucket
+        if elapsed > 0.001:  # else the first bucket; otherwise by literals (see _later_bucket)
+            slot += _later_bucket(elapsed)
         if slot == self.run_slot:
             self.run_length += 1
         else:
