@@ -55,6 +55,7 @@ COMPILED_MODULES = (
     "peregrine.aio.connection",
     "peregrine.aio.exchange",
     "peregrine.aio.files",
+    "peregrine.aio.h2timing",
     "peregrine.aio.parking",
     "peregrine.aio.send_watchdog",
     "peregrine.aio.state",

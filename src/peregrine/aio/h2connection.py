@@ -40,6 +40,7 @@ from ..http2.events import (
 )
 from .body import RequestBody
 from .exchange import ContentLengthExceeded
+from .h2timing import count_response, start_time
 from .send_watchdog import SendWatchdog
 from .state import ServerState
 
@@ -594,7 +595,7 @@ class Http2Connection(asyncio.Protocol):
             self.state.apply_proxy_headers(request)
         state = self.state
         if state.timed:
-            exchange.start = state.clock()
+            exchange.start = start_time(state)
         return request
 
     def _start_exchange(self, exchange: H2Exchange) -> None:
@@ -805,10 +806,8 @@ class Http2Connection(asyncio.Protocol):
         state.requests += 1
         request = exchange.request
         if state.timed and request is not None:  # the metrics and the access log, when on
-            metrics = state.metrics
-            if metrics is not None:
-                metrics.response(request, response, exchange.start, state.clock())
-            if state.access_log is not None:
+            # compiled (aio/h2timing.py): counts the metrics, says whether the log is on
+            if count_response(state, request, response, exchange.start):
                 self._log_access(request, response, exchange.start)
         if exchange.task is None and exchange.body is None:
             self.exchanges.pop(exchange.stream_id, None)  # a sync handler: nothing else to wait
