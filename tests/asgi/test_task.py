@@ -154,13 +154,11 @@ def _serve_in_reads(client: Client, reads: list[bytes], responses: int) -> bytes
     return loop.run_until_complete(exchange())
 
 
-@pytest.mark.parametrize("last", _FAILING)
-@pytest.mark.parametrize("pipelined", [False, True], ids=["one after another", "pipelined"])
-def test_a_context_variable_one_request_sets_is_not_seen_by_the_next_on_the_connection(
-    pipelined: bool, last: str
-) -> None:
+def _serve_context_app(paths: list[str], pipelined: bool) -> tuple[list[dict[str, Any]], bytes]:
+    """GET each of ``paths`` from ``_context_app`` on one connection, one read per request or
+    all in one read; what the app recorded per request, and the bytes sent back (every task
+    checked gone)."""
     seen: list[dict[str, Any]] = []
-    paths = [*_ANSWERED, last]
     requests = [_get(path) for path in paths]
     reads = [b"".join(requests)] if pipelined else requests
     with Client(_context_app(seen)) as client:
@@ -168,6 +166,16 @@ def test_a_context_variable_one_request_sets_is_not_seen_by_the_next_on_the_conn
         state = client._state
         assert state is not None
         assert not state.tasks
+    return seen, sent
+
+
+@pytest.mark.parametrize("last", _FAILING)
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one after another", "pipelined"])
+def test_a_context_variable_one_request_sets_is_not_seen_by_the_next_on_the_connection(
+    pipelined: bool, last: str
+) -> None:
+    paths = [*_ANSWERED, last]
+    seen, sent = _serve_context_app(paths, pipelined)
     statuses = [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", sent)]
     assert statuses == [500 if path.startswith("/fail") else 200 for path in paths]
     assert [record["path"] for record in seen] == paths
@@ -180,12 +188,8 @@ def test_a_context_variable_one_request_sets_is_not_seen_by_the_next_on_the_conn
 def test_each_request_on_a_connection_runs_in_its_own_task_from_first_step_to_last(
     pipelined: bool, last: str
 ) -> None:
-    seen: list[dict[str, Any]] = []
     paths = [*_ANSWERED, last]
-    requests = [_get(path) for path in paths]
-    reads = [b"".join(requests)] if pipelined else requests
-    with Client(_context_app(seen)) as client:
-        _serve_in_reads(client, reads, len(paths))
+    seen, _ = _serve_context_app(paths, pipelined)
     tasks = [record["task"] for record in seen]
     assert all(isinstance(task, asyncio.Task) for task in tasks)
     assert all(record["last task"] is record["task"] for record in seen)
