@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 
+from .. import forked
 from ..helpers import ROOT, ServerProcess
 from ..helpers import wait_until as wait_until  # re-exported: the process tests import it from here
 
@@ -119,15 +120,22 @@ class LaunchedServer(ServerProcess):
         start_timeout: float = 15.0,
     ) -> None:
         self.argv = argv
-        self.proc = subprocess.Popen(
-            argv,
-            cwd=cwd or str(ROOT),
-            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | forked.ForkedProcess
+        if argv[:3] == peregrine_argv() and not forked.needs_exec(env):
+            # `python -m peregrine` as a fork of this process, as ServerProcess starts it
+            # (tests/forked.py: an interpreter start and Peregrine's import cost ~0.2 s of CPU)
+            self.proc, _ = forked.spawn(argv[3:], cwd=cwd or str(ROOT), env=full_env)
+        else:
+            self.proc = subprocess.Popen(
+                argv,
+                cwd=cwd or str(ROOT),
+                env=full_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         self.lines = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read_output, daemon=True)
