@@ -119,23 +119,25 @@ def test_version_and_start_up_line_say_why_an_install_is_pure(
     site = installed_copy(pure_install, note)
     env = {**os.environ, "PYTHONPATH": str(site)}
     env.pop(PURE_ENV, None)
-    version = subprocess.run(
-        [sys.executable, "-m", "peregrine", "--version"],
+    # one interpreter: the start-up line, then `python -m peregrine --version` as -m runs it
+    # (runpy), instead of a second interpreter start and import of the pure package
+    code = (
+        "import runpy, sys, peregrine; from peregrine.config import Config; "
+        "from peregrine.process.startup import startup_line; "
+        "print(peregrine.BUILD); print(startup_line(Config(), [], 'test'), flush=True); "
+        "sys.argv = ['peregrine', '--version']; runpy.run_module('peregrine', run_name='__main__')"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=60,
         env=env,
         cwd=tmp_path,
     )
-    assert version.stdout == f"peregrine {peregrine.__version__} ({described})\n"
-    code = (
-        "import peregrine; from peregrine.config import Config; "
-        "from peregrine.process.startup import startup_line; "
-        "print(peregrine.BUILD); print(startup_line(Config(), [], 'test'))"
-    )
-    build, line = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env
-    ).stdout.splitlines()
+    assert result.returncode == 0, result.stderr
+    build, line, version = result.stdout.splitlines()
+    assert version == f"peregrine {peregrine.__version__} ({described})"
     assert build == "pure Python"  # what code compares stays the short name
     assert line.endswith(f", {described})")
 
