@@ -23,6 +23,9 @@ class Handler:
 
 
 def write_app(directory: Path, version: str) -> None:
+    """Each version of a test's app is a different length: a bytecode cache written for the old
+    one is then stale whatever its timestamp (same second), and the servers may cache bytecode
+    (and so be forks of the test process: tests/forked.py)."""
     (directory / "reloadapp.py").write_text(APP_SOURCE.format(version=version))
 
 
@@ -39,7 +42,6 @@ def test_sighup_restarts_every_worker_with_new_code_and_refuses_nothing(
         reuse_port,
         workers=2,
         cwd=str(tmp_path),
-        env={"PYTHONDONTWRITEBYTECODE": "1"},
     )
     old_workers = set(children(server.proc.pid))
     assert get(server.url + "/").text.startswith("v1 ")
@@ -63,9 +65,7 @@ def test_sighup_restarts_every_worker_with_new_code_and_refuses_nothing(
 
 def test_sighup_with_broken_code_keeps_the_old_workers(start_server, tmp_path) -> None:
     write_app(tmp_path, "v1")
-    server = start_server(
-        "reloadapp:Handler", workers=2, cwd=str(tmp_path), env={"PYTHONDONTWRITEBYTECODE": "1"}
-    )
+    server = start_server("reloadapp:Handler", workers=2, cwd=str(tmp_path))
     old_workers = set(children(server.proc.pid))
     (tmp_path / "reloadapp.py").write_text("def broken(:\n")  # a SyntaxError
     mark = len(server.lines)
@@ -132,12 +132,11 @@ handler = Handler()
 
 def test_sighup_loads_new_code_for_an_instance_handler(start_server, tmp_path) -> None:
     (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="v1"))
-    server = start_server(
-        "instapp:handler", workers=2, cwd=str(tmp_path), env={"PYTHONDONTWRITEBYTECODE": "1"}
-    )
+    server = start_server("instapp:handler", workers=2, cwd=str(tmp_path))
     assert get(server.url + "/").text == "v1"
-    (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="v2"))
+    # a longer version: the bytecode cached for v1 is stale even if written this same second
+    (tmp_path / "instapp.py").write_text(INSTANCE_APP.format(version="version-2"))
     mark = len(server.lines)
     server.send_signal(signal.SIGHUP)
     assert server.wait_for_line("reload complete", 10, start=mark), server.output
-    assert {get(server.url + "/").text for _ in range(6)} == {"v2"}
+    assert {get(server.url + "/").text for _ in range(6)} == {"version-2"}
