@@ -237,7 +237,7 @@ def test_sigterm_while_the_single_worker_starts_exits_0_and_removes_the_socket(
         peregrine_argv("run", "slowinit:Handler", "--uds", path, "--workers", "1"),
         ready=r"serving on http\+unix://",
         cwd=str(tmp_path),
-        env={"INIT_DELAY": "3", "PYTHONPATH": str(ROOT / "src")},
+        env={"INIT_DELAY": "3"},  # read by the app: the server is still a fork (tests/forked.py)
     )
     launched.append(server)
     server.send_signal(signal.SIGTERM)  # Handler() is still sleeping
