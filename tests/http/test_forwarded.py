@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +17,7 @@ from peregrine.http.forwarded import (
 from peregrine.http.headers import Headers
 from peregrine.http.request import Request
 
-from ..helpers import ROOT, ServerProcess, read_response
+from ..helpers import ServerProcess, read_response, run_peregrine
 
 PID_APP = "tests.process.apps:Pid"
 
@@ -347,23 +345,15 @@ def test_x_forwarded_proto_uses_the_value_the_proxy_appended(server: ServerProce
 
 
 def test_bad_forwarded_allow_ips_is_refused_before_serving() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "peregrine",
-            "run",
-            PID_APP,
-            "--port",
-            "0",
-            "--workers",
-            "1",
-            "--forwarded-allow-ips",
-            "10.0.0.0/8, localhost",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_peregrine(
+        "run",
+        PID_APP,
+        "--port",
+        "0",
+        "--workers",
+        "1",
+        "--forwarded-allow-ips",
+        "10.0.0.0/8, localhost",
         timeout=30,
     )
     assert proc.returncode != 0

@@ -8,7 +8,6 @@ import select
 import signal
 import socket
 import ssl
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ import httpx
 import pytest
 import trustme
 
-from ..helpers import ROOT
+from ..helpers import ROOT, run_peregrine
 from .support import get
 
 PID_APP = "tests.process.apps:Pid"
@@ -138,30 +137,18 @@ def test_stalled_handshake_is_timed_out(start_server, pki, loop: str) -> None:
 
 
 def test_bad_certificate_file_refuses_to_start(tmp_path) -> None:
-    import sys
-
-    from ..helpers import ROOT
-
     bad = tmp_path / "bad.pem"
     bad.write_text("not a certificate\n")
     for workers in ("1", "2"):
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "peregrine",
-                "run",
-                APP,
-                "--port",
-                "0",
-                "--workers",
-                workers,
-                "--ssl-certfile",
-                str(bad),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
+        proc = run_peregrine(
+            "run",
+            APP,
+            "--port",
+            "0",
+            "--workers",
+            workers,
+            "--ssl-certfile",
+            str(bad),
             timeout=30,
         )
         assert proc.returncode != 0

@@ -6,15 +6,13 @@ import os
 import select
 import signal
 import socket
-import subprocess
-import sys
 import time
 
 import pytest
 
 from peregrine.process.supervisor import _MIN_UPTIME, restart_delay
 
-from ..helpers import ROOT, ServerProcess
+from ..helpers import ServerProcess, run_peregrine
 from .support import alive, children, get, refuses, wait_until
 
 APP = "tests.process.apps:Pid"
@@ -80,22 +78,8 @@ def test_counter_script_runs_standalone(start_server) -> None:
 
 
 def test_every_worker_failing_at_start_exits_non_zero() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "peregrine",
-            "run",
-            "tests.process.apps:Broken",
-            "--port",
-            "0",
-            "--workers",
-            "3",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
+    proc = run_peregrine(
+        "run", "tests.process.apps:Broken", "--port", "0", "--workers", "3", timeout=30
     )
     assert proc.returncode != 0
     assert "no worker could start" in proc.stderr
@@ -105,23 +89,15 @@ def test_every_worker_failing_at_start_exits_non_zero() -> None:
 
 def test_bind_failure_exits_non_zero(start_server) -> None:
     server = start_server(APP, workers=1)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "peregrine",
-            "run",
-            APP,
-            "--port",
-            str(server.port),
-            "--workers",
-            "2",
-            "--reuse-port",
-            "false",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
+    proc = run_peregrine(
+        "run",
+        APP,
+        "--port",
+        str(server.port),
+        "--workers",
+        "2",
+        "--reuse-port",
+        "false",
         timeout=30,
     )
     assert proc.returncode == 1

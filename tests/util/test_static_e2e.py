@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..helpers import ServerProcess, read_until_closed
+from ..helpers import ServerProcess, read_until_closed, run_peregrine
 
 SECRET = b"TOP SECRET: never serve this\n"
 BIG_SIZE = 8 * 1024 * 1024 + 12345  # multi-megabyte, and not a round number
@@ -971,14 +971,7 @@ def test_peregrine_static_options(site: Site) -> None:
 
 
 def test_peregrine_static_missing_directory(site: Site) -> None:
-    import subprocess
-
-    result = subprocess.run(
-        [sys.executable, "-m", "peregrine", "static", str(site.outer / "nope"), "--port", "0"],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = run_peregrine("static", str(site.outer / "nope"), "--port", "0", timeout=30)
     assert result.returncode != 0
     assert "not a directory" in result.stderr
 
