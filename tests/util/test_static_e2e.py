@@ -199,10 +199,17 @@ class Conn:
         return status, headers
 
     def read_exact(self, n: int) -> bytes:
-        while len(self.buf) < n:
-            if not self._fill():
-                raise ConnectionError(f"closed after {len(self.buf)} of {n} body bytes")
-        data, self.buf = self.buf[:n], self.buf[n:]
+        # the pieces are joined once: growing one bytes object by each read would copy a
+        # multi-megabyte body dozens of times over
+        pieces, have = [self.buf], len(self.buf)
+        while have < n:
+            data = self.sock.recv(min(256 * 1024, max(n - have, 64 * 1024)))
+            if not data:
+                raise ConnectionError(f"closed after {have} of {n} body bytes")
+            pieces.append(data)
+            have += len(data)
+        whole = b"".join(pieces)
+        data, self.buf = whole[:n], whole[n:]
         return data
 
     def response(self, method: str = "GET") -> Resp:
