@@ -54,22 +54,27 @@ def test_version_says_which_build() -> None:
     assert _build.describe().startswith(peregrine.BUILD)
 
 
-def test_the_environment_switch_forces_pure_python() -> None:
-    code = "import peregrine, peregrine.http.parser as p; print(peregrine.BUILD); print(p.__file__)"
-    build, parser = run_python(code, **{PURE_ENV: "1"}).splitlines()
+@pytest.fixture(scope="module")
+def forced_pure() -> list[str]:
+    """One interpreter started with the switch on: the build, the parser module's file, then
+    ``python -m peregrine --version`` as -m runs it (runpy). Shared by the two tests below,
+    which read different lines of it (an interpreter start and pure import each saved)."""
+    code = (
+        "import runpy, sys, peregrine, peregrine.http.parser as p; "
+        "print(peregrine.BUILD); print(p.__file__, flush=True); "
+        "sys.argv = ['peregrine', '--version']; runpy.run_module('peregrine', run_name='__main__')"
+    )
+    return run_python(code, **{PURE_ENV: "1"}).splitlines()
+
+
+def test_the_environment_switch_forces_pure_python(forced_pure: list[str]) -> None:
+    build, parser, _ = forced_pure
     assert build == "pure Python" and parser.endswith("parser.py")
 
 
-def test_version_says_the_environment_switch_forced_pure_python() -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "peregrine", "--version"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, PURE_ENV: "1"},
-    )
-    assert result.stdout == (
-        f"peregrine {peregrine.__version__} (pure Python, forced by {PURE_ENV}=1)\n"
+def test_version_says_the_environment_switch_forced_pure_python(forced_pure: list[str]) -> None:
+    assert (
+        forced_pure[2] == f"peregrine {peregrine.__version__} (pure Python, forced by {PURE_ENV}=1)"
     )
 
 
