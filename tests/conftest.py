@@ -10,6 +10,7 @@ packages: the first run on a machine fills it once, before the workers start.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import sys
@@ -91,6 +92,22 @@ def start_server() -> Iterator[Callable[..., ServerProcess]]:
                 server.stop(timeout=15)
             except Exception:
                 server.kill()
+
+
+# --- the garbage collector walks only what the tests create -------------------------------------
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Exempt what collection built (every test item, every test module) from the collector.
+
+    Those objects live until the end of the run, and each full collection walked them all again:
+    the cyclic garbage collector was about a seventh of an xdist worker's CPU (perf, 2026-12),
+    and this freeze takes a third of that off (gc callbacks: 4.0 -> 2.7 CPU-s in the four
+    workers). Frozen, they are still freed by reference counting; only a cycle among them would
+    outlive the run, as it would anyway. Forked servers freeze all they inherit too (forked.py).
+    """
+    gc.collect()
+    gc.freeze()
 
 
 # --- which build runs: the compiled (mypyc) modules or the pure-Python ones --------------------
