@@ -43,7 +43,7 @@ import subprocess
 import sys
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import IO
 
 #: environment variables that act when the interpreter starts or a module is imported: a server
@@ -73,6 +73,12 @@ _LIBRARY_DIRS: tuple[str, ...] = ()
 _SOURCE_DIR = "//"
 
 
+#: what every server imports when it starts, whatever its application: imported here once, before
+#: the first fork, and kept by every child (uvloop, imported afresh in each child, was a third of
+#: a forked server's CPU: ~12 of ~35 ms per server started and stopped, 2026-12)
+_EVERY_SERVERS_LIBRARIES = ("uvloop", "concurrent.futures.thread", "peregrine.server")
+
+
 def _prepare() -> None:
     """Once per test process: what a fresh interpreter's path is, which modules are libraries."""
     global _LIBRARY_DIRS, _SOURCE_DIR
@@ -80,6 +86,12 @@ def _prepare() -> None:
         return
     _STARTUP_PATH.extend(_startup_path())
     import peregrine
+
+    for name in _EVERY_SERVERS_LIBRARIES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # uvloop is optional: the servers do without it too
+            pass
 
     dirs = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
     source_dir = os.path.dirname(os.path.dirname(peregrine.__file__))
@@ -151,16 +163,29 @@ class ForkedProcess:
 
 
 def spawn(
-    args: list[str], *, cwd: str, env: Mapping[str, str], stderr_to_stdout: bool = True
+    args: list[str],
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    stderr_to_stdout: bool = True,
+    script: str | None = None,
 ) -> tuple[ForkedProcess, int | None]:
     """Fork a child that runs ``python -m peregrine *args``; return it and, if asked, its stderr.
+
+    With ``script`` (a path, relative to ``cwd`` or absolute), the child runs ``python SCRIPT
+    *args`` instead: the script as ``__main__``, its directory first in ``sys.path``. A script
+    server started as a new interpreter cost 0.25-0.6 s of CPU, a forked one as little as a
+    forked ``python -m peregrine`` (tests/test_examples.py, 2026-12).
 
     The child's stdout (and stderr, when ``stderr_to_stdout``) is the returned process's
     ``stdout``; otherwise stderr is a second pipe whose read end is returned. The child runs in
     its own session, as ``start_new_session=True`` would.
     """
     _prepare()
-    _import_the_libraries_of_the_app(args, cwd)
+    if script is None:
+        _import_the_libraries_of_the_app(args, cwd)
+    else:
+        _import_the_libraries_of(os.path.join(cwd, script))
     # decided here, where the answers are remembered from one server to the next: in the child
     # every module's path would be resolved again (~4,500 lstat calls, most of a server's CPU)
     fresh = _modules_to_import_afresh()
@@ -181,7 +206,10 @@ def spawn(
             _become_a_fresh_interpreter(
                 out_w, err_w if err_w is not None else out_w, cwd, env, fresh
             )
-            code = _run_main(args, parser)
+            if script is None:
+                code = _run_main(args, parser)
+            else:
+                code = _run_script(script, args)
         except BaseException:  # a bug here: show it where the test reads the output
             try:
                 import traceback
@@ -195,7 +223,7 @@ def spawn(
     if err_w is not None:
         os.close(err_w)
     stdout = open(out_r, "rb")  # noqa: SIM115 - the caller closes it
-    argv = [sys.executable, "-m", "peregrine", *args]
+    argv = [sys.executable, *(["-m", "peregrine"] if script is None else [script]), *args]
     return ForkedProcess(pid, stdout, argv), err_r
 
 
@@ -217,7 +245,11 @@ def _import_the_libraries_of_the_app(args: list[str], cwd: str) -> None:
     if len(args) < 2 or args[0] != "run":
         return
     module = args[1].partition(":")[0]
-    source = os.path.join(cwd, *module.split(".")) + ".py"
+    _import_the_libraries_of(os.path.join(cwd, *module.split(".")) + ".py")
+
+
+def _import_the_libraries_of(source: str) -> None:
+    """Import here the installed libraries that the module at ``source`` imports at its top."""
     if source in _preloaded_apps:
         return
     _preloaded_apps.add(source)
@@ -421,8 +453,23 @@ def _run_main(args: list[str], parser: argparse.ArgumentParser) -> int:
 
     sys.argv = [os.path.join(os.path.dirname(peregrine.cli.__file__), "__main__.py"), *args]
     peregrine.cli.build_parser = lambda: parser  # this child's own copy (see _command_line_parser)
+    return _exit_status(lambda: peregrine.cli.main(args))
+
+
+def _run_script(script: str, args: list[str]) -> int:
+    """``python SCRIPT *args`` from here on (the working directory is the child's already)."""
+    import runpy
+
+    path = os.path.abspath(script)  # __main__.__file__ is absolute, as since Python 3.9
+    sys.argv = [script, *args]
+    sys.path[0] = os.path.dirname(os.path.realpath(path))  # the script's directory, not cwd
+    return _exit_status(lambda: runpy.run_path(path, run_name="__main__"))
+
+
+def _exit_status(run: Callable[[], object]) -> int:
+    """Run ``run`` as the interpreter runs a program; the exit status it would end with."""
     try:
-        peregrine.cli.main(args)
+        run()
     except SystemExit as exc:
         code = exc.code
         if code is None:

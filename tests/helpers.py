@@ -30,8 +30,9 @@ class ServerProcess:
 
     ``args`` go to the command line after ``run TARGET`` (or replace it when ``command`` is
     given, e.g. ``["static", DIR]``). ``workers`` defaults to 1. The process is a fork of the
-    test process running ``python -m peregrine`` (tests/forked.py), or, with ``real_process``,
-    a ``script``, or an ``env`` that changes how an interpreter starts, a new interpreter.
+    test process running ``python -m peregrine`` or, with ``script`` (``[PATH, ARGS...]``),
+    ``python PATH ARGS...`` (tests/forked.py); with ``real_process``, or an ``env`` that changes
+    how an interpreter starts, a new interpreter.
     """
 
     def __init__(
@@ -50,9 +51,15 @@ class ServerProcess:
         cli_args = [*(command or ["run", str(target)]), *options]
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc: subprocess.Popen[bytes] | forked.ForkedProcess
-        if script is None and not real_process and not forked.needs_exec(env):
-            # a fork of this process running `python -m peregrine` (tests/forked.py says why)
-            self.proc, _ = forked.spawn(cli_args, cwd=cwd or str(ROOT), env=full_env)
+        if not real_process and not forked.needs_exec(env):
+            # a fork of this process running `python -m peregrine` or `python SCRIPT`
+            # (tests/forked.py says why)
+            if script is None:
+                self.proc, _ = forked.spawn(cli_args, cwd=cwd or str(ROOT), env=full_env)
+            else:
+                self.proc, _ = forked.spawn(
+                    [*script[1:], *options], cwd=cwd or str(ROOT), env=full_env, script=script[0]
+                )
             self.argv = self.proc.args
         else:
             if script is not None:

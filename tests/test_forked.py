@@ -121,3 +121,23 @@ def test_the_libraries_of_the_app_are_imported_here_and_the_app_module_only_in_t
     finally:
         if saved is not None:
             sys.modules["colorsys"] = saved
+
+
+@pytest.mark.skipif(
+    not forked.forking_enabled(),
+    reason="forking is off: PEREGRINE_TEST_EXEC=1, or coverage.py measures",
+)
+def test_a_forked_server_imports_afresh_only_its_application_module(tmp_path: Path) -> None:
+    # what every server imports on its way up (the event loop, the thread pool, the server
+    # itself) comes from the test process, imported there once; only the app's module is new
+    (tmp_path / "forked_modules_app.py").write_text(
+        "import json, sys\n\n\n"
+        "def app(req, resp):\n"
+        "    resp.set_body(json.dumps(sorted(sys.modules)).encode())\n"
+    )
+    with ServerProcess("forked_modules_app:app", cwd=str(tmp_path)) as server:
+        with server.connect() as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            status, _, body = read_response(sock)
+    assert status == 200
+    assert set(json.loads(body)) - set(sys.modules) == {"forked_modules_app"}
