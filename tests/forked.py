@@ -10,6 +10,8 @@ back what a fresh ``python -m peregrine`` would have: the working directory, the
 ``sys.argv`` and ``sys.path[0]``, stdin from /dev/null, stdout and stderr on the pipe, default
 signal handlers, no logging handlers, the default warning filters, no other descriptors open.
 The command line's parser is built once here and copied into each child by the fork.
+A server started from a script (``python SCRIPT ARGS``, e.g. the examples) is forked the same way,
+the script run as ``__main__``.
 Before the first server of an application module, the test process imports the installed
 libraries that module imports (:func:`_import_the_libraries_of_the_app`), so that the servers
 of that module keep them too.
@@ -74,8 +76,9 @@ _SOURCE_DIR = "//"
 
 
 #: what every server imports when it starts, whatever its application: imported here once, before
-#: the first fork, and kept by every child (uvloop, imported afresh in each child, was a third of
-#: a forked server's CPU: ~12 of ~35 ms per server started and stopped, 2026-12)
+#: the first fork, and kept by every child. The whole suite's collection imports them anyway; a
+#: run of a few files may not, and then uvloop, imported afresh in each child, was a third of a
+#: forked server's CPU (~12 of ~35 ms per server started and stopped, 2026-12)
 _EVERY_SERVERS_LIBRARIES = ("uvloop", "concurrent.futures.thread", "peregrine.server")
 
 
