@@ -157,6 +157,9 @@ HOST = [(b"Host", b"example.com:8080")]
 SEQUENCE: list[tuple[Request, Any]] = [
     (request_of(HOST), None),
     (request_of(HOST, raw_path=b"/other%20path", query=b"a=1", method="POST"), None),
+    (request_of(HOST, raw_path=b"/other%20path", query=b"a=2", method="POST"), None),
+    (request_of(HOST, raw_path=b"/other%20path", query=b"a=2", method="PUT"), None),
+    (request_of(HOST, raw_path=b"/p", query=b"a=2", method="PUT"), None),
     (request_of([(b"Host", b"example.com:9090")]), None),
     (request_of([*HOST, (b"Accept", b"x")]), None),
     (request_of([*HOST, (b"Accept", b"y")]), None),
@@ -197,6 +200,20 @@ def test_builder_reuses_a_clients_keys_for_its_next_request_with_equal_fields() 
     assert second is not first
 
 
+def test_builder_gives_a_repeated_url_a_fresh_environ_with_its_own_input() -> None:
+    builder = EnvironBuilder(BASE)
+    first = builder.build(request_of(list(HOST), query=b"q=1"), "one")
+    first["PATH_INFO"] = "/changed"
+    first["QUERY_STRING"] = "changed"
+    second = builder.build(request_of(list(HOST), query=b"q=1"), "two")
+    assert (second["PATH_INFO"], second["QUERY_STRING"], second["wsgi.input"]) == (
+        "/p",
+        "q=1",
+        "two",
+    )
+    assert second == build_environ(BASE, request_of(list(HOST), query=b"q=1"), "two")
+
+
 def test_builder_keeps_one_entry_per_client_and_starts_again_when_full() -> None:
     builder = EnvironBuilder(BASE, max_entries=2)
     for port in (1, 2):
@@ -218,3 +235,11 @@ def test_builder_does_not_keep_requests_with_large_header_fields() -> None:
     assert len(builder) == 0
     builder.build(request_of(HOST), "input")
     assert len(builder) == 1
+
+
+def test_builder_counts_the_path_and_query_in_what_it_keeps() -> None:
+    builder = EnvironBuilder(BASE, max_field_bytes=64)
+    request = request_of(HOST, raw_path=b"/" + b"p" * 40, query=b"q" * 20)
+    for _ in range(2):
+        assert builder.build(request, "input") == build_environ(BASE, request, "input")
+    assert len(builder) == 0

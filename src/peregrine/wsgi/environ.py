@@ -7,6 +7,7 @@ so every byte maps to one character and the application can get the bytes back w
 
 from __future__ import annotations
 
+from types import FunctionType
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
@@ -191,8 +192,28 @@ def _connection_keys(
 
 
 #: what :class:`EnvironBuilder` keeps of a client's last request: its header fields, scheme,
-#: HTTP version and local address (``sockname``), and the environ keys they gave
-_Kept = tuple[list[tuple[bytes, bytes]], str, str, Any, dict[str, Any]]
+#: HTTP version and local address (``sockname``), the environ they gave (with that request's
+#: method, path and query set), and that method, path and query as the request had them
+_Kept = tuple[list[tuple[bytes, bytes]], str, str, Any, dict[str, Any], str, bytes, bytes]
+
+
+def _same_fields(kept: RawHeaders, fields: RawHeaders) -> bool:
+    """``kept == fields``, pair by pair: compiled, each name and value is compared as bytes
+    (one length check and ``memcmp``), where the list's ``==`` goes through the generic
+    comparison of each tuple."""
+    if len(kept) != len(fields):
+        return False
+    for i in range(len(kept)):
+        one = kept[i]
+        other = fields[i]
+        if one[0] != other[0] or one[1] != other[1]:
+            return False
+    return True
+
+
+#: whether this module runs compiled: interpreted, a loop in Python is slower than the list's
+#: own ``==``, so :func:`_same_fields` is for the compiled build only
+_COMPILED: Final = not isinstance(_same_fields, FunctionType)
 
 
 class EnvironBuilder:
@@ -202,11 +223,12 @@ class EnvironBuilder:
     Host, User-Agent, Accept...). Everything the environ takes from them and from the
     connection is kept per client address, as a template dict; the next request of that client
     whose fields, scheme, HTTP version and local address are all equal to the kept ones gets a
-    copy of the template with its method, path, query and input set: no field decoded, no key
-    looked up. Anything else is built the long way, and kept in place of the old one.
+    copy of the template with its input set, and its method, path and query too unless they
+    are those of the request the template was made from: no field decoded, no key looked up.
+    Anything else is built the long way, and kept in place of the old one.
 
-    Bounded: requests whose header fields total more than ``max_field_bytes`` are never kept
-    (a cookie-laden browser request is built the long way), and when ``max_entries`` clients
+    Bounded: requests whose header fields, path and query total more than ``max_field_bytes``
+    are never kept (a cookie-laden browser request is built the long way), and when ``max_entries`` clients
     are kept the memory starts again empty. Safe from several threads: an entry is a tuple
     never changed once made, and a template is only ever copied.
     """
@@ -233,27 +255,42 @@ class EnvironBuilder:
         kept = self._kept.get(client)
         if (
             kept is not None
-            and kept[0] == fields
+            and (_same_fields(kept[0], fields) if _COMPILED else kept[0] == fields)
             and kept[1] == request.scheme
             and kept[2] == request.version
             and (kept[3] is sockname or kept[3] == sockname)  # (None, but for HTTP/1.0)
         ):
             environ = kept[4].copy()
+            if (
+                kept[5] != request.method
+                or kept[6] != request.raw_path
+                or kept[7] != request.query_bytes
+            ):
+                _set_request_keys(environ, request, wsgi_input)
+                return environ
         else:
             template = _connection_keys(self.base, request, fields, sockname)
-            size = 0
+            _set_request_keys(template, request, None)
+            # the bound counts the path and query too: the template holds them
+            size = len(request.raw_path) + len(request.query_bytes)
             for name, value in fields:
                 size += len(name) + len(value)
             if size <= self.max_field_bytes:
                 if len(self._kept) >= self.max_entries:
                     self._kept.clear()
+                # the request's method, path and query are kept too: a client asking for the
+                # same URL again (polling, a load balancer's health check, a benchmark) gets
+                # them with the copy, set already
                 self._kept[client] = (
                     list(fields),
                     request.scheme,
                     request.version,
                     sockname,
                     template,
+                    request.method,
+                    request.raw_path,
+                    request.query_bytes,
                 )
             environ = template.copy()
-        _set_request_keys(environ, request, wsgi_input)
+        environ["wsgi.input"] = wsgi_input
         return environ

@@ -29,12 +29,13 @@ log = logging.getLogger("peregrine.error")
 def _run_call(call: ThreadedCall) -> None:
     # a context of its own per request: what the application sets in context variables does
     # not leak into the next request this thread runs
-    _Context().run(_RUN, call)
+    _CONTEXT_RUN(_Context(), _RUN, call)
 
 
 # Final: compiled, C statics read directly, where a module attribute is a lookup; and the
 # method from the class, called with the call object, makes no bound method per request
 _Context: Final = contextvars.Context
+_CONTEXT_RUN: Final = contextvars.Context.run
 _RUN: Final = ThreadedCall.run
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Iterator
+from typing import Final
 
 from .._build import mypyc_attr
 from ..aio.body import RequestBody
@@ -144,8 +145,8 @@ class EmptyInput(BodyReader):
         return b""
 
 
-#: the one :class:`EmptyInput`
-EMPTY_INPUT = EmptyInput()
+#: the one :class:`EmptyInput` (Final: compiled, a C static, where a module name is a lookup)
+EMPTY_INPUT: Final = EmptyInput()
 
 
 def whole_input(data: bytes) -> BodyReader | io.BytesIO:

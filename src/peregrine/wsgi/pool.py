@@ -106,17 +106,20 @@ class ThreadPool:
 class LoopInbox:
     """Callables from application threads, run on the loop in batches (module docstring)."""
 
-    __slots__ = ("loop", "_items", "_scheduled")
+    __slots__ = ("loop", "_items", "_append", "_scheduled")
 
     def __init__(self, loop: Any) -> None:
         #: the event loop the calls run on
         self.loop = loop
         self._items: deque[tuple[Callable[[Any], None], Any]] = deque()
+        #: the deque's append, bound once: compiled, a method called on a deque is looked up
+        #: by name on each call (bound to the deque, not to self: no reference cycle)
+        self._append = self._items.append
         self._scheduled = False
 
     def post(self, function: Callable[[Any], None], argument: Any) -> None:
         """Run ``function(argument)`` on the loop soon (thread-safe, never blocks)."""
-        self._items.append((function, argument))
+        self._append((function, argument))
         # Read after the append: if the loop's _run has not yet cleared the flag, it will see
         # this item when it drains; if it has, we schedule another run. A spare run is harmless.
         if not self._scheduled:
@@ -129,8 +132,9 @@ class LoopInbox:
     def _run(self) -> None:
         self._scheduled = False
         items = self._items
+        popleft = items.popleft
         while items:
-            function, argument = items.popleft()
+            function, argument = popleft()
             try:
                 function(argument)
             except Exception:
