@@ -112,6 +112,8 @@ class H2Exchange:
         "done",
         "start",
         "expect_continue",
+        "running",
+        "lingering",
         "_port",
         "_gone",
     )
@@ -144,6 +146,10 @@ class H2Exchange:
         self.expect_continue = (
             not event.end_stream and (b"expect", b"100-continue") in event.headers
         )
+        #: an interface adapter's application runs on this stream (until ``exchange_done``)
+        self.running = False
+        #: reset while its application runs: counted in ``H2Connection.lingering`` till it ends
+        self.lingering = False
         self._port: _StreamPort | None = None
         self._gone: asyncio.Future[None] | None = None
 
@@ -554,9 +560,22 @@ class Http2Connection(asyncio.Protocol):
         if exchange is None:
             return
         exchange.client_left()
+        self._linger(exchange)
         if exchange.task is not None and event.remote:
-            exchange.task.cancel()  # the client gave up on it: stop the work (rapid reset)
+            # The client gave up on it: stop the work (rapid reset). An interface adapter's
+            # application is not cancelled: it hears of the reset as it would of a closed
+            # HTTP/1 connection (ASGI: http.disconnect from receive(), an OSError from send()),
+            # and keeps its place among the concurrent streams until it returns.
+            exchange.task.cancel()
         self._maybe_close()
+
+    def _linger(self, exchange: H2Exchange) -> None:
+        """``exchange``'s stream was reset while its application runs: until that returns
+        (:meth:`exchange_done`), the stream still counts against max_concurrent_streams, so a
+        client resetting streams cannot have more applications running than the limit."""
+        if not exchange.lingering and (exchange.running or exchange.task is not None):
+            exchange.lingering = True
+            self.h2.lingering += 1
 
     def _on_terminated(self, event: ConnectionTerminated) -> None:
         if not event.remote or event.error_code != frames.NO_ERROR:
@@ -602,9 +621,11 @@ class Http2Connection(asyncio.Protocol):
         """Hand the stream to the interface adapter (ASGI, WSGI) as soon as its head is here."""
         self._make_request(exchange, b"")
         assert self.adapter is not None
+        exchange.running = True  # until the adapter calls exchange_done
         try:
             self.adapter(exchange)
         except Exception:
+            exchange.running = False
             self.handler_failed(exchange)
 
     def _start(self, exchange: H2Exchange) -> None:
@@ -665,12 +686,16 @@ class Http2Connection(asyncio.Protocol):
 
     def exchange_done(self, exchange: H2Exchange) -> None:
         """The application is finished with ``exchange`` (answered, failed, or gone)."""
+        exchange.running = False
         body = exchange.body
         if body is not None and not body.complete and not body.failed:
             body.discard()
         if not exchange.done and not exchange.client_gone:
             # returned without finishing its response: nothing else will end the stream
             self.reset_stream(exchange, frames.INTERNAL_ERROR)
+        if exchange.lingering:
+            exchange.lingering = False
+            self.h2.lingering -= 1
         self.exchanges.pop(exchange.stream_id, None)
         self.flush_later()
         self._maybe_close()
@@ -868,6 +893,7 @@ class Http2Connection(asyncio.Protocol):
         if not exchange.client_gone:
             self.h2.reset_stream(exchange.stream_id, code)
         exchange.client_left()
+        self._linger(exchange)
         if exchange.task is None:
             self.exchanges.pop(exchange.stream_id, None)
         self.flush_later()

@@ -210,6 +210,10 @@ class H2Connection:
         self.goaway_last_stream = f.MAX_WINDOW
         #: True after a connection error or a received GOAWAY with an error: stop everything
         self.closed = False
+        #: streams ended early (reset) whose application still runs, counted by the caller:
+        #: they keep their place among max_concurrent_streams until it returns, so resetting
+        #: streams cannot run more applications at once than the limit (rapid reset)
+        self.lingering = 0
         self._preface_pending = f.PREFACE
         self._settings_seen = False
         # a header block being received: stream id, flags of its HEADERS, pieces, size
@@ -446,7 +450,7 @@ class H2Connection:
         self.highest_stream_id = stream_id
         if self.goaway_sent:
             return  # after GOAWAY, new streams are ignored (§6.8)
-        if len(self.streams) >= self.limits.max_concurrent_streams:
+        if len(self.streams) + self.lingering >= self.limits.max_concurrent_streams:
             self._count_reset()
             self._reset(stream_id, f.REFUSED_STREAM)
             return
