@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from ..helpers import ServerProcess
-from .autobahn import ECHO_APPS, SERVER_ARGS, report, run_cases
+from .autobahn import ACCEPTABLE, ECHO_APPS, SERVER_ARGS, report, run_cases
 
 pytest.importorskip("kosoku")
 
@@ -44,6 +45,28 @@ FAST = EVERY_FRAMING_CASE + LARGE_AND_COMPRESSED
 # covers them), while what the ASGI adapter adds (receive/send events, its close handling) is
 # exercised by every framing case. The compression cases cost ~0.5 s of CPU each.
 CASES = {"native": FAST, "asgi": [*EVERY_FRAMING_CASE, "9.1.1", "9.7.1", "12.1.1", "13.1.1"]}
+# The close verdict of a case whose client dropped the TCP connection itself: the server did not
+# close it before one of the client's timers ran out. Those timers are short: every 6.x UTF-8
+# case kills its connection 0.5 s after opening it (Autobahn's killAfter(0.5)), and the server
+# must have failed the connection (close 1007, then its FIN) by then. Peregrine does that in the
+# read that brings the bad frame, but on a loaded machine (a CI run with the rest of the suite
+# beside it) the server or the client process can be kept off the CPU for half a second, and
+# 6.14.6 once got this verdict so. Such cases are run again, alone: a server that really leaves
+# the TCP close to the client gets the verdict again and fails the test.
+CLIENT_TIMER_VERDICT = "FAILED BY CLIENT"
+
+
+def rerun_timer_failures(url: str, results: list[Any]) -> list[Any]:
+    """``results`` with each case that failed only by the client's timer run again alone."""
+    again = [
+        case.case_id
+        for case in results
+        if case.behavior_close.value == CLIENT_TIMER_VERDICT and case.behavior.value in ACCEPTABLE
+    ]
+    if not again:
+        return results
+    rerun = {case.case_id: case for case in asyncio.run(run_cases(url, again, concurrency=1))}
+    return [rerun.get(case.case_id, case) for case in results]
 
 
 @pytest.mark.long
@@ -52,7 +75,8 @@ CASES = {"native": FAST, "asgi": [*EVERY_FRAMING_CASE, "9.1.1", "9.7.1", "12.1.1
 def test_autobahn_fast_subset(interface: str, start_server: Callable[..., ServerProcess]) -> None:
     server = start_server(ECHO_APPS[interface], *SERVER_ARGS)
     cases = CASES[interface]
-    results = asyncio.run(run_cases(f"ws://{server.host}:{server.port}/ws", cases, concurrency=8))
+    url = f"ws://{server.host}:{server.port}/ws"
+    results = rerun_timer_failures(url, asyncio.run(run_cases(url, cases, concurrency=8)))
     out = io.StringIO()
     ok = report(results, out)
     # the framing sections hold 247 cases, each sample case is one: every case ran
