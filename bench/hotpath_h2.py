@@ -67,7 +67,7 @@ def main() -> None:
     reads = client_bytes(count)
     loop = new_loop()
     if os.environ.get("APP") == "asgi":
-        from hotpath_asgi import app
+        from hotpath_asgi import raw as app
         from peregrine.asgi import AsgiHandler
 
         config = Config(lifespan="off")
