@@ -421,15 +421,16 @@ def test_streams_beyond_the_limit_are_refused() -> None:
 
 
 def test_lingering_streams_count_against_the_limit() -> None:
-    """Streams the caller says still have an application running (``lingering``) take their
-    place among the concurrent streams although the client reset them."""
-    conn = connect(Limits(max_concurrent_streams=2))
+    """Streams the caller says still have an application running (``Limits.lingering``) take
+    their place among the concurrent streams although the client reset them."""
+    limits = Limits(max_concurrent_streams=2)
+    conn = connect(limits)
     conn.receive(headers(1) + headers(3))
     conn.receive(raw(f.RST_STREAM, 0, 1, f.CANCEL.to_bytes(4, "big")))
-    conn.lingering = 1  # stream 1's application runs on
+    limits.lingering = 1  # stream 1's application runs on
     assert conn.receive(headers(5)) == []
     assert resets(sent(conn)) == {5: f.REFUSED_STREAM}
-    conn.lingering = 0  # it returned
+    limits.lingering = 0  # it returned
     assert [e.stream_id for e in conn.receive(headers(7))] == [7]  # type: ignore[attr-defined]
 
 

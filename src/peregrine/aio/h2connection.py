@@ -112,7 +112,6 @@ class H2Exchange:
         "done",
         "start",
         "expect_continue",
-        "running",
         "lingering",
         "_port",
         "_gone",
@@ -146,9 +145,7 @@ class H2Exchange:
         self.expect_continue = (
             not event.end_stream and (b"expect", b"100-continue") in event.headers
         )
-        #: an interface adapter's application runs on this stream (until ``exchange_done``)
-        self.running = False
-        #: reset while its application runs: counted in ``H2Connection.lingering`` till it ends
+        #: reset while its application runs: counted in ``Limits.lingering`` till it ends
         self.lingering = False
         self._port: _StreamPort | None = None
         self._gone: asyncio.Future[None] | None = None
@@ -556,11 +553,12 @@ class Http2Connection(asyncio.Protocol):
                 self._start(exchange)
 
     def _on_reset(self, event: StreamReset) -> None:
-        exchange = self.exchanges.pop(event.stream_id, None)
+        exchange = self.exchanges.get(event.stream_id)
         if exchange is None:
             return
-        exchange.client_left()
         self._linger(exchange)
+        del self.exchanges[event.stream_id]
+        exchange.client_left()
         if exchange.task is not None and event.remote:
             # The client gave up on it: stop the work (rapid reset). An interface adapter's
             # application is not cancelled: it hears of the reset as it would of a closed
@@ -570,12 +568,19 @@ class Http2Connection(asyncio.Protocol):
         self._maybe_close()
 
     def _linger(self, exchange: H2Exchange) -> None:
-        """``exchange``'s stream was reset while its application runs: until that returns
+        """``exchange``'s stream is being reset while its application runs: until that returns
         (:meth:`exchange_done`), the stream still counts against max_concurrent_streams, so a
-        client resetting streams cannot have more applications running than the limit."""
-        if not exchange.lingering and (exchange.running or exchange.task is not None):
+        client resetting streams cannot have more applications running than the limit.
+
+        Running: a native handler's task, or an adapter's application, which holds its place
+        in ``exchanges`` until ``exchange_done`` (called before a reset takes it out)."""
+        if exchange.lingering:
+            return
+        if exchange.task is not None or (
+            exchange.body is not None and self.exchanges.get(exchange.stream_id) is exchange
+        ):
             exchange.lingering = True
-            self.h2.lingering += 1
+            self.h2.limits.lingering += 1
 
     def _on_terminated(self, event: ConnectionTerminated) -> None:
         if not event.remote or event.error_code != frames.NO_ERROR:
@@ -621,12 +626,11 @@ class Http2Connection(asyncio.Protocol):
         """Hand the stream to the interface adapter (ASGI, WSGI) as soon as its head is here."""
         self._make_request(exchange, b"")
         assert self.adapter is not None
-        exchange.running = True  # until the adapter calls exchange_done
         try:
             self.adapter(exchange)
         except Exception:
-            exchange.running = False
             self.handler_failed(exchange)
+            self.exchange_done(exchange)  # the adapter will not call it
 
     def _start(self, exchange: H2Exchange) -> None:
         """Run the native handler on a complete request."""
@@ -686,7 +690,6 @@ class Http2Connection(asyncio.Protocol):
 
     def exchange_done(self, exchange: H2Exchange) -> None:
         """The application is finished with ``exchange`` (answered, failed, or gone)."""
-        exchange.running = False
         body = exchange.body
         if body is not None and not body.complete and not body.failed:
             body.discard()
@@ -695,7 +698,7 @@ class Http2Connection(asyncio.Protocol):
             self.reset_stream(exchange, frames.INTERNAL_ERROR)
         if exchange.lingering:
             exchange.lingering = False
-            self.h2.lingering -= 1
+            self.h2.limits.lingering -= 1
         self.exchanges.pop(exchange.stream_id, None)
         self.flush_later()
         self._maybe_close()
