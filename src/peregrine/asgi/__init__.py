@@ -17,7 +17,7 @@ from ..config import Config
 from ..ws.handshake import HandshakeError, check_request
 from .http import ClientDisconnected, HttpStarter, new_task
 from .lifespan import Lifespan, LifespanFailure
-from .scope import connection_scope, websocket_scope
+from .scope import ScopeTemplate, connection_scope, websocket_scope
 from .websocket import WebSocketCycle
 
 __all__ = ["AsgiHandler", "ClientDisconnected", "LifespanFailure"]
@@ -46,7 +46,7 @@ class AsgiHandler:
         await self.lifespan.shutdown()
 
     def _serve_websocket(
-        self, exchange: Exchange, template: dict[str, Any], context: contextvars.Context | None
+        self, exchange: Exchange, template: ScopeTemplate, context: contextvars.Context | None
     ) -> None:
         """Run the application on a WebSocket handshake request (see ``.websocket``)."""
         request = exchange.request
@@ -67,7 +67,7 @@ class AsgiHandler:
         cycle = WebSocketCycle(exchange, accepted)
         _start(conn, cycle.run(self.app, scope), None if context is None else context.copy())
 
-    def _connection_scope(self, conn: Any) -> dict[str, Any]:
+    def _connection_scope(self, conn: Any) -> ScopeTemplate:
         transport = conn.transport
         server = transport.get_extra_info("sockname")
         server = server[:2] if isinstance(server, tuple) else None  # None: a unix socket

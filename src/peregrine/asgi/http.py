@@ -34,7 +34,7 @@ from ..aio.exchange import Exchange
 from ..http.framing import HeadCache, accepts_trailers, trailer_fields
 from ..http.request import Request
 from ..http.response import Response
-from .scope import http_scope
+from .scope import ScopeTemplate, http_scope
 
 if TYPE_CHECKING:
     from ..aio.exchange import AnyExchange
@@ -83,7 +83,7 @@ class ConnectionStart:
 
     __slots__ = ("template", "context")
 
-    def __init__(self, template: dict[str, Any], context: contextvars.Context) -> None:
+    def __init__(self, template: ScopeTemplate, context: contextvars.Context) -> None:
         #: the scope's fixed part (``.scope.connection_scope``)
         self.template = template
         self.context = context
@@ -107,8 +107,8 @@ class HttpStarter:
         self,
         app: Any,
         lifespan: Any,
-        connection_scope: Callable[[Any], dict[str, Any]],
-        upgrade: Callable[[Any, dict[str, Any], contextvars.Context | None], None],
+        connection_scope: Callable[[Any], ScopeTemplate],
+        upgrade: Callable[[Any, ScopeTemplate, contextvars.Context | None], None],
     ) -> None:
         self.app = app
         #: the lifespan runner: its ``state`` (None until startup set one) goes into each scope

@@ -46,41 +46,76 @@ def lowered_headers(request: Request) -> list[tuple[bytes, bytes]]:
     return [(_LOWER.get(name) or name.lower(), value) for name, value in request.raw_headers]
 
 
+class ScopeTemplate:
+    """What every HTTP scope of one connection starts from: ``fields``, a scope with the
+    connection's keys set (see :func:`connection_scope`), copied for each request.
+
+    The request keys that are nearly always the same on one connection (``http_version``,
+    ``scheme``, ``client``) are kept in ``fields`` as the last request had them, and stored
+    again only when a request's differ (a trusted proxy may rewrite the client and scheme of
+    each one): compiled, an identity test of a native attribute instead of a dict store each.
+    The ``fields`` of a scope already handed out are never changed: each is a copy.
+    """
+
+    __slots__ = ("fields", "root_path", "version", "scheme", "client")
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.fields = fields
+        #: uvicorn's ``root_path`` (see :func:`http_scope`)
+        self.root_path: str = fields["root_path"]
+        # what ``fields`` holds now for the keys kept from the last request
+        self.version: Any = fields["http_version"]
+        self.scheme: Any = fields["scheme"]
+        self.client: Any = fields["client"]
+
+
 def connection_scope(
     scheme: str,
     client: tuple[str, int] | None,
     server: tuple[str, int] | None,
     root_path: str,
     extensions: dict[str, Any],
-) -> dict[str, Any]:
+) -> ScopeTemplate:
     """The part of an HTTP scope that is the same for every request of one connection."""
-    return {
-        "type": "http",
-        "asgi": ASGI_VERSION,
-        "http_version": "1.1",
-        "scheme": scheme,
-        "method": "GET",
-        "path": "/",
-        "raw_path": b"/",
-        "query_string": b"",
-        "root_path": root_path,
-        "headers": [],
-        "client": client,
-        "server": server,
-        "extensions": extensions,
-    }
+    return ScopeTemplate(
+        {
+            "type": "http",
+            "asgi": ASGI_VERSION,
+            "http_version": "1.1",
+            "scheme": scheme,
+            "method": "GET",
+            "path": "/",
+            "raw_path": b"/",
+            "query_string": b"",
+            "root_path": root_path,
+            "headers": [],
+            "client": client,
+            "server": server,
+            "extensions": extensions,
+        }
+    )
 
 
 def http_scope(
-    template: dict[str, Any], request: Request, state: dict[str, Any] | None
+    template: ScopeTemplate, request: Request, state: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """The scope of one HTTP request: ``template`` (see :func:`connection_scope`) filled in.
+    """The scope of one HTTP request: ``template``'s fields (see :class:`ScopeTemplate`)
+    filled in.
 
     ``root_path`` follows uvicorn's meaning: a proxy already removed it from the path, so
     ``path`` and ``raw_path`` get it back in front.
     """
-    scope = template.copy()
-    root_path = template["root_path"]
+    fields = template.fields
+    version = request.version
+    scheme = request.scheme
+    client = request.client  # a trusted proxy may have rewritten it
+    if version is not template.version or scheme is not template.scheme:
+        fields["http_version"] = template.version = version
+        fields["scheme"] = template.scheme = scheme
+    if client is not template.client:
+        fields["client"] = template.client = client
+    scope = fields.copy()
+    root_path = template.root_path
     if root_path:
         scope["path"] = root_path + request.path
         scope["raw_path"] = root_path.encode("utf-8") + request.raw_path
@@ -88,18 +123,15 @@ def http_scope(
         scope["path"] = request.path
         scope["raw_path"] = request.raw_path
     scope["method"] = request.method
-    scope["http_version"] = request.version
     scope["query_string"] = request.query_bytes
     scope["headers"] = lowered_headers(request)
-    scope["client"] = request.client  # a trusted proxy may have rewritten it
-    scope["scheme"] = request.scheme
     if state is not None:
         scope["state"] = state.copy()  # shallow, per request (ASGI lifespan state)
     return scope
 
 
 def websocket_scope(
-    template: dict[str, Any], request: Request, state: dict[str, Any] | None
+    template: ScopeTemplate, request: Request, state: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The scope of a WebSocket handshake request."""
     scope = http_scope(template, request, state)

@@ -124,7 +124,8 @@ class Request:
     def headers(self) -> Headers:
         """The header fields as sent, see :class:`Headers`."""
         headers = self._headers
-        if headers.__class__ is not Headers:
+        # (type(), not __class__: compiled, a C read rather than an attribute lookup)
+        if type(headers) is not Headers:
             # the parser hands over its raw list: wrapped on first use only
             headers = self._headers = Headers(headers)  # type: ignore[arg-type]
         return headers
@@ -133,7 +134,7 @@ class Request:
     def raw_headers(self) -> RawHeaders:
         """The header fields as ``(name, value)`` bytes pairs, as received (no copy)."""
         headers = self._headers
-        return headers.raw if headers.__class__ is Headers else headers  # type: ignore[return-value]
+        return headers.raw if type(headers) is Headers else headers  # type: ignore[return-value]
 
     @property
     def path(self) -> str:
