@@ -34,37 +34,12 @@ _installed: tuple[SharedMetrics, int] | None = None
 #: literals (the compiled build inlines them), checked against the layout below
 _GET_SLOT: Final = 0  # GET with a status below 200
 _CLASS_STRIDE: Final = 14  # slots between two status classes
-# the bucket bounds, which count() and _later_bucket compare with as literals: a duration belongs
+# the bucket bounds, which count() and _count_later compare with as literals: a duration belongs
 # in the first bucket whose bound is at least it (Prometheus's ``le``), so one exactly on a
 # bound counts in that bound's bucket
 assert layout.BUCKETS[:9] == (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5)
 assert layout.BUCKETS[9:] == (1.0, 2.5, 5.0, 10.0)
 assert (_GET_SLOT, _CLASS_STRIDE) == (layout.class_index("GET", 100), layout.SLOTS_PER_CLASS)
-
-
-def _later_bucket(elapsed: float) -> int:
-    """The bucket (1..13) of a duration over the first bound, found by comparing literals: the
-    compiled build compares C doubles (indexing the ``Final`` tuple would box all its floats
-    into a new tuple on every read)."""
-    if elapsed <= 0.05:
-        if elapsed <= 0.0025:
-            return 1
-        if elapsed <= 0.005:
-            return 2
-        if elapsed <= 0.01:
-            return 3
-        return 4 if elapsed <= 0.025 else 5
-    if elapsed <= 0.5:
-        if elapsed <= 0.1:
-            return 6
-        return 7 if elapsed <= 0.25 else 8
-    if elapsed <= 1.0:
-        return 9
-    if elapsed <= 2.5:
-        return 10
-    if elapsed <= 5.0:
-        return 11
-    return 12 if elapsed <= 10.0 else 13
 
 
 def _method_slot(method: str) -> int:
@@ -98,40 +73,102 @@ class MetricsRecorder:
         #: request and response body bytes
         self.received = 0
         self.sent = 0
-        #: the slot of the last response counted, and how many responses in a row have had that
-        #: slot since it was last added into ``counts``: steady traffic lands in one or a few
-        #: slots, and a native int add is ~200 instructions cheaper than a list item's (whose
-        #: int above 256 is a new object each time)
-        self.run_slot = 0
-        self.run_length = 0
+        #: the first slot of the class (method and status class) of the last response counted,
+        #: and how many responses of that class fell in each duration bucket since they were last
+        #: added into ``counts``: steady traffic lands in one or a few classes, and a native int
+        #: add is ~200 instructions cheaper than a list item's (whose int above 256 is a new
+        #: object each time), whichever bucket a response's duration falls in
+        self.run_class = 0
+        self.run_0 = self.run_1 = self.run_2 = self.run_3 = self.run_4 = self.run_5 = 0
+        self.run_6 = self.run_7 = self.run_8 = self.run_9 = self.run_10 = self.run_11 = 0
+        self.run_12 = self.run_13 = 0
         self.target = target
         self._timer: asyncio.TimerHandle | None = None
 
     def count(self, method: str, status: int, elapsed: float, received: int, sent: int) -> None:
         """One response: its method (as sent), status, duration in seconds and body sizes."""
-        # the slot by compares and adds of literals, no dict lookup or object built
-        slot = _GET_SLOT if method == "GET" else _method_slot(method)
+        # the class by compares and adds of literals, no dict lookup or object built
+        base = _GET_SLOT if method == "GET" else _method_slot(method)
         if status >= 200:  # else 1xx (or below), the method's first class
             if status < 300:
-                slot += _CLASS_STRIDE
+                base += _CLASS_STRIDE
             elif status < 400:
-                slot += 2 * _CLASS_STRIDE
+                base += 2 * _CLASS_STRIDE
             elif status < 500:
-                slot += 3 * _CLASS_STRIDE
+                base += 3 * _CLASS_STRIDE
             else:  # 5xx (or above)
-                slot += 4 * _CLASS_STRIDE
-        if elapsed > 0.001:  # else the first bucket; otherwise by literals (see _later_bucket)
-            slot += _later_bucket(elapsed)
-        if slot == self.run_slot:
-            self.run_length += 1
+                base += 4 * _CLASS_STRIDE
+        if base != self.run_class:
+            self._add_runs()
+            self.run_class = base
+        if elapsed <= 0.001:  # the first bucket (Prometheus's ``le``: a bound is in its bucket)
+            self.run_0 += 1
         else:
-            self.counts[self.run_slot] += self.run_length
-            self.run_slot = slot
-            self.run_length = 1
+            self._count_later(elapsed)
         self.seconds += elapsed
         if received:  # most requests have no body: no add (nor, interpreted, a new int object)
             self.received += received
         self.sent += sent
+
+    def _count_later(self, elapsed: float) -> None:
+        """Count a duration over the first bound in its bucket's run, found by comparing
+        literals: the compiled build compares C doubles (indexing the ``Final`` tuple of bounds
+        would box all its floats into a new tuple on every read)."""
+        if elapsed <= 0.05:
+            if elapsed <= 0.0025:
+                self.run_1 += 1
+            elif elapsed <= 0.005:
+                self.run_2 += 1
+            elif elapsed <= 0.01:
+                self.run_3 += 1
+            elif elapsed <= 0.025:
+                self.run_4 += 1
+            else:
+                self.run_5 += 1
+        elif elapsed <= 0.5:
+            if elapsed <= 0.1:
+                self.run_6 += 1
+            elif elapsed <= 0.25:
+                self.run_7 += 1
+            else:
+                self.run_8 += 1
+        elif elapsed <= 1.0:
+            self.run_9 += 1
+        elif elapsed <= 2.5:
+            self.run_10 += 1
+        elif elapsed <= 5.0:
+            self.run_11 += 1
+        elif elapsed <= 10.0:
+            self.run_12 += 1
+        else:
+            self.run_13 += 1
+
+    def _add_runs(self) -> None:
+        """Add the current class's runs into ``counts`` and start them again from 0."""
+        runs = [
+            self.run_0,
+            self.run_1,
+            self.run_2,
+            self.run_3,
+            self.run_4,
+            self.run_5,
+            self.run_6,
+            self.run_7,
+            self.run_8,
+            self.run_9,
+            self.run_10,
+            self.run_11,
+            self.run_12,
+            self.run_13,
+        ]
+        counts = self.counts
+        base = self.run_class
+        for bucket, run in enumerate(runs):
+            if run:
+                counts[base + bucket] += run
+        self.run_0 = self.run_1 = self.run_2 = self.run_3 = self.run_4 = self.run_5 = 0
+        self.run_6 = self.run_7 = self.run_8 = self.run_9 = self.run_10 = self.run_11 = 0
+        self.run_12 = self.run_13 = 0
 
     def response(self, request: Any, response: Any, start: float, now: float) -> None:
         """One response sent: its method and status, how long it took (``now - start``, on one
@@ -163,9 +200,8 @@ class MetricsRecorder:
                 websocket += 1
             else:
                 http += 1
+        self._add_runs()
         counts = self.counts
-        counts[self.run_slot] += self.run_length
-        self.run_length = 0
         counts[layout.OPEN_HTTP] = http
         counts[layout.OPEN_WEBSOCKET] = websocket
         counts[layout.DURATION_SUM_US] = round(self.seconds * 1_000_000)
