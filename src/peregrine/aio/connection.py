@@ -494,7 +494,13 @@ class HttpConnection(asyncio.Protocol):
                 if metrics is not None:
                     clock = state.clock
                     end = clock()
-                    metrics.count(request.method, status, end - start, len(request.body), size)
+                    pending = metrics.pending  # None when compiled: count now, a C call
+                    if pending is None:
+                        metrics.count(request.method, status, end - start, len(request.body), size)
+                    else:  # interpreted: counted in a batch by publish (~2.3k instructions less)
+                        pending.extend(
+                            (request.method, status, end - start, len(request.body), size)
+                        )
                     if state.access_log is None and clock is state.loop_clock:
                         self.answered_at = end  # also "now" for the keep-alive deadline
                 if state.access_log is not None:
