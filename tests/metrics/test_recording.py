@@ -10,6 +10,7 @@ moves by the time it "takes" and an awaiting one by sleeping.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -227,6 +228,18 @@ def test_the_keep_alive_deadline_is_the_responses_end_read_when_that_clock_is_th
     assert wire.protocol.deadline == clock.reads[-1] + 5.0
 
 
+@pytest.mark.parametrize("path", ["/async/200/0", "/stream/200/0"])
+def test_a_response_finished_after_an_await_takes_the_loops_clock_for_its_keep_alive_deadline(
+    loop: ClockLoop, path: str
+) -> None:
+    # its end read was made in another call than the one that sets the deadline (exchange_done)
+    clock = CountingClock(5000.0)
+    wire = connection_with_metrics(loop, clock, shared_with_loop=True)
+    wire.send(request("GET", path))
+    assert [response.status for response in wire.responses()] == [200]
+    assert wire.protocol.deadline == loop.time() + 5.0
+
+
 @pytest.mark.parametrize("path", ["/200/0", "/async/200/0", "/stream/200/0"])
 def test_the_keep_alive_deadline_is_on_the_loops_clock_when_the_metrics_clock_is_another(
     loop: ClockLoop, path: str
@@ -279,6 +292,42 @@ def test_a_wsgi_response_sent_whole_lends_its_end_to_the_keep_alive_deadline_lik
         wire.send(request("GET", "/"))
         loop.advance(1.0)
     assert [response.status for response in wire.responses()] == [200, 200]
+    assert len(clock.reads) == 4  # each request's start and end, nothing more
+    if shared_with_loop:
+        assert wire.protocol.deadline == clock.reads[-1] + 5.0
+    else:
+        assert wire.protocol.deadline == loop.time() - 1.0 + 5.0
+
+
+@pytest.mark.parametrize("shared_with_loop", [True, False])
+def test_a_wsgi_pool_response_lends_its_end_to_the_keep_alive_deadline_like_a_native_one(
+    loop: ClockLoop, shared_with_loop: bool
+) -> None:
+    # the response is sent on the loop when a pool thread has made it, then the exchange ends
+    # in the same call: its end read is "now" for the deadline that follows
+    clock = CountingClock(5000.0)
+    config = Config(threads=2, keep_alive_timeout=5.0)
+    handler = WsgiHandler(wsgi_app, config)
+    wire, state = http_connection(loop, handler, state=ServerState(config, handler, loop))
+    state.clock = clock
+    state.loop_clock = clock if shared_with_loop else None
+    state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
+    state.timed = True
+    try:
+        statuses = []
+        for _ in range(2):
+            wire.send(request("GET", "/"))
+            for _ in range(1000):  # the pool thread's answer reaches the loop (bounded wait)
+                loop.run_ready()
+                responses = wire.responses()
+                if responses:
+                    break
+                time.sleep(0.002)
+            statuses += [response.status for response in responses]
+            loop.advance(1.0)
+    finally:
+        handler.close()
+    assert statuses == [200, 200]
     assert len(clock.reads) == 4  # each request's start and end, nothing more
     if shared_with_loop:
         assert wire.protocol.deadline == clock.reads[-1] + 5.0

@@ -370,7 +370,9 @@ class HttpConnection(asyncio.Protocol):
             elif self.eof:
                 self.close()  # the client sent all it will send and has its answers
             else:
-                self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout)
+                # answered_at: the end read of a response sent in this call, when the metrics
+                # made one on the loop's clock (see exchange_done): "now" without a second read
+                self._set_deadline(_KEEP_ALIVE, self.config.keep_alive_timeout, self.answered_at)
         elif phase == HEAD:
             # Measured from the first byte of the head, not reset by each packet (slowloris).
             if new_message or self.deadline_kind != _HEADER:
@@ -450,11 +452,12 @@ class HttpConnection(asyncio.Protocol):
         else:
             alive = keep_alive(request, response, state.draining)
             body = response.body
+            size = len(body)  # read once: bytes, bytearray or memoryview (a generic len)
             status = response.status
             try:
                 head = serialize_head(
                     response,
-                    len(body),
+                    size,
                     alive,
                     request.version == "1.0",
                     state.date_line,
@@ -475,7 +478,7 @@ class HttpConnection(asyncio.Protocol):
                 or status == 304
             ):
                 transport.write(head)  # no body: HEAD, 1xx, 204, 304 (RFC 9110 §6.4.1)
-            elif len(body) < 1024 or type(body) is not bytes:
+            elif size < 1024 or type(body) is not bytes:
                 # Copied: cheaper than a second buffer for a small body, and a must for a mutable
                 # one (a bytearray assigned to resp.body): uvloop queues what it cannot send yet
                 # without copying, so a handler reusing its buffer would change queued answers.
@@ -491,7 +494,13 @@ class HttpConnection(asyncio.Protocol):
                 if metrics is not None:
                     clock = state.clock
                     end = clock()
-                    metrics.count(request.method, status, end - start, len(request.body), len(body))
+                    pending = metrics.pending  # None when compiled: count now, a C call
+                    if pending is None:
+                        metrics.count(request.method, status, end - start, len(request.body), size)
+                    else:  # interpreted: counted in a batch by publish (~2.3k instructions less)
+                        pending.extend(
+                            (request.method, status, end - start, len(request.body), size)
+                        )
                     if state.access_log is None and clock is state.loop_clock:
                         self.answered_at = end  # also "now" for the keep-alive deadline
                 if state.access_log is not None:
@@ -591,8 +600,16 @@ class HttpConnection(asyncio.Protocol):
         assert self.adapter is not None
         self.adapter(exchange)
 
-    def exchange_done(self, exchange: Exchange) -> None:
-        """The application is finished with ``exchange``: go on with the next request."""
+    def exchange_done(self, exchange: Exchange, answered_now: bool = False) -> None:
+        """The application is finished with ``exchange``: go on with the next request.
+
+        ``answered_now``: the caller sent its response whole just before, in the same call
+        (:meth:`Exchange.respond`, which clears ``answered_at`` first), so the end read the
+        metrics made then may serve as "now" for the keep-alive deadline; otherwise that read
+        is from an earlier call (or none) and is dropped.
+        """
+        if not answered_now:
+            self.answered_at = 0.0
         if self.exchange is exchange:
             self.exchange = None
         body = exchange.body
@@ -803,8 +820,8 @@ class HttpConnection(asyncio.Protocol):
 
     # --- read timeouts ------------------------------------------------------------------------
 
-    def _set_deadline(self, kind: int, seconds: float) -> None:
-        deadline = self.loop.time() + seconds
+    def _set_deadline(self, kind: int, seconds: float, now: float = 0.0) -> None:
+        deadline = (now or self.loop.time()) + seconds  # now: a read on the loop's clock, or 0
         self.deadline = deadline
         self.deadline_kind = kind
         if not self.timer_number or self.timer_at > deadline:

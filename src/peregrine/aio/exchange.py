@@ -126,7 +126,9 @@ class Exchange:
     def respond(self, response: Response) -> None:
         """Send ``response`` whole: its body is ``response.body`` (bytes)."""
         self.response = response
-        self.conn._handle(self.request, response, self.start)
+        conn = self.conn
+        conn.answered_at = 0.0  # then set by _handle only: the caller may lend it (exchange_done)
+        conn._handle(self.request, response, self.start)
 
     def begin_stream(self, response: Response, length: int | None = None) -> None:
         """Send the head of a body that follows in pieces (:meth:`write`, then :meth:`end`).

@@ -35,5 +35,9 @@ def count_response(state: ServerState, request: Request, response: Response, sta
         else:
             sent = len(response.body)
         elapsed = state.clock() - start
-        metrics.count(request.method, response.status, elapsed, len(request.body), sent)
+        pending = metrics.pending  # as in HttpConnection._handle: None when compiled
+        if pending is None:
+            metrics.count(request.method, response.status, elapsed, len(request.body), sent)
+        else:
+            pending.extend((request.method, response.status, elapsed, len(request.body), sent))
     return state.access_log is not None

@@ -71,7 +71,7 @@ def serve_inline_http1(handler: WsgiHandler, exchange: Exchange) -> None:
                 exchange.respond(response)
             except Exception as exc:
                 response_failed(exchange, exc, start.length)
-            exchange.conn.exchange_done(exchange)
+            exchange.conn.exchange_done(exchange, answered_now=True)
     else:
         exchange.conn._run(_read_then_run(handler, exchange))
 

@@ -184,7 +184,8 @@ def _start_output(call: ThreadedCall) -> None:
 def _respond_http1(exchange: Exchange, response: Response, length: int | None, body: bytes) -> None:
     # _start_output's whole body, on the usual HTTP/1 exchange: typed as its class, so that
     # compiled, the calls on it are direct; and no list made for the one body
-    if length is None or length == len(body):
+    whole = length is None or length == len(body)
+    if whole:
         response.body = body
         try:
             exchange.respond(response)
@@ -195,7 +196,7 @@ def _respond_http1(exchange: Exchange, response: Response, length: int | None, b
             respond_whole(exchange, response, length, [body] if body else [])
         except Exception as exc:  # the body disagrees with its declared Content-Length
             response_failed(exchange, exc, length)
-    exchange.conn.exchange_done(exchange)
+    exchange.conn.exchange_done(exchange, answered_now=whole)  # sent by respond() just now
 
 
 def respond_whole(
