@@ -166,12 +166,19 @@ class Response:
 
     def set_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Set a header, replacing any field of the same name (case-insensitive)."""
-        checked = _checked.get((name, value, type(value))) or check_header(name, value)
+        # (``is None``, not ``or``: in the compiled build a tuple tested for truth, or put in a
+        # list after ``or`` unpacked it, is boxed into a new tuple each time)
+        checked = _checked.get((name, value, type(value)))
+        if checked is None:
+            checked = check_header(name, value)
         _, bvalue, lname, line = checked
         if lname in _SPECIAL:
             self._note_special(lname, bvalue)
         fields = self._fields
-        if fields and any(f[LNAME] == lname for f in fields):
+        if not fields:
+            fields.append(checked)
+            self._block = line  # (the block of no fields is empty: no concatenation)
+        elif any(f[LNAME] == lname for f in fields):
             self._fields = fields = [f for f in fields if f[LNAME] != lname]
             fields.append(checked)
             self._block = b"".join([f[LINE] for f in fields])
@@ -181,7 +188,9 @@ class Response:
 
     def add_header(self, name: str | bytes, value: str | bytes | int) -> None:
         """Add a header field, keeping any others of the same name (e.g. ``Set-Cookie``)."""
-        checked = _checked.get((name, value, type(value))) or check_header(name, value)
+        checked = _checked.get((name, value, type(value)))
+        if checked is None:  # (see set_header)
+            checked = check_header(name, value)
         _, bvalue, lname, line = checked
         if lname in _SPECIAL:
             self._note_special(lname, bvalue)
