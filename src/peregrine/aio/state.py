@@ -106,6 +106,9 @@ class ServerState:
         self.loop_clock: Callable[[], float] | None = (
             time.perf_counter if loop_reads_monotonic_clock(loop) else None
         )
+        #: ``loop.time``, bound once: calling it costs ~150 instructions less per request than
+        #: looking the method up on the loop each time (the keep-alive deadline reads it)
+        self.loop_time: Callable[[], float] = loop.time
         #: requests answered by this worker (for max_requests)
         self.requests = 0
         #: the read timers of the HTTP/1 connections, on one loop timer (see aio/timers.py)

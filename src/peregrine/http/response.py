@@ -311,7 +311,7 @@ def serialize_head(
     HTTP/1.0 client its connection stays open (``Keep-Alive: timeout=N`` may follow).
     """
     status = resp.status
-    line = STATUS_LINES.get(status)
+    line = _STATUS_LINE_AT[status] if 0 <= status < 600 else None
     if line is None:
         raise ValueError(f"invalid status code {status!r}")
     if resp._has_date:
@@ -322,7 +322,9 @@ def serialize_head(
         # has_no_body(status), inlined: this runs once per response, and a call costs more
         length_line = b""
     else:
-        length_line = _LENGTH_LINES.get(content_length) or _length_line(content_length)
+        # (``is not None``, not ``or``: compiled, a truth test of bytes is a C call)
+        cached = _LENGTH_LINES.get(content_length)
+        length_line = cached if cached is not None else _length_line(content_length)
     if (
         status == 101
         or (keep_alive and not http10)
@@ -344,6 +346,10 @@ def serialize_head(
         )
     )
 
+
+# The status lines by code, None where there is none: compiled, indexing this list by the native
+# int costs ~130 instructions less than looking STATUS_LINES up by a boxed one.
+_STATUS_LINE_AT: Final[list[bytes | None]] = [STATUS_LINES.get(code) for code in range(600)]
 
 # Bodies often have the same few sizes: their Content-Length lines are made once.
 _LENGTH_LINES: Final[dict[int, bytes]] = {}
