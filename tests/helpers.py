@@ -25,6 +25,20 @@ ROOT = Path(__file__).resolve().parent.parent
 _ADDRESS = re.compile(r"serving on (https?)://([^,\s]+):(\d+)")
 
 
+def popen_server(argv: list[str], cwd: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """A server as a new process: no stdin, stdout and stderr together on one pipe (read line
+    by line by the caller), in a session of its own (so its whole group can be signalled)."""
+    return subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 class ServerProcess:
     """A Peregrine server in a child process; a context manager that stops it on exit.
 
@@ -67,15 +81,7 @@ class ServerProcess:
             else:
                 argv = [sys.executable, "-m", "peregrine", *cli_args]
             self.argv = argv
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=cwd or str(ROOT),
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.proc = popen_server(argv, cwd or str(ROOT), full_env)
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read_output, daemon=True)

@@ -23,7 +23,7 @@ from peregrine.metrics.shared import SharedMetrics
 from peregrine.metrics.text import render
 from peregrine.wsgi.handler import WsgiHandler
 
-from ..aio.fakes import ClockLoop, clock_loop, http_connection, request
+from ..aio.fakes import ClockLoop, Wire, clock_loop, http_connection, request
 from .test_text import sample
 
 
@@ -276,18 +276,27 @@ def wsgi_app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
     return [b"ok"]
 
 
-@pytest.mark.parametrize("shared_with_loop", [True, False])
-def test_a_wsgi_response_sent_whole_lends_its_end_to_the_keep_alive_deadline_like_a_native_one(
-    loop: ClockLoop, shared_with_loop: bool
-) -> None:
+def timed_wsgi_connection(
+    loop: ClockLoop, threads: int, shared_with_loop: bool
+) -> tuple[Wire, CountingClock, WsgiHandler]:
+    """A WSGI connection (``wsgi_app``) with metrics on a counting clock, which is also the
+    loop's clock when ``shared_with_loop``; keep-alive timeout 5 s."""
     clock = CountingClock(5000.0)
-    config = Config(threads=0, keep_alive_timeout=5.0)
+    config = Config(threads=threads, keep_alive_timeout=5.0)
     handler = WsgiHandler(wsgi_app, config)
     wire, state = http_connection(loop, handler, state=ServerState(config, handler, loop))
     state.clock = clock
     state.loop_clock = clock if shared_with_loop else None
     state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
     state.timed = True
+    return wire, clock, handler
+
+
+@pytest.mark.parametrize("shared_with_loop", [True, False])
+def test_a_wsgi_response_sent_whole_lends_its_end_to_the_keep_alive_deadline_like_a_native_one(
+    loop: ClockLoop, shared_with_loop: bool
+) -> None:
+    wire, clock, handler = timed_wsgi_connection(loop, 0, shared_with_loop)
     for _ in range(2):
         wire.send(request("GET", "/"))
         loop.advance(1.0)
@@ -305,14 +314,7 @@ def test_a_wsgi_pool_response_lends_its_end_to_the_keep_alive_deadline_like_a_na
 ) -> None:
     # the response is sent on the loop when a pool thread has made it, then the exchange ends
     # in the same call: its end read is "now" for the deadline that follows
-    clock = CountingClock(5000.0)
-    config = Config(threads=2, keep_alive_timeout=5.0)
-    handler = WsgiHandler(wsgi_app, config)
-    wire, state = http_connection(loop, handler, state=ServerState(config, handler, loop))
-    state.clock = clock
-    state.loop_clock = clock if shared_with_loop else None
-    state.metrics = MetricsRecorder(SharedMetrics(1).writer(0))
-    state.timed = True
+    wire, clock, handler = timed_wsgi_connection(loop, 2, shared_with_loop)
     try:
         statuses = []
         for _ in range(2):

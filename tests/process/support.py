@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 
 from .. import forked
-from ..helpers import ROOT, ServerProcess
+from ..helpers import ROOT, ServerProcess, popen_server
 from ..helpers import wait_until as wait_until  # re-exported: the process tests import it from here
 
 SERVING = re.compile(r"serving on ")
@@ -127,15 +127,7 @@ class LaunchedServer(ServerProcess):
             # (tests/forked.py: an interpreter start and Peregrine's import cost ~0.2 s of CPU)
             self.proc, _ = forked.spawn(argv[3:], cwd=cwd or str(ROOT), env=full_env)
         else:
-            self.proc = subprocess.Popen(
-                argv,
-                cwd=cwd or str(ROOT),
-                env=full_env,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self.proc = popen_server(argv, cwd or str(ROOT), full_env)
         self.lines = []
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read_output, daemon=True)
