@@ -43,6 +43,16 @@ def test_every_listed_module_comes_from_the_build_that_runs() -> None:
         assert loaded_from_source == (peregrine.BUILD == "pure Python"), name
 
 
+def test_modules_with_a_form_per_build_see_the_build_that_runs() -> None:
+    from peregrine.metrics import recorder
+    from peregrine.wsgi import environ
+
+    compiled = peregrine.BUILD == "compiled with mypyc"
+    assert _build.runs_compiled(recorder.install) is compiled
+    assert (recorder._INTERPRETED, environ._COMPILED) == (not compiled, compiled)
+    assert _build.runs_compiled(len) and not _build.runs_compiled(test_version_says_which_build)
+
+
 def test_version_says_which_build() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "peregrine", "--version"],

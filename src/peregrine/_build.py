@@ -22,7 +22,7 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
-from types import ModuleType
+from types import FunctionType, ModuleType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -153,6 +153,14 @@ def name() -> str:
         import peregrine.http.request as request
     origin = getattr(request, "__file__", "") or ""
     return "compiled with mypyc" if origin.endswith(_EXTENSION_SUFFIXES) else "pure Python"
+
+
+def runs_compiled(function: object) -> bool:
+    """Whether ``function``, a module-level function of the caller's, runs compiled: mypyc makes
+    its functions builtins, so a Python function means the module was loaded from its ``.py``
+    (the pure build, forced or stale, or a module never compiled). For the few places whose
+    cheapest form differs between the two builds; decided once, at the module's import."""
+    return not isinstance(function, FunctionType)
 
 
 def fallback_reason() -> str | None:

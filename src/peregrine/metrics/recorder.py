@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import array
 import asyncio
-import types
 from typing import Any, Final
 
+from .._build import runs_compiled
 from . import layout
 from .shared import SharedMetrics
 
@@ -65,8 +65,8 @@ def installed() -> MetricsRecorder | None:
     return MetricsRecorder(shared.writer(block))
 
 
-#: whether this module runs interpreted (the pure build): compiled, its functions are builtins
-_INTERPRETED: Final = isinstance(install, types.FunctionType)
+#: whether this module runs interpreted (the pure build; see _build.runs_compiled)
+_INTERPRETED: Final = not runs_compiled(install)
 
 
 class MetricsRecorder:

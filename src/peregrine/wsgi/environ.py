@@ -7,10 +7,10 @@ so every byte maps to one character and the application can get the bytes back w
 
 from __future__ import annotations
 
-from types import FunctionType
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
+from .._build import runs_compiled
 from ..http.headers import Headers, RawHeaders
 from ..http.request import Request
 
@@ -213,7 +213,7 @@ def _same_fields(kept: RawHeaders, fields: RawHeaders) -> bool:
 
 #: whether this module runs compiled: interpreted, a loop in Python is slower than the list's
 #: own ``==``, so :func:`_same_fields` is for the compiled build only
-_COMPILED: Final = not isinstance(_same_fields, FunctionType)
+_COMPILED: Final = runs_compiled(_same_fields)
 
 
 class EnvironBuilder:
