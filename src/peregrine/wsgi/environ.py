@@ -228,9 +228,9 @@ class EnvironBuilder:
     Anything else is built the long way, and kept in place of the old one.
 
     Bounded: requests whose header fields, path and query total more than ``max_field_bytes``
-    are never kept (a cookie-laden browser request is built the long way), and when ``max_entries`` clients
-    are kept the memory starts again empty. Safe from several threads: an entry is a tuple
-    never changed once made, and a template is only ever copied.
+    are never kept (a cookie-laden browser request is built the long way), and when
+    ``max_entries`` clients are kept the memory starts again empty. Safe from several threads:
+    an entry is a tuple never changed once made, and a template is only ever copied.
     """
 
     __slots__ = ("base", "max_entries", "max_field_bytes", "_kept")
