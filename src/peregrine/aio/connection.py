@@ -831,7 +831,8 @@ class HttpConnection(asyncio.Protocol):
     # --- read timeouts ------------------------------------------------------------------------
 
     def _set_deadline(self, kind: int, seconds: float, now: float = 0.0) -> None:
-        deadline = (now or self.loop.time()) + seconds  # now: a read on the loop's clock, or 0
+        # now: a read on the loop's clock, or 0 (then read here, through the bound loop.time)
+        deadline = (now or self.state.loop_time()) + seconds
         self.deadline = deadline
         self.deadline_kind = kind
         if not self.timer_number or self.timer_at > deadline:
