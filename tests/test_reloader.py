@@ -162,7 +162,7 @@ def log_shows(log_path: Path, text: str, timeout: float = 15.0) -> bool:
 
 
 @pytest.mark.long
-@pytest.mark.parametrize("reloading", ["polling", "watchfiles"], indirect=True)
+@pytest.mark.parametrize("reloading", ["watchfiles"], indirect=True)
 def test_reload_restarts_on_change_and_survives_a_syntax_error(
     reloading: tuple[Path, str, Path],
 ) -> None:
@@ -178,4 +178,20 @@ def test_reload_restarts_on_change_and_survives_a_syntax_error(
     assert body_becomes(url, "v3"), log_path.read_text()
     text = log_path.read_text()
     assert text.count("restarting the server") == 3
-    assert "polling" in text or "watchfiles" in text
+    assert ", watchfiles) watching" in text
+
+
+# What follows a change (stop the server, start one, wait through a broken save) is the
+# reloader's own loop whichever watcher tells it: the fallback's run needs only one change (two
+# fewer server interpreters, ~0.5 s of CPU, than the whole story above).
+@pytest.mark.parametrize("reloading", ["polling"], indirect=True)
+def test_reload_with_the_polling_watcher_restarts_on_change(
+    reloading: tuple[Path, str, Path],
+) -> None:
+    project, url, log_path = reloading
+    assert body_becomes(url, "v1"), log_path.read_text()
+    write_atomically(project / "app.py", APP.format(body="v2"))
+    assert body_becomes(url, "v2"), log_path.read_text()
+    text = log_path.read_text()
+    assert text.count("restarting the server") == 1
+    assert ", polling) watching" in text
