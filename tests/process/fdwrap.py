@@ -13,6 +13,8 @@ mode, target, *rest = sys.argv[1:]
 sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 sock.bind(("127.0.0.1", 0))
 sock.listen(128)
+# the test checks that the server serves on this socket, not on one it bound itself
+print(f"fdwrap listens on port {sock.getsockname()[1]}", flush=True)
 if mode == "fd":
     fd = sock.detach()
     os.set_inheritable(fd, True)

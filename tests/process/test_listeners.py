@@ -59,10 +59,14 @@ def test_ipv6(start_server, workers: int) -> None:
     assert refuses("::1", server.port)
 
 
-@pytest.mark.parametrize("mode", ["fd", "systemd"])
-@pytest.mark.parametrize("workers", [1, 2])
+# Each case starts a real interpreter (fdwrap.py execs it: what a process manager does), ~0.3 s
+# of CPU. Where the socket comes from is decided in make_listeners, the same for one worker
+# (server.py) and a supervisor; the supervisor alone also asks whether the socket came from
+# outside (uses_reuse_port): so each source with a supervisor, and one of them without.
+@pytest.mark.parametrize(("mode", "workers"), [("fd", 2), ("systemd", 1), ("systemd", 2)])
 def test_inherited_socket(start_server, mode: str, workers: int) -> None:
     server = start_server(script=[FDWRAP, mode, APP], workers=workers)
+    assert f"fdwrap listens on port {server.port}\n" in server.output + "\n", server.output
     if workers > 1:
         assert len(children(server.proc.pid)) == workers
     seen = {get(server.url + "/").text for _ in range(40)}
