@@ -15,7 +15,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from peregrine.reloader import FileFilter, PollingWatcher, WatchfilesWatcher, make_watcher
+from peregrine.reloader import (
+    FileFilter,
+    PollingWatcher,
+    Reloader,
+    WatchfilesWatcher,
+    make_watcher,
+)
 
 from .helpers import ROOT
 
@@ -96,6 +102,29 @@ def test_polling_watcher_returns_on_stop(tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()
     assert watcher.wait(stop) == []
+
+
+class ExitedChild:
+    """A server child that has exited by itself (a broken save: it printed why and left)."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return 1
+
+    def send_signal(self, number: int) -> None:
+        self.signals.append(number)
+
+
+def test_a_child_that_exited_by_itself_is_not_signalled(tmp_path: Path) -> None:
+    # the end-to-end run below gets here only when the broken child is gone before the next
+    # save, which depends on timing
+    reloader = Reloader(["run", "app:Handler"], [str(tmp_path)])
+    child = ExitedChild()
+    reloader.child = child  # type: ignore[assignment]
+    reloader._stop_child()
+    assert reloader.child is None and child.signals == []
 
 
 def free_port() -> int:
