@@ -104,8 +104,8 @@ def _summary(run: dict[str, Any]) -> str:
     total = run["controller"] + run["workers"] + run["children"]
     return (
         f"Python {run['python']}: {total:.1f} CPU-s = controller {run['controller']:.1f}"
-        f" + workers {run['workers']:.1f} (start-up and collection {run['collection']:.1f}, in tests"
-        f" {run['in_tests']:.1f}, between {between:.1f}) + started processes"
+        f" + workers {run['workers']:.1f} (start-up and collection {run['collection']:.1f},"
+        f" in tests {run['in_tests']:.1f}, between {between:.1f}) + started processes"
         f" {run['children']:.1f}; {run['tests']} tests"
     )
 
