@@ -96,13 +96,15 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--connections", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--app", default="wsgi_app:app", help="module:callable to serve")
     parser.add_argument("--pin", action="store_true", help="server on CPU 0, h2load on CPU 1")
     parser.add_argument("--perf", action="store_true", help="also count with perf stat")
     parser.add_argument("--server-args", nargs=argparse.REMAINDER, default=[])
     args = parser.parse_args()
     port = syscalls.free_port()
-    env = dict(os.environ, PYTHONPATH=str(HERE / "apps"))
-    cmd = [sys.executable, "-m", "peregrine", "run", "wsgi_app:app", "--interface", "wsgi"]
+    paths = [str(HERE / "apps"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+    cmd = [sys.executable, "-m", "peregrine", "run", args.app, "--interface", "wsgi"]
     cmd += ["--threads", str(args.threads), "--host", syscalls.HOST, "--port", str(port)]
     cmd += ["--workers", "1", "--loop", "uvloop", "--access-log", "false", *args.server_args]
     if args.pin:
