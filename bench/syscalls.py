@@ -120,10 +120,24 @@ def wait_until_answering(port: int, server: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not answer within 30 s")
 
 
+#: put before h2load's command line (cpu_per_request.py --pin: ``taskset -c 1``)
+LOAD_PREFIX: list[str] = []
+
+
 def load(port: int, requests: int, connections: int, pipeline: int = 1) -> str:
     """h2load's report after ``requests`` GET / over ``connections`` keep-alive connections,
     ``pipeline`` requests outstanding on each."""
-    cmd = ["h2load", "--h1", "-n", str(requests), "-c", str(connections), "-m", str(pipeline)]
+    cmd = [
+        *LOAD_PREFIX,
+        "h2load",
+        "--h1",
+        "-n",
+        str(requests),
+        "-c",
+        str(connections),
+        "-m",
+        str(pipeline),
+    ]
     result = subprocess.run(
         [*cmd, f"http://{HOST}:{port}/"], capture_output=True, text=True, timeout=600
     )

@@ -6,6 +6,7 @@ the server process imports once: ``/closed?tag=T`` and ``/calls?tag=T`` report i
 
 from __future__ import annotations
 
+import contextvars
 import io
 import json
 import os
@@ -376,6 +377,33 @@ def errors_stream(environ: dict[str, Any], start: Start, q: dict[str, str]) -> I
     return _text(start, b"logged")
 
 
+_SET_BY_A_REQUEST: contextvars.ContextVar[str] = contextvars.ContextVar("set_by_a_request")
+
+
+def context_var(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
+    """What an earlier request left in a context variable (``seen=...``); ``?set=V`` sets it,
+    ``&reset=1`` resets it before returning, ``&chunks=N`` answers in N chunks, each saying
+    what the variable holds as the body is produced (the same context as the call)."""
+    seen = _SET_BY_A_REQUEST.get("unset")
+    token = _SET_BY_A_REQUEST.set(q["set"]) if "set" in q else None
+    if token is not None and q.get("reset"):
+        _SET_BY_A_REQUEST.reset(token)
+    if "chunks" not in q:
+        return _text(start, f"seen={seen}".encode())
+    start("200 OK", [("Content-Type", "text/plain")])
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(int(q["chunks"])):
+            yield f"{i}:{_SET_BY_A_REQUEST.get('unset')};".encode()
+
+    return chunks()
+
+
+def scheduling_policy(environ: dict[str, Any], start: Start, q: dict[str, str]) -> Iterable[bytes]:
+    """The scheduling policy of the thread running the application, as a number."""
+    return _text(start, str(os.sched_getscheduler(0)).encode())
+
+
 ROUTES: dict[str, Callable[[dict[str, Any], Start, dict[str, str]], Iterable[bytes]]] = {
     "/environ": environ_json,
     "/echo": echo,
@@ -403,6 +431,8 @@ ROUTES: dict[str, Callable[[dict[str, Any], Start, dict[str, str]], Iterable[byt
     "/no-start": no_start,
     "/file": file_route,
     "/errors": errors_stream,
+    "/context-var": context_var,
+    "/scheduling-policy": scheduling_policy,
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -232,6 +233,32 @@ def test_pool_runs_slow_requests_in_parallel_and_keeps_serving(server: ServerPro
             assert read_response(sock)[2] == b"no"  # answered while both wait
         assert get(server, meeting).text == "met"
         assert [f.result().text for f in blocked] == ["met", "met"]
+
+
+def test_context_variables_do_not_outlive_their_request(server: ServerProcess) -> None:
+    """A variable a request sets in its context (and leaves set, resets, or sets while its body
+    is produced) is never seen by a later request; its body's steps see what the call set."""
+    with server.connect() as sock:
+        for target, answer in [
+            ("/context-var", b"seen=unset"),
+            ("/context-var?set=a", b"seen=unset"),
+            ("/context-var", b"seen=unset"),
+            ("/context-var?set=b&reset=1", b"seen=unset"),
+            ("/context-var", b"seen=unset"),
+            ("/context-var?set=c&chunks=3", b"0:c;1:c;2:c;"),
+            ("/context-var", b"seen=unset"),
+        ]:
+            sock.sendall(request_bytes("GET", target))
+            status, _, body = read_response(sock)
+            assert (status, body) == (200, answer), target
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+def test_pool_threads_run_under_sched_batch_and_the_loop_does_not(server: ServerProcess) -> None:
+    """Woken pool threads do not preempt the loop on a shared core; the loop's own thread keeps
+    the normal policy (with --threads 0 the application runs on it)."""
+    expected = os.SCHED_BATCH if server.mode == "pool" else os.SCHED_OTHER  # type: ignore[attr-defined]
+    assert get(server, "/scheduling-policy").text == str(expected)
 
 
 # --- the response -----------------------------------------------------------------------------

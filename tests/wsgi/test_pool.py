@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import os
 import threading
+
+import pytest
 
 from peregrine.wsgi.pool import LoopInbox, ThreadPool
 
@@ -56,6 +60,48 @@ def test_shutdown_is_bounded_by_its_timeout() -> None:
     assert not finished.is_set()
     release.set()
     assert finished.wait(10)
+
+
+_VARIABLE: contextvars.ContextVar[str] = contextvars.ContextVar("variable")
+
+
+def test_each_job_runs_in_a_context_of_its_own() -> None:
+    """One thread, so every job follows the last on it: a variable a job leaves set is not
+    seen by the next; one set and reset leaves the next job an empty context as well."""
+    seen: list[tuple[str, str, int]] = []
+
+    def work(job: tuple[str, str]) -> None:
+        name, action = job
+        seen.append((name, _VARIABLE.get("unset"), len(contextvars.copy_context())))
+        if action == "set":
+            _VARIABLE.set(name)
+        elif action == "set-and-reset":
+            _VARIABLE.reset(_VARIABLE.set(name))
+        elif action == "raise":
+            _VARIABLE.set(name)
+            raise RuntimeError("a job failed with a variable set")
+
+    _VARIABLE.set("the submitter's")  # not the jobs': they never see it
+    pool = ThreadPool(1, work)
+    jobs = ["read", "set", "read", "set-and-reset", "read", "raise", "read", "read"]
+    for i, action in enumerate(jobs):
+        pool.submit((f"job{i}", action))
+    assert pool.shutdown(5)
+    assert seen == [(f"job{i}", "unset", 0) for i in range(len(jobs))]
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_BATCH"), reason="SCHED_BATCH is Linux's")
+@pytest.mark.parametrize("batch_policy", [True, False])
+def test_pool_threads_run_under_sched_batch_unless_told_not_to(batch_policy: bool) -> None:
+    policies: list[int] = []
+    pool = ThreadPool(
+        2, lambda job: policies.append(os.sched_getscheduler(0)), batch_policy=batch_policy
+    )
+    for job in range(4):
+        pool.submit(job)
+    assert pool.shutdown(5)
+    assert policies == [os.SCHED_BATCH if batch_policy else os.SCHED_OTHER] * 4
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # the submitting thread's is its own
 
 
 def test_inbox_batches_calls_into_one_loop_wake_up() -> None:

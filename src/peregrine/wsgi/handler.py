@@ -26,16 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("peregrine.error")
 
 
-def _run_call(call: ThreadedCall) -> None:
-    # a context of its own per request: what the application sets in context variables does
-    # not leak into the next request this thread runs
-    _CONTEXT_RUN(_Context(), _RUN, call)
-
-
-# Final: compiled, C statics read directly, where a module attribute is a lookup; and the
-# method from the class, called with the call object, makes no bound method per request
-_Context: Final = contextvars.Context
-_CONTEXT_RUN: Final = contextvars.Context.run
+# what the pool's threads run for each request: the method from the class, called with the
+# call object, makes no bound method per request (each call runs in a context of its own:
+# what the application sets in context variables does not leak into the next request, see
+# ThreadPool)
 _RUN: Final = ThreadedCall.run
 
 
@@ -55,7 +49,10 @@ class WsgiHandler:
         self.environ = EnvironBuilder(
             base_environ(config.root_path, config.workers != 1, ErrorStream(), FileWrapper)
         )
-        self.pool = ThreadPool(config.threads, _run_call) if config.threads else None
+        self.pool = ThreadPool(config.threads, _RUN) if config.threads else None
+        #: the context the next request run on the loop (``--threads 0``) runs in: a new one,
+        #: or the last request's, when it ended with it empty (``inline.call_app``)
+        self.context = contextvars.Context()
         #: calls from the application threads to the loop (which it learns at the first request)
         self.inbox = LoopInbox(None)
 

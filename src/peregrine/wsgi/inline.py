@@ -138,8 +138,13 @@ def call_app(
     result: Any = None
     # All of the application's code for this request (the call, each next(), close()) runs in
     # one context of its own: frameworks set context variables in one step and reset them in a
-    # later one (Flask's stream_with_context), which must see the same context.
-    context = _Context()
+    # later one (Flask's stream_with_context), which must see the same context. The handler
+    # keeps one for the next request: reused while empty, as an empty context cannot be told
+    # from a new one (no API hands out the running context itself); a request that leaves a
+    # variable set, or whose context lives on in a task, leaves the next a new one.
+    context = handler.context
+    if len(context):
+        context = handler.context = _Context()
     try:
         environ = handler.environ.build(request, wsgi_input, sockname_if_needed(exchange, request))
         result = _CONTEXT_RUN(context, handler.app, environ, start)
@@ -158,6 +163,7 @@ def call_app(
                 sendable = result.sendable(start.length)
                 if sendable is not None:
                     start.head_sent = True
+                    handler.context = _Context()  # this one is the task's now
                     exchange.conn._run(_send_file(exchange, start, result, sendable, context))
                     return None
             if written is None:  # (kept on start: a write() while the iterable runs adds here)
@@ -180,6 +186,7 @@ def call_app(
                         produced += 1
                         if produced == 2:
                             start.head_sent = True
+                            handler.context = _Context()  # this one is the task's now
                             exchange.conn._run(
                                 _stream(exchange, start, result, iterator, chunks, context)
                             )
