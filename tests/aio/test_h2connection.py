@@ -17,6 +17,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
+import pytest
 
 from peregrine.asgi import AsgiHandler
 from peregrine.config import Config
@@ -73,6 +74,14 @@ class Client:
         self.conn.send_headers(sid, headers, end_stream=True)
         return sid
 
+    def post(self, path: str, body: bytes) -> int:
+        """A POST whose body ``body`` is sent but not ended (the request stays open)."""
+        sid: int = self.conn.get_next_available_stream_id()
+        headers = [(":method", "POST"), (":path", path), (":scheme", "http"), (":authority", "t")]
+        self.conn.send_headers(sid, headers)
+        self.conn.send_data(sid, body)
+        return sid
+
     def cancel(self, sid: int) -> None:
         """Reset stream ``sid`` (RST_STREAM CANCEL: the client no longer wants the answer)."""
         self.conn.reset_stream(sid, h2.errors.ErrorCodes.CANCEL)
@@ -101,6 +110,7 @@ class Stubborn:
     response, then records each message ``receive()`` gives, tries one more ``send()`` after the
     disconnect (recording what it raised), and still finishes its own work after that.
     ``/blocked``: streams until ``send()`` fails (the client grants no window).
+    ``/answer-first``: sends a whole response at once, then waits for ``release``.
     """
 
     def __init__(self) -> None:
@@ -128,6 +138,10 @@ class Stubborn:
                     self.log.append(f"send raised {type(exc).__name__}")
                 await self.release.wait()
                 self.log.append("finished its work")
+            elif path == "/answer-first":
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"answered"})
+                await self.release.wait()
             elif path == "/blocked":
                 await send({"type": "http.response.start", "status": 200, "headers": []})
                 try:
@@ -198,3 +212,41 @@ def test_reset_streams_of_running_asgi_apps_keep_their_place_till_the_apps_retur
     client.flush()
     assert client.finished == {served: ("200", b"late")}
     assert "cancelled" not in app.log
+
+
+# (id, how a stream is ended by the server's own answer while its application runs on, the
+# answer the client gets, server options)
+ANSWERED_WHILE_RUNNING = [
+    ("413-mid-body", lambda c: c.post("/stubborn", b"x" * 200), "413", {"max_body_size": 100}),
+    ("408-body-timeout", lambda c: c.post("/stubborn", b"x"), "408", {"body_timeout": 5.0}),
+    ("own-answer-then-work", lambda c: c.get("/answer-first"), "200", {}),
+]
+
+
+@pytest.mark.parametrize(
+    "start, status, options",
+    [c[1:] for c in ANSWERED_WHILE_RUNNING],
+    ids=[c[0] for c in ANSWERED_WHILE_RUNNING],
+)
+def test_streams_answered_while_their_asgi_apps_run_keep_their_place_till_the_apps_return(
+    loop: ClockLoop, start: Any, status: str, options: dict[str, Any]
+) -> None:
+    """A stream the server ends itself (a 413 mid-body, a body timeout, or the application's
+    own complete answer) while the application runs on keeps its place among
+    max_concurrent_streams until the application returns: at the limit a new stream is
+    refused (REFUSED_STREAM), as for streams the client reset."""
+    app = Stubborn()
+    client = Client(asgi_connection(loop, app, http2_max_concurrent_streams=4, **options))
+    first = [start(client) for _ in range(4)]
+    client.flush()
+    loop.advance(options.get("body_timeout", 0.0))
+    client.flush()
+    assert {sid: client.finished[sid][0] for sid in first} == dict.fromkeys(first, status)
+    refused = client.get("/answer-first")
+    client.flush()
+    assert client.reset.get(refused) == h2.errors.ErrorCodes.REFUSED_STREAM
+    app.release.set()  # the four applications return
+    loop.run_ready()
+    served = client.get("/answer-first")
+    client.flush()
+    assert client.finished[served] == ("200", b"answered")

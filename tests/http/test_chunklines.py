@@ -87,3 +87,33 @@ def test_an_error_stays_an_error() -> None:
 def test_a_line_still_arriving_is_neither_complete_nor_an_error() -> None:
     for prefix in (b"5", b"5 ", b"5;", b"5;a", b"5;a =", b'5;a="x', b"5;a\r"):
         assert scan_whole(prefix) not in (chunklines.END, chunklines.ERROR), prefix
+
+
+# (id, line, where the scan stops: just past the byte that refuses the line)
+STOPS_AT_THE_REFUSED_BYTE = [
+    ("nul-after-semicolon", b"1;\x00" + b"a" * 40_000, 3),
+    ("junk-after-size", b"5x" + b"a" * 40_000, 2),
+    ("not-hex", b"z" + b"0" * 40_000, 1),
+    ("space-in-name", b"5;a b" + b" " * 40_000, 5),
+]
+
+
+@pytest.mark.parametrize(
+    "line, stop",
+    [c[1:] for c in STOPS_AT_THE_REFUSED_BYTE],
+    ids=[c[0] for c in STOPS_AT_THE_REFUSED_BYTE],
+)
+def test_the_scan_stops_at_the_byte_that_refuses_the_line(line: bytes, stop: int) -> None:
+    """The bytes after a refused one are not looked at: a 40 KB line refused at its third byte
+    costs three bytes of scanning, not 40 KB (nor the extension limit's 16 KB)."""
+    assert chunklines.advance(chunklines.START, line, 0, len(line)) == (chunklines.ERROR, stop)
+    # scanned from any split: it stops at the same byte
+    for i in range(stop):
+        state, end = chunklines.advance(chunklines.START, line, 0, i)
+        assert end == i
+        assert chunklines.advance(state, line, i, len(line)) == (chunklines.ERROR, stop)
+
+
+def test_a_valid_line_is_scanned_to_its_end() -> None:
+    line = b"5;a=1\r\n"
+    assert chunklines.advance(chunklines.START, line, 0, len(line)) == (chunklines.END, len(line))

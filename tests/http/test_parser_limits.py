@@ -196,3 +196,35 @@ class TestStreamedBodies:
             kinds = [type(e).__name__ for e in parser.events if not isinstance(e, bytes)]
             assert kinds == ["Request", "NoneType"]
             assert b"".join(e for e in parser.events if isinstance(e, bytes)) == b"abc"
+
+
+# (id, the head up to a line too long to be the request line (dribbled a byte at a time), the
+# rest of the request)
+LONG_FIRST_LINES = [
+    ("first-field-value", b"GET / HTTP/1.1\r\nX-Pad: " + b"v" * 600, b"\r\n" + H + b"\r\n"),
+    ("first-field-name", b"GET / HTTP/1.1\r\nX" + b"x" * 600, b": v\r\n" + H + b"\r\n"),
+]
+
+
+@pytest.mark.parametrize(
+    "head, rest", [c[1:] for c in LONG_FIRST_LINES], ids=[c[0] for c in LONG_FIRST_LINES]
+)
+def test_a_line_too_long_to_be_a_request_line_is_not_copied_at_every_read(
+    head: bytes, rest: bytes
+) -> None:
+    """Whether a line is an HTTP/0.9 request line (refused at its end) needs only its start:
+    once a line is longer than any request line can be, the bytes dribbled into it are not
+    kept, so the work per read stays the same however long the line gets (copying the line
+    so far at every read made a line of n bytes cost n²/2)."""
+    limits = {"max_request_line": 200, "max_header_size": 4096}
+    parser = RequestParser(**limits)
+    kept = None
+    for i in range(len(head)):
+        parser.feed(head[i : i + 1])
+        if i > 500:  # well past max_request_line + 32 (the method and version) into the line
+            if kept is None:
+                kept = parser._line_tail
+            assert parser._line_tail is kept, f"copied again at byte {i}"
+    parser.feed(rest)
+    assert len(parser.requests) == 1
+    assert outcome(bytewise(head + rest), **limits) == 200

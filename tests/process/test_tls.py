@@ -10,6 +10,7 @@ import socket
 import ssl
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -170,7 +171,11 @@ def test_encrypted_key_without_password_fails_instead_of_prompting(tmp_path) -> 
         )
     )
     certfile.write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
-    pid, fd = pty.fork()  # a controlling terminal, as when run by hand
+    with warnings.catch_warnings():
+        # 3.12+ warns when a process with threads forks: under xdist this one has execnet's
+        # receiver thread. The child only changes directory and execs, taking no lock.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        pid, fd = pty.fork()  # a controlling terminal, as when run by hand
     if pid == 0:  # pragma: no cover - the child
         os.chdir(ROOT)
         os.execv(

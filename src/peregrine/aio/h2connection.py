@@ -568,9 +568,12 @@ class Http2Connection(asyncio.Protocol):
         self._maybe_close()
 
     def _linger(self, exchange: H2Exchange) -> None:
-        """``exchange``'s stream is being reset while its application runs: until that returns
+        """``exchange``'s stream is ending (reset, or answered by us: a 413 mid-body, or the
+        application's own complete response) while its application runs: until that returns
         (:meth:`exchange_done`), the stream still counts against max_concurrent_streams, so a
-        client resetting streams cannot have more applications running than the limit.
+        client ending streams cannot have more applications running than the limit. (An answer
+        still waiting for the client's window keeps its stream open too: it counts twice until
+        sent, which only the client's own window can prolong.)
 
         Running: a native handler's task, or an adapter's application, which holds its place
         in ``exchanges`` until ``exchange_done`` (called before a reset takes it out)."""
@@ -840,6 +843,8 @@ class Http2Connection(asyncio.Protocol):
         if exchange.task is None and exchange.body is None:
             self.exchanges.pop(exchange.stream_id, None)  # a sync handler: nothing else to wait
             self._maybe_close()
+        else:
+            self._linger(exchange)  # the application may run on after its answer
         self.flush_later()
 
     def _log_access(self, request: Request, response: Response, start: float) -> None:
@@ -888,6 +893,8 @@ class Http2Connection(asyncio.Protocol):
             state.access_log.error(status, self.client, exchange.request, exchange.start)
         if exchange.task is None and exchange.body is None:
             self.exchanges.pop(exchange.stream_id, None)
+        else:
+            self._linger(exchange)  # e.g. 413 mid-body: the application has not returned
         self.flush_later()
         self._maybe_close()
 

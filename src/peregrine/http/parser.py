@@ -610,7 +610,10 @@ class RequestParser:
             stop += 1
             if line[stop : stop + 1] == b"\n":
                 stop += 1
-        state = chunklines.scan(self._chunk_state, line, scanned, stop)
+        # (scanned once, and never past a byte that already refused the line)
+        state = chunklines.advance(self._chunk_state, bytes(line[scanned:stop]), 0, stop - scanned)[
+            0
+        ]
         self._chunk_state = state
         self._chunk_scanned = stop
         zeros = self._chunk_zeros
@@ -693,6 +696,11 @@ class RequestParser:
     def _check_http09(self, data: bytes) -> None:
         # "GET /" + CRLF is a whole HTTP/0.9 request: its client waits for an answer rather than
         # sending headers, so refuse it as soon as the line ends, not at the header timeout.
+        if 10 not in data:  # the line goes on: keep its start, until it is too long to be one
+            # (a line dribbled a byte at a time is then not copied again at every read)
+            if len(self._line_tail) <= self._max_line + 32:
+                self._line_tail += data
+            return
         text = self._line_tail + data
         lines = text.split(b"\n")
         self._line_tail = lines[-1][-(self._max_line + 32) :]
