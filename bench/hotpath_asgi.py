@@ -10,6 +10,7 @@ the messages. ``APP`` picks the application:
 - ``fastapi``: ``bench/apps/fastapi_app.py``, the FastAPI endpoint of the benchmark.
 
     SCRIPT=bench/hotpath_asgi.py bash bench/hotpath.sh
+    REQUEST=browser SCRIPT=bench/hotpath_asgi.py bash bench/hotpath.sh   # a dozen header fields
     APP=fastapi SCRIPT=bench/hotpath_asgi.py bash bench/hotpath.sh
     APP=fastapi .venv/bin/python bench/profile_asgi.py   # whose code the time goes to
 """
@@ -23,14 +24,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hotpath import BODY, CountingTransport, count_metrics_if_asked, new_loop
+from hotpath import BODY, BROWSER, CountingTransport, count_metrics_if_asked, new_loop
 from peregrine.aio.connection import HttpConnection
 from peregrine.aio.state import ServerState
 from peregrine.asgi import AsgiHandler
 from peregrine.config import Config
 
-#: the benchmark's seed request for the framework apps' route (``/``)
+#: the benchmark's seed request for the framework apps' route (``/``); ``REQUEST=browser``:
+#: what a browser sends, a dozen header fields (the raw app answers any path)
 REQUEST = b"GET / HTTP/1.1\r\nHost: 127.0.0.1:3000\r\n\r\n"
+if os.environ.get("REQUEST") == "browser":
+    REQUEST = BROWSER
 
 START = {
     "type": "http.response.start",

@@ -109,3 +109,62 @@ def test_websocket_scope_after_http_requests_has_its_own_values() -> None:
     assert scope["client"] == PEER
     assert scope["subprotocols"] == ["chat", "superchat"]
     assert "method" not in scope
+
+
+#: one connection's requests' header fields in turn (as received, lower-cased names expected)
+HEADER_SEQUENCES: dict[str, list[list[tuple[bytes, bytes]]]] = {
+    "the same fields again": [
+        [(b"Host", b"a"), (b"Accept", b"*/*")],
+        [(b"Host", b"a"), (b"Accept", b"*/*")],
+        [(b"Host", b"a"), (b"Accept", b"*/*")],
+    ],
+    "one value differs": [
+        [(b"Host", b"a"), (b"X-Request-Id", b"1")],
+        [(b"Host", b"a"), (b"X-Request-Id", b"2")],
+        [(b"Host", b"a"), (b"X-Request-Id", b"1")],
+    ],
+    "a name spelt differently": [
+        [(b"Host", b"a"), (b"X-Odd", b"1")],
+        [(b"Host", b"a"), (b"x-odd", b"1")],
+        [(b"HOST", b"a"), (b"X-ODD", b"1")],
+    ],
+    "fields added, repeated, then none": [
+        [(b"Host", b"a")],
+        [(b"Host", b"a"), (b"Cookie", b"x=1"), (b"Cookie", b"y=2")],
+        [],
+        [(b"Host", b"a")],
+    ],
+}
+
+
+@pytest.mark.parametrize("name", list(HEADER_SEQUENCES))
+def test_each_scope_has_its_own_request_header_fields(name: str) -> None:
+    template = connection_scope("http", PEER, None, "", {})
+    handed_out: list[tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]] = []
+    for fields in HEADER_SEQUENCES[name]:
+        request = Request("GET", b"/", b"", "1.1", list(fields), client=PEER)
+        headers = http_scope(template, request, None)["headers"]
+        assert headers == [(field.lower(), value) for field, value in fields]
+        handed_out.append((headers, list(headers)))
+    for headers, as_handed_out in handed_out:
+        assert headers == as_handed_out  # later requests changed no earlier scope's list
+
+
+def test_an_application_changing_its_header_list_does_not_change_the_next_scope() -> None:
+    template = connection_scope("http", PEER, None, "", {})
+    fields = [(b"Host", b"a"), (b"Accept", b"*/*")]
+    first = http_scope(template, Request("GET", b"/", b"", "1.1", list(fields)), None)
+    first["headers"].append((b"x-added-by-middleware", b"1"))  # as MutableHeaders does
+    first["headers"][0] = (b"host", b"rewritten")
+    second = http_scope(template, Request("GET", b"/", b"", "1.1", list(fields)), None)
+    assert second["headers"] == [(b"host", b"a"), (b"accept", b"*/*")]
+    assert second["headers"] is not first["headers"]
+
+
+def test_a_request_list_changed_after_its_scope_was_made_does_not_match_the_next() -> None:
+    template = connection_scope("http", PEER, None, "", {})
+    raw = [(b"Host", b"a")]
+    http_scope(template, Request("GET", b"/", b"", "1.1", raw), None)
+    raw[0] = (b"Host", b"b")  # whatever a layer below does to its own list later
+    scope = http_scope(template, Request("GET", b"/", b"", "1.1", [(b"Host", b"b")]), None)
+    assert scope["headers"] == [(b"host", b"b")]

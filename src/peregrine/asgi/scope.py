@@ -39,11 +39,11 @@ for _name in (
         _LOWER[_spelling.encode()] = _name.lower().encode()
 
 
-def lowered_headers(request: Request) -> list[tuple[bytes, bytes]]:
-    """The request's header fields with lower-cased names, in order, repeats kept."""
+def lowered_headers(raw: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """Header fields ``raw`` with lower-cased names, in order, repeats kept."""
     # (_LOWER.get called in place, not kept as a local: compiled, that is a direct dict lookup,
     # where the bound method was fetched and called through Python, ~800 instructions a request)
-    return [(_LOWER.get(name) or name.lower(), value) for name, value in request.raw_headers]
+    return [(_LOWER.get(name) or name.lower(), value) for name, value in raw]
 
 
 class ScopeTemplate:
@@ -55,9 +55,14 @@ class ScopeTemplate:
     again only when a request's differ (a trusted proxy may rewrite the client and scheme of
     each one): compiled, an identity test of a native attribute instead of a dict store each.
     The ``fields`` of a scope already handed out are never changed: each is a copy.
+
+    The header fields are kept too: the last request's fields as received (``raw``) and
+    lower-cased (``lowered``). Clients send the same fields on every request of a connection,
+    so most requests compare equal and get a copy of ``lowered`` (an application may change the
+    scope's list: Starlette's ``MutableHeaders`` does) instead of lowering each name again.
     """
 
-    __slots__ = ("fields", "root_path", "version", "scheme", "client")
+    __slots__ = ("fields", "root_path", "version", "scheme", "client", "raw", "lowered")
 
     def __init__(self, fields: dict[str, Any]) -> None:
         self.fields = fields
@@ -67,6 +72,9 @@ class ScopeTemplate:
         self.version: Any = fields["http_version"]
         self.scheme: Any = fields["scheme"]
         self.client: Any = fields["client"]
+        # the last request's header fields as received, and lower-cased (see above)
+        self.raw: list[tuple[bytes, bytes]] = []
+        self.lowered: list[tuple[bytes, bytes]] = []
 
 
 def connection_scope(
@@ -124,7 +132,14 @@ def http_scope(
         scope["raw_path"] = request.raw_path
     scope["method"] = request.method
     scope["query_string"] = request.query_bytes
-    scope["headers"] = lowered_headers(request)
+    raw = request.raw_headers
+    if raw == template.raw:
+        scope["headers"] = template.lowered.copy()
+    else:
+        lowered = lowered_headers(raw)
+        template.raw = raw.copy()  # (ours: whatever later happens to the request's list)
+        template.lowered = lowered
+        scope["headers"] = lowered.copy()
     if state is not None:
         scope["state"] = state.copy()  # shallow, per request (ASGI lifespan state)
     return scope
