@@ -24,11 +24,18 @@ from __future__ import annotations
 
 import array
 import asyncio
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .._build import runs_compiled
 from . import layout
 from .shared import SharedMetrics
+
+if TYPE_CHECKING:
+    # a 64-bit machine int in the compiled build (no tag checks, overflow checks or reference
+    # counts on its adds and compares); only ever an annotation, so nothing to import at run
+    # time (mypy_extensions is build-time only; mypyc would compile an ``else`` here as
+    # unreachable and raise on it)
+    from mypy_extensions import i64
 
 #: seconds between two copies of a worker's counts into shared memory
 PUBLISH_INTERVAL = 0.25
@@ -72,6 +79,25 @@ _INTERPRETED: Final = not runs_compiled(install)
 class MetricsRecorder:
     """Counts one worker's requests; ``target`` is its block of shared memory."""
 
+    # the fields count() adds to and compares, as machine ints in the compiled build (see i64)
+    received: i64
+    sent: i64
+    run_class: i64
+    run_0: i64
+    run_1: i64
+    run_2: i64
+    run_3: i64
+    run_4: i64
+    run_5: i64
+    run_6: i64
+    run_7: i64
+    run_8: i64
+    run_9: i64
+    run_10: i64
+    run_11: i64
+    run_12: i64
+    run_13: i64
+
     def __init__(self, target: memoryview) -> None:
         #: the counters of :mod:`.layout`; the sums below and the current run are kept apart
         #: until published (a native field add costs less than a list-item add on the hot path)
@@ -99,10 +125,10 @@ class MetricsRecorder:
         self.target = target
         self._timer: asyncio.TimerHandle | None = None
 
-    def count(self, method: str, status: int, elapsed: float, received: int, sent: int) -> None:
+    def count(self, method: str, status: i64, elapsed: float, received: i64, sent: i64) -> None:
         """One response: its method (as sent), status, duration in seconds and body sizes."""
         # the class by compares and adds of literals, no dict lookup or object built
-        base = _GET_SLOT if method == "GET" else _method_slot(method)
+        base: i64 = _GET_SLOT if method == "GET" else _method_slot(method)
         if status >= 200:  # else 1xx (or below), the method's first class
             if status < 300:
                 base += _CLASS_STRIDE
