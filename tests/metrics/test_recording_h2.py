@@ -30,14 +30,18 @@ def loop() -> Iterator[ClockLoop]:
         yield hand_moved
 
 
-def page_after(loop: ClockLoop, paths: list[str], seconds: float) -> str:
+def page_after(loop: ClockLoop, paths: list[str], seconds: float, loop_clock: bool = False) -> str:
     """GET each of ``paths`` on its own stream, all in one read; move the loop's clock by
-    ``seconds``; the page the answers make."""
+    ``seconds``; the page the answers make. ``loop_clock``: the duration clock is also the one
+    the server knows to be the loop's (``ServerState.loop_clock``), as perf_counter is under
+    uvloop, so the connection reads it at each read and its streams start there."""
     shared = SharedMetrics(1)
     block = shared.claim()
     assert block is not None
     state = ServerState(Config(), Handler(loop), loop)
     state.clock = loop.time
+    if loop_clock:
+        state.loop_clock = state.clock
     state.metrics = MetricsRecorder(shared.writer(block))
     state.timed = True
     connection = Http2Connection(state)
@@ -75,6 +79,27 @@ def test_a_stream_answered_later_takes_the_time_until_its_answer(
 ) -> None:
     page = page_after(loop, [f"/async/201/{seconds}"], seconds)
     assert sample(page, 'peregrine_requests_total{method="GET",status="2xx"}') == 1
+    first = BOUNDS.index(le)
+    assert durations(page) == [0] * first + [1] * (len(BOUNDS) - first), page
+    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(seconds)
+
+
+def test_streams_of_one_read_start_at_that_read_on_the_loops_own_clock(loop: ClockLoop) -> None:
+    # the read is the streams' arrival: each duration covers its own handler and the handlers
+    # run before it in that read (0 s; 0 + 3 ms; 0 + 3 ms + 2 s), all on one clock read
+    page = page_after(loop, ["/200/0", "/404/0.003", "/200/2.0"], 0.0, loop_clock=True)
+    assert sample(page, 'peregrine_requests_total{method="GET",status="2xx"}') == 2
+    assert sample(page, 'peregrine_requests_total{method="GET",status="4xx"}') == 1
+    # cumulative: 0 s in le="0.001", 3 ms in le="0.005", 2.003 s in le="2.5"
+    assert durations(page) == [1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3], page
+    assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(2.006)
+
+
+@pytest.mark.parametrize(("seconds", "le"), [(0.0009, "0.001"), (0.002, "0.0025"), (0.3, "0.5")])
+def test_a_stream_answered_later_on_the_loops_own_clock_takes_the_time_until_its_answer(
+    loop: ClockLoop, seconds: float, le: str
+) -> None:
+    page = page_after(loop, [f"/async/201/{seconds}"], seconds, loop_clock=True)
     first = BOUNDS.index(le)
     assert durations(page) == [0] * first + [1] * (len(BOUNDS) - first), page
     assert sample(page, "peregrine_request_duration_seconds_sum") == pytest.approx(seconds)

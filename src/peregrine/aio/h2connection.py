@@ -396,6 +396,11 @@ class Http2Connection(asyncio.Protocol):
         self.send_watchdog: SendWatchdog | None = None
         self.timer: asyncio.TimerHandle | None = None
         self.timer_at = 0.0
+        #: what ``last_read`` is read with: the duration clock when durations are timed (metrics
+        #: or access log) on the loop's own clock (same epoch, finer resolution), so that a read's
+        #: streams start their durations at that read, one clock read for all of them
+        self.reads_on_clock = state.timed and state.clock is state.loop_clock
+        self.read_clock = state.clock if self.reads_on_clock else self.loop.time
         self.last_read = 0.0
         self.idle_since = 0.0
         self.requests_seen = 0
@@ -414,7 +419,7 @@ class Http2Connection(asyncio.Protocol):
         )
         self.h2.initiate()
         self._flush()
-        self.last_read = self.loop.time()
+        self.last_read = self.read_clock()
         self._arm_timer(self.last_read + config.header_timeout)
         if state.draining:
             self.shutdown()
@@ -422,7 +427,7 @@ class Http2Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closed:
             return
-        self.last_read = self.loop.time()
+        self.last_read = self.read_clock()
         h2 = self.h2
         self.flush_pending = True  # whatever the events queue goes out in the one write below
         try:
@@ -622,7 +627,13 @@ class Http2Connection(asyncio.Protocol):
             self.state.apply_proxy_headers(request)
         state = self.state
         if state.timed:
-            exchange.start = start_time(state)
+            # the read that brought the request in, when read on the duration clock: the
+            # duration then runs from the request's arrival (the handler's call, and any wait
+            # behind the streams before it in that read, included) to its hand-over
+            if self.in_receive and self.reads_on_clock:
+                exchange.start = self.last_read
+            else:
+                exchange.start = start_time(state)
         return request
 
     def _start_exchange(self, exchange: H2Exchange) -> None:
