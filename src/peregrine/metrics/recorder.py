@@ -13,7 +13,8 @@ counts them in one batch before it copies the counts (the page stays exact).
 
 Durations run from the handler's call to the response's hand-over to the transport, on
 ``time.perf_counter`` (``ServerState.clock``), which the connections read at both ends on every
-path, a synchronous handler's included; with metrics and the access log off they read no clock.
+path, a synchronous handler's included (HTTP/2, on the loop's own clock, starts at the read that
+brought the request in); with metrics and the access log off they read no clock.
 
 Nothing shared is touched on the hot path: :meth:`MetricsRecorder.publish` copies the counts
 into the worker's shared block every :data:`PUBLISH_INTERVAL` seconds and when the worker stops
