@@ -4,6 +4,7 @@ failures as exceptions (never ``SystemExit``)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import threading
 import time
@@ -53,6 +54,25 @@ def test_serve_runs_in_the_programs_own_loop() -> None:
     text, other = asyncio.run(program())
     assert text == "hello from MainThread"
     assert other == "the loop stays the program's"
+
+
+def test_serve_leaves_the_programs_collector_alone() -> None:
+    # a worker that owns its process freezes the start-up heap (process/worker.py); one serving
+    # in a program's own loop does not touch that program's collector
+    async def program() -> int:
+        server = peregrine.Server(Hello, port=0, workers=1)
+        serving = asyncio.create_task(server.serve())
+        while not server.addresses:
+            await asyncio.sleep(0.01)
+        async with httpx.AsyncClient() as client:
+            await client.get(server.addresses[0] + "/")
+        frozen = gc.get_freeze_count()
+        server.shutdown()
+        await asyncio.wait_for(serving, 10)
+        return frozen
+
+    before = gc.get_freeze_count()
+    assert asyncio.run(program()) == before
 
 
 def test_serve_stops_when_shutdown_is_called_from_another_thread() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 
@@ -58,3 +59,12 @@ class FailsWhenFlagged:
 
     def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
         resp.set_body(f"pid={os.getpid()}")
+
+
+class HeapWatch:
+    """Answers ``walked`` while the cyclic collector still walks this handler (made at
+    start-up) in its collections, ``frozen`` once the worker froze the start-up heap."""
+
+    def handle_request(self, req: peregrine.Request, resp: peregrine.Response) -> None:
+        walked = any(obj is self for obj in gc.get_objects())
+        resp.set_body(b"walked" if walked else b"frozen")

@@ -212,3 +212,11 @@ def test_reuse_port_slot_without_a_worker_does_not_swallow_connections(
         for sock in clients:
             sock.close()
         flag.unlink()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_start_up_objects_leave_the_collectors_walk(start_server, workers: int) -> None:
+    # what the worker built before serving (here the handler) is frozen: a full collection,
+    # set off when many connections open at once, does not walk it again
+    server = start_server("tests.process.apps:HeapWatch", workers=workers)
+    assert get(server.url + "/").text == "frozen"
