@@ -882,6 +882,26 @@ class TestConnections:
         assert wire.response().status == 500
         assert "ConnectionRefusedError" in caplog.text
 
+    @pytest.mark.parametrize(
+        "accepted, client",
+        [
+            (("192.0.2.7", 40000), ["192.0.2.7", 40000]),
+            (("2001:db8::7", 40000, 0, 0), ["2001:db8::7", 40000]),  # accept()'s IPv6 4-tuple
+            ("", None),  # a unix socket's unnamed peer
+            (None, ["127.0.0.1", 50000]),  # not given: the transport is asked
+        ],
+        ids=["ipv4", "ipv6", "unix", "not-given"],
+    )
+    def test_the_client_is_the_address_accept_returned(
+        self, loop: ClockLoop, accepted: Any, client: list[Any] | None
+    ) -> None:
+        # the acceptor hands over what accept() returned; the transport (uvloop: a getsockname
+        # and a getpeername) is asked only when nothing was handed over
+        state = ServerState(Config(), Engine(), loop)
+        wire = Wire(loop, HttpConnection(state, accepted), peername=("127.0.0.1", 50000))
+        wire.send(get("/echo"))
+        assert echo_of(wire.response().body)["client"] == client
+
 
 class TestFiles:
     """Bodies from ``send_file``: here through the transport (the fake has no socket to sendfile)."""

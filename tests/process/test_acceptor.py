@@ -36,9 +36,12 @@ class Protocols:
 
     def __init__(self) -> None:
         self.transports: list[asyncio.BaseTransport] = []
+        #: the peer address the acceptor gave each protocol it asked for
+        self.peers: list[object] = []
 
-    def __call__(self) -> asyncio.Protocol:
+    def __call__(self, peer: object) -> asyncio.Protocol:
         made = self.transports
+        self.peers.append(peer)
 
         class Quiet(asyncio.Protocol):
             def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -140,7 +143,7 @@ def test_accepted_connections_reach_the_protocol_non_blocking_and_answer(
     listener.setblocking(False)
     clients = [socket.create_connection(listener.getsockname()) for _ in range(3)]
     try:
-        acceptor = Acceptor(loop, listener, Echo, None, 5.0, None)
+        acceptor = Acceptor(loop, listener, lambda peer: Echo(), None, 5.0, None)
         acceptor._on_readable()
         loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
         assert len(made) == 3
@@ -161,6 +164,19 @@ def test_accepted_connections_reach_the_protocol_non_blocking_and_answer(
         loop.run_until_complete(asyncio.sleep(0))
         for client in clients:
             client.close()
+
+
+def test_each_protocol_is_given_the_peer_address_accept_returned(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # what accept() returned goes to the protocol factory, so that the connection need not ask
+    # the socket again (uvloop: a getsockname and a getpeername per connection)
+    with queued(loop, 5) as (listener, protocols):
+        acceptor = Acceptor(loop, listener, protocols, None, 5.0, None)
+        acceptor._on_readable()
+        loop.run_until_complete(asyncio.wait(list(acceptor.pending)))
+        peers = [t.get_extra_info("peername") for t in protocols.transports]
+        assert len(peers) == 5 and sorted(protocols.peers) == sorted(peers)  # type: ignore[type-var]
 
 
 @pytest.mark.parametrize("family", [socket.AF_INET, socket.AF_INET6, socket.AF_UNIX])

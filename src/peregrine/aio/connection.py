@@ -99,10 +99,13 @@ class HttpConnection(asyncio.Protocol):
         "eof",
         "upgraded",
         "h2_preface",
+        "accepted_peer",
     )
 
-    def __init__(self, state: ServerState) -> None:
+    def __init__(self, state: ServerState, accepted_peer: Any = None) -> None:
         self.state = state
+        #: the peer address the acceptor got from ``accept()``, until connection_made uses it
+        self.accepted_peer = accepted_peer
         self.config = state.config
         self.loop = state.loop
         handler = state.handler
@@ -166,7 +169,8 @@ class HttpConnection(asyncio.Protocol):
                 state.access_log.error(503, transport.get_extra_info("peername"))
             self.close()
             return
-        client, self.trusted_proxy, self.scheme = state.describe_peer(transport)
+        accepted, self.accepted_peer = self.accepted_peer, None  # (the parser keeps the pair)
+        client, self.trusted_proxy, self.scheme = state.describe_peer(transport, accepted)
         self.parser = self._new_parser(client)
         state.parking.hold(self)  # dropped once idle (aio/parking.py)
         transport.set_write_buffer_limits(config.write_buffer_high, config.write_buffer_low)

@@ -44,7 +44,12 @@ class ServedConnection(Protocol):
 
 def peer_address(transport: asyncio.BaseTransport) -> tuple[str, int] | None:
     """The ``(host, port)`` of a TCP transport's peer; None for a unix socket or a gone peer."""
-    peer = transport.get_extra_info("peername")
+    return address_pair(transport.get_extra_info("peername"))
+
+
+def address_pair(peer: Any) -> tuple[str, int] | None:
+    """The ``(host, port)`` of a socket address (``accept()``'s or ``getpeername()``'s); None for
+    a unix socket's (a path) or none."""
     if isinstance(peer, tuple) and len(peer) >= 2:
         # uvloop makes a new (host, port) tuple per call: keep it rather than a copy
         return peer if len(peer) == 2 else (peer[0], peer[1])
@@ -141,10 +146,13 @@ class ServerState:
         self._ticker: asyncio.TimerHandle | None = None
 
     def describe_peer(
-        self, transport: asyncio.BaseTransport
+        self, transport: asyncio.BaseTransport, accepted: Any = None
     ) -> tuple[tuple[str, int] | None, bool, str]:
-        """``(client, trusted_proxy, scheme)`` of a new connection (HTTP/1 and HTTP/2 alike)."""
-        client = peer_address(transport)
+        """``(client, trusted_proxy, scheme)`` of a new connection (HTTP/1 and HTTP/2 alike).
+
+        ``accepted``: the peer address ``accept()`` returned with the connection, when known;
+        else the transport is asked (uvloop: a ``getsockname`` and a ``getpeername``)."""
+        client = address_pair(accepted) if accepted is not None else peer_address(transport)
         trusted = False
         if self.is_trusted_proxy is not None:
             trusted = self.is_trusted_proxy(client[0] if client is not None else "unix")

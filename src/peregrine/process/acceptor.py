@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import logging
 import socket
 import ssl
@@ -74,7 +75,7 @@ class Acceptor:
         self,
         loop: asyncio.AbstractEventLoop,
         sock: socket.socket,
-        protocol_factory: Callable[[], asyncio.Protocol],
+        protocol_factory: Callable[[Any], asyncio.Protocol],
         ssl_context: ssl.SSLContext | None,
         handshake_timeout: float,
         served: Callable[[], int] | None = None,
@@ -83,6 +84,9 @@ class Acceptor:
         #: how many connections the worker serves now (the batch size per readiness event)
         self.served = served
         self.sock = sock
+        #: makes a connection's protocol, given the peer address ``accept()`` returned with it
+        #: (``(host, port)``, ``(host, port, flowinfo, scope_id)``, or a unix socket's path): the
+        #: protocol need not ask the socket again (``getsockname`` and ``getpeername`` in uvloop)
         self.protocol_factory = protocol_factory
         self.ssl_context = ssl_context
         self.handshake_timeout = handshake_timeout
@@ -128,7 +132,7 @@ class Acceptor:
         make, family, kind, proto = self._socket_class, self._family, self._kind, self._proto
         while accepted < limit:
             try:
-                fd, _ = accept()
+                fd, peer = accept()
             except (BlockingIOError, InterruptedError):
                 break
             except ConnectionAbortedError:
@@ -138,24 +142,24 @@ class Acceptor:
                     self._pause(exc)
                 break
             accepted += 1
-            self._adopt(make(family, kind, proto, fd))
+            self._adopt(make(family, kind, proto, fd), peer)
         if accepted and self._errors:
             log.warning("accepting connections again after %d failed attempts", self._errors)
             self._errors = 0
             self._backoff = 0.0
 
-    def _adopt(self, conn: socket.socket) -> None:
+    def _adopt(self, conn: socket.socket, peer: Any) -> None:
         # Not made non-blocking here: both loops do it as they take the socket (asyncio's
         # connect_accepted_socket calls setblocking(False), libuv's uv_tcp_open sets O_NONBLOCK),
         # and a second ioctl per connection is a syscall for nothing. Until then nothing reads it.
-        task = self.loop.create_task(self._connect(conn))
+        task = self.loop.create_task(self._connect(conn, peer))
         self.pending.add(task)
         task.add_done_callback(self.pending.discard)
 
-    async def _connect(self, conn: socket.socket) -> None:
+    async def _connect(self, conn: socket.socket, peer: Any) -> None:
         try:
             await self.loop.connect_accepted_socket(
-                self.protocol_factory,
+                functools.partial(self.protocol_factory, peer),  # (a partial: no Python frame)
                 conn,
                 ssl=self.ssl_context,
                 ssl_handshake_timeout=self.handshake_timeout if self.ssl_context else None,

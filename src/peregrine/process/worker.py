@@ -173,7 +173,7 @@ class Worker:
                 acceptor = Acceptor(
                     loop,
                     sock,
-                    lambda: HttpConnection(state),
+                    lambda peer: HttpConnection(state, peer),
                     self.ssl_context,
                     self.config.tls_handshake_timeout,
                     lambda: len(state.connections),
