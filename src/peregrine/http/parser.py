@@ -611,9 +611,8 @@ class RequestParser:
             if line[stop : stop + 1] == b"\n":
                 stop += 1
         # (scanned once, and never past a byte that already refused the line)
-        state = chunklines.advance(self._chunk_state, bytes(line[scanned:stop]), 0, stop - scanned)[
-            0
-        ]
+        unscanned = bytes(line[scanned:stop])
+        state, _ = chunklines.advance(self._chunk_state, unscanned, 0, stop - scanned)
         self._chunk_state = state
         self._chunk_scanned = stop
         zeros = self._chunk_zeros
