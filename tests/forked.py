@@ -309,12 +309,19 @@ def _command_line_parser() -> argparse.ArgumentParser:
 
 
 def run(
-    args: list[str], *, cwd: str, env: Mapping[str, str], timeout: float
+    args: list[str],
+    *,
+    cwd: str,
+    env: Mapping[str, str],
+    timeout: float,
+    script: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``subprocess.run([python, "-m", "peregrine", *args], capture_output=True, text=True)``."""
+    """``subprocess.run([python, "-m", "peregrine", *args], capture_output=True, text=True)``.
+
+    With ``script``, ``python SCRIPT *args`` instead (as :func:`spawn`)."""
     import threading
 
-    proc, err_fd = spawn(args, cwd=cwd, env=env, stderr_to_stdout=False)
+    proc, err_fd = spawn(args, cwd=cwd, env=env, stderr_to_stdout=False, script=script)
     assert proc.stdout is not None and err_fd is not None
     chunks: dict[str, bytes] = {}
 

@@ -16,13 +16,10 @@ from __future__ import annotations
 import os
 import re
 import shlex
-import signal
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import pytest
 
@@ -107,7 +104,9 @@ def run_python(snippet_text: str, directory: Path) -> subprocess.CompletedProces
     (directory / "driver.py").write_text(DRIVER)
     args = [str(directory / "snippet.py"), str(ROOT / "src"), str(ROOT)]
     if forked.forking_enabled():
-        return run_forked_script("driver.py", args, directory, timeout=30)
+        # a fork of this process: a new interpreter importing Peregrine cost ~0.2 s of CPU per
+        # snippet, the fork ~0.03 s
+        return forked.run(args, cwd=str(directory), env=os.environ, timeout=30, script="driver.py")
     return subprocess.run(
         [sys.executable, "driver.py", *args],
         cwd=str(directory),
@@ -115,42 +114,6 @@ def run_python(snippet_text: str, directory: Path) -> subprocess.CompletedProces
         text=True,
         timeout=30,
     )
-
-
-def run_forked_script(
-    script: str, args: list[str], directory: Path, timeout: float
-) -> subprocess.CompletedProcess[str]:
-    """``python SCRIPT ARGS`` as a fork of this process (tests/forked.py), run to its end.
-
-    A new interpreter importing Peregrine cost ~0.2 s of CPU per snippet; the fork ~0.03 s.
-    """
-    proc, err_fd = forked.spawn(
-        args, cwd=str(directory), env=dict(os.environ), stderr_to_stdout=False, script=script
-    )
-    assert proc.stdout is not None and err_fd is not None
-    err = open(err_fd, "rb", buffering=0)  # noqa: SIM115 - read and closed by its thread
-    output: dict[int, bytes] = {}
-
-    def read(index: int, stream: IO[bytes]) -> None:
-        with stream:
-            output[index] = stream.read()
-
-    readers = [
-        threading.Thread(target=read, args=(i, stream), daemon=True)
-        for i, stream in enumerate((proc.stdout, err))
-    ]
-    for reader in readers:
-        reader.start()
-    try:
-        code = proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-        raise
-    for reader in readers:
-        reader.join(10)
-    out, errors = (output.get(i, b"").decode("utf-8", "replace") for i in (0, 1))
-    return subprocess.CompletedProcess(proc.args, code, out, errors)
 
 
 @pytest.mark.parametrize("snippet", PYTHON, ids=str)
