@@ -44,8 +44,12 @@ def test_hung_worker_is_logged_with_its_stack_killed_and_replaced(
     assert match is not None
     slot, pid = match.group(1), int(match.group(2))
     assert server.wait_for_line(rf"worker {slot} \(pid {pid}\) was stuck at", timeout=5)
+    # the stack is the same log record's next lines: wait for them too (the output is read
+    # line by line, so the header can be seen before the lines after it)
+    handler_frame = r'tests/process/apps\.py", line \d+ in handle_request'
+    server.wait_for_line(handler_frame, timeout=5)
     stack = server.output.split(f"(pid {pid}) was stuck at", 1)[1]
-    assert re.search(r'tests/process/apps\.py", line \d+ in handle_request', stack), stack
+    assert re.search(handler_frame, stack), stack
     assert server.wait_for_line(rf"worker {slot} \(pid {pid}\) was killed by SIGKILL", timeout=5)
     assert wait_until(lambda: not alive(pid))
     with blocked:
