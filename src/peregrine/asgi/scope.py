@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from ..http.headers import PAIRWISE_COMPARE, same_fields
 from ..http.request import Request
 
 #: the ``asgi`` key of every scope: ASGI 3, the HTTP/WebSocket spec version we follow
@@ -133,7 +134,7 @@ def http_scope(
     scope["method"] = request.method
     scope["query_string"] = request.query_bytes
     raw = request.raw_headers
-    if raw == template.raw:
+    if same_fields(raw, template.raw) if PAIRWISE_COMPARE else raw == template.raw:
         scope["headers"] = template.lowered.copy()
     else:
         lowered = lowered_headers(raw)

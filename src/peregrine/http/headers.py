@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import overload
+from typing import Final, overload
 
-from .._build import mypyc_attr
+from .._build import mypyc_attr, runs_compiled
 
 RawHeaders = list[tuple[bytes, bytes]]
+
+
+def same_fields(kept: RawHeaders, fields: RawHeaders) -> bool:
+    """``kept == fields``, pair by pair: compiled, each name and value is compared as bytes
+    (one length check and ``memcmp``), where the list's ``==`` goes through the generic
+    comparison of each tuple. For the compiled build only (see :data:`PAIRWISE_COMPARE`)."""
+    if len(kept) != len(fields):
+        return False
+    for i in range(len(kept)):
+        one = kept[i]
+        other = fields[i]
+        if one[0] != other[0] or one[1] != other[1]:
+            return False
+    return True
+
+
+#: whether :func:`same_fields` is the cheaper way to compare two header lists: compiled, yes;
+#: interpreted, a loop in Python is slower than the list's own ``==``, so callers write
+#: ``same_fields(a, b) if PAIRWISE_COMPARE else a == b``
+PAIRWISE_COMPARE: Final = runs_compiled(same_fields)
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # the compiled build keeps it subclassable

@@ -10,8 +10,7 @@ from __future__ import annotations
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
-from .._build import runs_compiled
-from ..http.headers import Headers, RawHeaders
+from ..http.headers import PAIRWISE_COMPARE, Headers, RawHeaders, same_fields
 from ..http.request import Request
 
 # ``b"User-Agent" -> "HTTP_USER_AGENT"``, computed once per spelling seen (bounded below).
@@ -197,25 +196,6 @@ def _connection_keys(
 _Kept = tuple[list[tuple[bytes, bytes]], str, str, Any, dict[str, Any], str, bytes, bytes]
 
 
-def _same_fields(kept: RawHeaders, fields: RawHeaders) -> bool:
-    """``kept == fields``, pair by pair: compiled, each name and value is compared as bytes
-    (one length check and ``memcmp``), where the list's ``==`` goes through the generic
-    comparison of each tuple."""
-    if len(kept) != len(fields):
-        return False
-    for i in range(len(kept)):
-        one = kept[i]
-        other = fields[i]
-        if one[0] != other[0] or one[1] != other[1]:
-            return False
-    return True
-
-
-#: whether this module runs compiled: interpreted, a loop in Python is slower than the list's
-#: own ``==``, so :func:`_same_fields` is for the compiled build only
-_COMPILED: Final = runs_compiled(_same_fields)
-
-
 class EnvironBuilder:
     """:func:`build_environ` for the requests of one worker, with a memory per client.
 
@@ -255,7 +235,7 @@ class EnvironBuilder:
         kept = self._kept.get(client)
         if (
             kept is not None
-            and (_same_fields(kept[0], fields) if _COMPILED else kept[0] == fields)
+            and (same_fields(kept[0], fields) if PAIRWISE_COMPARE else kept[0] == fields)
             and kept[1] == request.scheme
             and kept[2] == request.version
             and (kept[3] is sockname or kept[3] == sockname)  # (None, but for HTTP/1.0)
