@@ -48,13 +48,13 @@ INVALID = [
 
 
 def scan_whole(line: bytes) -> int:
-    return chunklines.scan(chunklines.START, line, 0, len(line))
+    return chunklines.advance(chunklines.START, line, 0, len(line))[0]
 
 
 def scan_bytewise(line: bytes) -> int:
     state = chunklines.START
     for i in range(len(line)):
-        state = chunklines.scan(state, line, i, i + 1)
+        state = chunklines.advance(state, line, i, i + 1)[0]
     return state
 
 
@@ -63,8 +63,8 @@ def test_valid_line_ends_complete_however_scanned(line: bytes, normal: bytes) ->
     assert scan_whole(line) == chunklines.END
     assert scan_bytewise(line) == chunklines.END
     for i in range(len(line) + 1):
-        state = chunklines.scan(chunklines.START, line, 0, i)
-        assert chunklines.scan(state, line, i, len(line)) == chunklines.END
+        state = chunklines.advance(chunklines.START, line, 0, i)[0]
+        assert chunklines.advance(state, line, i, len(line))[0] == chunklines.END
 
 
 @pytest.mark.parametrize("line, normal", [c[1:] for c in VALID], ids=[c[0] for c in VALID])
@@ -80,8 +80,8 @@ def test_invalid_line_is_an_error_however_scanned(line: bytes) -> None:
 
 
 def test_an_error_stays_an_error() -> None:
-    state = chunklines.scan(chunklines.START, b"5 x", 0, 3)
-    assert chunklines.scan(state, b";a=1\r\n", 0, 6) == chunklines.ERROR
+    state = chunklines.advance(chunklines.START, b"5 x", 0, 3)[0]
+    assert chunklines.advance(state, b";a=1\r\n", 0, 6)[0] == chunklines.ERROR
 
 
 def test_a_line_still_arriving_is_neither_complete_nor_an_error() -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["CR", "END", "ERROR", "START", "advance", "normalize", "scan"]
+__all__ = ["CR", "END", "ERROR", "START", "advance", "normalize"]
 
 # states of the scan
 START: Final = 0  # nothing yet: a hex digit must come
@@ -68,7 +68,8 @@ _TABLE = (
 
 
 def advance(state: int, data: bytes, start: int, stop: int) -> tuple[int, int]:
-    """The state after ``data[start:stop]``, scanned from ``state``, and where the scan stopped.
+    """The state after ``data[start:stop]``, scanned from ``state`` (:data:`START` for a line),
+    and where the scan stopped; :data:`END` after the line's CRLF.
 
     The scan stops just past the first byte that cannot continue a chunk-size line (the state is
     then :data:`ERROR`, which no byte can leave): the bytes after it are not looked at, however
@@ -82,14 +83,6 @@ def advance(state: int, data: bytes, start: int, stop: int) -> tuple[int, int]:
         if state == 13:  # ERROR (a literal: the interpreted build would look the name up)
             return state, i + 1
     return state, stop
-
-
-def scan(state: int, data: bytes, start: int, stop: int) -> int:
-    """The state after ``data[start:stop]``, scanned from ``state`` (:data:`START` for a line).
-
-    :data:`ERROR` once a byte cannot continue a chunk-size line, :data:`END` after its CRLF.
-    """
-    return advance(state, data, start, stop)[0]
 
 
 def normalize(line: bytes) -> bytes:
